@@ -1,0 +1,339 @@
+"""The local cloud's HTTP server: one port on 127.0.0.1 answering like AWS.
+
+One threaded WSGI server dispatches each request, in order, to
+
+1. ``/_localcloud/health`` (our health endpoint, JSON);
+2. the *routes* registered by our data planes (Lambda invoke and the Lambda
+   Runtime API, the API Gateway data plane), each a :class:`Route`;
+3. moto's WSGI application, mounted in-process, for every other AWS API.
+
+Two ways to run it:
+
+* :class:`LocalCloud` — in this process, in threads (the server process uses it);
+* :class:`LocalCloudProcess` — a child process running ``python -m
+  swlab.localcloud serve``, which is what users, scripts and tests start: moto's
+  backends are process-global, so the cloud gets a process of its own.
+
+Moto's Step Functions interpreter calls Lambda and DynamoDB with boto3 at
+``http://localhost:$MOTO_PORT``; :meth:`LocalCloud.start` sets ``MOTO_PORT`` to
+our port so those calls reach our data planes.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+from werkzeug.serving import BaseWSGIServer, make_server
+
+log = logging.getLogger("swlab.localcloud")
+
+HEALTH_PATH = "/_localcloud/health"
+DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
+WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A data plane mounted in front of moto: ``matches(environ)`` picks the requests it answers."""
+
+    name: str
+    matches: Callable[[dict], bool]
+    app: WSGIApp
+
+
+def _json_response(start_response: Callable, status: str, body: dict) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+class LocalCloud:
+    """The local cloud in this process. ``start()`` binds, ``stop()`` ends every child process."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        work_dir: str | Path | None = None,
+        region: str = "us-east-1",
+        options: dict[str, Any] | None = None,
+    ) -> None:
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError(f"the local cloud binds loopback only, not {host!r}")
+        self.host = host
+        self.requested_port = port
+        self.region = region
+        self.account_id = DEFAULT_ACCOUNT_ID
+        self.work_dir = Path(work_dir or Path.cwd() / ".localcloud").resolve()
+        self.options = dict(options or {})
+        self.routes: list[Route] = []
+        self.components: list[Any] = []  # data planes with a shutdown() method
+        self._server: BaseWSGIServer | None = None
+        self._thread: threading.Thread | None = None
+        self._moto_app: WSGIApp | None = None
+        self.started_at: float | None = None
+
+    # -- lifecycle -----------------------------------------------------------------
+    def start(self) -> "LocalCloud":
+        from swlab.localcloud import moto_patches
+
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self._server = make_server(
+            self.host, self.requested_port, self._dispatch, threaded=True, request_handler=_request_handler()
+        )
+        self._server.daemon_threads = True
+        os.environ["MOTO_PORT"] = str(self.port)
+        moto_patches.apply()
+        self._moto_app = _make_moto_app()
+        self._mount_data_planes()
+        self._thread = threading.Thread(target=self._server.serve_forever, name="localcloud-http", daemon=True)
+        self._thread.start()
+        self.started_at = time.time()
+        log.info("local cloud listening on %s", self.endpoint_url)
+        return self
+
+    def _mount_data_planes(self) -> None:
+        """Build the data planes; each may add routes and components. Missing ones are skipped."""
+        for mount in _data_plane_mounts():
+            mount(self)
+
+    def stop(self) -> None:
+        for component in reversed(self.components):
+            try:
+                component.shutdown()
+            except Exception:  # noqa: BLE001 — stop the others whatever one does
+                log.exception("shutting down %r failed", component)
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        self._server = None
+
+    def __enter__(self) -> "LocalCloud":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        assert self._server is not None, "call start() first"
+        return int(self._server.server_address[1])
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    # -- request dispatch ----------------------------------------------------------
+    def _dispatch(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == HEALTH_PATH:
+            return _json_response(start_response, "200 OK", self.health())
+        for route in self.routes:
+            if route.matches(environ):
+                return route.app(environ, start_response)
+        assert self._moto_app is not None
+        return self._moto_app(environ, start_response)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok",
+            "endpoint": self.endpoint_url,
+            "pid": os.getpid(),
+            "region": self.region,
+            "uptime_s": round(time.time() - (self.started_at or time.time()), 3),
+            "routes": [r.name for r in self.routes],
+        }
+
+
+def _make_moto_app() -> WSGIApp:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    return DomainDispatcherApplication(create_backend_app)
+
+
+def _request_handler() -> type:
+    """moto's request handler (keeps S3 metadata header spelling) with TCP_NODELAY.
+
+    Without TCP_NODELAY every small response waits for the peer's delayed ACK:
+    measured ~88 ms per warm Lambda invoke on this machine.
+    """
+    from moto.moto_server.werkzeug_app import MotoRequestHandler
+
+    class Handler(MotoRequestHandler):
+        def setup(self) -> None:
+            super().setup()
+            self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+        def log_request(self, *args: Any, **kwargs: Any) -> None:  # access log off: too noisy under load
+            pass
+
+    return Handler
+
+
+def _data_plane_mounts() -> list[Callable[[LocalCloud], None]]:
+    mounts = []
+    try:
+        from swlab.localcloud.lambda_dataplane import mount as mount_lambda
+
+        mounts.append(mount_lambda)
+    except ImportError as exc:  # pragma: no cover - during development only
+        log.warning("Lambda data plane not available: %s", exc)
+    try:
+        from swlab.localcloud.apigw import mount as mount_apigw
+
+        mounts.append(mount_apigw)
+    except ImportError as exc:  # pragma: no cover
+        log.warning("API Gateway data plane not available: %s", exc)
+    return mounts
+
+
+# ---------------------------------------------------------------------------------
+# The local cloud as a child process (what scripts and tests start).
+# ---------------------------------------------------------------------------------
+
+
+class LocalCloudError(RuntimeError):
+    """The local cloud could not be started, reached or stopped; the message says why."""
+
+
+class LocalCloudProcess:
+    """Start ``python -m swlab.localcloud serve`` and wait until it is healthy.
+
+    ``port=0`` picks a free port; the child reports it in a state file.
+    ``stop()`` asks it to shut down (SIGTERM) and, past ``grace_s``, kills its
+    whole process group, so no Lambda environment outlives it.
+    """
+
+    def __init__(
+        self,
+        port: int = 0,
+        work_dir: str | Path = ".localcloud",
+        options: dict[str, Any] | None = None,
+        python: str = sys.executable,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.port = port
+        self.work_dir = Path(work_dir).resolve()
+        self.options = dict(options or {})
+        self.python = python
+        self.env = env
+        self.proc: subprocess.Popen | None = None
+        self.state: dict[str, Any] = {}
+
+    @property
+    def state_file(self) -> Path:
+        return self.work_dir / "state.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.work_dir / "localcloud.log"
+
+    @property
+    def endpoint_url(self) -> str:
+        return self.state["endpoint"]
+
+    @property
+    def pid(self) -> int:
+        return int(self.state["pid"])
+
+    def start(self, timeout_s: float = 60.0) -> "LocalCloudProcess":
+        self.work_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.unlink(missing_ok=True)
+        cmd = [self.python, "-m", "swlab.localcloud", "serve", "--port", str(self.port),
+               "--work-dir", str(self.work_dir), "--options", json.dumps(self.options)]
+        env = dict(os.environ if self.env is None else self.env)
+        with open(self.log_file, "ab") as log_fh:
+            self.proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise LocalCloudError(f"the local cloud exited with code {self.proc.returncode}; "
+                                      f"see {self.log_file}:\n{_tail(self.log_file)}")
+            if self.state_file.exists():
+                self.state = json.loads(self.state_file.read_text())
+                if wait_healthy(self.endpoint_url, timeout_s=max(1.0, deadline - time.monotonic())):
+                    return self
+            time.sleep(0.05)
+        self.stop()
+        raise LocalCloudError(f"the local cloud did not become healthy in {timeout_s:.0f} s; see {self.log_file}")
+
+    def stop(self, grace_s: float = 15.0) -> None:
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=grace_s)
+            except subprocess.TimeoutExpired:
+                log.warning("local cloud did not stop in %.0f s; killing its process group", grace_s)
+        _kill_group(self.proc.pid)
+        self.proc.wait(timeout=10)
+        self.state_file.unlink(missing_ok=True)
+        self.proc = None
+
+    def __enter__(self) -> "LocalCloudProcess":
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
+def wait_healthy(endpoint_url: str, timeout_s: float = 30.0) -> bool:
+    """Poll the health endpoint until it answers 200 or the time is up."""
+    import urllib.request
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with urllib.request.urlopen(endpoint_url + HEALTH_PATH, timeout=2) as resp:
+                if resp.status == 200:
+                    return True
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def serve_forever(port: int, work_dir: Path, options: dict[str, Any]) -> None:
+    """Entry point of the server process: run until SIGTERM/SIGINT, then stop cleanly."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cloud = LocalCloud(port=port, work_dir=work_dir, options=options).start()
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    state = {"endpoint": cloud.endpoint_url, "port": cloud.port, "pid": os.getpid(), "started_at": cloud.started_at}
+    tmp = work_dir / "state.json.tmp"
+    tmp.write_text(json.dumps(state))
+    tmp.replace(work_dir / "state.json")
+    stop.wait()
+    log.info("stopping")
+    cloud.stop()
+    log.info("stopped")

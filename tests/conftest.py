@@ -1,0 +1,53 @@
+"""Shared fixtures. The local cloud runs as a child process (moto's backends are
+process-global, so tests that use moto's in-process ``mock_aws`` can share the
+pytest process without disturbing it)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from swlab.settings import Settings, client, load_settings
+
+
+@pytest.fixture(scope="session")
+def local_cloud(tmp_path_factory):
+    """The embedded local cloud on a free port, for the whole session; stopped at the end."""
+    from swlab.localcloud.server import LocalCloudProcess
+
+    work_dir = tmp_path_factory.mktemp("localcloud")
+    # Short idle TTL keeps the test session's Lambda environments few.
+    cloud = LocalCloudProcess(port=0, work_dir=work_dir, options={"idle_ttl_s": 120})
+    cloud.start()
+    yield cloud
+    cloud.stop()
+
+
+@pytest.fixture(scope="session")
+def lab_settings(local_cloud) -> Settings:
+    return load_settings(env={}, target="local", endpoint_url=local_cloud.endpoint_url, region="us-east-1")
+
+
+@pytest.fixture(scope="session")
+def aws(lab_settings):
+    """``aws("s3")`` → a boto3 client on the local cloud."""
+    cache: dict = {}
+
+    def make(service: str, **config):
+        key = (service, tuple(sorted(config.items())))
+        if key not in cache:
+            cache[key] = client(lab_settings, service, **config)
+        return cache[key]
+
+    return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _no_real_aws_credentials():
+    """Tests never talk to real AWS: blank out any credentials of the machine."""
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("AWS_") and k != "AWS_REGION"}
+    os.environ.setdefault("AWS_ACCESS_KEY_ID", "testing")
+    os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
+    yield
+    os.environ.update(saved)

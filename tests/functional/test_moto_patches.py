@@ -1,0 +1,192 @@
+"""Each patch in swlab.localcloud.moto_patches is still needed: moto's *original*
+behaviour is exercised in this (unpatched) pytest process and must still show
+the defect the patch works around. When one of these fails after a moto
+upgrade, the patch can go. The patched behaviour is tested through the local
+cloud in test_stepfunctions.py."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import pkgutil
+import time
+
+import pytest
+
+from swlab.localcloud import moto_patches
+
+pytestmark = pytest.mark.functional
+
+PASS_DEFINITION = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"ok": True}, "End": True}}})
+ROLE = "arn:aws:iam::123456789012:role/r"
+
+
+def _original(name: str, current):
+    """moto's function as shipped (this process does not apply the patches, but be safe)."""
+    return moto_patches.ORIGINALS.get(name, current)
+
+
+@pytest.fixture
+def parser_backend():
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    return StepFunctionsParserBackend("us-east-1", "123456789012")
+
+
+def _wait_finished(executions, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while any(e.status == "RUNNING" for e in executions) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
+def test_moto_still_defaults_to_not_executing_state_machines():
+    from moto.core.config import default_user_config
+
+    if moto_patches._applied:
+        pytest.skip("patches applied in this process")
+    assert not default_user_config.get("stepfunctions", {}).get("execute_state_machine", False)
+
+
+def test_moto_start_execution_without_name_still_collides(parser_backend):
+    from moto.stepfunctions.exceptions import ExecutionAlreadyExists
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    start = _original("start_execution", StepFunctionsParserBackend.start_execution)
+    sm = parser_backend.create_state_machine(name="names", definition=PASS_DEFINITION, roleArn=ROLE)
+    first = start(parser_backend, sm.arn, None, "{}")
+    assert first.execution_arn.endswith(":None")
+    _wait_finished([first])
+    with pytest.raises(ExecutionAlreadyExists):
+        start(parser_backend, sm.arn, None, "{}")
+
+
+def test_moto_still_lacks_start_sync_execution():
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    if moto_patches._applied:
+        pytest.skip("patches applied in this process")
+    assert not hasattr(StepFunctionResponse, "start_sync_execution")
+
+
+def test_moto_still_parses_the_definition_per_execution(monkeypatch):
+    from types import SimpleNamespace
+
+    from moto.stepfunctions.parser.backend import execution_worker
+
+    calls = []
+    real_parse = execution_worker.AmazonStateLanguageParser.parse
+    monkeypatch.setattr(execution_worker.AmazonStateLanguageParser, "parse",
+                        staticmethod(lambda d: calls.append(d) or real_parse(d)))
+    entrypoint = _original("_get_evaluation_entrypoint", execution_worker.ExecutionWorker._get_evaluation_entrypoint)
+    worker = SimpleNamespace(_evaluation_details=SimpleNamespace(
+        state_machine_details=SimpleNamespace(definition=PASS_DEFINITION)))
+    entrypoint(worker)
+    entrypoint(worker)
+    assert len(calls) == 2
+
+
+def test_cached_program_is_fresh_per_execution_but_tree_is_shared():
+    first, second = moto_patches.build_program(PASS_DEFINITION), moto_patches.build_program(PASS_DEFINITION)
+    assert first is not second
+    assert moto_patches.parse_tree(PASS_DEFINITION) is moto_patches.parse_tree(PASS_DEFINITION)
+
+
+def test_moto_still_builds_a_client_per_task_at_localhost(monkeypatch):
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    monkeypatch.setenv("MOTO_PORT", "4999")
+    make = _original("boto_client_for", boto_client.boto_client_for)
+    a, b = make("us-east-1", "lambda"), make("us-east-1", "lambda")
+    assert a is not b
+    assert a.meta.endpoint_url == "http://localhost:4999"
+
+
+def test_cached_client_is_shared_and_uses_ipv4_loopback(monkeypatch):
+    monkeypatch.setenv("MOTO_PORT", "4998")
+    a = moto_patches.cached_boto_client_for("us-east-1", "dynamodb")
+    assert a is moto_patches.cached_boto_client_for("us-east-1", "dynamodb")
+    assert a.meta.endpoint_url == "http://127.0.0.1:4998"
+
+
+def test_every_module_using_boto_client_for_is_patched():
+    """If upstream adds a service integration, _CLIENT_USERS must list its module."""
+    import moto.stepfunctions.parser as parser_pkg
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = _original("boto_client_for", boto_client.boto_client_for)
+    users = set()
+    for info in pkgutil.walk_packages(parser_pkg.__path__, parser_pkg.__name__ + "."):
+        if ".test_state" in info.name or info.name.endswith(".boto_client"):
+            continue
+        try:
+            module = importlib.import_module(info.name)
+        except Exception:  # noqa: BLE001 - optional modules with missing extras
+            continue
+        if getattr(module, "boto_client_for", None) in (original, moto_patches.cached_boto_client_for):
+            users.add(info.name)
+    assert users == set(moto_patches._CLIENT_USERS)
+
+
+def test_moto_still_keeps_every_finished_execution_and_thread(parser_backend):
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+    from moto.stepfunctions.parser.utils import TMP_THREADS
+
+    start = _original("start_execution", StepFunctionsParserBackend.start_execution)
+    sm = parser_backend.create_state_machine(name="bounded", definition=PASS_DEFINITION, roleArn=ROLE)
+    threads_before = len(TMP_THREADS)
+    executions = [start(parser_backend, sm.arn, f"e{i}", "{}") for i in range(30)]
+    _wait_finished(executions)
+    assert len(sm.executions) == 30
+    assert len(TMP_THREADS) - threads_before >= 30
+    assert not any(t.is_alive() for t in TMP_THREADS[threads_before:])
+
+    dropped = moto_patches.prune_executions(sm, keep=10)
+    assert dropped == 20
+    assert [e.name for e in sm.executions] == [f"e{i}" for i in range(20, 30)]
+    assert all(t.is_alive() for t in TMP_THREADS)
+
+
+def test_prune_keeps_running_executions(parser_backend):
+    from types import SimpleNamespace
+
+    running = [SimpleNamespace(exec_status="RUNNING", status="RUNNING") for _ in range(5)]
+    done = [SimpleNamespace(exec_status="SUCCEEDED", status="SUCCEEDED") for _ in range(20)]
+    sm = SimpleNamespace(executions=running + done)
+    assert moto_patches.prune_executions(sm, keep=3) == 17
+    assert sm.executions[:5] == running and len(sm.executions) == 8
+
+
+def test_configure_reads_option_then_environment(monkeypatch):
+    saved = dict(moto_patches._settings)
+    try:
+        monkeypatch.setenv("SWLAB_SFN_KEEP_EXECUTIONS", "77")
+        moto_patches.configure({"sfn_keep_executions": 5})
+        assert moto_patches._settings["keep_executions"] == 5
+        moto_patches.configure({})
+        assert moto_patches._settings["keep_executions"] == 77
+        with pytest.raises(ValueError):
+            moto_patches.configure({"sfn_keep_executions": -1})
+    finally:
+        moto_patches._settings.update(saved)
+
+
+def test_moto_describe_execution_still_returns_string_output_unencoded():
+    import boto3
+    from moto import mock_aws
+
+    from moto.stepfunctions.responses import StepFunctionResponse
+
+    if moto_patches._applied:
+        pytest.skip("patches applied in this process")
+    definition = json.dumps({"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "big", "End": True}}})
+    with mock_aws(config={"stepfunctions": {"execute_state_machine": True}}):
+        sfn = boto3.client("stepfunctions", region_name="us-east-1")
+        arn = sfn.create_state_machine(name="s", definition=definition, roleArn=ROLE)["stateMachineArn"]
+        execution_arn = sfn.start_execution(stateMachineArn=arn, name="x")["executionArn"]
+        deadline = time.monotonic() + 10
+        while (desc := sfn.describe_execution(executionArn=execution_arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+    assert StepFunctionResponse.describe_execution is moto_patches.ORIGINALS.get(
+        "describe_execution", StepFunctionResponse.describe_execution)
+    assert desc["output"] == "big"  # AWS: '"big"'

@@ -1,0 +1,194 @@
+"""Image classification for the AlexNet, ResNet and MobileNet functions (one module, three handlers).
+
+A model is loaded once per execution environment (lazily, on the first
+invocation, then kept in ``_LOADED``). The runtime is a small interface
+(:class:`Classifier`): ``torch`` is implemented; an ONNX Runtime variant is a
+new loader in ``RUNTIMES`` and leaves the handlers as they are.
+
+Weights, in this order: ``MODEL_WEIGHTS_PATH`` (a state_dict file),
+``MODEL_WEIGHTS_BUCKET`` + ``MODEL_WEIGHTS_KEY`` (an S3 object written by the
+"prepare models" step, downloaded to /tmp once), torchvision's own cache file
+under ``TORCH_HOME``; all of these are pretrained ImageNet weights
+(``"weights": "imagenet"``). If none exists the model is built with
+``torch.manual_seed(MODEL_SEED)`` and every result says ``"weights": "untrained"``.
+An explicitly configured source that is missing is an error, not a fallback.
+
+``FAIL_MODEL=1`` makes the function raise ModelFailure on every invocation: a
+documented test hook (set in the function's configuration) for the Parallel
+state's error records.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping, Protocol, Sequence
+
+import swl_env
+from swl_errors import ModelFailure
+from swl_event import image_id_of
+from swl_s3 import pointer, read_image
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+INPUT_SIZE = 224
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str        # the lab's name (function name suffix)
+    arch: str        # torchvision builder
+    weights_enum: str  # torchvision weights class (categories and the cache file name)
+
+
+MODELS = {
+    "alexnet": ModelSpec("alexnet", "alexnet", "AlexNet_Weights"),
+    "resnet": ModelSpec("resnet", "resnet18", "ResNet18_Weights"),
+    "mobilenet": ModelSpec("mobilenet", "mobilenet_v3_small", "MobileNet_V3_Small_Weights"),
+}
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    runtime: str = "torch"
+    weights_path: str = ""
+    weights_bucket: str = ""
+    weights_key: str = ""
+    seed: int = 0
+    threads: int = 0  # 0 = the runtime's default
+    top_k: int = 5
+    fail: bool = False
+    cache_dir: str = "/tmp/swlab-models"
+
+
+def config_from_env(env: Mapping[str, str] | None = None) -> InferenceConfig:
+    return InferenceConfig(
+        runtime=swl_env.get_str("INFERENCE_RUNTIME", "torch", env),
+        weights_path=swl_env.get_str("MODEL_WEIGHTS_PATH", "", env),
+        weights_bucket=swl_env.get_str("MODEL_WEIGHTS_BUCKET", "", env),
+        weights_key=swl_env.get_str("MODEL_WEIGHTS_KEY", "", env),
+        seed=swl_env.get_int("MODEL_SEED", 0, env),
+        threads=swl_env.get_int("TORCH_NUM_THREADS", 0, env, minimum=0),
+        top_k=swl_env.get_int("TOP_K", 5, env, minimum=1),
+        fail=swl_env.get_bool("FAIL_MODEL", False, env),
+    )
+
+
+class Classifier(Protocol):
+    spec: ModelSpec
+    weights: str             # "imagenet" or "untrained"
+    categories: Sequence[str]
+    load_ms: float
+
+    def probabilities(self, batch: Any) -> list[float]:
+        """Softmax over the classes for one preprocessed image (float32 array, 1x3x224x224)."""
+        ...
+
+
+def preprocess(image: Any) -> Any:
+    """PIL image -> float32 array 1x3x224x224, ImageNet-normalised (shared by every runtime)."""
+    import numpy as np
+    from PIL import Image
+
+    rgb = image.convert("RGB")
+    if rgb.size != (INPUT_SIZE, INPUT_SIZE):
+        rgb = rgb.resize((INPUT_SIZE, INPUT_SIZE), resample=Image.Resampling.BILINEAR)
+    array = (np.asarray(rgb, dtype=np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    return array.transpose(2, 0, 1)[None, ...].copy()
+
+
+def _weights_file(spec: ModelSpec, cfg: InferenceConfig, s3: Any, default_file: Callable[[], Path | None]) -> Path | None:
+    """The pretrained weights file to load, or None for seeded weights."""
+    if cfg.weights_path:
+        path = Path(cfg.weights_path)
+        if not path.is_file():
+            raise ModelFailure(f"MODEL_WEIGHTS_PATH={cfg.weights_path} does not exist")
+        return path
+    if cfg.weights_key:
+        if not cfg.weights_bucket or s3 is None:
+            raise ModelFailure("MODEL_WEIGHTS_KEY is set but MODEL_WEIGHTS_BUCKET (or an S3 client) is not")
+        path = Path(cfg.cache_dir) / Path(cfg.weights_key).name
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                s3.download_file(cfg.weights_bucket, cfg.weights_key, str(path))
+            except Exception as exc:  # noqa: BLE001 - any failure to fetch configured weights is fatal here
+                raise ModelFailure(f"cannot download s3://{cfg.weights_bucket}/{cfg.weights_key}: {exc}") from None
+        return path
+    return default_file()
+
+
+class TorchClassifier:
+    """A torchvision model in eval mode on the CPU."""
+
+    def __init__(self, spec: ModelSpec, cfg: InferenceConfig, s3: Any = None) -> None:
+        import torch
+        import torchvision.models as tvm
+
+        started = time.perf_counter()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        weights_enum = getattr(tvm, spec.weights_enum).DEFAULT
+        self.spec, self.categories = spec, list(weights_enum.meta["categories"])
+        path = _weights_file(spec, cfg, s3, lambda: _torch_cache_file(weights_enum.url))
+        torch.manual_seed(cfg.seed)  # deterministic "untrained" weights; harmless when a file is loaded
+        model = getattr(tvm, spec.arch)(weights=None)
+        if path is not None:
+            model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        self.weights = "imagenet" if path is not None else "untrained"
+        self._model, self._torch = model.eval(), torch
+        self.load_ms = round((time.perf_counter() - started) * 1000.0, 3)
+
+    def probabilities(self, batch: Any) -> list[float]:
+        torch = self._torch
+        with torch.inference_mode():
+            return torch.softmax(self._model(torch.from_numpy(batch)), dim=1)[0].tolist()
+
+
+def _torch_cache_file(url: str) -> Path | None:
+    import torch.hub
+
+    path = Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(url)
+    return path if path.is_file() else None
+
+
+RUNTIMES: dict[str, Callable[[ModelSpec, InferenceConfig, Any], Classifier]] = {"torch": TorchClassifier}
+_LOADED: dict[tuple[str, str], Classifier] = {}
+
+
+def get_classifier(name: str, cfg: InferenceConfig, s3: Any = None) -> tuple[Classifier, bool]:
+    """The loaded model for ``name`` and whether this call loaded it (a cold start)."""
+    key = (name, cfg.runtime)
+    if key in _LOADED:
+        return _LOADED[key], False
+    if name not in MODELS:
+        raise ModelFailure(f"unknown model {name!r}; known: {sorted(MODELS)}")
+    if cfg.runtime not in RUNTIMES:
+        raise ModelFailure(f"INFERENCE_RUNTIME={cfg.runtime!r} is not available; known: {sorted(RUNTIMES)}")
+    _LOADED[key] = RUNTIMES[cfg.runtime](MODELS[name], cfg, s3)
+    return _LOADED[key], True
+
+
+def top_k(probabilities: Sequence[float], categories: Sequence[str], k: int) -> list[dict[str, Any]]:
+    ranked = sorted(range(len(probabilities)), key=lambda i: (-probabilities[i], i))[:k]
+    return [{"label": categories[i], "index": i, "probability": float(f"{probabilities[i]:.6g}")} for i in ranked]
+
+
+def classify(event: Mapping[str, Any], name: str, cfg: InferenceConfig, s3: Any) -> dict[str, Any]:
+    """Event ``{"image_id", "image": {"bucket", "key"}}`` -> the model's top-k labels and timings."""
+    image_id = image_id_of(event)
+    if cfg.fail:
+        raise ModelFailure(f"{name}: forced failure (FAIL_MODEL=1 in the function's configuration)")
+    classifier, cold = get_classifier(name, cfg, s3)
+    image = read_image(s3, pointer(event.get("image")))
+    started = time.perf_counter()
+    probabilities = classifier.probabilities(preprocess(image))
+    inference_ms = round((time.perf_counter() - started) * 1000.0, 3)
+    return {
+        "image_id": image_id, "model": name, "arch": classifier.spec.arch, "ok": True,
+        "runtime": cfg.runtime, "weights": classifier.weights,
+        "top5": top_k(probabilities, classifier.categories, cfg.top_k),
+        "inference_ms": inference_ms, "cold": cold, "load_ms": classifier.load_ms if cold else 0.0,
+    }

@@ -1,0 +1,17 @@
+"""Grayscale: one luminance channel (ITU-R 601-2, Pillow's "L" conversion)."""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from PIL import Image, ImageOps
+
+from swl_step import run_step
+
+
+def to_grayscale(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
+    return ImageOps.grayscale(image), {}
+
+
+def grayscale(event: Mapping[str, Any], s3: Any) -> dict[str, Any]:
+    return run_step(event, s3, "grayscale", to_grayscale)

@@ -1,0 +1,15 @@
+"""Lambda entry point of the Update state (Workflow 2)."""
+
+import boto3
+
+import swl_log
+from update import table_from_env, update
+
+TABLE = table_from_env()
+DYNAMODB = boto3.client("dynamodb")
+
+
+def handler(event, context):
+    result = update(event, DYNAMODB, TABLE)
+    swl_log.log("update", image_id=result["image_id"], status=result["status"], consensus=result["consensus"])
+    return result

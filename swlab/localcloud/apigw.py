@@ -1,0 +1,504 @@
+"""API Gateway REST data plane of the local cloud: the subset the lab uses.
+
+URL scheme (the local cloud has one host, so the API id and stage go in the path)::
+
+    http://127.0.0.1:<port>/restapis/<api_id>/<stage>/_user_request_/<path>
+
+e.g. ``POST http://127.0.0.1:4566/restapis/a1b2c3d4e5/prod/_user_request_/ingest``
+answers what AWS answers at ``https://a1b2c3d4e5.execute-api.<region>.amazonaws.com/prod/ingest``.
+
+The configuration is read live from moto's API Gateway backend (resources,
+methods, integrations, stages, API keys, usage plans); the route table of an API
+is cached and rebuilt when its resources or methods change. Any stage that
+exists serves the API's *current* resources (AWS serves the deployment's snapshot).
+
+What happens to a request, in AWS's order:
+
+1. unknown API → 404 ``{"message": "Not Found"}``; unknown stage → 403
+   ``{"message": "Forbidden"}``; no resource or method for the path →
+   403 ``{"message": "Missing Authentication Token"}``;
+2. ``apiKeyRequired``: the ``x-api-key`` header must hold an enabled key that a
+   usage plan associates with this API stage, else 403 ``{"message": "Forbidden"}``;
+   that plan's throttle (token bucket: ``rateLimit`` per second, ``burstLimit``)
+   → 429 ``{"message": "Too Many Requests"}``, its quota (per DAY/WEEK/MONTH,
+   UTC) → 429 ``{"message": "Limit Exceeded"}``;
+3. the integration:
+
+   * ``AWS_PROXY`` to Lambda (``...:lambda:path/2015-03-31/functions/<arn>/invocations``):
+     a proxy event format 1.0 is POSTed to our own Lambda invoke endpoint; the
+     function's ``{statusCode, headers, multiValueHeaders, body, isBase64Encoded}``
+     becomes the response. A function error or a malformed response → 502
+     ``{"message": "Internal server error"}``; a failed invoke (throttled, ...)
+     → 500 (same message); past the integration timeout (29 s default) → 504
+     ``{"message": "Endpoint request timed out"}``.
+   * ``AWS`` to a JSON-protocol service action (``arn:aws:apigateway:<region>:states:action/StartSyncExecution``,
+     ``.../StartExecution``, ``...:dynamodb:action/GetItem`` ...): the request
+     template for the request's content type (default ``application/json``;
+     passthrough behaviour WHEN_NO_MATCH / WHEN_NO_TEMPLATES / NEVER as AWS)
+     is rendered (subset: :mod:`swlab.localcloud.apigw_vtl`) and sent to our own
+     endpoint. The integration response whose ``selectionPattern`` matches the
+     service's status code (else the default one) gives the status and, if it
+     has an ``application/json`` template, the body; with no integration
+     responses configured the service's status and body pass through.
+     StartExecution without a ``name`` gets a unique one (moto_patches).
+   * ``MOCK``: the request template's ``statusCode`` selects the integration
+     response; its template (if any) is the body.
+   * anything else (HTTP, HTTP_PROXY, authorizers) → 500, logged as unsupported.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import re
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qsl, quote
+
+import urllib3
+
+from swlab.localcloud.apigw_vtl import TemplateError, TemplateInput, render
+
+log = logging.getLogger("swlab.localcloud.apigw")
+
+USER_REQUEST = "/_user_request_"
+DEFAULT_TIMEOUT_MS = 29_000
+_PATH_RE = re.compile(r"^/restapis/(?P<api>[^/]+)/(?P<stage>[^/]+)/_user_request_(?P<path>/.*)?$")
+_LAMBDA_URI = re.compile(r":lambda:path/2015-03-31/functions/(?P<fn>.+?)/invocations$")
+_ACTION_URI = re.compile(r"^arn:aws[\w-]*:apigateway:(?P<region>[^:]+):(?P<service>[^:]+):action/(?P<action>\w+)$")
+# JSON-protocol services an AWS integration can call: X-Amz-Target prefix.
+_JSON_TARGETS = {"states": "AWSStepFunctions", "dynamodb": "DynamoDB_20120810"}
+
+
+@dataclass
+class Reply:
+    status: int
+    body: bytes
+    headers: list[tuple[str, str]]
+
+
+def _message(status: int, message: str, error_type: str | None = None) -> Reply:
+    headers = [("Content-Type", "application/json")]
+    if error_type:
+        headers.append(("x-amzn-ErrorType", error_type))
+    return Reply(status, json.dumps({"message": message}).encode(), headers)
+
+
+def mount(cloud: Any) -> None:
+    """Register the API Gateway data plane on a :class:`LocalCloud`."""
+    from swlab.localcloud.server import Route
+
+    plane = ApiGatewayDataPlane(cloud.endpoint_url, cloud.account_id, cloud.region)
+    cloud.routes.append(Route("apigateway", plane.matches, plane.wsgi))
+    cloud.components.append(plane)
+
+
+class ApiGatewayDataPlane:
+    def __init__(self, endpoint_url: str, account_id: str, region: str) -> None:
+        self.endpoint_url = endpoint_url
+        self.account_id = account_id
+        self.region = region
+        self.http = urllib3.PoolManager(num_pools=4, maxsize=64, retries=False)
+        self.limiter = UsageLimiter()
+        self._routes: dict[str, tuple[Any, "RouteTable"]] = {}
+
+    @staticmethod
+    def matches(environ: dict) -> bool:
+        path = environ.get("PATH_INFO", "")
+        return path.startswith("/restapis/") and USER_REQUEST in path
+
+    def shutdown(self) -> None:
+        self.http.clear()
+
+    # -- WSGI ---------------------------------------------------------------------------
+    def wsgi(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        request_id = str(uuid.uuid4())
+        try:
+            reply = self.handle(environ, request_id)
+        except Exception:  # noqa: BLE001 - a bug here must still answer like AWS
+            log.exception("API Gateway request %s failed", request_id)
+            reply = _message(500, "Internal server error")
+        headers = [*reply.headers, ("x-amzn-RequestId", request_id), ("Content-Length", str(len(reply.body)))]
+        start_response(f"{reply.status} {_reason(reply.status)}", headers)
+        return [reply.body]
+
+    def handle(self, environ: dict, request_id: str) -> Reply:
+        match = _PATH_RE.match(environ.get("PATH_INFO", ""))
+        if not match:
+            return _message(404, "Not Found")
+        api = self._find_api(match["api"])
+        if api is None:
+            return _message(404, "Not Found")
+        stage = api.stages.get(match["stage"])
+        if stage is None:
+            return _message(403, "Forbidden", "ForbiddenException")
+        request = HttpRequest.from_environ(environ, match["path"] or "/", stage.name, request_id)
+        request.account_id = self.account_id
+        found = self._route_table(api).find(request.path)
+        method = found and (found[0].resource_methods.get(request.method) or found[0].resource_methods.get("ANY"))
+        if not method:
+            return _message(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
+        resource, request.path_params = found
+        request.resource_path, request.resource_id = resource.get_path(), resource.id
+        if method.api_key_required:
+            denied = self._check_api_key(api.id, stage.name, request)
+            if denied:
+                return denied
+        integration = method.method_integration
+        if integration is None:
+            log.error("%s %s has no integration", request.method, request.resource_path)
+            return _message(500, "Internal server error")
+        request.stage_variables = dict(stage.variables or {})
+        return self._integrate(api, integration, request)
+
+    def _integrate(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+        kind = integration.integration_type
+        try:
+            if kind == "AWS_PROXY" and _LAMBDA_URI.search(integration.uri or ""):
+                return self._lambda_proxy(api, integration, request)
+            if kind == "AWS" and _ACTION_URI.match(integration.uri or ""):
+                return self._aws_action(api, integration, request)
+            if kind == "MOCK":
+                return self._mock(api, integration, request)
+        except TemplateError as exc:
+            log.error("mapping template of %s %s: %s", request.method, request.resource_path, exc)
+            return _message(500, "Internal server error")
+        log.error("unsupported integration %s %r on %s %s", kind, integration.uri, request.method, request.resource_path)
+        return _message(500, "Internal server error")
+
+    # -- configuration ----------------------------------------------------------------
+    def _find_api(self, api_id: str) -> Any:
+        from moto.apigateway.models import apigateway_backends
+
+        regions = apigateway_backends[self.account_id]
+        for region in (self.region, *[r for r in list(regions.keys()) if r != self.region]):
+            api = regions[region].apis.get(api_id)
+            if api is not None:
+                return api
+        return None
+
+    def _route_table(self, api: Any) -> "RouteTable":
+        fingerprint = tuple((rid, r.path_part, r.parent_id) for rid, r in list(api.resources.items()))
+        cached = self._routes.get(api.id)
+        if cached is None or cached[0] != fingerprint:
+            cached = (fingerprint, RouteTable([(r.get_path(), r) for r in list(api.resources.values())]))
+            self._routes[api.id] = cached
+        return cached[1]
+
+    def _check_api_key(self, api_id: str, stage: str, request: "HttpRequest") -> Reply | None:
+        from moto.apigateway.models import apigateway_backends
+
+        value = request.header("x-api-key")
+        backend = apigateway_backends[self.account_id][self.region]
+        key = next((k for k in list(backend.keys.values()) if value and k.value == value), None)
+        if key is None or not _enabled(key.enabled):
+            return _message(403, "Forbidden", "ForbiddenException")
+        for plan in list(backend.usage_plans.values()):
+            on_stage = any(s.get("apiId") == api_id and s.get("stage") == stage for s in plan.api_stages or [])
+            if on_stage and key.id in backend.usage_plan_keys.get(plan.id, {}):
+                request.api_key, request.api_key_id = key.value, key.id
+                verdict = self.limiter.admit(plan.id, key.id, plan.throttle or {}, plan.quota or {})
+                return None if verdict is None else _message(429, verdict)
+        return _message(403, "Forbidden", "ForbiddenException")
+
+    # -- integrations -----------------------------------------------------------------
+    def _lambda_proxy(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+        function = _LAMBDA_URI.search(integration.uri)["fn"]
+        event = request.proxy_event(api.id)
+        try:
+            resp = self.http.request(
+                "POST", f"{self.endpoint_url}/2015-03-31/functions/{quote(function, safe='')}/invocations",
+                body=json.dumps(event).encode(), headers=_aws_headers("lambda", self.region, {
+                    "Content-Type": "application/json", "X-Amz-Invocation-Type": "RequestResponse"}),
+                timeout=urllib3.Timeout(connect=5, read=_timeout_s(integration)))
+        except urllib3.exceptions.ReadTimeoutError:
+            return _message(504, "Endpoint request timed out")
+        if resp.status != 200:
+            log.warning("Lambda invoke of %s answered %s: %s", function, resp.status, resp.data[:300])
+            return _message(500, "Internal server error")
+        if resp.headers.get("X-Amz-Function-Error"):
+            return _message(502, "Internal server error")
+        return _proxy_reply(resp.data) or _message(502, "Internal server error")
+
+    def _aws_action(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+        uri = _ACTION_URI.match(integration.uri)
+        target = _JSON_TARGETS.get(uri["service"])
+        if target is None:
+            raise TemplateError(f"AWS integration to service {uri['service']!r} is not supported")
+        body = _request_body(integration, request, api.id)
+        if body is None:
+            return _message(415, "Unsupported Media Type")
+        try:
+            resp = self.http.request(
+                "POST", f"{self.endpoint_url}/", body=body.encode(),
+                headers=_aws_headers(uri["service"], uri["region"], {
+                    "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"{target}.{uri['action']}"}),
+                timeout=urllib3.Timeout(connect=5, read=_timeout_s(integration)))
+        except urllib3.exceptions.ReadTimeoutError:
+            return _message(504, "Endpoint request timed out")
+        return _integration_reply(integration, request, api.id, resp.status, resp.data.decode("utf-8", "replace"))
+
+    def _mock(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+        rendered = _request_body(integration, request, api.id) or "{}"
+        try:
+            status = int(json.loads(rendered).get("statusCode", 200))
+        except (ValueError, AttributeError):
+            status = 500
+        return _integration_reply(integration, request, api.id, status, "")
+
+
+# -- requests -------------------------------------------------------------------------
+
+
+@dataclass
+class HttpRequest:
+    method: str
+    path: str
+    stage: str
+    request_id: str
+    headers: list[tuple[str, str]]
+    query: list[tuple[str, str]]
+    body: bytes
+    source_ip: str
+    path_params: dict[str, str] | None = None
+    resource_path: str = ""
+    stage_variables: dict[str, str] | None = None
+    api_key: str | None = None
+    api_key_id: str | None = None
+    received_at: float = 0.0
+    account_id: str = ""
+    resource_id: str = ""
+
+    @classmethod
+    def from_environ(cls, environ: dict, path: str, stage: str, request_id: str) -> "HttpRequest":
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = [(k[5:].replace("_", "-").title(), v) for k, v in environ.items() if k.startswith("HTTP_")]
+        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
+            if environ.get(key):
+                headers.append((key.replace("_", "-").title(), environ[key]))
+        return cls(method=environ["REQUEST_METHOD"].upper(), path=path, stage=stage, request_id=request_id,
+                   headers=headers, query=parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+                   body=body, source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"), received_at=time.time())
+
+    def header(self, name: str) -> str | None:
+        name = name.lower()
+        return next((v for k, v in reversed(self.headers) if k.lower() == name), None)
+
+    def context(self, api_id: str) -> dict[str, Any]:
+        epoch_ms = int(self.received_at * 1000)
+        return {
+            "resourceId": self.resource_id, "resourcePath": self.resource_path, "httpMethod": self.method, "path": f"/{self.stage}{self.path}",
+            "accountId": self.account_id, "protocol": "HTTP/1.1", "stage": self.stage, "requestId": self.request_id,
+            "extendedRequestId": self.request_id, "apiId": api_id, "domainPrefix": api_id,
+            "domainName": f"{api_id}.execute-api.localhost", "requestTimeEpoch": epoch_ms,
+            "requestTime": datetime.fromtimestamp(self.received_at, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000"),
+            "identity": {"sourceIp": self.source_ip, "userAgent": self.header("user-agent"),
+                         "apiKey": self.api_key, "apiKeyId": self.api_key_id, "accountId": None, "caller": None,
+                         "user": None, "userArn": None, "cognitoIdentityId": None, "accessKey": None},
+        }
+
+    def proxy_event(self, api_id: str) -> dict[str, Any]:
+        """API Gateway's Lambda proxy event, payload format 1.0."""
+        multi_headers: dict[str, list[str]] = {}
+        for k, v in self.headers:
+            multi_headers.setdefault(k, []).append(v)
+        multi_query: dict[str, list[str]] = {}
+        for k, v in self.query:
+            multi_query.setdefault(k, []).append(v)
+        try:
+            body, encoded = (self.body.decode("utf-8"), False) if self.body else (None, False)
+        except UnicodeDecodeError:
+            body, encoded = base64.b64encode(self.body).decode(), True
+        ctx = self.context(api_id)
+        return {
+            "resource": self.resource_path, "path": self.path, "httpMethod": self.method,
+            "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
+            "multiValueHeaders": multi_headers or None,
+            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
+            "multiValueQueryStringParameters": multi_query or None,
+            "pathParameters": self.path_params or None, "stageVariables": self.stage_variables or None,
+            "requestContext": ctx, "body": body, "isBase64Encoded": encoded,
+        }
+
+    def template_input(self, api_id: str, body: str | None = None) -> TemplateInput:
+        return TemplateInput(
+            body=self.body.decode("utf-8", "replace") if body is None else body,
+            path_params=dict(self.path_params or {}), query_params=dict(self.query),
+            headers=dict(self.headers), context=self.context(api_id),
+            stage_variables=dict(self.stage_variables or {}))
+
+
+class RouteTable:
+    """Resource paths (``/a/{id}/{proxy+}``) matched most-specific first, as AWS does."""
+
+    def __init__(self, resources: list[tuple[str, Any]]) -> None:
+        entries = []
+        for path, resource in resources:
+            parts = [p for p in path.split("/") if p]
+            literal = sum(1 for p in parts if not p.startswith("{"))
+            greedy = bool(parts) and parts[-1].endswith("+}")
+            entries.append(((not greedy, literal, len(parts)), parts, resource))
+        self.entries = sorted(entries, key=lambda e: e[0], reverse=True)
+
+    def find(self, path: str) -> tuple[Any, dict[str, str]] | None:
+        segments = [s for s in path.split("/") if s]
+        for _, parts, resource in self.entries:
+            params = _match(parts, segments)
+            if params is not None:
+                return resource, params
+        return None
+
+
+def _match(parts: list[str], segments: list[str]) -> dict[str, str] | None:
+    params: dict[str, str] = {}
+    for i, part in enumerate(parts):
+        if part.startswith("{") and part.endswith("+}"):
+            if i >= len(segments):
+                return None
+            params[part[1:-2]] = "/".join(segments[i:])
+            return params
+        if i >= len(segments):
+            return None
+        if part.startswith("{") and part.endswith("}"):
+            params[part[1:-1]] = segments[i]
+        elif part != segments[i]:
+            return None
+    return params if len(parts) == len(segments) else None
+
+
+# -- usage plans ----------------------------------------------------------------------
+
+
+class UsageLimiter:
+    """Usage-plan throttle (token bucket per plan and key) and quota (per UTC period)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic, now: Callable[[], datetime] | None = None) -> None:
+        self.clock = clock
+        self.now = now or (lambda: datetime.now(timezone.utc))
+        self._lock = threading.Lock()
+        self._buckets: dict[tuple, list[float]] = {}  # key -> [tokens, last refill]
+        self._quotas: dict[tuple, int] = {}
+
+    def admit(self, plan_id: str, key_id: str, throttle: dict, quota: dict) -> str | None:
+        """None if the request may go on, else the 429 message."""
+        with self._lock:
+            if throttle and not self._take_token(plan_id, key_id, throttle):
+                return "Too Many Requests"
+            if quota and quota.get("limit") is not None:
+                window = (plan_id, key_id, _period_start(self.now(), quota.get("period", "DAY")))
+                if self._quotas.get(window, 0) >= int(quota["limit"]):
+                    return "Limit Exceeded"
+                self._quotas[window] = self._quotas.get(window, 0) + 1
+        return None
+
+    def _take_token(self, plan_id: str, key_id: str, throttle: dict) -> bool:
+        rate = float(throttle.get("rateLimit", 0) or 0)
+        burst = float(throttle.get("burstLimit", 0) or 0)
+        if rate <= 0 and burst <= 0:
+            return True  # no throttle configured
+        key = (plan_id, key_id, rate, burst)
+        now = self.clock()
+        bucket = self._buckets.setdefault(key, [max(burst, 1.0), now])
+        bucket[0] = min(max(burst, 1.0), bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if bucket[0] >= 1.0:
+            bucket[0] -= 1.0
+            return True
+        return False
+
+
+def _period_start(now: datetime, period: str) -> str:
+    if period == "MONTH":
+        return now.strftime("%Y-%m")
+    if period == "WEEK":
+        return now.strftime("%G-W%V")
+    return now.strftime("%Y-%m-%d")
+
+
+# -- helpers --------------------------------------------------------------------------
+
+
+def _enabled(value: Any) -> bool:
+    return value is True or str(value).lower() == "true"
+
+
+def _timeout_s(integration: Any) -> float:
+    return int(integration.timeout_in_millis or DEFAULT_TIMEOUT_MS) / 1000.0
+
+
+def _aws_headers(service: str, region: str, extra: dict[str, str]) -> dict[str, str]:
+    """Headers for a call to our own endpoint; moto routes by the credential scope's service."""
+    day = datetime.now(timezone.utc).strftime("%Y%m%d")
+    auth = (f"AWS4-HMAC-SHA256 Credential=apigateway/{day}/{region}/{service}/aws4_request, "
+            "SignedHeaders=host, Signature=0")
+    return {"Authorization": auth, **extra}
+
+
+def _request_body(integration: Any, request: HttpRequest, api_id: str) -> str | None:
+    """The request template's rendering, the raw body (passthrough), or None (415)."""
+    templates = integration.request_templates or {}
+    content_type = (request.header("content-type") or "application/json").split(";")[0].strip().lower()
+    template = templates.get(content_type)
+    if template is not None:
+        return render(template, request.template_input(api_id))
+    behaviour = (integration.passthrough_behaviour or "WHEN_NO_MATCH").upper()
+    if behaviour == "NEVER" or (behaviour == "WHEN_NO_TEMPLATES" and templates):
+        return None
+    return request.body.decode("utf-8", "replace")
+
+
+def _integration_reply(integration: Any, request: HttpRequest, api_id: str, status: int, body: str) -> Reply:
+    responses = integration.integration_responses or {}
+    chosen = None
+    for response in responses.values():
+        if response.selection_pattern and re.fullmatch(response.selection_pattern, str(status)):
+            chosen = response
+            break
+    if chosen is None:
+        chosen = next((r for r in responses.values() if not r.selection_pattern), None)
+    headers = [("Content-Type", "application/json")]
+    if chosen is None:
+        if responses:
+            return _message(500, "Internal server error")
+        return Reply(status, body.encode(), headers)
+    template = (chosen.response_templates or {}).get("application/json")
+    if template:
+        body = render(template, request.template_input(api_id, body=body))
+    return Reply(int(chosen.status_code), body.encode(), headers)
+
+
+def _proxy_reply(payload: bytes) -> Reply | None:
+    """The Lambda proxy response mapped to HTTP, or None when it is malformed (→ 502)."""
+    try:
+        result = json.loads(payload)
+        status = int(result["statusCode"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    body = result.get("body")
+    if body is not None and not isinstance(body, str):
+        return None
+    data = base64.b64decode(body) if body and result.get("isBase64Encoded") else (body or "").encode()
+    headers: list[tuple[str, str]] = []
+    for name, values in (result.get("multiValueHeaders") or {}).items():
+        headers += [(name, str(v)) for v in values]
+    for name, value in (result.get("headers") or {}).items():
+        if not any(h[0].lower() == name.lower() for h in headers):
+            headers.append((name, str(value)))
+    if not any(h[0].lower() == "content-type" for h in headers):
+        headers.append(("Content-Type", "application/json"))
+    return Reply(status, data, [h for h in headers if h[0].lower() != "content-length"])
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Unknown"

@@ -1,0 +1,81 @@
+"""Build small REST APIs on the local cloud and call them over HTTP (one copy, shared)."""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Api:
+    api_id: str
+    root_id: str
+    stage: str
+    base_url: str  # .../restapis/<id>/<stage>/_user_request_
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+def create_api(apigw: Any, endpoint_url: str, stage: str = "test") -> Api:
+    api_id = apigw.create_rest_api(name=f"api-{uuid.uuid4().hex[:6]}")["id"]
+    root_id = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    return Api(api_id, root_id, stage, f"{endpoint_url}/restapis/{api_id}/{stage}/_user_request_")
+
+
+def add_method(apigw: Any, api: Api, path_part: str, http_method: str, integration: dict,
+               integration_responses: list[dict] | None = None, *, api_key_required: bool = False,
+               parent_id: str | None = None) -> str:
+    """Resource + method + integration (+ integration responses); returns the resource id."""
+    resource_id = apigw.create_resource(restApiId=api.api_id, parentId=parent_id or api.root_id,
+                                        pathPart=path_part)["id"]
+    apigw.put_method(restApiId=api.api_id, resourceId=resource_id, httpMethod=http_method,
+                     authorizationType="NONE", apiKeyRequired=api_key_required)
+    apigw.put_integration(restApiId=api.api_id, resourceId=resource_id, httpMethod=http_method, **integration)
+    for response in integration_responses or []:
+        apigw.put_integration_response(restApiId=api.api_id, resourceId=resource_id, httpMethod=http_method,
+                                       **response)
+    return resource_id
+
+
+def deploy(apigw: Any, api: Api) -> None:
+    apigw.create_deployment(restApiId=api.api_id, stageName=api.stage)
+
+
+def add_key(apigw: Any, api: Api, throttle: dict | None = None, quota: dict | None = None,
+            enabled: bool = True) -> str:
+    """An API key in a usage plan on the API's stage; returns the key value."""
+    key = apigw.create_api_key(name=f"k-{uuid.uuid4().hex[:6]}", enabled=enabled)
+    plan_args: dict[str, Any] = {"name": f"plan-{uuid.uuid4().hex[:6]}",
+                                 "apiStages": [{"apiId": api.api_id, "stage": api.stage}]}
+    if throttle:
+        plan_args["throttle"] = throttle
+    if quota:
+        plan_args["quota"] = quota
+    plan = apigw.create_usage_plan(**plan_args)
+    apigw.create_usage_plan_key(usagePlanId=plan["id"], keyId=key["id"], keyType="API_KEY")
+    return key["value"]
+
+
+def http(method: str, url: str, body: Any = None, headers: dict | None = None,
+         timeout: float = 60) -> tuple[int, dict, bytes]:
+    """→ (status, headers, body) for any status (no exception on 4xx/5xx)."""
+    data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
+    headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else (headers or {})
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, dict(resp.headers), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, dict(err.headers), err.read()
+
+
+def mock_integration(status: int = 200, body: str = '{"ok": true}') -> tuple[dict, list[dict]]:
+    """A MOCK integration answering ``status`` with ``body`` (integration + its responses)."""
+    integration = {"type": "MOCK", "requestTemplates": {"application/json": json.dumps({"statusCode": status})}}
+    responses = [{"statusCode": str(status), "selectionPattern": "", "responseTemplates": {"application/json": body}}]
+    return integration, responses

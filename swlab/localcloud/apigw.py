@@ -234,6 +234,11 @@ class ApiGatewayDataPlane:
         if body is None:
             return _message(415, "Unsupported Media Type")
         try:
+            json.loads(body or "{}")
+        except ValueError as exc:  # what a JSON-protocol service answers to a malformed body
+            error = json.dumps({"__type": "SerializationException", "Message": f"Malformed JSON: {exc}"})
+            return _integration_reply(integration, request, api.id, 400, error)
+        try:
             resp = self.http.request(
                 "POST", f"{self.endpoint_url}/", body=body.encode(),
                 headers=_aws_headers(uri["service"], uri["region"], {

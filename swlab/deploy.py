@@ -1,0 +1,379 @@
+"""Provision the lab's stack with boto3: idempotent create-or-update, then record the outputs.
+
+``deploy(settings)`` creates or updates, in order: the S3 bucket (public access
+blocked, SSE-S3, TLS-only policy), the DynamoDB table (on-demand), the log
+groups, one IAM role per function plus one for Step Functions and one for API
+Gateway, the Lambda functions found in ``lambdas/*/function.json``, the state
+machine from ``asl/classify.asl.json``, and the REST API with its key and usage
+plan (:mod:`swlab.deploy_api`). Every resource is named ``<stack>-...`` and
+tagged ``{"swlab:stack": <stack>}``. Each step reports one line (created,
+updated or unchanged) to ``progress``; a second deploy of the same sources
+reports every resource unchanged. :func:`swlab.teardown.teardown` removes it all.
+
+The outputs (endpoints, names, ARNs, API key, code hashes) go to a JSON file
+read back with :func:`load_outputs`; its layout is ``OUTPUTS_SCHEMA``.
+
+Where AWS differs (and only there) the code differs: on AWS, functions with
+``"packaging": "image"`` (the torch ones, too large for a zip) are container
+images built and pushed with Docker to ECR; on the local target they are
+deployed as a zip of their code only, because the local cloud's Python
+environment supplies torch as the container image would on AWS.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+from swlab import packaging
+from swlab.packaging import FunctionSpec
+from swlab.settings import Settings
+from swlab.stack import (
+    STAGE, ChangeReport, log, ClientFactory, Clients, Names, Progress, account_id, canonical, error_code,
+    is_missing, outcome, retry, stack_tags,
+)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+OUTPUTS_SCHEMA = "swlab.deploy.outputs/1"
+WORKFLOW_TYPES = ("EXPRESS", "STANDARD")
+LOG_RETENTION_DAYS = 14
+ZIP_UPLOAD_LIMIT = 45 * 1024 * 1024  # larger zips go through S3 (direct upload limit: 50 MB)
+
+
+@dataclass(frozen=True)
+class DeployOptions:
+    """What a deploy builds, beyond the settings (all have defaults)."""
+
+    lambdas_dir: Path = REPO_ROOT / "lambdas"
+    asl_path: Path = REPO_ROOT / "asl" / "classify.asl.json"
+    workflow_type: str = "EXPRESS"
+    # {"*": {"memory_mb": 1024}, "resnet": {"memory_mb": 3008, "timeout_s": 60}}
+    function_overrides: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    # extra environment variables: {"*": {...}, "ingest": {"ALLOWED_HOSTS": "127.0.0.1:8000"}}
+    extra_environment: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    # values of extra ${Placeholders} in function.json environments, e.g. {"AllowedHosts": "127.0.0.1:8765"}
+    placeholders: Mapping[str, str] = field(default_factory=dict)
+    ingest_function: str = "ingest"
+    throttle_rate: float = 50.0
+    throttle_burst: int = 100
+    stage: str = STAGE
+    cache_dir: Path | None = None
+    outputs_path: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.workflow_type not in WORKFLOW_TYPES:
+            raise ValueError(f"workflow_type must be one of {WORKFLOW_TYPES}, got {self.workflow_type!r}")
+
+
+@dataclass
+class DeployResult:
+    outputs: dict[str, Any]
+    report: ChangeReport
+    outputs_path: Path
+    elapsed_s: float
+
+
+def default_outputs_path(settings: Settings) -> Path:
+    return Path(settings.runs_dir) / "deploy" / f"{settings.stack}-{settings.target}.json"
+
+
+def deploy(
+    settings: Settings,
+    options: DeployOptions | None = None,
+    *,
+    progress: Progress | None = None,
+    client_factory: ClientFactory | None = None,
+    **option_overrides: Any,
+) -> DeployResult:
+    """Create or update the whole stack; write and return its outputs and a change report.
+
+    ``option_overrides`` are :class:`DeployOptions` fields (``workflow_type="STANDARD"``, ...).
+    """
+    started = time.monotonic()
+    options = _options(options, option_overrides)
+    clients, report = Clients(settings, client_factory), ChangeReport(progress)
+    names = Names(settings.stack, account_id(clients), settings.region)
+    specs = [packaging.apply_overrides(s, options.function_overrides)
+             for s in packaging.discover_functions(options.lambdas_dir)]
+    tags = stack_tags(settings.stack)
+    bucket = ensure_bucket(clients, report, names, tags)
+    table = ensure_table(clients, report, names, tags)
+    functions = deploy_functions(settings, clients, report, names, specs, options, tags)
+    machine = deploy_state_machine(clients, report, names, specs, functions, options, tags)
+    from swlab.deploy_api import deploy_api
+
+    api = deploy_api(settings, clients, report, names, functions[options.ingest_function]["arn"]
+                     if options.ingest_function in functions else None, machine, options, tags)
+    outputs = {
+        "schema": OUTPUTS_SCHEMA, "stack": settings.stack, "target": settings.target, "region": settings.region,
+        "account_id": names.account_id, "endpoint_url": settings.endpoint_url,
+        "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "bucket": bucket, "table": table, "functions": functions, "state_machine": machine, "api": api,
+        "changes": report.counts(),
+    }
+    path = Path(options.outputs_path or default_outputs_path(settings))
+    write_outputs(outputs, path)
+    (report.progress or log.info)(f"outputs   {path}  ({report.summary()})")
+    return DeployResult(outputs, report, path, time.monotonic() - started)
+
+
+def _options(options: DeployOptions | None, overrides: Mapping[str, Any]) -> DeployOptions:
+    from dataclasses import replace
+
+    options = options or DeployOptions()
+    return replace(options, **{k: v for k, v in overrides.items() if v is not None}) if overrides else options
+
+
+def write_outputs(outputs: Mapping[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(outputs, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)
+
+
+def load_outputs(path: str | Path) -> dict[str, Any]:
+    """The outputs a deploy recorded; refuses files of another schema."""
+    path = Path(path)
+    try:
+        outputs = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no deployment outputs at {path}: deploy the stack first (scripts/deploy)") from None
+    if outputs.get("schema") != OUTPUTS_SCHEMA:
+        raise ValueError(f"{path}: schema {outputs.get('schema')!r} is not {OUTPUTS_SCHEMA!r}")
+    return outputs
+
+
+# -- storage ----------------------------------------------------------------------------
+
+
+def tls_only_policy(bucket: str) -> dict[str, Any]:
+    arn = f"arn:aws:s3:::{bucket}"
+    return {"Version": "2012-10-17", "Statement": [{
+        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
+        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+
+
+PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
+                       "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+
+
+def ensure_bucket(clients: Clients, report: ChangeReport, names: Names, tags: dict[str, str]) -> str:
+    """The images bucket: private, SSE-S3 by default, TLS-only, tagged."""
+    s3, bucket, created, updated = clients("s3"), names.bucket, False, []
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except Exception as exc:  # noqa: BLE001 — head_bucket's 404 is a ClientError with code "404"
+        if not is_missing(exc):
+            raise
+        extra = {} if names.region == "us-east-1" else {
+            "CreateBucketConfiguration": {"LocationConstraint": names.region}}
+        s3.create_bucket(Bucket=bucket, **extra)
+        created = True
+    if _get(lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]) != PUBLIC_ACCESS_BLOCK:
+        s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
+        updated.append("public access block")
+    rules = _get(lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]) or []
+    if not any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "AES256" for r in rules):
+        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
+            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        updated.append("encryption")
+    policy = _get(lambda: s3.get_bucket_policy(Bucket=bucket)["Policy"])
+    if policy is None or canonical(policy) != canonical(tls_only_policy(bucket)):
+        s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
+        updated.append("policy")
+    current = _get(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}) or {}
+    if any(current.get(k) != v for k, v in tags.items()):
+        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
+            {"Key": k, "Value": v} for k, v in {**current, **tags}.items()]})
+        updated.append("tags")
+    report.record("s3 bucket", bucket, *outcome(created, [] if created else updated))
+    return bucket
+
+
+def _get(read: Any) -> Any:
+    """``read()``, or ``None`` when the thing read does not exist."""
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001
+        if is_missing(exc):
+            return None
+        raise
+
+
+def ensure_table(clients: Clients, report: ChangeReport, names: Names, tags: dict[str, str]) -> str:
+    """The images table: on-demand, key ``image_id`` (S), tagged."""
+    ddb, table = clients("dynamodb"), names.table
+    desc = _get(lambda: ddb.describe_table(TableName=table)["Table"])
+    created, updated = desc is None, []
+    if created:
+        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
+                         AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+                         KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+                         Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
+    else:
+        if desc["KeySchema"] != [{"AttributeName": "image_id", "KeyType": "HASH"}]:
+            raise RuntimeError(f"table {table} exists with another key {desc['KeySchema']}; tear the stack down first")
+        if desc.get("BillingModeSummary", {}).get("BillingMode") != "PAY_PER_REQUEST":
+            ddb.update_table(TableName=table, BillingMode="PAY_PER_REQUEST")
+            updated.append("billing mode")
+        current = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=desc["TableArn"])["Tags"]}
+        if any(current.get(k) != v for k, v in tags.items()):
+            ddb.tag_resource(ResourceArn=desc["TableArn"], Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+            updated.append("tags")
+    report.record("dynamodb table", table, *outcome(created, updated))
+    return table
+
+
+def ensure_log_group(clients: Clients, report: ChangeReport, name: str, tags: dict[str, str]) -> str:
+    """A tagged log group with a retention (so teardown finds it and it does not grow forever)."""
+    logs = clients("logs")
+    found = [g for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"] if g["logGroupName"] == name]
+    created, updated = not found, []
+    if created:
+        try:
+            logs.create_log_group(logGroupName=name, tags=tags)
+        except Exception as exc:  # noqa: BLE001 — created meanwhile (e.g. by the service itself)
+            if error_code(exc) != "ResourceAlreadyExistsException":
+                raise
+            created = False
+    arn = found[0]["arn"] if found else None
+    if not created and found:
+        current = logs.list_tags_for_resource(resourceArn=_log_group_arn(found[0]))["tags"]
+        if any(current.get(k) != v for k, v in tags.items()):
+            logs.tag_resource(resourceArn=_log_group_arn(found[0]), tags=tags)
+            updated.append("tags")
+    if not found or found[0].get("retentionInDays") != LOG_RETENTION_DAYS:
+        logs.put_retention_policy(logGroupName=name, retentionInDays=LOG_RETENTION_DAYS)
+        updated.append("retention")
+    report.record("log group", name, *outcome(created, updated))
+    if arn is None:
+        arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"]
+    return arn
+
+
+def _log_group_arn(group: Mapping[str, Any]) -> str:
+    """The log group's ARN without the trailing ``:*`` that describe_log_groups adds."""
+    return group.get("logGroupArn") or group["arn"].removesuffix(":*")
+
+
+# -- IAM ---------------------------------------------------------------------------------
+
+
+def trust_policy(service: str) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]}
+
+
+def ensure_role(clients: Clients, report: ChangeReport, name: str, service: str, policy: Mapping[str, Any],
+                tags: dict[str, str], description: str = "") -> str:
+    """A role trusted by ``service`` with one inline policy (named like the role); returns its ARN."""
+    iam = clients("iam")
+    role = _get(lambda: iam.get_role(RoleName=name)["Role"])
+    created, updated = role is None, []
+    if created:
+        role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy(service)),
+                               Description=description, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["Role"]
+    else:
+        if canonical(role["AssumeRolePolicyDocument"]) != canonical(trust_policy(service)):
+            iam.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust_policy(service)))
+            updated.append("trust policy")
+        current = {t["Key"]: t["Value"] for t in iam.list_role_tags(RoleName=name)["Tags"]}
+        if any(current.get(k) != v for k, v in tags.items()):
+            iam.tag_role(RoleName=name, Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+            updated.append("tags")
+    existing = _get(lambda: iam.get_role_policy(RoleName=name, PolicyName=name)["PolicyDocument"])
+    if existing is None or canonical(existing) != canonical(policy):
+        iam.put_role_policy(RoleName=name, PolicyName=name, PolicyDocument=json.dumps(policy))
+        updated.append("policy")
+    report.record("iam role", name, *outcome(created, [] if created else updated))
+    return role["Arn"]
+
+
+def lambda_policy(spec: FunctionSpec, names: Names) -> dict[str, Any]:
+    """The function's least-privilege policy, from its ``access`` (built by :mod:`swlab.iam`)."""
+    from swlab import iam
+
+    return iam.function_policy(spec, names)
+
+
+def states_policy(names: Names, function_arns: list[str]) -> dict[str, Any]:
+    from swlab import iam
+
+    return iam.state_machine_policy(names, function_arns)
+
+
+def apigw_policy(names: Names, state_machine_arn: str) -> dict[str, Any]:
+    from swlab import iam
+
+    return iam.api_gateway_policy(names, state_machine_arn)
+
+
+# -- functions --------------------------------------------------------------------------------
+
+
+# Placeholders with a default, set per deploy with ``placeholders={...}``:
+# - AllowedHosts: hosts the ingest function may fetch despite its private-address guard
+#   (empty on AWS; the lab's local image server on the local target);
+# - <Model>WeightsKey: S3 key of a model's prepared weights (empty: deterministic seeded weights).
+DEFAULT_PLACEHOLDERS = {"AllowedHosts": "", "AlexnetWeightsKey": "", "ResnetWeightsKey": "",
+                        "MobilenetWeightsKey": ""}
+
+
+def placeholder_values(names: Names, extra: Mapping[str, str] | None = None) -> dict[str, str]:
+    """``${Bucket}``, ``${Table}``, ``${Stack}``, ``${Region}``, ``${AccountId}``, then defaults and ``extra``."""
+    return {"Bucket": names.bucket, "Table": names.table, "Stack": names.stack, "Region": names.region,
+            "AccountId": names.account_id, **DEFAULT_PLACEHOLDERS, **(extra or {})}
+
+
+def deploy_functions(settings: Settings, clients: Clients, report: ChangeReport, names: Names,
+                     specs: list[FunctionSpec], options: DeployOptions, tags: dict[str, str]) -> dict[str, Any]:
+    """Log group, role, package and function for each spec; returns the functions' outputs by name."""
+    from swlab.deploy_compute import deploy_function
+
+    out = {}
+    values = placeholder_values(names, options.placeholders)
+    for spec in specs:
+        extra = {**options.extra_environment.get("*", {}), **options.extra_environment.get(spec.name, {})}
+        env = packaging.resolve_environment(spec, values, extra)
+        ensure_log_group(clients, report, names.function_log_group(spec.name), tags)
+        role_arn = ensure_role(clients, report, names.lambda_role(spec.name), "lambda.amazonaws.com",
+                               lambda_policy(spec, names), tags, f"{names.stack}: function {spec.name}")
+        out[spec.name] = deploy_function(settings, clients, report, names, spec, role_arn, env, options, tags)
+    return out
+
+
+# -- state machine -------------------------------------------------------------------------------
+
+
+def state_machine_substitutions(names: Names, functions: Mapping[str, Any]) -> dict[str, str]:
+    """``${FetchImageArn}`` for function ``fetch_image``, plus the placeholder values of the environment."""
+    subs = placeholder_values(names)
+    for name, fn in functions.items():
+        subs["".join(part.capitalize() for part in name.split("_")) + "Arn"] = fn["arn"]
+    return subs
+
+
+def deploy_state_machine(clients: Clients, report: ChangeReport, names: Names, specs: list[FunctionSpec],
+                         functions: Mapping[str, Any], options: DeployOptions, tags: dict[str, str]) -> dict[str, Any]:
+    from swlab.deploy_compute import ensure_state_machine
+
+    log_group_arn = ensure_log_group(clients, report, names.state_machine_log_group, tags)
+    arns = [fn["arn"] for name, fn in functions.items() if name != options.ingest_function]
+    role_arn = ensure_role(clients, report, names.states_role, "states.amazonaws.com",
+                           states_policy(names, arns), tags, f"{names.stack}: state machine")
+    definition = load_definition(options.asl_path, state_machine_substitutions(names, functions))
+    return ensure_state_machine(clients, report, names, definition, role_arn, log_group_arn,
+                                options.workflow_type, tags)
+
+
+def load_definition(path: Path, substitutions: Mapping[str, str]) -> str:
+    """The ASL at ``path`` with its placeholders substituted (by :func:`swlab.asl.load_definition`), as JSON text."""
+    from swlab import asl
+
+    definition = asl.load_definition(path, substitutions)
+    return definition if isinstance(definition, str) else json.dumps(definition, indent=2)

@@ -1,0 +1,223 @@
+"""The REST API ``<stack>-api``: create-or-update, with its API key and usage plan.
+
+Part of :mod:`swlab.deploy`. Two routes, both ``apiKeyRequired``:
+
+* ``POST /ingest`` — ``AWS_PROXY`` integration with the ingest Lambda (plus the
+  Lambda permission that lets API Gateway invoke it);
+* ``POST /classify`` — ``AWS`` integration with Step Functions
+  (``StartSyncExecution`` for EXPRESS, ``StartExecution`` for STANDARD), whose
+  request template maps the body to ``{"input", "stateMachineArn", "name"}``,
+  called with the API Gateway role's credentials.
+
+A new deployment of stage ``lab`` is made only when something changed (or the
+stage is missing); the usage plan throttles the stage (rate/burst).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Mapping
+
+from swlab.settings import Settings
+from swlab.stack import ChangeReport, Clients, Names, error_code, invoke_url, outcome
+
+INGEST_PATH, CLASSIFY_PATH = "ingest", "classify"
+PERMISSION_ID = "swlab-apigateway-invoke"
+
+
+def classify_request_template(state_machine_arn: str) -> str:
+    """Body → StartExecution/StartSyncExecution request; the request id makes each execution name unique."""
+    return ('{"input": "$util.escapeJavaScript($input.json(\'$\'))", '
+            f'"stateMachineArn": "{state_machine_arn}", "name": "$context.requestId"}}')
+
+
+def desired_integrations(names: Names, ingest_arn: str | None, machine: Mapping[str, Any],
+                         apigw_role_arn: str) -> dict[str, dict[str, Any]]:
+    region = names.region
+    action = "StartSyncExecution" if machine["type"] == "EXPRESS" else "StartExecution"
+    out = {CLASSIFY_PATH: {
+        "type": "AWS", "httpMethod": "POST", "uri": f"arn:aws:apigateway:{region}:states:action/{action}",
+        "credentials": apigw_role_arn, "passthroughBehavior": "NEVER",
+        "requestTemplates": {"application/json": classify_request_template(machine["arn"])}}}
+    if ingest_arn:
+        out[INGEST_PATH] = {
+            "type": "AWS_PROXY", "httpMethod": "POST",
+            "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{ingest_arn}/invocations"}
+    return out
+
+
+# Integration responses of the AWS (non-proxy) integration: status by the service's HTTP status.
+INTEGRATION_RESPONSES = {"200": "", "400": "4\\d{2}", "500": "5\\d{2}"}
+
+
+def deploy_api(settings: Settings, clients: Clients, report: ChangeReport, names: Names, ingest_arn: str | None,
+               machine: Mapping[str, Any], options: Any, tags: dict[str, str]) -> dict[str, Any]:
+    from swlab.deploy import apigw_policy, ensure_role
+
+    role_arn = ensure_role(clients, report, names.apigw_role, "apigateway.amazonaws.com",
+                           apigw_policy(names, machine["arn"]), tags, f"{names.stack}: API Gateway -> Step Functions")
+    apigw = clients("apigateway")
+    api_id, created = _ensure_rest_api(apigw, names, tags)
+    updated: list[str] = []
+    for path, integration in desired_integrations(names, ingest_arn, machine, role_arn).items():
+        updated += _ensure_route(apigw, api_id, path, integration)
+    if ingest_arn:
+        updated += _ensure_invoke_permission(clients("lambda"), names, api_id, ingest_arn)
+    stage_changed = _ensure_stage(apigw, api_id, options.stage, tags, redeploy=created or bool(updated))
+    report.record("rest api", names.api, *outcome(created, updated + stage_changed))
+    key_id, key_value = _ensure_api_key(apigw, report, names, tags)
+    plan_id = _ensure_usage_plan(apigw, report, names, api_id, options, key_id, tags)
+    endpoints = {p: invoke_url(settings, api_id, options.stage, p) for p in (INGEST_PATH, CLASSIFY_PATH)}
+    return {"id": api_id, "name": names.api, "stage": options.stage, "role_arn": role_arn,
+            "base_url": invoke_url(settings, api_id, options.stage), "endpoints": endpoints,
+            "api_key_id": key_id, "api_key": key_value, "usage_plan_id": plan_id,
+            "throttle": {"rate": options.throttle_rate, "burst": options.throttle_burst}}
+
+
+def _find(items: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
+    return next((i for i in items if i.get("name") == name), None)
+
+
+def _ensure_rest_api(apigw: Any, names: Names, tags: dict[str, str]) -> tuple[str, bool]:
+    apis = [a for page in apigw.get_paginator("get_rest_apis").paginate() for a in page["items"]]
+    api = _find(apis, names.api)
+    if api is not None:
+        if any((api.get("tags") or {}).get(k) != v for k, v in tags.items()):
+            apigw.tag_resource(resourceArn=f"arn:aws:apigateway:{names.region}::/restapis/{api['id']}", tags=tags)
+        return api["id"], False
+    api = apigw.create_rest_api(name=names.api, description=f"{names.stack}: serverless workflow lab",
+                                apiKeySource="HEADER", endpointConfiguration={"types": ["REGIONAL"]}, tags=tags)
+    return api["id"], True
+
+
+def _ensure_route(apigw: Any, api_id: str, path: str, integration: Mapping[str, Any]) -> list[str]:
+    resources = [r for page in apigw.get_paginator("get_resources").paginate(restApiId=api_id) for r in page["items"]]
+    by_path = {r["path"]: r for r in resources}
+    changed = []
+    resource = by_path.get(f"/{path}")
+    if resource is None:
+        resource = apigw.create_resource(restApiId=api_id, parentId=by_path["/"]["id"], pathPart=path)
+        changed.append(f"/{path}")
+    rid = resource["id"]
+    method = _maybe(lambda: apigw.get_method(restApiId=api_id, resourceId=rid, httpMethod="POST"))
+    if method is None:
+        apigw.put_method(restApiId=api_id, resourceId=rid, httpMethod="POST", authorizationType="NONE",
+                         apiKeyRequired=True)
+        changed.append(f"POST /{path}")
+    elif not method.get("apiKeyRequired"):
+        apigw.update_method(restApiId=api_id, resourceId=rid, httpMethod="POST",
+                            patchOperations=[{"op": "replace", "path": "/apiKeyRequired", "value": "true"}])
+        changed.append(f"POST /{path} key")
+    current = (method or {}).get("methodIntegration") or {}
+    if any(current.get(k) != v for k, v in integration.items()):
+        apigw.put_integration(restApiId=api_id, resourceId=rid, httpMethod="POST",
+                              integrationHttpMethod=integration["httpMethod"],
+                              **{k: v for k, v in integration.items() if k != "httpMethod"})
+        changed.append(f"POST /{path} integration")
+        current = {}
+    if integration["type"] == "AWS":
+        changed += _ensure_responses(apigw, api_id, rid, path, current.get("integrationResponses") or {},
+                                     (method or {}).get("methodResponses") or {})
+    return changed
+
+
+def _ensure_responses(apigw: Any, api_id: str, rid: str, path: str, integration_responses: Mapping[str, Any],
+                      method_responses: Mapping[str, Any]) -> list[str]:
+    changed = []
+    for status, pattern in INTEGRATION_RESPONSES.items():
+        if status not in method_responses:
+            apigw.put_method_response(restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status,
+                                      responseModels={"application/json": "Empty"})
+            changed.append(f"POST /{path} {status} method response")
+        have = integration_responses.get(status)
+        if have is None or (have.get("selectionPattern") or "") != pattern:
+            extra = {"selectionPattern": pattern} if pattern else {}
+            apigw.put_integration_response(restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status,
+                                           **extra)
+            changed.append(f"POST /{path} {status} integration response")
+    return changed
+
+
+def _ensure_invoke_permission(lam: Any, names: Names, api_id: str, ingest_arn: str) -> list[str]:
+    source = names.arn("execute-api", f"{api_id}/*/POST/{INGEST_PATH}")
+    policy = _maybe(lambda: json.loads(lam.get_policy(FunctionName=ingest_arn)["Policy"])) or {}
+    statement = next((s for s in policy.get("Statement", []) if s.get("Sid") == PERMISSION_ID), None)
+    if statement is not None:
+        if statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == source:
+            return []
+        lam.remove_permission(FunctionName=ingest_arn, StatementId=PERMISSION_ID)
+    lam.add_permission(FunctionName=ingest_arn, StatementId=PERMISSION_ID, Action="lambda:InvokeFunction",
+                       Principal="apigateway.amazonaws.com", SourceArn=source)
+    return ["ingest invoke permission"]
+
+
+def _ensure_stage(apigw: Any, api_id: str, stage: str, tags: dict[str, str], redeploy: bool) -> list[str]:
+    current = _maybe(lambda: apigw.get_stage(restApiId=api_id, stageName=stage))
+    if current is not None and not redeploy:
+        return []
+    deployment = apigw.create_deployment(restApiId=api_id, description="swlab deploy")["id"]
+    if current is None:
+        apigw.create_stage(restApiId=api_id, stageName=stage, deploymentId=deployment, tags=tags)
+        return [f"stage {stage}"]
+    apigw.update_stage(restApiId=api_id, stageName=stage,
+                       patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment}])
+    return [f"stage {stage} redeployed"]
+
+
+def _ensure_api_key(apigw: Any, report: ChangeReport, names: Names, tags: dict[str, str]) -> tuple[str, str]:
+    keys = apigw.get_api_keys(nameQuery=names.api_key, includeValues=True, limit=500)["items"]
+    key = _find(keys, names.api_key)
+    if key is None:
+        key = apigw.create_api_key(name=names.api_key, enabled=True, tags=tags,
+                                   description=f"{names.stack}: key of the lab's clients")
+        report.record("api key", names.api_key, "created")
+    else:
+        report.record("api key", names.api_key, "unchanged")
+    return key["id"], key["value"]
+
+
+def _ensure_usage_plan(apigw: Any, report: ChangeReport, names: Names, api_id: str, options: Any, key_id: str,
+                       tags: dict[str, str]) -> str:
+    throttle = {"rateLimit": float(options.throttle_rate), "burstLimit": int(options.throttle_burst)}
+    stages = [{"apiId": api_id, "stage": options.stage}]
+    plans = [p for page in apigw.get_paginator("get_usage_plans").paginate() for p in page["items"]]
+    plan, created, updated = _find(plans, names.usage_plan), False, []
+    if plan is None:
+        plan = apigw.create_usage_plan(name=names.usage_plan, throttle=throttle, apiStages=stages, tags=tags,
+                                       description=f"{names.stack}: throttling of the lab's API")
+        created = True
+    else:
+        ops = _usage_plan_patch(plan, throttle, stages)
+        if ops:
+            apigw.update_usage_plan(usagePlanId=plan["id"], patchOperations=ops)
+            updated.append("throttle/stages")
+    keys = apigw.get_usage_plan_keys(usagePlanId=plan["id"])["items"]
+    if not any(k["id"] == key_id for k in keys):
+        apigw.create_usage_plan_key(usagePlanId=plan["id"], keyId=key_id, keyType="API_KEY")
+        updated.append("key")
+    report.record("usage plan", names.usage_plan, *outcome(created, [] if created else updated))
+    return plan["id"]
+
+
+def _usage_plan_patch(plan: Mapping[str, Any], throttle: Mapping[str, Any],
+                      stages: list[dict[str, str]]) -> list[dict[str, str]]:
+    ops = []
+    have = plan.get("throttle") or {}
+    if float(have.get("rateLimit", -1)) != throttle["rateLimit"]:
+        ops.append({"op": "replace", "path": "/throttle/rateLimit", "value": f"{throttle['rateLimit']:g}"})
+    if int(have.get("burstLimit", -1)) != throttle["burstLimit"]:
+        ops.append({"op": "replace", "path": "/throttle/burstLimit", "value": str(throttle["burstLimit"])})
+    have_stages = {(s["apiId"], s["stage"]) for s in plan.get("apiStages") or []}
+    for s in stages:
+        if (s["apiId"], s["stage"]) not in have_stages:
+            ops.append({"op": "add", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"})
+    return ops
+
+
+def _maybe(read: Any) -> Any:
+    try:
+        return read()
+    except Exception as exc:  # noqa: BLE001
+        if error_code(exc) in ("NotFoundException", "ResourceNotFoundException"):
+            return None
+        raise

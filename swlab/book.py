@@ -1,0 +1,289 @@
+"""The lab report: a Jupyter Book built from the executed notebooks of one run, and a browser check of it.
+
+:func:`build_book` assembles a source tree in ``<run>/book/src`` — the
+repository's ``_config.yml``, ``_toc.yml`` and ``book/`` chapters, the ``asl/``
+and ``lambdas/`` files the chapters include, and the run's *executed*
+notebooks (never the repository's cleared ones) — then runs Jupyter Book 1.x
+with ``execute_notebooks: "off"`` and warnings as errors. The HTML lands in
+``<run>/book/_build/html``.
+
+Build-time additions, all from the run's ``manifest.json``: ``book/run.md``
+(profile, parameters, stage times, commit, tool versions) and, when the models
+ran with untrained weights, a warning at the top of every results page.
+
+:func:`check_page` opens a built page in headless Chromium (``--dump-dom``) and
+checks every ``<img>`` of the rendered DOM: the file exists, is non-empty and is
+an image; and a page built from a notebook shows as many figures as the
+notebook has image outputs.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+from swlab.lab import Run, project_root
+
+INCLUDED_DIRS = ("book", "asl", "lambdas")  # what the chapters show or include (literalinclude)
+RESULTS_NOTEBOOKS = ("smoke", "analysis", "cost", "load_test")  # pages that show model labels or measurements
+IMAGE_MIME = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
+CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
+INSTALL_HINT = "install it with: apt-get install -y --no-install-recommends chromium"
+
+
+class BookError(RuntimeError):
+    """The book could not be built or a page failed its check; the message says which and why."""
+
+
+# ----------------------------------------------------------------------------- assembling the source tree
+
+
+def assemble(run: Run, root: Path | None = None) -> Path:
+    """Write the book's source tree for ``run`` into ``<run>/book/src`` (replaced if present)."""
+    root = root or project_root()
+    src = run.dir / "book" / "src"
+    if src.exists():
+        shutil.rmtree(src)
+    src.mkdir(parents=True)
+    shutil.copy2(root / "_config.yml", src / "_config.yml")
+    for name in INCLUDED_DIRS:
+        if (root / name).is_dir():
+            shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
+    executed = sorted(run.notebooks_dir.glob("[0-9][0-9]_*.ipynb")) if run.notebooks_dir.is_dir() else []
+    if not executed:
+        raise BookError(f"{run.notebooks_dir} holds no executed notebook: run the lab first (scripts/run-lab)")
+    (src / "notebooks").mkdir()
+    manifest = run.manifest()
+    for nb in executed:
+        _copy_notebook(nb, src / "notebooks" / nb.name, manifest)
+    toc, missing = _toc_for(root / "_toc.yml", {nb.stem for nb in executed})
+    (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    (src / "book" / "run.md").write_text(run_page(manifest, missing))
+    _banner_after_title(src / "book" / "results.md", _weights_banner(weights_status(manifest)))
+    return src
+
+
+def _banner_after_title(page: Path, banner: str) -> None:
+    if not banner or not page.exists():
+        return
+    title, _, rest = page.read_text().partition("\n")
+    page.write_text(f"{title}\n\n{banner}\n{rest}")
+
+
+def _toc_for(template: Path, executed: set[str]) -> tuple[dict, list[str]]:
+    """The repository's table of contents without the notebooks this run did not execute."""
+    toc = yaml.safe_load(template.read_text())
+    missing: list[str] = []
+
+    def keep(entry: dict) -> bool:
+        path = str(entry.get("file", ""))
+        if path.startswith("notebooks/") and Path(path).name not in executed:
+            missing.append(Path(path).name)
+            return False
+        return True
+
+    for part in toc.get("parts", []):
+        part["chapters"] = [c for c in part.get("chapters", []) if keep(c)]
+    toc["parts"] = [p for p in toc.get("parts", []) if p["chapters"]]
+    return toc, missing
+
+
+def weights_status(manifest: dict) -> str | None:
+    """``"pretrained"``, ``"untrained"`` or ``None`` (not recorded), from what the notebooks recorded."""
+    models = manifest.get("models") or {}
+    return models.get("weights") if isinstance(models, dict) else None
+
+
+def _copy_notebook(src: Path, dst: Path, manifest: dict) -> None:
+    nb = json.loads(src.read_text())
+    if any(word in src.stem for word in RESULTS_NOTEBOOKS):
+        banner = _weights_banner(weights_status(manifest))
+        if banner:
+            nb["cells"].insert(1 if nb["cells"] else 0, {"cell_type": "markdown", "metadata": {},
+                                                           "source": banner, "id": "swlab-weights-banner"})
+    dst.write_text(json.dumps(nb, indent=1))
+
+
+def _weights_banner(status: str | None) -> str:
+    if status == "untrained":
+        return (":::{warning}\n**weights: untrained.** The models of this run had no pretrained ImageNet "
+                "weights (none could be had on the machine that ran it); they used deterministic seeded "
+                "weights, so the labels below are not meaningful. Latency, cold starts and cost do not "
+                "depend on the weights' values.\n:::\n")
+    if status is None:
+        return (":::{note}\nThis run did not record which weights the models used.\n:::\n")
+    return ""
+
+
+def run_page(manifest: dict, missing: list[str]) -> str:
+    """The "This run" chapter: what produced the results, from the run's manifest."""
+    prov = manifest.get("provenance") or {}
+    git = prov.get("git") or {}
+    lines = ["# This run", "", f"Run `{manifest.get('run_id', '?')}`.", ""]
+    weights = _weights_banner(weights_status(manifest))
+    if weights:
+        lines += [weights, ""]
+    profile = manifest.get("profile") or {}
+    lines += [f"Profile **{profile.get('name', '?')}**: {profile.get('description', '')}", "",
+              f"Target **{manifest.get('target', '?')}**, commit `{git.get('commit') or 'unknown'}`"
+              f"{' (with uncommitted changes)' if git.get('dirty') else ''}, created {manifest.get('created_at', '?')}.",
+              "", "## Parameters", "", *_table(["parameter", "value"], (manifest.get("parameters") or {}).items()),
+              "", "## Stages", "",
+              *_table(["stage", "status", "seconds"],
+                      [(s["name"], s["status"], s.get("seconds") or "") for s in manifest.get("stages") or []])]
+    if missing:
+        lines += ["", "Not executed in this run (so not in this book): " + ", ".join(f"`{m}`" for m in missing) + "."]
+    lines += ["", "## Tool versions", "", *_table(["tool", "version"], (prov.get("tools") or {}).items())]
+    return "\n".join(lines) + "\n"
+
+
+def _table(header: list[str], rows) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        out.append("| " + " | ".join(str(v).replace("|", "\\|") if v is not None else "—" for v in row) + " |")
+    return out
+
+
+# ----------------------------------------------------------------------------- building
+
+
+def jupyter_book_command(src: Path, out: Path) -> list[str]:
+    """Strict: any Sphinx warning fails the build (``-W``), after reporting all of them (``--keep-going``)."""
+    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(src), "--path-output", str(out),
+            "--builder", "html", "-W", "--keep-going", "--all"]
+
+
+def build_book(run: Run, root: Path | None = None) -> Path:
+    """Assemble and build the book of ``run``; return the path of its ``index.html``."""
+    src = assemble(run, root)
+    out = run.dir / "book"
+    shutil.rmtree(out / "_build", ignore_errors=True)
+    done = subprocess.run(jupyter_book_command(src, out), capture_output=True, text=True, timeout=900)
+    index = out / "_build" / "html" / "index.html"
+    if done.returncode != 0 or not index.exists():
+        problems = [line for line in (done.stdout + done.stderr).splitlines()
+                    if "WARNING" in line or "ERROR" in line or "Error" in line]
+        tail = "\n".join(problems[-40:] or (done.stdout + done.stderr).splitlines()[-40:])
+        raise BookError(f"jupyter-book build failed (exit {done.returncode}) for {src}:\n{tail}")
+    return index
+
+
+def html_dir(run: Run) -> Path:
+    return run.dir / "book" / "_build" / "html"
+
+
+# ----------------------------------------------------------------------------- checking a page in a browser
+
+
+class _ImgCollector(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.srcs: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "img":
+            self.srcs.append(dict(attrs).get("src") or "")
+
+
+@dataclass
+class PageCheck:
+    page: Path
+    images: list[str] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+    expected_figures: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def summary(self) -> str:
+        state = "ok" if self.ok else "FAILED: " + "; ".join(self.problems)
+        return f"{self.page.name}: {len(self.images)} images (expected >= {self.expected_figures}) {state}"
+
+
+def find_chromium() -> str:
+    for name in CHROMIUM_NAMES:
+        found = shutil.which(name)
+        if found:
+            return found
+    raise BookError(f"headless Chromium not found ({', '.join(CHROMIUM_NAMES)}); {INSTALL_HINT}")
+
+
+def dump_dom(page: Path, chromium: str | None = None, timeout_s: float = 90) -> str:
+    """The DOM of ``page`` after Chromium loaded and ran it (no network: the page is a local file)."""
+    chromium = chromium or find_chromium()
+    with tempfile.TemporaryDirectory(prefix="swlab-chromium-") as profile:
+        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-first-run", "--disable-extensions", "--disable-background-networking",
+               f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()]
+        done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0 or "<html" not in done.stdout.lower():
+        raise BookError(f"Chromium could not render {page} (exit {done.returncode}):\n{done.stderr[-2000:]}")
+    return done.stdout
+
+
+def _image_problem(src: str, page: Path) -> str | None:
+    """Why ``src`` (as rendered in ``page``) is not a usable image, or ``None``."""
+    if not src:
+        return "an <img> without src"
+    parts = urlsplit(src)
+    if parts.scheme == "data":
+        payload = src.split(",", 1)[1] if "," in src else ""
+        data = base64.b64decode(payload) if ";base64" in src.split(",", 1)[0] else unquote(payload).encode()
+        return None if len(data) > 0 else f"empty data: image {src[:40]}"
+    if parts.scheme in ("http", "https"):
+        return f"{src} is remote (the report must not need the network)"
+    target = Path(unquote(parts.path)) if parts.scheme == "file" else (page.parent / unquote(parts.path))
+    if not target.is_file():
+        return f"{src}: no such file ({target})"
+    head = target.read_bytes()[:1024]
+    if not head:
+        return f"{src}: empty file"
+    if not (head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8") or head.startswith(b"GIF8")
+            or b"<svg" in head):
+        return f"{src}: not a PNG, JPEG, GIF or SVG image"
+    return None
+
+
+def expected_figures(notebook: Path) -> int:
+    """How many figures (image outputs) an executed notebook holds."""
+    nb = json.loads(notebook.read_text())
+    return sum(1 for cell in nb.get("cells", []) for out in cell.get("outputs", [])
+               if any(mime in out.get("data", {}) for mime in IMAGE_MIME))
+
+
+def check_page(page: Path, expected: int = 0, chromium: str | None = None) -> PageCheck:
+    """Open ``page`` in headless Chromium; every image must exist and be one, at least ``expected`` of them."""
+    if not page.is_file():
+        return PageCheck(page=page, problems=[f"page {page} does not exist"], expected_figures=expected)
+    collector = _ImgCollector()
+    collector.feed(dump_dom(page, chromium))
+    check = PageCheck(page=page, images=collector.srcs, expected_figures=expected)
+    check.problems = [p for p in (_image_problem(src, page) for src in collector.srcs) if p]
+    content = [s for s in collector.srcs if "logo" not in s]
+    if len(content) < expected:
+        check.problems.append(f"{len(content)} figures rendered, the notebook has {expected}")
+    return check
+
+
+def check_pages(run: Run, chromium: str | None = None) -> list[PageCheck]:
+    """Check every notebook page of the run's book and the architecture chapter; raise on any problem."""
+    html = html_dir(run)
+    pages = [(html / "book" / "architecture.html", 1)]
+    pages += [(html / "notebooks" / f"{nb.stem}.html", expected_figures(nb))
+              for nb in sorted(run.notebooks_dir.glob("[0-9][0-9]_*.ipynb"))]
+    checks = [check_page(page, expected, chromium) for page, expected in pages]
+    bad = [c for c in checks if not c.ok]
+    if bad:
+        raise BookError("figures missing in the book:\n" + "\n".join(c.summary() for c in bad))
+    return checks

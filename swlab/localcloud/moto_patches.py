@@ -35,6 +35,11 @@ bounded executions          every finished execution stays in memory forever (wi
                             or ``apply(options={"sfn_keep_executions": N})``).
 describe output encoding    ``DescribeExecution`` returns a string output raw (``big``
                             instead of ``"big"``, not JSON); it is JSON-encoded as AWS does.
+States.* errors propagated  a Parallel branch (or Map iteration, or Fail state) ending with a
+                            ``States.*`` error (States.Timeout, States.TaskFailed, ...) is
+                            re-raised as ``CustomErrorName``, which refuses ``States.``
+                            names: the execution dies with an uncatchable States.Runtime
+                            ``ValueError``. They are re-raised as the States error itself.
 TMP_THREADS pruning         moto appends every worker thread (one per execution, one per
                             program, one per Task) to a module list it never empties;
                             finished threads are dropped from it when executions start.
@@ -96,6 +101,7 @@ def apply(options: dict[str, Any] | None = None) -> None:
         _patch_definition_parse_cache()
         _patch_task_client_cache()
         _patch_describe_execution_output()
+        _patch_states_error_names()
         _applied = True
 
 
@@ -360,3 +366,40 @@ def _patch_describe_execution_output() -> None:
         return result
 
     StepFunctionResponse.describe_execution = describe_execution
+
+
+# -- States.* errors out of Parallel, Map and Fail ----------------------------------------
+
+_STATES_ERROR_USERS = (
+    "moto.stepfunctions.parser.asl.component.state.exec.state_parallel.branches_decl",
+    "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iteration_worker",
+    "moto.stepfunctions.parser.asl.component.state.fail.state_fail",
+)
+
+
+def error_name_for(error_name: str | None = None) -> Any:
+    """A ``States.*`` name as moto's StatesErrorName (catchable by Catch/Retry), any other as
+    CustomErrorName: what moto's ``CustomErrorName(name)`` should have built."""
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+
+    if error_name and error_name.startswith("States."):
+        try:
+            return StatesErrorName.from_name(error_name)
+        except ValueError:
+            return ErrorName(error_name=error_name)
+    return CustomErrorName(error_name)
+
+
+def _patch_states_error_names() -> None:
+    """moto 5.2.5: Parallel (``BranchesDecl``), Map (``IterationWorker``) and Fail states wrap
+    the error name in ``CustomErrorName``, which raises ValueError for ``States.*`` names;
+    a branch that times out (States.Timeout) then fails the whole execution with an
+    uncatchable States.Runtime instead of a catchable States.Timeout."""
+    import importlib
+
+    for name in _STATES_ERROR_USERS:
+        module = importlib.import_module(name)
+        ORIGINALS.setdefault("CustomErrorName", module.CustomErrorName)
+        module.CustomErrorName = error_name_for

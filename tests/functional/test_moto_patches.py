@@ -190,3 +190,24 @@ def test_moto_describe_execution_still_returns_string_output_unencoded():
     assert StepFunctionResponse.describe_execution is moto_patches.ORIGINALS.get(
         "describe_execution", StepFunctionResponse.describe_execution)
     assert desc["output"] == "big"  # AWS: '"big"'
+
+
+def test_moto_still_refuses_states_errors_out_of_parallel_map_and_fail():
+    import importlib
+
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+
+    if moto_patches._applied:
+        pytest.skip("patches applied in this process")
+    with pytest.raises(ValueError, match="MUST NOT begin with the prefix 'States.'"):
+        CustomErrorName("States.Timeout")
+    for name in moto_patches._STATES_ERROR_USERS:
+        assert importlib.import_module(name).CustomErrorName is CustomErrorName, name
+
+
+def test_error_name_for_builds_catchable_states_errors():
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+
+    assert isinstance(moto_patches.error_name_for("States.Timeout"), StatesErrorName)
+    assert moto_patches.error_name_for("States.Timeout").error_name == "States.Timeout"
+    assert moto_patches.error_name_for("ProbeError").error_name == "ProbeError"

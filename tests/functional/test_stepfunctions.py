@@ -99,6 +99,18 @@ def test_retry_backs_off_then_catch_records_the_error(sfn):
     assert elapsed >= 2.9
 
 
+@pytest.mark.parametrize("error", ["States.TaskFailed", "States.Timeout", "Custom.Error"])
+def test_branch_errors_reach_the_parallel_catch(sfn, error):
+    branch = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": error, "Cause": "c"}}}
+    arn = create_state_machine(sfn, {"StartAt": "P", "States": {
+        "P": {"Type": "Parallel", "Branches": [branch], "End": True,
+              "Catch": [{"ErrorEquals": [error], "ResultPath": "$.e", "Next": "C"}]},
+        "C": {"Type": "Pass", "End": True}}})
+    desc = run_execution(sfn, arn, {"x": 1})
+    assert desc["status"] == "SUCCEEDED", desc
+    assert json.loads(desc["output"]) == {"x": 1, "e": {"Error": error, "Cause": "c"}}
+
+
 def test_uncaught_failure_fails_the_execution_with_error_and_cause(sfn):
     arn = create_state_machine(sfn, {"StartAt": "F", "States": {
         "F": {"Type": "Fail", "Error": "ImageFailed", "Cause": "bad pixels"}}})

@@ -190,3 +190,11 @@ def classify_substitutions(function_arns: Mapping[str, str], table_name: str) ->
     used = placeholders(json.loads(CLASSIFY.read_text()))
     values = {function_placeholder(name): arn for name, arn in function_arns.items()}
     return {"TableName": table_name, **{k: v for k, v in values.items() if k in used}}
+
+
+def classify_functions(lambdas_dir: Path | None = None) -> list[str]:
+    """The function folders whose ARNs classify.asl.json uses (what the state machine role may invoke)."""
+    lambdas_dir = lambdas_dir or ASL_DIR.parent / "lambdas"
+    used = placeholders(json.loads(CLASSIFY.read_text()))
+    return sorted(p.parent.name for p in Path(lambdas_dir).glob("*/function.json")
+                  if function_placeholder(p.parent.name) in used)

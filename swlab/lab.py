@@ -350,6 +350,78 @@ def check_target(settings: Settings) -> dict[str, Any]:
             "account": identity["Account"], "caller": identity["Arn"]}
 
 
+# ----------------------------------------------------------------------------- the local image server of a run
+
+
+def start_image_server(run: Run, timeout_s: float = 30.0) -> dict[str, Any]:
+    """Serve the sample photos on 127.0.0.1 from a detached process that lives as long as the run.
+
+    Workflow 1 downloads from it; its ``allowed_host`` goes into the ingest
+    function's allow-list at deploy time, so it must keep one port from deploy
+    to the last load test (a server inside one notebook's kernel would not).
+    """
+    state = run.path("imageserver", "state.json")
+    state.unlink(missing_ok=True)
+    with open(run.path("imageserver", "imageserver.log"), "ab") as log_fh:
+        proc = subprocess.Popen([sys.executable, "-m", "swlab.lab", "image-server", "--state-file", str(state)],
+                                stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                start_new_session=True)
+    deadline = time.monotonic() + timeout_s
+    while not state.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise LabError(f"the image server did not start; see {state.parent / 'imageserver.log'}")
+        time.sleep(0.05)
+    info = {**json.loads(state.read_text()), "started_at": _now()}
+    run.record("image_server", info)
+    return info
+
+
+def stop_image_server(run: Run, grace_s: float = 10.0) -> bool:
+    """Stop the run's image server if it runs. True when one was stopped."""
+    info = run.manifest().get("image_server") or {}
+    state = run.dir / "imageserver" / "state.json"
+    if not info.get("pid") or not state.exists():
+        return False
+    _terminate(int(info["pid"]), grace_s)
+    state.unlink(missing_ok=True)
+    run.record("image_server", {**info, "stopped_at": _now()})
+    return True
+
+
+def _terminate(pid: int, grace_s: float) -> None:
+    import signal
+
+    try:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            os.kill(pid, 0)
+            time.sleep(0.05)
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def serve_images(state_file: Path) -> None:
+    """Entry point of the detached image server: serve until SIGTERM, state in ``state_file``."""
+    import signal
+    import threading
+
+    from swlab.samples import ImageServer
+
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with ImageServer() as server:
+        info = {"pid": os.getpid(), "allowed_host": server.allowed_host, "base_url": server.url("/"),
+                "sample_urls": server.sample_urls()}
+        tmp = state_file.with_suffix(".tmp")
+        tmp.write_text(json.dumps(info))
+        tmp.replace(state_file)
+        stop.wait()
+
+
 # ----------------------------------------------------------------------------- the stage runner
 
 
@@ -504,8 +576,10 @@ def prepare_notebooks(profile: Profile, overrides: dict[str, Any] | None = None,
 
 
 def _safety_stop(run: Run, say: Callable[[str], None]) -> None:
-    """Whatever happened in the notebooks, no local cloud this run started outlives it."""
+    """Whatever happened in the notebooks, no process this run started outlives it."""
     try:
+        if stop_image_server(run):
+            say("stopped the run's image server (the teardown notebook did not)")
         if stop_local_cloud(run):
             say("stopped the run's local cloud (the teardown notebook did not)")
     except LabError as exc:
@@ -581,6 +655,9 @@ def _parser() -> argparse.ArgumentParser:
     pr.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
     pr.add_argument("run_dir", help="the run directory to create")
     pr.set_defaults(func=_cmd_prepare)
+    im = sub.add_parser("image-server")  # internal: the detached process of start_image_server
+    im.add_argument("--state-file", type=Path, required=True)
+    im.set_defaults(func=lambda a: serve_images(a.state_file) or 0)
     ps = sub.add_parser("params", help="list each notebook's parameters and each profile's values")
     ps.set_defaults(func=_cmd_params)
     return p

@@ -62,16 +62,16 @@ def add_key(apigw: Any, api: Api, throttle: dict | None = None, quota: dict | No
 
 
 def http(method: str, url: str, body: Any = None, headers: dict | None = None,
-         timeout: float = 60) -> tuple[int, dict, bytes]:
-    """→ (status, headers, body) for any status (no exception on 4xx/5xx)."""
+         timeout: float = 60) -> tuple[int, Any, bytes]:
+    """→ (status, headers (an email.message.Message), body) for any status (no exception on 4xx/5xx)."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else (headers or {})
     req = urllib.request.Request(url, data=data, method=method, headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return resp.status, dict(resp.headers), resp.read()
+            return resp.status, resp.headers, resp.read()
     except urllib.error.HTTPError as err:
-        return err.code, dict(err.headers), err.read()
+        return err.code, err.headers, err.read()
 
 
 def mock_integration(status: int = 200, body: str = '{"ok": true}') -> tuple[dict, list[dict]]:
@@ -79,3 +79,41 @@ def mock_integration(status: int = 200, body: str = '{"ok": true}') -> tuple[dic
     integration = {"type": "MOCK", "requestTemplates": {"application/json": json.dumps({"statusCode": status})}}
     responses = [{"statusCode": str(status), "selectionPattern": "", "responseTemplates": {"application/json": body}}]
     return integration, responses
+
+
+PROXY_HANDLER = '''import base64, json
+
+def handler(event, context):
+    mode = (event.get("queryStringParameters") or {}).get("mode")
+    if mode == "raise":
+        raise RuntimeError("boom")
+    if mode == "binary":
+        return {"statusCode": 200, "headers": {"Content-Type": "image/png"}, "isBase64Encoded": True,
+                "body": base64.b64encode(bytes([137, 80, 78, 71, 0, 255])).decode()}
+    if mode == "malformed":
+        return {"hello": "no statusCode"}
+    return {"statusCode": 201, "headers": {"X-Probe": "yes"}, "multiValueHeaders": {"X-Multi": ["a", "b"]},
+            "body": json.dumps(event)}
+'''
+
+
+def proxy_function(lambda_client: Any, iam: Any) -> str:
+    """A function answering API Gateway proxy events (``?mode=raise|binary|malformed``); returns its ARN."""
+    import io
+    import zipfile
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as zf:
+        zf.writestr("handler.py", PROXY_HANDLER)
+    name = f"proxy-{uuid.uuid4().hex[:8]}"
+    try:
+        role = iam.get_role(RoleName="apigw-proxy-test")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName="apigw-proxy-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    return lambda_client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.handler",
+                                         Code={"ZipFile": buf.getvalue()}, Timeout=10)["FunctionArn"]
+
+
+def lambda_proxy_integration(function_arn: str, region: str = "us-east-1") -> dict:
+    return {"type": "AWS_PROXY", "integrationHttpMethod": "POST",
+            "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"}

@@ -294,23 +294,29 @@ def ensure_role(clients: Clients, report: ChangeReport, name: str, service: str,
     return role["Arn"]
 
 
+def stack_resources(names: Names) -> Any:
+    from swlab import iam
+
+    return iam.StackResources(names.stack, names.account_id, names.region, names.bucket, names.table)
+
+
 def lambda_policy(spec: FunctionSpec, names: Names) -> dict[str, Any]:
     """The function's least-privilege policy, from its ``access`` (built by :mod:`swlab.iam`)."""
     from swlab import iam
 
-    return iam.function_policy(spec, names)
+    return iam.function_policy(spec.name, spec.access, stack_resources(names))
 
 
-def states_policy(names: Names, function_arns: list[str]) -> dict[str, Any]:
+def states_policy(names: Names, functions: list[str]) -> dict[str, Any]:
     from swlab import iam
 
-    return iam.state_machine_policy(names, function_arns)
+    return iam.state_machine_policy(stack_resources(names), functions)
 
 
 def apigw_policy(names: Names, state_machine_arn: str) -> dict[str, Any]:
     from swlab import iam
 
-    return iam.api_gateway_policy(names, state_machine_arn)
+    return iam.api_gateway_policy(state_machine_arn)
 
 
 # -- functions --------------------------------------------------------------------------------
@@ -350,12 +356,14 @@ def deploy_functions(settings: Settings, clients: Clients, report: ChangeReport,
 # -- state machine -------------------------------------------------------------------------------
 
 
-def state_machine_substitutions(names: Names, functions: Mapping[str, Any]) -> dict[str, str]:
-    """``${FetchImageArn}`` for function ``fetch_image``, plus the placeholder values of the environment."""
-    subs = placeholder_values(names)
-    for name, fn in functions.items():
-        subs["".join(part.capitalize() for part in name.split("_")) + "Arn"] = fn["arn"]
-    return subs
+def state_machine_values(names: Names, functions: Mapping[str, Any]) -> dict[str, str]:
+    """Every value a definition may use: ``${FetchImageArn}`` for function ``fetch_image`` (and so on),
+    ``${TableName}``, ``${BucketName}`` and the environment placeholders (``${Table}``, ``${Bucket}``, ...)."""
+    from swlab import asl
+
+    values = {**placeholder_values(names), "TableName": names.table, "BucketName": names.bucket}
+    values.update({asl.function_placeholder(name): fn["arn"] for name, fn in functions.items()})
+    return {k: v for k, v in values.items() if v}
 
 
 def deploy_state_machine(clients: Clients, report: ChangeReport, names: Names, specs: list[FunctionSpec],
@@ -363,17 +371,17 @@ def deploy_state_machine(clients: Clients, report: ChangeReport, names: Names, s
     from swlab.deploy_compute import ensure_state_machine
 
     log_group_arn = ensure_log_group(clients, report, names.state_machine_log_group, tags)
-    arns = [fn["arn"] for name, fn in functions.items() if name != options.ingest_function]
+    invoked = [name for name in functions if name != options.ingest_function]
     role_arn = ensure_role(clients, report, names.states_role, "states.amazonaws.com",
-                           states_policy(names, arns), tags, f"{names.stack}: state machine")
-    definition = load_definition(options.asl_path, state_machine_substitutions(names, functions))
+                           states_policy(names, invoked), tags, f"{names.stack}: state machine")
+    definition = load_definition(options.asl_path, state_machine_values(names, functions))
     return ensure_state_machine(clients, report, names, definition, role_arn, log_group_arn,
                                 options.workflow_type, tags)
 
 
-def load_definition(path: Path, substitutions: Mapping[str, str]) -> str:
-    """The ASL at ``path`` with its placeholders substituted (by :func:`swlab.asl.load_definition`), as JSON text."""
+def load_definition(path: Path, values: Mapping[str, str]) -> str:
+    """The ASL at ``path`` with the placeholders it uses substituted and checked (:mod:`swlab.asl`), as JSON text."""
     from swlab import asl
 
-    definition = asl.load_definition(path, substitutions)
-    return definition if isinstance(definition, str) else json.dumps(definition, indent=2)
+    used = asl.placeholders(json.loads(Path(path).read_text()))
+    return asl.render(asl.load_definition(path, {k: v for k, v in values.items() if k in used}))

@@ -22,7 +22,6 @@ from swlab.settings import Settings
 from swlab.stack import ChangeReport, Clients, Names, error_code, invoke_url, outcome
 
 INGEST_PATH, CLASSIFY_PATH = "ingest", "classify"
-PERMISSION_ID = "swlab-apigateway-invoke"
 
 
 def classify_request_template(state_machine_arn: str) -> str:
@@ -139,15 +138,19 @@ def _ensure_responses(apigw: Any, api_id: str, rid: str, path: str, integration_
 
 
 def _ensure_invoke_permission(lam: Any, names: Names, api_id: str, ingest_arn: str) -> list[str]:
-    source = names.arn("execute-api", f"{api_id}/*/POST/{INGEST_PATH}")
+    """API Gateway may invoke the ingest function for POST /ingest of this API only (:mod:`swlab.iam`)."""
+    from swlab import iam
+    from swlab.deploy import stack_resources
+
+    function = ingest_arn.rsplit(":function:", 1)[1].removeprefix(f"{names.stack}-")
+    permission = iam.ingest_invoke_permission(stack_resources(names), api_id, function)
     policy = _maybe(lambda: json.loads(lam.get_policy(FunctionName=ingest_arn)["Policy"])) or {}
-    statement = next((s for s in policy.get("Statement", []) if s.get("Sid") == PERMISSION_ID), None)
+    statement = next((s for s in policy.get("Statement", []) if s.get("Sid") == permission["StatementId"]), None)
     if statement is not None:
-        if statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == source:
+        if statement.get("Condition", {}).get("ArnLike", {}).get("AWS:SourceArn") == permission["SourceArn"]:
             return []
-        lam.remove_permission(FunctionName=ingest_arn, StatementId=PERMISSION_ID)
-    lam.add_permission(FunctionName=ingest_arn, StatementId=PERMISSION_ID, Action="lambda:InvokeFunction",
-                       Principal="apigateway.amazonaws.com", SourceArn=source)
+        lam.remove_permission(FunctionName=ingest_arn, StatementId=permission["StatementId"])
+    lam.add_permission(**permission)
     return ["ingest invoke permission"]
 
 

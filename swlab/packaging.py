@@ -25,6 +25,7 @@ import base64
 import hashlib
 import io
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -193,7 +194,9 @@ def install_dependencies(spec: FunctionSpec, cache_dir: Path, python: str = sys.
         if proc.returncode != 0:
             raise PackagingError(
                 f"{spec.name}: installing {spec.requirements} for {platform} / Python {spec.python_version} "
-                f"failed (every requirement needs a binary wheel for that platform):\n{proc.stderr.strip()}"
+                "failed. Every requirement needs a binary wheel for that platform: Lambda's python3.11 runtime "
+                "is Amazon Linux 2 (glibc 2.26), so pin versions that ship manylinux2014 wheels "
+                f"(e.g. Pillow 12.2.0; Pillow 13 needs glibc 2.27).\n{proc.stderr.strip()}"
             )
         (Path(tmp) / "site").rename(target)
     return target
@@ -257,11 +260,35 @@ class Package:
 def build_zip_package(
     spec: FunctionSpec, shared_dir: Path | None, cache_dir: Path, with_dependencies: bool = True
 ) -> Package:
-    """Build ``spec``'s deterministic zip (dependencies installed unless ``with_dependencies`` is false)."""
+    """Build ``spec``'s deterministic zip (dependencies installed unless ``with_dependencies`` is false).
+
+    Zips are cached under ``cache_dir/zips`` by the hash of their inputs (the
+    dependency folder's key and every source file's bytes), so a redeploy of
+    unchanged functions does not compress their dependencies again.
+    """
     deps = install_dependencies(spec, cache_dir) if with_dependencies else None
     files = package_files(spec, shared_dir, deps)
-    data = deterministic_zip(files)
+    cached = Path(cache_dir) / "zips" / f"{_inputs_key(files, deps)}.zip"
+    if cached.is_file():
+        data = cached.read_bytes()
+    else:
+        data = deterministic_zip(files)
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".tmp{os.getpid()}")
+        tmp.write_bytes(data)
+        tmp.replace(cached)
     return Package(spec.name, data, code_sha256(data), tuple(files), deps)
+
+
+def _inputs_key(files: Mapping[str, Path], deps: Path | None) -> str:
+    """Hash of a zip's inputs; files of the (immutable, content-keyed) dependency folder count by that key."""
+    digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{deps.name if deps else ''}\n".encode())
+    for arcname, path in sorted(files.items()):
+        if deps is not None and path.is_relative_to(deps):
+            continue
+        mode = "x" if path.stat().st_mode & 0o111 else "-"
+        digest.update(f"{arcname}\0{mode}\0".encode() + hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()[:32]
 
 
 def default_cache_dir() -> Path:

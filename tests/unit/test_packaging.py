@@ -189,3 +189,13 @@ def test_the_labs_functions_all_load_and_their_placeholders_are_known():
     for spec in specs:
         env = packaging.resolve_environment(spec, known)
         assert "${" not in json.dumps(env)
+
+
+def test_built_zips_are_cached_by_their_inputs(lambdas, tmp_path, monkeypatch):
+    spec = packaging.load_function_spec(lambdas / "alpha")
+    first = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
+    monkeypatch.setattr(packaging, "deterministic_zip", lambda files: pytest.fail("unchanged inputs: no rebuild"))
+    assert packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache").zip_bytes == first.zip_bytes
+    (lambdas / "alpha" / "domain.py").write_text("def run(event):\n    return None\n")
+    with pytest.raises(pytest.fail.Exception, match="no rebuild"):
+        packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")

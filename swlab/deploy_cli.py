@@ -1,0 +1,104 @@
+"""Command line of provisioning: ``python -m swlab.deploy_cli {deploy,teardown}`` (scripts/deploy, scripts/teardown).
+
+Settings come from the usual places (arguments > ``SWLAB_*``/``AWS_*`` environment
+variables > defaults); on the local target ``AWS_ENDPOINT_URL`` (or
+``--endpoint-url``) names the running local cloud. One line per resource is
+printed as it is handled; the exit status is non-zero if anything failed or,
+for teardown, if anything remains.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from swlab.settings import load_settings
+
+
+def _pairs(values: list[str], what: str) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"{what} must look like NAME=VALUE, got {item!r}")
+        out[key] = value
+    return out
+
+
+def _per_function(values: list[str], field: str) -> dict[str, dict[str, int]]:
+    """``["*=512", "resnet=3008"]`` → ``{"*": {field: 512}, "resnet": {field: 3008}}``."""
+    return {name: {field: int(v)} for name, v in _pairs(values, f"--{field.split('_')[0]}").items()}
+
+
+def _merge(*overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    out: dict[str, dict[str, Any]] = {}
+    for o in overrides:
+        for name, values in o.items():
+            out.setdefault(name, {}).update(values)
+    return out
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="swlab-deploy", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    deploy_p, teardown_p = sub.add_parser("deploy", help="create or update the stack"), sub.add_parser(
+        "teardown", help="delete everything the stack holds and check nothing is left")
+    for p in (deploy_p, teardown_p):
+        p.add_argument("--target", choices=("local", "aws"))
+        p.add_argument("--region")
+        p.add_argument("--stack")
+        p.add_argument("--endpoint-url")
+        p.add_argument("--runs-dir")
+        p.add_argument("--outputs", type=Path, help="outputs file (default runs/deploy/<stack>-<target>.json)")
+    deploy_p.add_argument("--workflow-type", choices=("EXPRESS", "STANDARD"), default="EXPRESS")
+    deploy_p.add_argument("--memory", action="append", default=[], metavar="FN=MB",
+                          help="memory size per function ('*' for all), repeatable")
+    deploy_p.add_argument("--timeout", action="append", default=[], metavar="FN=S", help="timeout per function")
+    deploy_p.add_argument("--placeholder", action="append", default=[], metavar="NAME=VALUE",
+                          help="value of a ${NAME} in function.json, e.g. AllowedHosts=127.0.0.1:8765")
+    deploy_p.add_argument("--lambdas-dir", type=Path)
+    deploy_p.add_argument("--asl", type=Path, help="state machine definition (default asl/classify.asl.json)")
+    deploy_p.add_argument("--throttle-rate", type=float)
+    deploy_p.add_argument("--throttle-burst", type=int)
+    deploy_p.add_argument("--json", action="store_true", help="print the outputs as JSON at the end")
+    teardown_p.add_argument("--verify-timeout", type=float, help="seconds to wait for the tag listing to empty")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = load_settings(target=args.target, region=args.region, stack=args.stack,
+                             endpoint_url=args.endpoint_url, runs_dir=args.runs_dir)
+    print(f"==> {args.command} stack {settings.stack} on {settings.target} ({settings.region})", file=sys.stderr)
+    if args.command == "deploy":
+        return _deploy(settings, args)
+    from swlab.teardown import teardown
+
+    report = teardown(settings, progress=print, outputs_path=args.outputs, verify_timeout_s=args.verify_timeout)
+    failed = [c for c in report.deleted if c.action == "failed"]
+    print(f"==> teardown: {len(report.deleted) - len(failed)} deleted, {len(failed)} failed, "
+          f"{len(report.remaining)} remaining, {report.elapsed_s:.1f} s", file=sys.stderr)
+    return 0 if report.clean and not failed else 1
+
+
+def _deploy(settings: Any, args: argparse.Namespace) -> int:
+    from swlab.deploy import deploy
+
+    result = deploy(
+        settings, progress=print, workflow_type=args.workflow_type, lambdas_dir=args.lambdas_dir,
+        asl_path=args.asl, outputs_path=args.outputs, throttle_rate=args.throttle_rate,
+        throttle_burst=args.throttle_burst, placeholders=_pairs(args.placeholder, "--placeholder") or None,
+        function_overrides=_merge(_per_function(args.memory, "memory_mb"),
+                                  _per_function(args.timeout, "timeout_s")) or None)
+    print(f"==> deploy: {result.report.summary()} in {result.elapsed_s:.1f} s; outputs {result.outputs_path}",
+          file=sys.stderr)
+    if args.json:
+        print(json.dumps(result.outputs, indent=2, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -326,3 +326,26 @@ def test_config_rejects_missing_and_malformed_values():
         ingest.config_from_env({**ENV, "MAX_IMAGE_BYTES": "lots"})
     cfg = ingest.config_from_env({**ENV, "ALLOWED_HOSTS": "127.0.0.1:8765, Images.Example"})
     assert cfg.limits.allowed_hosts == {"127.0.0.1:8765", "images.example"}
+
+
+def test_samples_match_their_records_and_carry_licences():
+    samples = list_samples()
+    assert len(samples) == 5
+    for sample in samples:
+        data = sample.path.read_bytes()
+        assert hashlib.sha256(data).hexdigest() == sample.sha256 and len(data) == sample.bytes < 300_000
+        assert sample.license and sample.source.startswith("scikit-image 0.26.0")
+
+
+def test_image_server_counts_hits_and_answers_unknown_routes(server):
+    import urllib.error
+    import urllib.request
+    before = server.hits["/samples/coffee.jpg"]
+    with urllib.request.urlopen(server.url("/samples/coffee.jpg")) as reply:
+        assert reply.headers["Content-Type"] == "image/jpeg"
+    assert server.hits["/samples/coffee.jpg"] == before + 1
+    for path in ("/nothing", "/samples/secret.txt", "/bad/other"):
+        with pytest.raises(urllib.error.HTTPError) as info:
+            urllib.request.urlopen(server.url(path))
+        assert info.value.code == 404
+    assert server.host == "127.0.0.1" and len(server.sample_urls()) == 5

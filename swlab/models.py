@@ -1,0 +1,110 @@
+"""The "prepare models" step and cold-start measurement of the inference functions.
+
+The inference functions (``lambdas/{alexnet,resnet,mobilenet}``) load pretrained
+ImageNet weights when a file is available and otherwise build deterministic
+seeded weights and say ``"weights": "untrained"`` (see ``lambdas/_shared/swl_infer.py``).
+:func:`prepare_models` finds pretrained weights in the local torchvision cache
+(``$TORCH_HOME/hub/checkpoints``, where torchvision saves its downloads) and
+uploads each to ``s3://<bucket>/models/<name>.pth``; :func:`weights_substitutions`
+turns the result into the ``${AlexnetWeightsKey}``-style values the functions'
+``function.json`` environment uses (an empty value means seeded weights).
+Nothing here downloads from the internet.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+# name -> (torchvision builder, weights class); must agree with swl_infer.MODELS (a unit test checks).
+MODELS = {
+    "alexnet": ("alexnet", "AlexNet_Weights"),
+    "resnet": ("resnet18", "ResNet18_Weights"),
+    "mobilenet": ("mobilenet_v3_small", "MobileNet_V3_Small_Weights"),
+}
+
+
+def weights_key(name: str) -> str:
+    return f"models/{name}.pth"
+
+
+def checkpoint_name(name: str) -> str:
+    """The file name torchvision gives the model's pretrained weights (from its weights metadata)."""
+    import torchvision.models as tvm
+
+    return os.path.basename(getattr(tvm, MODELS[name][1]).DEFAULT.url)
+
+
+def cached_weights(name: str, torch_home: Path | str | None = None) -> Path | None:
+    """The pretrained weights file in the torchvision cache, if present."""
+    home = Path(torch_home) if torch_home else Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    path = home / "hub" / "checkpoints" / checkpoint_name(name)
+    return path if path.is_file() else None
+
+
+def prepare_models(s3: Any, bucket: str, torch_home: Path | str | None = None) -> dict[str, dict[str, str]]:
+    """Upload every cached pretrained weights file; idempotent (same size already there = skipped)."""
+    prepared = {}
+    for name in MODELS:
+        path = cached_weights(name, torch_home)
+        if path is None:
+            prepared[name] = {"weights": "untrained", "key": "", "source": ""}
+            continue
+        key = weights_key(name)
+        try:
+            same = s3.head_object(Bucket=bucket, Key=key)["ContentLength"] == path.stat().st_size
+        except s3.exceptions.ClientError:
+            same = False
+        if not same:
+            s3.upload_file(str(path), bucket, key)
+        prepared[name] = {"weights": "imagenet", "key": key, "source": str(path)}
+    return prepared
+
+
+def weights_substitutions(prepared: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """``{"AlexnetWeightsKey": "models/alexnet.pth" or "", ...}`` for the functions' environment placeholders."""
+    return {f"{name.capitalize()}WeightsKey": prepared.get(name, {}).get("key", "") for name in MODELS}
+
+
+_PROBE = r"""
+import json, sys, time
+t0 = time.perf_counter()
+sys.path[:0] = [sys.argv[2], sys.argv[3]]
+import psutil, swl_infer
+from PIL import Image
+import torch, torchvision  # noqa: F401
+imported = time.perf_counter()
+classifier, _ = swl_infer.get_classifier(sys.argv[1], swl_infer.config_from_env())
+loaded = time.perf_counter()
+batch = swl_infer.preprocess(Image.open(sys.argv[4]))
+classifier.probabilities(batch)
+first = time.perf_counter()
+warm = []
+for _ in range(5):
+    t = time.perf_counter(); classifier.probabilities(batch); warm.append(time.perf_counter() - t)
+print(json.dumps({"model": sys.argv[1], "arch": classifier.spec.arch, "weights": classifier.weights,
+                  "import_ms": round((imported - t0) * 1000), "load_ms": round((loaded - imported) * 1000),
+                  "cold_total_ms": round((first - t0) * 1000), "first_inference_ms": round((first - loaded) * 1000),
+                  "warm_inference_p50_ms": round(sorted(warm)[2] * 1000, 1),
+                  "rss_mb": round(psutil.Process().memory_info().rss / 2**20)}))
+"""
+
+
+def measure_cold_start(name: str, image: Path | str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Cold start of one inference function's code in a fresh interpreter: import, load, first inference, RSS."""
+    env = {**os.environ, **(env or {})}
+    out = subprocess.run([sys.executable, "-c", _PROBE, name, str(LAMBDAS_DIR / "_shared"), str(LAMBDAS_DIR / name), str(image)],
+                         capture_output=True, text=True, check=True, env=env, timeout=300)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+if __name__ == "__main__":  # python -m swlab.models: one line per model, e.g. for the README
+    from swlab.samples import list_samples
+
+    for model in MODELS:
+        print(json.dumps(measure_cold_start(model, list_samples()[0].path)))

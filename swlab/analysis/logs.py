@@ -1,0 +1,446 @@
+"""Lambda log lines → invocation rows (text and JSON log formats), and the reverse.
+
+Lambda writes, per invocation, into ``/aws/lambda/<function>``:
+
+* text format (the default)::
+
+    START RequestId: <id> Version: $LATEST
+    END RequestId: <id>
+    REPORT RequestId: <id>\\tDuration: 12.34 ms\\tBilled Duration: 13 ms\\tMemory Size: 128 MB\\t
+      Max Memory Used: 45 MB\\tInit Duration: 123.45 ms\\t        (Init Duration only on cold starts)
+    <timestamp> <id> Task timed out after 3.00 seconds        (timeouts)
+    [ERROR] ValueError: boom\\rTraceback ...                   (unhandled exception, runtime-written)
+    RequestId: <id> Error: Runtime exited with error: ...      (crash; last token e.g. Runtime.ExitError)
+
+  Newer REPORT lines may end with ``Status: timeout`` / ``Status: error`` and
+  ``Error Type: Runtime.OutOfMemory``; both are read when present.
+* JSON format (``LoggingConfig.LogFormat = JSON``): one object per event,
+  ``{"time", "type": "platform.start"|"platform.report"|"platform.runtimeDone"|...,
+  "record": {"requestId", "metrics": {"durationMs", "billedDurationMs", "memorySizeMB",
+  "maxMemoryUsedMB", "initDurationMs"?}, "status": "success"|"failure"|"error"|"timeout",
+  "errorType"?}}`` (Lambda Telemetry API schema); unhandled exceptions as
+  ``{"timestamp", "level": "ERROR", "errorType", "errorMessage", "requestId", "stackTrace"}``.
+
+Public API: :func:`parse_report_line`, :func:`parse_log_events` (→ one row per
+invocation, columns in :data:`INVOCATION_COLUMNS`), :func:`format_report_line`
+and friends (used by the local cloud's data plane to write AWS's format).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timezone
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
+INVOCATION_COLUMNS = [
+    "function", "log_stream", "request_id", "start_time", "end_time", "duration_ms",
+    "billed_duration_ms", "memory_size_mb", "max_memory_used_mb", "init_duration_ms",
+    "cold", "status", "error_type", "log_format",
+]
+
+_REPORT_RE = re.compile(
+    r"REPORT RequestId: (?P<request_id>\S+)\s+"
+    r"Duration: (?P<duration_ms>[\d.]+) ms\s+"
+    r"Billed Duration: (?P<billed_duration_ms>\d+) ms\s+"
+    r"Memory Size: (?P<memory_size_mb>\d+) MB\s+"
+    r"Max Memory Used: (?P<max_memory_used_mb>\d+) MB"
+    r"(?:\s+Init Duration: (?P<init_duration_ms>[\d.]+) ms)?"
+    r"(?:\s+Restore Duration: [\d.]+ ms)?"
+    r"(?:\s+Status: (?P<status>\w+))?"
+    r"(?:\s+Error Type: (?P<error_type>\S+))?"
+)
+_START_RE = re.compile(r"START RequestId: (\S+)")
+_END_RE = re.compile(r"END RequestId: (\S+)")
+_TIMEOUT_RE = re.compile(r"^\S+ (\S+) Task timed out after ([\d.]+) seconds")
+_RUNTIME_ERROR_RE = re.compile(r"^RequestId: (\S+) Error: (.*?)(?:\s+(Runtime\.\w+))?\s*$", re.S)
+_UNHANDLED_RE = re.compile(r"^\[ERROR\] ([A-Za-z_][\w.]*)")
+_JSON_METRICS = {
+    "durationMs": "duration_ms", "billedDurationMs": "billed_duration_ms",
+    "memorySizeMB": "memory_size_mb", "maxMemoryUsedMB": "max_memory_used_mb",
+    "initDurationMs": "init_duration_ms",
+}
+
+
+def _report_dict(request_id: str, values: dict[str, Any], status: str | None, error_type: str | None) -> dict:
+    init = values.get("init_duration_ms")
+    return {
+        "request_id": request_id,
+        "duration_ms": float(values["duration_ms"]),
+        "billed_duration_ms": int(float(values["billed_duration_ms"])),
+        "memory_size_mb": int(float(values["memory_size_mb"])),
+        "max_memory_used_mb": int(float(values["max_memory_used_mb"])),
+        "init_duration_ms": None if init is None else float(init),
+        "cold": init is not None,
+        "status": status or "success",
+        "error_type": error_type or None,
+    }
+
+
+def parse_report_line(message: str) -> dict | None:
+    """One REPORT line (text or JSON ``platform.report``) → a dict, or None if it is not one.
+
+    Keys: request_id, duration_ms, billed_duration_ms, memory_size_mb,
+    max_memory_used_mb, init_duration_ms (None when warm), cold, status
+    ('success' unless the line says otherwise), error_type (None or e.g.
+    'Runtime.OutOfMemory').
+    """
+    if message.startswith("REPORT"):
+        m = _REPORT_RE.match(message)
+        if not m:
+            return None
+        g = m.groupdict()
+        return _report_dict(g["request_id"], g, g["status"], g["error_type"])
+    if message.startswith("{") and '"platform.report"' in message:
+        obj = _json_or_none(message)
+        if not obj or obj.get("type") != "platform.report":
+            return None
+        rec = obj.get("record") or {}
+        metrics = {_JSON_METRICS[k]: v for k, v in (rec.get("metrics") or {}).items() if k in _JSON_METRICS}
+        if "duration_ms" not in metrics:
+            return None
+        metrics.setdefault("billed_duration_ms", np.ceil(metrics["duration_ms"]))
+        metrics.setdefault("memory_size_mb", 0)
+        metrics.setdefault("max_memory_used_mb", 0)
+        return _report_dict(rec.get("requestId", ""), metrics, rec.get("status"), rec.get("errorType"))
+    return None
+
+
+def _json_or_none(message: str) -> dict | None:
+    try:
+        obj = json.loads(message)
+    except ValueError:
+        return None
+    return obj if isinstance(obj, dict) else None
+
+
+def classify_line(message: str) -> tuple[str, str | None, dict | None]:
+    """``(kind, request_id, detail)`` for one log message.
+
+    kind is one of start, end, report, timeout, error, other. ``detail`` holds
+    the parsed REPORT dict (report) or ``{"error_type": ...}`` (timeout, error).
+    An unhandled-exception line names no request: its request_id is None and
+    the caller attributes it to the invocation open in that stream.
+    """
+    c = message[:1]
+    if c == "R":
+        if message.startswith("REPORT"):
+            rep = parse_report_line(message)
+            return ("report", rep["request_id"], rep) if rep else ("other", None, None)
+        m = _RUNTIME_ERROR_RE.match(message)
+        if m:
+            return "error", m.group(1), {"error_type": m.group(3) or "Runtime.Error"}
+    elif c == "S" and message.startswith("START RequestId: "):
+        return "start", _START_RE.match(message).group(1), None
+    elif c == "E" and message.startswith("END RequestId: "):
+        return "end", _END_RE.match(message).group(1), None
+    elif c == "{":
+        return _classify_json(message)
+    elif c == "[" and message.startswith("[ERROR] "):
+        m = _UNHANDLED_RE.match(message)
+        return "error", None, {"error_type": m.group(1) if m else "Unhandled"}
+    if "Task timed out after" in message:
+        m = _TIMEOUT_RE.match(message)
+        if m:
+            return "timeout", m.group(1), {"error_type": TIMEOUT_ERROR_TYPE}
+    return "other", None, None
+
+
+def _classify_json(message: str) -> tuple[str, str | None, dict | None]:
+    obj = _json_or_none(message)
+    if obj is None:
+        return "other", None, None
+    kind = obj.get("type")
+    rec = obj.get("record") if isinstance(obj.get("record"), dict) else {}
+    if kind == "platform.report":
+        rep = parse_report_line(message)
+        return ("report", rep["request_id"], rep) if rep else ("other", None, None)
+    if kind == "platform.start":
+        return "start", rec.get("requestId"), None
+    if kind == "platform.runtimeDone" and rec.get("status") not in (None, "success"):
+        status = rec.get("status")
+        etype = TIMEOUT_ERROR_TYPE if status == "timeout" else rec.get("errorType") or "Runtime.Error"
+        return ("timeout" if status == "timeout" else "error"), rec.get("requestId"), {"error_type": etype}
+    if obj.get("level") == "ERROR" and "errorType" in obj:
+        return "error", obj.get("requestId"), {"error_type": obj["errorType"] or "Unhandled"}
+    return "other", None, None
+
+
+def _events_frame(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
+    df = events if isinstance(events, pd.DataFrame) else pd.DataFrame(list(events))
+    df = df.rename(columns={"logStreamName": "log_stream", "logGroupName": "log_group"})
+    if "function" not in df.columns:
+        if "log_group" in df.columns:
+            df = df.assign(function=df["log_group"].astype(str).str.replace("/aws/lambda/", "", regex=False))
+        else:
+            df = df.assign(function="")
+    if "log_stream" not in df.columns:
+        df = df.assign(log_stream="")
+    if len(df) == 0:
+        return pd.DataFrame(columns=["function", "log_stream", "timestamp", "message"])
+    ts = df["timestamp"]
+    if pd.api.types.is_datetime64_any_dtype(ts):
+        ts = _utc(ts).astype("datetime64[ms, UTC]").astype("int64")
+    # Internally epoch milliseconds (int64): numpy arrays of tz-aware datetimes are object arrays.
+    return df.assign(timestamp=ts.astype("int64")).reset_index(drop=True)
+
+
+def _empty_invocations() -> pd.DataFrame:
+    df = pd.DataFrame({c: pd.Series(dtype=object) for c in INVOCATION_COLUMNS})
+    for c in ("start_time", "end_time"):
+        df[c] = pd.Series(dtype="datetime64[ns, UTC]")
+    return df
+
+
+def parse_log_events(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
+    """Log events → one row per invocation that has a REPORT line (columns :data:`INVOCATION_COLUMNS`).
+
+    ``events``: a DataFrame or dicts with ``timestamp`` (epoch ms or datetime),
+    ``message``, and ``function`` or ``log_group``/``logGroupName``, plus
+    ``log_stream``/``logStreamName`` (as ``filter_log_events`` returns them).
+    ``start_time`` is the START line's time (else end − duration); ``end_time``
+    the REPORT line's. ``status`` is success, error or timeout, taken from the
+    REPORT line when it says so, else from timeout/error lines of the same
+    request; ``error_type`` names the error (``Sandbox.Timedout`` for timeouts).
+
+    Text START/END/REPORT lines are parsed column-wise (pyarrow regex kernels);
+    the few other lines (JSON format, errors, timeouts) one by one.
+    """
+    df = _events_frame(events)
+    if len(df) == 0:
+        return _empty_invocations()
+    msgs = pa.array(df["message"].astype(str), type=pa.large_string())
+    is_report = pc.starts_with(msgs, "REPORT RequestId: ")
+    is_start = pc.starts_with(msgs, "START RequestId: ")
+    is_end = pc.starts_with(msgs, "END RequestId: ")
+    text_reports = _text_reports(df, msgs, is_report)
+    starts = _text_starts(df, msgs, is_start)
+    rest = np.flatnonzero(~pc.or_(pc.or_(is_report, is_start), is_end).to_numpy(zero_copy_only=False))
+    json_reports, json_starts, failures = _scan_other_lines(df, rest, is_start, msgs)
+    out = pd.concat([f for f in (text_reports, json_reports) if len(f)], ignore_index=True) \
+        if len(json_reports) else text_reports
+    if len(out) == 0:
+        return _empty_invocations()
+    starts = pd.concat([starts, json_starts], ignore_index=True) if len(json_starts) else starts
+    return _finish(out, starts, failures)
+
+
+_TEXT_FIELDS = {  # REPORT field prefix → (column, unit suffix length, arrow type)
+    "REPORT RequestId: ": ("request_id", 0, pa.large_string()),
+    "Duration: ": ("duration_ms", 3, pa.float64()),
+    "Billed Duration: ": ("billed_duration_ms", 3, pa.int64()),
+    "Memory Size: ": ("memory_size_mb", 3, pa.int64()),
+    "Max Memory Used: ": ("max_memory_used_mb", 3, pa.int64()),
+    "Init Duration: ": ("init_duration_ms", 3, pa.float64()),
+    "Status: ": ("status", 0, pa.large_string()),
+    "Error Type: ": ("error_type", 0, pa.large_string()),
+}
+
+
+def _text_reports(df: pd.DataFrame, msgs: pa.Array, mask: pa.Array) -> pd.DataFrame:
+    """Tab-separated REPORT lines, column-wise: split on tabs, dispatch each field on its prefix."""
+    sel = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    parts = pc.split_pattern(msgs.filter(mask), "\t")
+    flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
+    parent = pc.list_parent_indices(parts).to_numpy()
+    cols: dict[str, Any] = {}
+    for prefix, (name, unit, typ) in _TEXT_FIELDS.items():
+        hit = pc.starts_with(flat, prefix)
+        vals = pc.utf8_slice_codeunits(flat.filter(hit), len(prefix), -unit if unit else None)
+        rows = parent[hit.to_numpy(zero_copy_only=False)]
+        cols[name] = _scatter(vals, typ, rows, len(sel))
+    ok = ~np.isnan(cols["duration_ms"]) & ~np.isnan(cols["max_memory_used_mb"])
+    out = pd.DataFrame({
+        "function": _take(df["function"], sel), "log_stream": _take(df["log_stream"], sel),
+        "end_time": df["timestamp"].to_numpy()[sel], **cols, "log_format": "text"})
+    out["status"] = out["status"].fillna("success")
+    if ok.all():
+        return out.astype({"billed_duration_ms": "int64", "memory_size_mb": "int64", "max_memory_used_mb": "int64"})
+    good = out[ok].astype({"billed_duration_ms": "int64", "memory_size_mb": "int64", "max_memory_used_mb": "int64"})
+    return pd.concat([good, _regex_reports(df, msgs, sel[~ok])], ignore_index=True)
+
+
+def _take(col: pd.Series, sel: np.ndarray) -> pd.Series:
+    return col.iloc[sel].reset_index(drop=True)
+
+
+def _scatter(vals: pa.Array, typ: pa.DataType, rows: np.ndarray, n: int) -> Any:
+    """Values found on some rows → a full column (NaN/None elsewhere)."""
+    if typ == pa.large_string():
+        if len(rows) == n and (n == 0 or (rows == np.arange(n)).all()):
+            return pd.array(pc.cast(vals, pa.large_string()), dtype="str")
+        col = np.full(n, None, object)
+        col[rows] = vals.to_numpy(zero_copy_only=False)
+        return col
+    col = np.full(n, np.nan)
+    col[rows] = pc.cast(vals, typ).to_numpy(zero_copy_only=False)
+    return col
+
+
+def _regex_reports(df: pd.DataFrame, msgs: pa.Array, sel: np.ndarray) -> pd.DataFrame:
+    """REPORT lines that are not tab-separated (e.g. copied with spaces): one regex each."""
+    rows = []
+    for i in sel:
+        rep = parse_report_line(msgs[int(i)].as_py())
+        if rep:
+            rows.append({**rep, "function": df["function"].iat[i], "log_stream": df["log_stream"].iat[i],
+                         "end_time": df["timestamp"].iat[i], "log_format": "text"})
+    return pd.DataFrame(rows).drop(columns=["cold"], errors="ignore")
+
+
+def _text_starts(df: pd.DataFrame, msgs: pa.Array, mask: pa.Array) -> pd.DataFrame:
+    sel = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    words = pc.split_pattern(msgs.filter(mask), " ", max_splits=3)
+    rid = pc.utf8_trim_whitespace(pc.list_element(words, 2))
+    return pd.DataFrame({"function": _take(df["function"], sel),
+                         "request_id": pd.array(rid, dtype="str"),
+                         "start_time": df["timestamp"].to_numpy()[sel]})
+
+
+def _scan_other_lines(df: pd.DataFrame, rest: np.ndarray, is_start: pa.Array, msgs: pa.Array):
+    """JSON-format lines, timeouts and errors (row by row), with the open request per stream."""
+    reports, starts, failures, orphans = [], [], {}, []
+    if len(rest) == 0:
+        return pd.DataFrame(), pd.DataFrame(columns=["function", "request_id", "start_time"]), failures
+    funcs, streams = df["function"].to_numpy(object), df["log_stream"].to_numpy(object)
+    times = df["timestamp"].to_numpy()
+    for i in rest:
+        msg = msgs[int(i)].as_py()
+        kind, rid, detail = classify_line(msg)
+        if kind == "report":
+            reports.append({**detail, "function": funcs[i], "log_stream": streams[i], "end_time": times[i],
+                            "log_format": "json"})
+        elif kind == "start":
+            starts.append((funcs[i], rid, times[i]))
+        elif kind in ("timeout", "error"):
+            if rid is None:
+                orphans.append((i, kind, detail["error_type"]))
+            else:
+                _note_failure(failures, (funcs[i], rid), kind, detail["error_type"])
+    if orphans:
+        _attribute_orphans(df, orphans, is_start, msgs, failures)
+    rep = pd.DataFrame(reports).drop(columns=["cold"], errors="ignore")
+    st = pd.DataFrame(starts, columns=["function", "request_id", "start_time"])
+    return rep, st, failures
+
+
+def _note_failure(failures: dict, key: tuple, kind: str, error_type: str) -> None:
+    if kind == "timeout" or key not in failures:
+        failures[key] = (kind, error_type)
+
+
+def _attribute_orphans(df, orphans, is_start, msgs, failures) -> None:
+    """Unhandled-exception lines name no request: give each the last START before it in its stream."""
+    start_idx = np.flatnonzero(is_start.to_numpy(zero_copy_only=False))
+    pos = np.concatenate([start_idx, np.array([o[0] for o in orphans], dtype=np.int64)])
+    lines = pd.DataFrame({"function": df["function"].to_numpy(object)[pos],
+                          "log_stream": df["log_stream"].to_numpy(object)[pos],
+                          "timestamp": df["timestamp"].to_numpy()[pos], "pos": pos,
+                          "is_start": np.r_[np.ones(len(start_idx), bool), np.zeros(len(orphans), bool)]})
+    lines = lines.sort_values(["function", "log_stream", "timestamp", "pos"], kind="stable")
+    lines["open_pos"] = lines["pos"].where(lines["is_start"])
+    lines["open_pos"] = lines.groupby(["function", "log_stream"], sort=False)["open_pos"].ffill()
+    opened = lines[~lines["is_start"]].set_index("pos")["open_pos"]
+    for i, kind, etype in orphans:
+        j = opened.get(i)
+        if j is not None and not pd.isna(j):
+            m = _START_RE.match(msgs[int(j)].as_py())
+            _note_failure(failures, (df["function"].iat[i], m.group(1)), kind, etype)
+
+
+def _finish(out: pd.DataFrame, starts: pd.DataFrame, failures: dict) -> pd.DataFrame:
+    out["end_time"] = _utc(out["end_time"])
+    out["init_duration_ms"] = out["init_duration_ms"].astype(float)
+    out["cold"] = out["init_duration_ms"].notna()
+    fallback = out["end_time"] - pd.to_timedelta(out["duration_ms"], unit="ms")
+    if len(starts):
+        starts = starts.drop_duplicates(["function", "request_id"], keep="last")
+        starts = starts.assign(start_time=_utc(starts["start_time"]))
+        out = out.merge(starts, on=["function", "request_id"], how="left")
+        out["start_time"] = out["start_time"].fillna(fallback)
+    else:
+        out["start_time"] = fallback
+    if failures:
+        _apply_failures(out, failures)
+    timed_out = (out["status"] == "timeout") & out["error_type"].isna()
+    out.loc[timed_out, "error_type"] = TIMEOUT_ERROR_TYPE
+    return out[INVOCATION_COLUMNS].sort_values(["function", "end_time"], kind="stable").reset_index(drop=True)
+
+
+def _utc(s: pd.Series) -> pd.Series:
+    s = pd.to_datetime(s, unit="ms") if pd.api.types.is_integer_dtype(s) else pd.to_datetime(s)
+    return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
+
+
+def _apply_failures(out: pd.DataFrame, failures: dict) -> None:
+    keys = pd.MultiIndex.from_tuples(list(failures), names=["function", "request_id"])
+    fail = pd.DataFrame(list(failures.values()), index=keys, columns=["f_status", "f_error_type"])
+    joined = out[["function", "request_id"]].join(fail, on=["function", "request_id"])
+    mask = joined["f_status"].notna() & (out["status"] == "success")
+    out.loc[mask, "status"] = joined.loc[mask, "f_status"]
+    out.loc[mask, "error_type"] = joined.loc[mask, "f_error_type"]
+
+
+# ---- formatting (AWS's exact text, for the local cloud's data plane and for fixtures) ----
+
+def format_start_line(request_id: str, version: str = "$LATEST") -> str:
+    return f"START RequestId: {request_id} Version: {version}"
+
+
+def format_end_line(request_id: str) -> str:
+    return f"END RequestId: {request_id}"
+
+
+def format_report_line(request_id: str, duration_ms: float, billed_duration_ms: int, memory_size_mb: int,
+                       max_memory_used_mb: int, init_duration_ms: float | None = None,
+                       status: str | None = None, error_type: str | None = None) -> str:
+    """A text REPORT line as Lambda writes it (tab-separated, trailing tab).
+
+    ``status``/``error_type`` are appended only for a non-success invocation
+    (``Status: timeout``, ``Status: error\\tError Type: Runtime.OutOfMemory``).
+    """
+    parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms",
+             f"Billed Duration: {int(billed_duration_ms)} ms", f"Memory Size: {int(memory_size_mb)} MB",
+             f"Max Memory Used: {int(max_memory_used_mb)} MB"]
+    if init_duration_ms is not None:
+        parts.append(f"Init Duration: {init_duration_ms:.2f} ms")
+    if status and status != "success":
+        parts.append(f"Status: {status}")
+        if error_type:
+            parts.append(f"Error Type: {error_type}")
+    return "\t".join(parts) + "\t"
+
+
+def format_timeout_line(request_id: str, timeout_s: float, when: datetime) -> str:
+    """``2024-01-01T00:00:03.123Z <id> Task timed out after 3.00 seconds``."""
+    return f"{_iso_ms(when)} {request_id} Task timed out after {timeout_s:.2f} seconds"
+
+
+def format_report_json(request_id: str, duration_ms: float, billed_duration_ms: int, memory_size_mb: int,
+                       max_memory_used_mb: int, when: datetime, init_duration_ms: float | None = None,
+                       status: str = "success", error_type: str | None = None) -> str:
+    """A JSON-format ``platform.report`` event (Lambda Telemetry API field names)."""
+    metrics: dict[str, Any] = {"durationMs": round(duration_ms, 2), "billedDurationMs": int(billed_duration_ms),
+                               "memorySizeMB": int(memory_size_mb), "maxMemoryUsedMB": int(max_memory_used_mb)}
+    if init_duration_ms is not None:
+        metrics["initDurationMs"] = round(init_duration_ms, 2)
+    record: dict[str, Any] = {"requestId": request_id, "metrics": metrics, "status": status}
+    if error_type:
+        record["errorType"] = error_type
+    return json.dumps({"time": _iso_ms(when), "type": "platform.report", "record": record})
+
+
+def billed_duration_ms(duration_ms: float) -> int:
+    """Lambda bills duration rounded up to the next millisecond."""
+    return int(np.ceil(duration_ms))
+
+
+def _iso_ms(when: datetime) -> str:
+    when = when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"

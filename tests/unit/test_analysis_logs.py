@@ -1,0 +1,132 @@
+"""Lambda log parsing on hand-written fixture logs (text and JSON formats) and formatter round trips."""
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from swlab.analysis.logs import (INVOCATION_COLUMNS, TIMEOUT_ERROR_TYPE, format_report_json, format_report_line,
+                                 format_timeout_line, parse_log_events, parse_report_line)
+
+pytestmark = pytest.mark.unit
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
+
+
+def events(name: str) -> list[dict]:
+    return json.loads((FIXTURES / name).read_text())["events"]
+
+
+def by_rid(df: pd.DataFrame) -> dict:
+    return {r["request_id"]: r for r in df.to_dict("records")}
+
+
+def test_cold_report_line_has_init_duration():
+    line = ("REPORT RequestId: 3f2a\tDuration: 50.12 ms\tBilled Duration: 51 ms\tMemory Size: 128 MB\t"
+            "Max Memory Used: 45 MB\tInit Duration: 245.67 ms\t")
+    rep = parse_report_line(line)
+    assert rep == {"request_id": "3f2a", "duration_ms": 50.12, "billed_duration_ms": 51, "memory_size_mb": 128,
+                   "max_memory_used_mb": 45, "init_duration_ms": 245.67, "cold": True, "status": "success",
+                   "error_type": None}
+
+
+def test_warm_report_line_has_no_init_duration():
+    rep = parse_report_line("REPORT RequestId: abc\tDuration: 1.00 ms\tBilled Duration: 1 ms\t"
+                            "Memory Size: 2048 MB\tMax Memory Used: 99 MB\t\n")
+    assert rep["init_duration_ms"] is None and rep["cold"] is False and rep["memory_size_mb"] == 2048
+
+
+def test_report_line_with_spaces_instead_of_tabs_and_status():
+    rep = parse_report_line("REPORT RequestId: x Duration: 3000.00 ms Billed Duration: 3000 ms Memory Size: 128 MB "
+                            "Max Memory Used: 47 MB Status: error Error Type: Runtime.OutOfMemory")
+    assert rep["status"] == "error" and rep["error_type"] == "Runtime.OutOfMemory"
+
+
+@pytest.mark.parametrize("line", ["START RequestId: a Version: $LATEST", "END RequestId: a", "hello", "",
+                                  '{"type": "platform.start", "record": {"requestId": "a"}}', "REPORT nonsense"])
+def test_non_report_lines_give_none(line):
+    assert parse_report_line(line) is None
+
+
+def test_json_platform_report_uses_telemetry_field_names():
+    msg = ('{"time":"2026-11-27T04:00:00.481Z","type":"platform.report","record":{"requestId":"r1",'
+           '"metrics":{"durationMs":80.25,"billedDurationMs":81,"memorySizeMB":512,"maxMemoryUsedMB":90,'
+           '"initDurationMs":397.68},"status":"success"}}')
+    rep = parse_report_line(msg)
+    assert (rep["request_id"], rep["duration_ms"], rep["billed_duration_ms"], rep["init_duration_ms"]) == \
+        ("r1", 80.25, 81, 397.68)
+    assert rep["cold"] and rep["status"] == "success"
+
+
+def test_text_fixture_cold_warm_timeout_and_errors():
+    df = parse_log_events(events("text_format.json"))
+    assert list(df.columns) == INVOCATION_COLUMNS and len(df) == 5
+    rows = by_rid(df)
+    cold = rows["11111111-aaaa-4bbb-8ccc-000000000001"]
+    assert cold["cold"] and cold["init_duration_ms"] == 245.67 and cold["function"] == "swlab-grayscale"
+    assert cold["start_time"] == pd.Timestamp("2026-11-27T04:00:00.250Z")
+    assert cold["end_time"] == pd.Timestamp("2026-11-27T04:00:00.301Z")
+    warm = rows["11111111-aaaa-4bbb-8ccc-000000000002"]
+    assert not warm["cold"] and warm["status"] == "success" and warm["duration_ms"] == 12.34
+    timeout = rows["11111111-aaaa-4bbb-8ccc-000000000003"]
+    assert (timeout["status"], timeout["error_type"]) == ("timeout", TIMEOUT_ERROR_TYPE)
+    # the unhandled exception line names no request: attributed to the open invocation of its stream
+    unhandled = rows["22222222-aaaa-4bbb-8ccc-000000000001"]
+    assert (unhandled["status"], unhandled["error_type"], unhandled["cold"]) == ("error", "KeyError", True)
+    oom = rows["22222222-aaaa-4bbb-8ccc-000000000002"]
+    assert (oom["status"], oom["error_type"], oom["memory_size_mb"]) == ("error", "Runtime.OutOfMemory", 256)
+    assert df.groupby("function")["cold"].sum().to_dict() == {"swlab-flip": 1, "swlab-grayscale": 1}
+
+
+def test_json_fixture():
+    df = parse_log_events(events("json_format.json"))
+    rows = by_rid(df)
+    assert len(df) == 3 and set(df["log_format"]) == {"json"}
+    first, second, third = (rows[f"33333333-aaaa-4bbb-8ccc-00000000000{i}"] for i in (1, 2, 3))
+    assert first["cold"] and first["init_duration_ms"] == 397.68 and first["status"] == "success"
+    assert first["start_time"] == pd.Timestamp("2026-11-27T04:00:00.400Z")
+    assert (second["status"], second["error_type"], second["duration_ms"]) == ("timeout", TIMEOUT_ERROR_TYPE, 5000.0)
+    assert (third["status"], third["error_type"]) == ("error", "UnidentifiedImageError")
+
+
+def test_accepts_dataframe_with_datetime_timestamps_and_mixed_formats():
+    ev = pd.DataFrame(events("text_format.json") + events("json_format.json"))
+    ev["timestamp"] = pd.to_datetime(ev["timestamp"], unit="ms", utc=True)
+    df = parse_log_events(ev)
+    assert len(df) == 8 and df["cold"].sum() == 3
+    assert sorted(df["function"].unique()) == ["swlab-flip", "swlab-grayscale", "swlab-resize"]
+
+
+def test_empty_input_gives_empty_frame_with_columns():
+    df = parse_log_events([])
+    assert len(df) == 0 and list(df.columns) == INVOCATION_COLUMNS
+
+
+def test_format_report_line_is_aws_text_and_round_trips():
+    line = format_report_line("r-1", 12.3456, 13, 128, 45, 123.454)
+    assert line == ("REPORT RequestId: r-1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
+                    "Max Memory Used: 45 MB\tInit Duration: 123.45 ms\t")
+    assert parse_report_line(line)["init_duration_ms"] == 123.45
+    warm = format_report_line("r-2", 3000, 3000, 128, 47, status="timeout")
+    assert warm.endswith("Max Memory Used: 47 MB\tStatus: timeout\t")
+    assert parse_report_line(warm)["status"] == "timeout"
+
+
+def test_format_timeout_and_json_report_parse_back():
+    when = datetime(2026, 11, 27, 4, 0, 5, 2000, tzinfo=timezone.utc)
+    assert format_timeout_line("r-3", 3, when) == "2026-11-27T04:00:05.002Z r-3 Task timed out after 3.00 seconds"
+    js = format_report_json("r-4", 10.5, 11, 256, 60, when, init_duration_ms=99.0)
+    rep = parse_report_line(js)
+    assert (rep["request_id"], rep["duration_ms"], rep["init_duration_ms"], rep["memory_size_mb"]) == \
+        ("r-4", 10.5, 99.0, 256)
+    assert json.loads(js)["time"] == "2026-11-27T04:00:05.002Z"
+
+
+def test_order_of_events_does_not_matter():
+    evs = events("text_format.json") + events("json_format.json")
+    shuffled = [evs[i] for i in __import__("numpy").random.default_rng(3).permutation(len(evs))]
+    a = parse_log_events(evs).sort_values("request_id").reset_index(drop=True)
+    b = parse_log_events(shuffled).sort_values("request_id").reset_index(drop=True)
+    pd.testing.assert_frame_equal(a, b)
+    assert by_rid(b)["22222222-aaaa-4bbb-8ccc-000000000001"]["error_type"] == "KeyError"

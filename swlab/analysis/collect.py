@@ -1,0 +1,443 @@
+"""Collect the telemetry of one run (a stack and a time window) and save/load it as a run directory.
+
+Works unchanged on the local cloud and on AWS: it uses only what both offer
+(``filter_log_events`` without a pattern, ``get_metric_data`` with
+Sum/Average/SampleCount/Maximum, ``list_executions`` + ``get_execution_history``).
+Percentiles and every other aggregation are computed client-side
+(:mod:`swlab.analysis.stats`), because moto computes none of them.
+
+Express state machines on AWS keep no history and cannot be listed; their
+events exist only in the state machine's CloudWatch log group (level ALL,
+include execution data). :func:`collect_run` reads that group when the
+machine is EXPRESS and logs to one, and falls back to the history API
+(which the local cloud offers for Express too) when the group is empty.
+
+A run directory holds one Parquet file per table and ``manifest.json``;
+:func:`load_run` re-reads it without any cloud.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import pandas as pd
+from botocore.exceptions import ClientError
+
+from swlab.analysis.logs import parse_log_events
+
+TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states", "jtl")
+METRIC_STATS = {  # AWS/Lambda metric → statistics collected (no percentiles: moto has none)
+    "Invocations": ("Sum",), "Errors": ("Sum",), "Throttles": ("Sum",),
+    "Duration": ("Average", "Maximum", "SampleCount"), "ConcurrentExecutions": ("Maximum",),
+}
+_TOOLS = ("boto3", "botocore", "moto", "pandas", "pyarrow", "numpy", "matplotlib", "swlab")
+
+
+@dataclass
+class Run:
+    """The telemetry of one run: named tables plus the manifest that describes them."""
+
+    manifest: dict[str, Any]
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        return self.tables.get(name, pd.DataFrame())
+
+
+def _paginate(call: Callable[..., dict], key: str, token: str = "nextToken", request_token: str | None = None,
+              **kwargs: Any) -> Iterable[dict]:
+    """Items under ``key`` from every page; ``token`` names the response's continuation field."""
+    while True:
+        page = call(**kwargs)
+        yield from page.get(key, [])
+        nxt = page.get(token)
+        if not nxt:
+            return
+        kwargs[request_token or token] = nxt
+
+
+def _ms(t: datetime) -> int:
+    return int(t.timestamp() * 1000)
+
+
+# ---- Lambda: functions, logs, metrics -------------------------------------------------------
+
+def list_stack_functions(lambda_client: Any, stack: str) -> pd.DataFrame:
+    """The stack's functions (name prefix ``<stack>-``) with the configuration cost needs."""
+    rows = []
+    for fn in _paginate(lambda_client.list_functions, "Functions", token="NextMarker", request_token="Marker"):
+        name = fn["FunctionName"]
+        if not name.startswith(f"{stack}-"):
+            continue
+        logging_cfg = fn.get("LoggingConfig") or {}
+        rows.append({
+            "function": name, "memory_mb": int(fn.get("MemorySize", 128)),
+            "architecture": (fn.get("Architectures") or ["x86_64"])[0],
+            "timeout_s": int(fn.get("Timeout", 3)), "package_type": fn.get("PackageType", "Zip"),
+            "log_group": logging_cfg.get("LogGroup") or f"/aws/lambda/{name}",
+            "log_format": logging_cfg.get("LogFormat", "Text"),
+        })
+    cols = ["function", "memory_mb", "architecture", "timeout_s", "package_type", "log_group", "log_format"]
+    return pd.DataFrame(rows, columns=cols)
+
+
+def fetch_log_events(logs_client: Any, log_group: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Every event of ``log_group`` in [start, end], all pages (no filter pattern: moto ignores them)."""
+    kwargs = {"logGroupName": log_group, "startTime": _ms(start), "endTime": _ms(end)}
+    try:
+        events = list(_paginate(logs_client.filter_log_events, "events", **kwargs))
+    except logs_client.exceptions.ResourceNotFoundException:
+        events = []
+    df = pd.DataFrame(events, columns=["logStreamName", "timestamp", "message", "ingestionTime"])
+    df = df.rename(columns={"logStreamName": "log_stream", "ingestionTime": "ingestion_time"})
+    df.insert(0, "log_group", log_group)
+    return df
+
+
+def fetch_lambda_metrics(cw_client: Any, functions: Iterable[str], start: datetime, end: datetime,
+                         period_s: int = 60) -> pd.DataFrame:
+    """AWS/Lambda metrics per function → long table (function, metric, stat, timestamp, value)."""
+    queries, labels = [], {}
+    for fn in functions:
+        for metric, stats in METRIC_STATS.items():
+            for stat in stats:
+                qid = f"m{len(queries)}"
+                labels[qid] = (fn, metric, stat)
+                queries.append({"Id": qid, "ReturnData": True, "MetricStat": {
+                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
+                               "Dimensions": [{"Name": "FunctionName", "Value": fn}]},
+                    "Period": period_s, "Stat": stat}})
+    rows = []
+    for i in range(0, len(queries), 500):  # API limit: 500 queries per call
+        for res in _paginate(cw_client.get_metric_data, "MetricDataResults", token="NextToken",
+                             MetricDataQueries=queries[i:i + 500], StartTime=start, EndTime=end):
+            fn, metric, stat = labels[res["Id"]]
+            rows += [(fn, metric, stat, t, v) for t, v in zip(res.get("Timestamps", []), res.get("Values", []))]
+    df = pd.DataFrame(rows, columns=["function", "metric", "stat", "timestamp", "value"])
+    df["timestamp"] = pd.to_datetime(df["timestamp"], utc=True)
+    return df.sort_values(["function", "metric", "stat", "timestamp"]).reset_index(drop=True)
+
+
+# ---- Step Functions: executions and per-state rows -----------------------------------------
+
+def list_stack_state_machines(sfn_client: Any, stack: str) -> pd.DataFrame:
+    """The stack's state machines (name prefix ``<stack>-``) with type and log group."""
+    rows = []
+    for sm in _paginate(sfn_client.list_state_machines, "stateMachines"):
+        if not sm["name"].startswith(f"{stack}-"):
+            continue
+        desc = sfn_client.describe_state_machine(stateMachineArn=sm["stateMachineArn"])
+        rows.append({"state_machine": sm["name"], "arn": sm["stateMachineArn"],
+                     "type": desc.get("type", sm.get("type", "STANDARD")),
+                     "log_group": _log_group_of(desc.get("loggingConfiguration") or {}),
+                     "definition": desc.get("definition", "")})
+    return pd.DataFrame(rows, columns=["state_machine", "arn", "type", "log_group", "definition"])
+
+
+def _log_group_of(logging_cfg: dict) -> str | None:
+    """``arn:aws:logs:<region>:<acct>:log-group:<name>:*`` → ``<name>`` (None when not logging ALL)."""
+    if logging_cfg.get("level") != "ALL":
+        return None
+    for dest in logging_cfg.get("destinations") or []:
+        arn = (dest.get("cloudWatchLogsLogGroup") or {}).get("logGroupArn", "")
+        if ":log-group:" in arn:
+            return arn.split(":log-group:", 1)[1].removesuffix(":*")
+    return None
+
+
+def fetch_executions(sfn_client: Any, state_machine_arn: str, start: datetime, end: datetime) -> list[dict]:
+    """Executions started in [start, end] (newest first from the API; stops paging when older)."""
+    out = []
+    for ex in _paginate(sfn_client.list_executions, "executions", stateMachineArn=state_machine_arn):
+        started = ex["startDate"]
+        if started < start:
+            break
+        if started <= end:
+            out.append(ex)
+    return out
+
+
+def fetch_history(sfn_client: Any, execution_arn: str) -> list[dict]:
+    """All history events of one execution, normalised by :func:`normalise_history_event`."""
+    events = _paginate(sfn_client.get_execution_history, "events", executionArn=execution_arn, maxResults=1000)
+    return [normalise_history_event(e) for e in events]
+
+
+def normalise_history_event(event: dict) -> dict:
+    """A ``get_execution_history`` event or an Express log record → (id, previous_id, type, timestamp, details).
+
+    Express log records (CloudWatch Logs, level ALL) look like
+    ``{"id": "3", "type": "TaskStateEntered", "details": {...}, "previous_event_id": "2",
+    "event_timestamp": "1700000000123", "execution_arn": ...}``.
+    """
+    if "event_timestamp" in event:
+        ts = pd.Timestamp(int(event["event_timestamp"]), unit="ms", tz="UTC")
+        return {"id": int(event["id"]), "previous_id": int(event.get("previous_event_id") or 0),
+                "type": event["type"], "timestamp": ts, "details": event.get("details") or {},
+                "execution_arn": event.get("execution_arn")}
+    details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+    return {"id": int(event["id"]), "previous_id": int(event.get("previousEventId") or 0),
+            "type": event["type"], "timestamp": pd.Timestamp(event["timestamp"]).tz_convert("UTC")
+            if pd.Timestamp(event["timestamp"]).tzinfo else pd.Timestamp(event["timestamp"], tz="UTC"),
+            "details": details}
+
+
+_FAILED_SUFFIXES = ("Failed", "TimedOut", "StartFailed", "SubmitFailed", "ScheduleFailed")
+
+
+def history_to_states(events: list[dict], execution_arn: str) -> pd.DataFrame:
+    """Normalised history events → one row per state visit.
+
+    Columns: execution_arn, state, state_type, entered, exited, duration_ms,
+    status (succeeded/failed/unfinished: the outcome of the last attempt),
+    resource (Lambda function name or the service integration), error (the
+    last error seen, also when a retry then succeeded), failed_attempts.
+    """
+    by_id = {e["id"]: e for e in events}
+    open_states: dict[str, list[dict]] = {}
+    rows: list[dict] = []
+    row_of_entered: dict[int, dict] = {}
+    for e in sorted(events, key=lambda e: e["id"]):
+        t = e["type"]
+        if t.endswith("StateEntered"):
+            row = {"execution_arn": execution_arn, "state": e["details"].get("name"),
+                   "state_type": t[: -len("StateEntered")], "entered": e["timestamp"], "exited": pd.NaT,
+                   "status": "unfinished", "resource": None, "error": None, "failed_attempts": 0}
+            rows.append(row)
+            row_of_entered[e["id"]] = row
+            open_states.setdefault(row["state"], []).append(row)
+        elif t.endswith("StateExited"):
+            stack = open_states.get(e["details"].get("name"), [])
+            if stack:
+                row = stack.pop(0)
+                row["exited"] = e["timestamp"]
+                row["status"] = "failed" if row.pop("_last_failed", False) else "succeeded"
+        elif t.endswith("Scheduled") and (row := _owner(e, by_id, row_of_entered)) is not None:
+            row["resource"] = _resource_name(e["details"])
+        elif t.endswith(_FAILED_SUFFIXES) and (row := _owner(e, by_id, row_of_entered)) is not None:
+            row["error"] = e["details"].get("error") or t
+            row["failed_attempts"] += 1
+            row["status"], row["_last_failed"] = "failed", True
+        elif t.endswith("Succeeded") and (row := _owner(e, by_id, row_of_entered)) is not None:
+            row["_last_failed"] = False
+    for row in rows:
+        row.pop("_last_failed", None)
+    df = pd.DataFrame(rows, columns=["execution_arn", "state", "state_type", "entered", "exited", "status",
+                                     "resource", "error", "failed_attempts"])
+    df["duration_ms"] = (pd.to_datetime(df["exited"], utc=True) - pd.to_datetime(df["entered"], utc=True)) \
+        .dt.total_seconds() * 1000
+    return df
+
+
+def _owner(event: dict, by_id: dict, row_of_entered: dict) -> dict | None:
+    """The state visit an event belongs to: follow previous ids back to a ``*StateEntered`` event."""
+    seen, cur = 0, event
+    while cur is not None and seen < 1000:
+        if cur["id"] in row_of_entered:
+            return row_of_entered[cur["id"]]
+        cur, seen = by_id.get(cur["previous_id"]), seen + 1
+    return None
+
+
+def _resource_name(details: dict) -> str | None:
+    """Lambda function name (from a resource ARN or the ``FunctionName`` parameter), else the resource."""
+    params = details.get("parameters")
+    if isinstance(params, str):
+        try:
+            params = json.loads(params)
+        except ValueError:
+            params = {}
+    name = (params or {}).get("FunctionName") if isinstance(params, dict) else None
+    resource = name or details.get("resource")
+    if not resource:
+        return None
+    rtype = details.get("resourceType")
+    if rtype and rtype != "lambda" and not name:
+        return f"{rtype}:{resource}"
+    if ":function:" in resource:
+        return resource.split(":function:", 1)[1].split(":", 1)[0]
+    return resource.split(":", 1)[0] if name else resource
+
+
+def executions_from_history(events: list[dict], execution_arn: str, state_machine: str) -> dict:
+    """One executions row (status, start, stop, duration_ms) from normalised history events."""
+    start = next((e["timestamp"] for e in events if e["type"] == "ExecutionStarted"), pd.NaT)
+    end_ev = next((e for e in reversed(events) if e["type"].startswith("Execution")
+                   and e["type"] != "ExecutionStarted"), None)
+    status = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT",
+              "ExecutionAborted": "ABORTED"}.get(end_ev["type"], "RUNNING") if end_ev else "RUNNING"
+    stop = end_ev["timestamp"] if end_ev else pd.NaT
+    return {"execution_arn": execution_arn, "state_machine": state_machine, "status": status,
+            "start_date": start, "stop_date": stop,
+            "error": (end_ev or {}).get("details", {}).get("error") if status == "FAILED" else None}
+
+
+
+def express_log_records(log_events: pd.DataFrame) -> dict[str, list[dict]]:
+    """Express execution events from a state machine's log group → {execution_arn: normalised events}."""
+    out: dict[str, list[dict]] = {}
+    for msg in log_events.get("message", []):
+        try:
+            rec = json.loads(msg)
+        except ValueError:
+            continue
+        if isinstance(rec, dict) and "event_timestamp" in rec and rec.get("execution_arn"):
+            out.setdefault(rec["execution_arn"], []).append(normalise_history_event(rec))
+    return out
+
+
+def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: datetime,
+                          end: datetime) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Executions rows and per-state frames of one state machine, from logs (Express) or the API."""
+    histories: dict[str, list[dict]] = {}
+    source = "history_api"
+    if sm["type"] == "EXPRESS" and sm.get("log_group"):
+        histories = express_log_records(fetch_log_events(logs_client, sm["log_group"], start, end))
+        source = "cloudwatch_logs"
+    if not histories:
+        source = "history_api"
+        try:
+            for ex in fetch_executions(sfn_client, sm["arn"], start, end):
+                histories[ex["executionArn"]] = fetch_history(sfn_client, ex["executionArn"])
+        except ClientError as err:  # e.g. AWS: Express executions cannot be listed
+            if sm["type"] != "EXPRESS":
+                raise
+            histories = {}
+            source = f"unavailable: {err}"
+    rows, states = [], []
+    for arn, events in histories.items():
+        events = sorted(events, key=lambda e: e["id"])
+        rows.append({**executions_from_history(events, arn, sm["state_machine"]), "source": source})
+        states.append(history_to_states(events, arn).assign(state_machine=sm["state_machine"]))
+    return rows, states
+
+
+# ---- JMeter --------------------------------------------------------------------------------
+
+def read_jtl(path: str | Path) -> pd.DataFrame:
+    """A JMeter CSV results file → DataFrame (timeStamp as UTC datetime, elapsed ms int, success bool)."""
+    df = pd.read_csv(path)
+    df["timeStamp"] = pd.to_datetime(df["timeStamp"], unit="ms", utc=True)
+    df["success"] = df["success"].astype(str).str.lower().eq("true")
+    df["elapsed"] = df["elapsed"].astype("int64")
+    return df
+
+
+# ---- one run ---------------------------------------------------------------------------------
+
+def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFrame | str | Path | None = None,
+                clients: dict[str, Any] | None = None, period_s: int = 60, extra: dict | None = None) -> Run:
+    """Collect everything of ``settings.stack`` in [start, end] into a :class:`Run`.
+
+    ``clients`` may inject boto3 clients by service name (logs, cloudwatch,
+    lambda, stepfunctions); missing ones come from :func:`swlab.settings.client`.
+    """
+    from swlab.settings import client as make_client
+
+    clients = dict(clients or {})
+
+    def get(service: str) -> Any:
+        if service not in clients:
+            clients[service] = make_client(settings, service)
+        return clients[service]
+
+    functions = list_stack_functions(get("lambda"), settings.stack)
+    log_events = [fetch_log_events(get("logs"), g, start, end).assign(function=f)
+                  for f, g in zip(functions["function"], functions["log_group"])]
+    events = pd.concat(log_events, ignore_index=True) if log_events else pd.DataFrame(
+        columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "function"])
+    machines = list_stack_state_machines(get("stepfunctions"), settings.stack)
+    ex_rows, state_frames = [], []
+    for sm in machines.to_dict("records"):
+        rows, frames = collect_state_machine(get("stepfunctions"), get("logs"), sm, start, end)
+        ex_rows += rows
+        state_frames += frames
+    tables = {
+        "functions": functions, "log_events": events, "invocations": parse_log_events(events),
+        "metrics": fetch_lambda_metrics(get("cloudwatch"), functions["function"], start, end, period_s),
+        "state_machines": machines, "executions": _executions_frame(ex_rows),
+        "states": pd.concat(state_frames, ignore_index=True) if state_frames else history_to_states([], ""),
+    }
+    if jtl is not None:
+        tables["jtl"] = jtl if isinstance(jtl, pd.DataFrame) else read_jtl(jtl)
+    tables = {name: tidy_strings(df) for name, df in tables.items()}
+    return Run(manifest=make_manifest(settings, start, end, period_s, extra), tables=tables)
+
+
+def tidy_strings(df: pd.DataFrame) -> pd.DataFrame:
+    """Object columns holding only strings and missing values → the ``str`` dtype (as Parquet gives back)."""
+    out = df.copy()
+    for col in out.columns[out.dtypes == object]:
+        values = out[col].dropna()
+        if len(values) == 0 or values.map(type).eq(str).all():
+            out[col] = out[col].astype("str")
+    return out
+
+
+def _executions_frame(rows: list[dict]) -> pd.DataFrame:
+    cols = ["execution_arn", "state_machine", "status", "start_date", "stop_date", "error", "source"]
+    df = pd.DataFrame(rows, columns=cols)
+    for c in ("start_date", "stop_date"):
+        df[c] = pd.to_datetime(df[c], utc=True)
+    df["duration_ms"] = (df["stop_date"] - df["start_date"]).dt.total_seconds() * 1000
+    return df
+
+
+def make_manifest(settings: Any, start: datetime, end: datetime, period_s: int, extra: dict | None) -> dict:
+    """Provenance of a run: resolved settings, target, stack, window, git commit, tool versions."""
+    versions = {"python": platform.python_version()}
+    for tool in _TOOLS:
+        try:
+            versions[tool] = metadata.version(tool)
+        except metadata.PackageNotFoundError:
+            versions[tool] = None
+    return {
+        "settings": settings.as_dict(), "target": settings.target, "stack": settings.stack,
+        "region": settings.region,
+        "window": {"start": start.isoformat(), "end": end.isoformat()}, "metric_period_s": period_s,
+        "git_commit": git_commit(), "tool_versions": versions,
+        "collected_at": datetime.now(timezone.utc).isoformat(), **(extra or {}),
+    }
+
+
+def git_commit(repo_dir: Path | None = None) -> str | None:
+    """HEAD of the lab's repository (``-dirty`` appended when the tree has changes), or None."""
+    cwd = repo_dir or Path(__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              timeout=10, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return head + ("-dirty" if dirty else "")
+
+
+def save_run(run: Run, run_dir: str | Path) -> Path:
+    """Write every table as Parquet and ``manifest.json`` (with the table list) into ``run_dir``."""
+    run_dir = Path(run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    files = {}
+    for name, df in run.tables.items():
+        path = run_dir / f"{name}.parquet"
+        df.reset_index(drop=True).to_parquet(path, index=False)
+        files[name] = {"file": path.name, "rows": int(len(df))}
+    manifest = {**run.manifest, "tables": files}
+    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
+    run.manifest = manifest
+    return run_dir
+
+
+def load_run(run_dir: str | Path) -> Run:
+    """Re-read a run directory written by :func:`save_run` (no cloud needed)."""
+    run_dir = Path(run_dir)
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    tables = {name: pd.read_parquet(run_dir / info["file"]) for name, info in manifest.get("tables", {}).items()}
+    return Run(manifest=manifest, tables=tables)

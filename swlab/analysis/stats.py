@@ -1,0 +1,180 @@
+"""Client-side statistics: percentiles with confidence intervals, cold/warm tables, throughput,
+critical paths. Pure functions on DataFrames (moto computes no percentiles, so neither target is
+asked to).
+
+Percentile CIs are distribution-free: for the q-quantile of n observations, the
+number of observations below it is Binomial(n, q), so the interval between the
+order statistics x_(l) and x_(u) covers it with probability
+P(l <= B < u). We choose l and u as the binomial α/2 and 1-α/2 quantiles
+(exact for n <= 100,000, normal approximation beyond). When the sample is too
+small for a bound (e.g. p99 of 30 values), that bound is NaN, never a guess.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Iterable
+
+import numpy as np
+import pandas as pd
+
+QUANTILES = (0.50, 0.90, 0.95, 0.99)
+
+
+def _binom_cdf(n: int, q: float) -> np.ndarray:
+    """P(B <= k) for k = 0..n, B ~ Binomial(n, q), computed in log space (no scipy)."""
+    k = np.arange(n + 1)
+    lgam = np.vectorize(math.lgamma, otypes=[float])
+    logpmf = lgam(n + 1) - lgam(k + 1) - lgam(n - k + 1) + k * math.log(q) + (n - k) * math.log1p(-q)
+    pmf = np.exp(logpmf - logpmf.max())
+    return np.cumsum(pmf) / pmf.sum()
+
+
+def quantile_ci_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int | None, int | None]:
+    """1-based ranks (l, u) with P(x_(l) <= Q_q <= x_(u)) >= confidence; None where no rank suffices."""
+    if n <= 0:
+        return None, None
+    alpha = 1 - confidence
+    if n <= 100_000:
+        cdf = _binom_cdf(n, q)
+        lo = int(np.searchsorted(cdf, alpha / 2, side="right"))  # P(B < lo) <= alpha/2
+        hi = int(np.searchsorted(cdf, 1 - alpha / 2, side="left")) + 1
+    else:
+        z = _z(1 - alpha / 2)
+        sd = math.sqrt(n * q * (1 - q))
+        lo, hi = int(math.floor(n * q - z * sd)), int(math.ceil(n * q + z * sd)) + 1
+    return (lo if lo >= 1 else None), (hi if hi <= n else None)
+
+
+def _z(p: float) -> float:
+    """Standard normal quantile (Acklam-free bisection on erf; precise enough for CIs)."""
+    lo, hi = -10.0, 10.0
+    for _ in range(80):
+        mid = (lo + hi) / 2
+        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
+            lo = mid
+        else:
+            hi = mid
+    return (lo + hi) / 2
+
+
+def _sorted_values(values: Iterable[float]) -> np.ndarray:
+    x = np.asarray(pd.Series(values, dtype=float).to_numpy(dtype=float, na_value=np.nan))
+    return np.sort(x[~np.isnan(x)])
+
+
+def _ci_sorted(x: np.ndarray, q: float, confidence: float) -> tuple[float, float, float]:
+    if len(x) == 0:
+        return math.nan, math.nan, math.nan
+    lo, hi = quantile_ci_ranks(len(x), q, confidence)
+    return (float(np.quantile(x, q, method="linear")), math.nan if lo is None else float(x[lo - 1]),
+            math.nan if hi is None else float(x[hi - 1]))
+
+
+def percentile_ci(values: Iterable[float], q: float, confidence: float = 0.95) -> tuple[float, float, float]:
+    """(estimate, ci_low, ci_high) of the q-quantile; the estimate is linear-interpolated."""
+    return _ci_sorted(_sorted_values(values), q, confidence)
+
+
+def summarize(values: Iterable[float], quantiles: Iterable[float] = QUANTILES,
+              confidence: float = 0.95) -> dict[str, float]:
+    """n, mean, pXX with pXX_lo/pXX_hi CI bounds for each quantile, and max."""
+    x = _sorted_values(values)
+    out: dict[str, float] = {"n": int(len(x)), "mean": float(x.mean()) if len(x) else math.nan}
+    for q in quantiles:
+        est, lo, hi = _ci_sorted(x, q, confidence)
+        name = f"p{round(q * 100):d}"
+        out.update({name: est, f"{name}_lo": lo, f"{name}_hi": hi})
+    out["max"] = float(x[-1]) if len(x) else math.nan
+    return out
+
+
+def summarize_by(df: pd.DataFrame, value: str, by: str | list[str], **kwargs) -> pd.DataFrame:
+    """:func:`summarize` of ``df[value]`` per group → one row per group."""
+    rows = {key: summarize(g[value], **kwargs) for key, g in df.groupby(by, sort=True)}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index.names = [by] if isinstance(by, str) else by
+    return out
+
+
+def percentile_table(values: Iterable[float], quantiles: Iterable[float] = QUANTILES,
+                     confidence: float = 0.95) -> pd.DataFrame:
+    """Long form: one row per percentile (percentile, value, ci_low, ci_high, n); the max last."""
+    x = pd.Series(values, dtype=float).dropna()
+    rows = [(f"p{round(q * 100):d}", *percentile_ci(x, q, confidence), len(x)) for q in quantiles]
+    rows.append(("max", float(x.max()) if len(x) else math.nan, math.nan, math.nan, len(x)))
+    return pd.DataFrame(rows, columns=["percentile", "value", "ci_low", "ci_high", "n"])
+
+
+# ---- cold vs warm ---------------------------------------------------------------------------
+
+def cold_warm_table(invocations: pd.DataFrame, quantiles: Iterable[float] = (0.5, 0.9, 0.99)) -> pd.DataFrame:
+    """Per function: invocations, cold count and share, Init Duration and Duration percentiles warm vs cold."""
+    rows = []
+    for fn, g in invocations.groupby("function", sort=True):
+        cold, warm = g[g["cold"]], g[~g["cold"]]
+        row = {"function": fn, "invocations": len(g), "cold": len(cold), "cold_pct": 100 * len(cold) / len(g)}
+        for label, x in (("init", cold["init_duration_ms"]), ("duration_warm", warm["duration_ms"]),
+                         ("duration_cold", cold["duration_ms"])):
+            x = x.dropna().to_numpy(dtype=float)
+            for q in quantiles:
+                row[f"{label}_p{round(q * 100):d}_ms"] = float(np.quantile(x, q)) if len(x) else math.nan
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("function") if rows else pd.DataFrame()
+
+
+# ---- latency -------------------------------------------------------------------------------
+
+def client_latency(jtl: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
+    """JMeter samples → (label, time, latency_ms, success); ``label`` filters one sampler."""
+    df = jtl if label is None else jtl[jtl["label"] == label]
+    return pd.DataFrame({"label": df["label"].to_numpy(), "time": df["timeStamp"].to_numpy(),
+                         "latency_ms": df["elapsed"].astype(float).to_numpy(),
+                         "success": df["success"].astype(bool).to_numpy()})
+
+
+def server_latency(executions: pd.DataFrame, state_machine: str | None = None) -> pd.DataFrame:
+    """Executions → (label, time, latency_ms, success): start→stop of each finished execution."""
+    df = executions if state_machine is None else executions[executions["state_machine"] == state_machine]
+    df = df[df["stop_date"].notna()]
+    return pd.DataFrame({"label": df["state_machine"].to_numpy(), "time": df["start_date"].to_numpy(),
+                         "latency_ms": df["duration_ms"].astype(float).to_numpy(),
+                         "success": (df["status"] == "SUCCEEDED").to_numpy()})
+
+
+# ---- throughput ----------------------------------------------------------------------------
+
+def throughput(starts: pd.Series, ends: pd.Series | None = None, errors: pd.Series | None = None,
+               throttles: pd.Series | None = None, interval: str = "10s") -> pd.DataFrame:
+    """Counts per interval: started, completed, errors, throttles (each a Series of event times).
+
+    Columns are per interval and ``*_per_s`` rates; intervals with no event are 0.
+    """
+    series = {"started": starts, "completed": ends, "errors": errors, "throttles": throttles}
+    counts = {}
+    for name, s in series.items():
+        s = pd.Series([] if s is None else s)
+        s = pd.to_datetime(s, utc=True).dropna()
+        counts[name] = s.dt.floor(interval).value_counts()
+    df = pd.DataFrame(counts).fillna(0).astype(int).sort_index()
+    if len(df):
+        full = pd.date_range(df.index.min(), df.index.max(), freq=interval)
+        df = df.reindex(full, fill_value=0)
+    df.index.name = "interval_start"
+    secs = pd.Timedelta(interval).total_seconds()
+    for c in list(series):
+        df[f"{c}_per_s"] = df[c] / secs
+    return df
+
+
+def errors_table(invocations: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Counts per function and error type (timeouts included); throttles from the Throttles metric."""
+    bad = invocations[invocations["status"] != "success"]
+    rows = bad.groupby(["function", "error_type"], dropna=False).size().rename("count").reset_index()
+    if metrics is not None and len(metrics):
+        thr = metrics[(metrics["metric"] == "Throttles") & (metrics["stat"] == "Sum")]
+        thr = thr.groupby("function")["value"].sum()
+        extra = pd.DataFrame({"function": thr.index, "error_type": "Throttled", "count": thr.to_numpy()})
+        rows = pd.concat([rows, extra[extra["count"] > 0]], ignore_index=True)
+    rows["count"] = rows["count"].astype(int)
+    return rows.sort_values(["function", "count"], ascending=[True, False]).reset_index(drop=True)

@@ -1,0 +1,302 @@
+"""Cost model: pure functions with units in their names, an itemized table per run, and per
+million workflow runs. Prices come from ``swlab/data/prices.json`` (dated, with sources) or,
+on target aws, from the Price List API (:func:`refresh_prices`); every table says which.
+
+Free tier is never subtracted: :func:`cost_table` shows, beside each line, how much of it a
+monthly free tier would cover.
+
+What telemetry cannot show (S3 and DynamoDB request counts) comes from
+:data:`REQUEST_PROFILE`, the requests one run of each workflow makes by design; pass your own
+when the functions change.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+PRICES_PATH = Path(__file__).resolve().parents[1] / "data" / "prices.json"
+BYTES_PER_GB = 1024 ** 3
+LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs bills each event as UTF-8 message bytes + 26
+EXPRESS_MEMORY_MB = 64  # 50 MB + definition + pointer-sized payloads → one 64-MB chunk
+# Requests to S3/DynamoDB/API Gateway that one run of each workflow makes (design, not measured).
+REQUEST_PROFILE: dict[str, dict[str, float]] = {
+    "ingest": {"apigateway_requests": 1, "s3_put_requests": 1, "dynamodb_write_units": 1},
+    # read metadata; FetchImage→Resize each read one object and write one; 3 models read one each.
+    "classify": {"apigateway_requests": 1, "dynamodb_read_units": 1, "dynamodb_write_units": 2,
+                 "s3_get_requests": 8, "s3_put_requests": 5},
+}
+
+
+def load_prices(path: str | Path | None = None) -> dict[str, Any]:
+    """The dated offline price table (``prices``, ``free_tier_per_month``, ``sources``, ``as_of``)."""
+    return json.loads(Path(path or PRICES_PATH).read_text())
+
+
+# ---- pure unit functions -------------------------------------------------------------------
+
+def lambda_gb_s(billed_ms: float, memory_mb: float) -> float:
+    return billed_ms / 1000.0 * memory_mb / 1024.0
+
+
+def lambda_compute_cost_usd(billed_ms: float, memory_mb: float, usd_per_gb_s: float) -> float:
+    return lambda_gb_s(billed_ms, memory_mb) * usd_per_gb_s
+
+
+def per_million_cost_usd(count: float, usd_per_million: float) -> float:
+    return count / 1e6 * usd_per_million
+
+
+def per_thousand_cost_usd(count: float, usd_per_1k: float) -> float:
+    return count / 1e3 * usd_per_1k
+
+
+def sfn_standard_cost_usd(transitions: float, usd_per_1k_transitions: float) -> float:
+    return per_thousand_cost_usd(transitions, usd_per_1k_transitions)
+
+
+def sfn_express_billed_gb_s(duration_ms: float, memory_mb: float = EXPRESS_MEMORY_MB) -> float:
+    """Express duration billing: time rounded up to 100 ms, memory rounded up to 64-MB chunks."""
+    billed_s = math.ceil(duration_ms / 100.0) * 0.1
+    billed_gb = math.ceil(memory_mb / 64.0) * 64 / 1024.0
+    return billed_s * billed_gb
+
+
+def sfn_express_cost_usd(requests: float, billed_gb_s: float, usd_per_million_requests: float,
+                         usd_per_gb_s: float) -> float:
+    return per_million_cost_usd(requests, usd_per_million_requests) + billed_gb_s * usd_per_gb_s
+
+
+def storage_cost_usd(gb_month: float, usd_per_gb_month: float) -> float:
+    return gb_month * usd_per_gb_month
+
+
+def logs_ingestion_cost_usd(ingested_bytes: float, usd_per_gb: float) -> float:
+    return ingested_bytes / BYTES_PER_GB * usd_per_gb
+
+
+def lambda_billed_ms(invocations: pd.DataFrame, init_billed: bool = True) -> pd.Series:
+    """Billed ms per invocation; adds the Init Duration (rounded up) on cold starts when it is billed
+    and the REPORT's Billed Duration does not already contain it (it does for images/custom runtimes)."""
+    billed = invocations["billed_duration_ms"].astype(float)
+    if not init_billed:
+        return billed
+    init = invocations["init_duration_ms"].astype(float)
+    included = billed >= invocations["duration_ms"].astype(float) + init - 1.0
+    add = np.ceil(init).where(init.notna() & ~included, 0.0)
+    return billed + add
+
+
+# ---- usage of a run → itemized cost ---------------------------------------------------------
+
+_USAGE_COLUMNS = ["workflow", "runs", "service", "item", "variant", "quantity", "unit", "price_key", "per",
+                  "free_tier_key"]
+
+
+def _line(workflow, runs, service, item, quantity, unit, price_key, per=1.0, free=None, variant="all"):
+    return dict(zip(_USAGE_COLUMNS, (workflow, runs, service, item, variant, float(quantity), unit, price_key,
+                                     per, free)))
+
+
+def workflows_of_run(tables: dict[str, pd.DataFrame], stack: str) -> dict[str, dict]:
+    """{workflow: {"functions": [...], "runs": n, "state_machine": name|None}}.
+
+    A state machine is a workflow with the functions its Task states called; every other
+    function is a workflow of its own (Workflow 1 is one Lambda behind API Gateway).
+    """
+    inv, states, ex = tables.get("invocations"), tables.get("states"), tables.get("executions")
+    out: dict[str, dict] = {}
+    used: set[str] = set()
+    if ex is not None and len(ex):
+        for sm, g in ex.groupby("state_machine"):
+            fns = sorted(set(states.loc[states["state_machine"] == sm, "resource"].dropna()) & set(inv["function"]))
+            used |= set(fns)
+            out[sm.removeprefix(f"{stack}-")] = {"functions": fns, "runs": len(g), "state_machine": sm}
+    for fn, g in inv.groupby("function"):
+        if fn not in used:
+            out[fn.removeprefix(f"{stack}-")] = {"functions": [fn], "runs": len(g), "state_machine": None}
+    return out
+
+
+def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | None = None,
+                init_billed: bool = True) -> pd.DataFrame:
+    """What a run consumed, per workflow and service (quantities with units; no prices yet)."""
+    profile = REQUEST_PROFILE if profile is None else profile
+    inv = tables["invocations"]
+    arch = tables.get("functions", pd.DataFrame()).set_index("function")["architecture"].to_dict() \
+        if len(tables.get("functions", [])) else {}
+    rows: list[dict] = []
+    for wf, info in workflows_of_run(tables, stack).items():
+        runs, fns = info["runs"], info["functions"]
+        rows += _lambda_lines(wf, runs, inv[inv["function"].isin(fns)], arch, init_billed)
+        if info["state_machine"]:
+            rows += _sfn_lines(wf, runs, tables, info["state_machine"])
+        rows += _profile_lines(wf, runs, profile.get(wf, {}))
+        rows += _logs_lines(wf, runs, tables.get("log_events"), fns)
+    return pd.DataFrame(rows, columns=_USAGE_COLUMNS)
+
+
+def _lambda_lines(wf: str, runs: int, inv: pd.DataFrame, arch: dict, init_billed: bool) -> list[dict]:
+    rows = [_line(wf, runs, "Lambda", "requests", len(inv), "requests", "lambda_usd_per_million_requests",
+                  1e6, "lambda_requests")]
+    a = inv["function"].map(lambda f: arch.get(f, "x86_64"))
+    invoke_gb_s = inv["billed_duration_ms"].astype(float) / 1000 * inv["memory_size_mb"] / 1024
+    init_gb_s = (lambda_billed_ms(inv, init_billed) - inv["billed_duration_ms"]) / 1000 * inv["memory_size_mb"] / 1024
+    for name in sorted(set(a)):
+        key = f"lambda_{name}_usd_per_gb_s"
+        rows.append(_line(wf, runs, "Lambda", f"duration {name}", invoke_gb_s[a == name].sum(), "GB-s", key,
+                          1, "lambda_gb_s"))
+        rows.append(_line(wf, runs, "Lambda", f"init (cold starts) {name}", init_gb_s[a == name].sum(), "GB-s",
+                          key, 1, "lambda_gb_s"))
+    return rows
+
+
+def _sfn_lines(wf: str, runs: int, tables: dict, sm: str) -> list[dict]:
+    states = tables["states"]
+    transitions = int((states["state_machine"] == sm).sum())
+    ex = tables["executions"]
+    durations = ex.loc[(ex["state_machine"] == sm) & ex["duration_ms"].notna(), "duration_ms"]
+    gb_s = sum(sfn_express_billed_gb_s(d) for d in durations)
+    return [
+        _line(wf, runs, "Step Functions", "Standard state transitions", transitions, "transitions",
+              "sfn_standard_usd_per_1k_transitions", 1e3, "sfn_standard_transitions", "standard"),
+        _line(wf, runs, "Step Functions", "Express requests", runs, "requests",
+              "sfn_express_usd_per_million_requests", 1e6, None, "express"),
+        _line(wf, runs, "Step Functions", "Express duration (64 MB, 100 ms steps)", gb_s, "GB-s",
+              "sfn_express_usd_per_gb_s", 1, None, "express"),
+    ]
+
+
+_PROFILE_ITEMS = {  # profile key → (service, item, unit, price key, per, free tier key)
+    "apigateway_requests": ("API Gateway", "REST requests", "requests", "apigateway_rest_usd_per_million_requests",
+                            1e6, "apigateway_rest_requests"),
+    "s3_put_requests": ("S3", "PUT requests", "requests", "s3_put_usd_per_1k_requests", 1e3, "s3_put_requests"),
+    "s3_get_requests": ("S3", "GET requests", "requests", "s3_get_usd_per_1k_requests", 1e3, "s3_get_requests"),
+    "dynamodb_read_units": ("DynamoDB", "read request units", "RRU",
+                            "dynamodb_usd_per_million_read_request_units", 1e6, None),
+    "dynamodb_write_units": ("DynamoDB", "write request units", "WRU",
+                             "dynamodb_usd_per_million_write_request_units", 1e6, None),
+}
+
+
+def _profile_lines(wf: str, runs: int, per_run: dict) -> list[dict]:
+    rows = []
+    for key, count in per_run.items():
+        service, item, unit, price_key, per, free = _PROFILE_ITEMS[key]
+        rows.append(_line(wf, runs, service, item, count * runs, unit, price_key, per, free))
+    return rows
+
+
+def _logs_lines(wf: str, runs: int, events: pd.DataFrame | None, fns: list[str]) -> list[dict]:
+    if events is None or len(events) == 0:
+        return []
+    msgs = events.loc[events["function"].isin(fns), "message"].astype(str)
+    nbytes = float(msgs.str.encode("utf-8").str.len().sum() + LOG_EVENT_OVERHEAD_BYTES * len(msgs))
+    return [_line(wf, runs, "CloudWatch Logs", "ingestion", nbytes / BYTES_PER_GB, "GB",
+                  "cloudwatch_logs_ingestion_usd_per_gb", 1, "cloudwatch_logs_ingestion_gb")]
+
+
+def cost_table(usage: pd.DataFrame, prices: dict[str, Any]) -> pd.DataFrame:
+    """Usage lines priced: unit_price_usd, cost_usd, and (separately) free_tier_quantity and the
+    free_tier_value_usd a monthly free tier would cover for this line alone (not subtracted)."""
+    p, free = prices["prices"], prices.get("free_tier_per_month", {})
+    out = usage.copy()
+    out["unit_price_usd"] = out["price_key"].map(p)
+    out["cost_usd"] = out["quantity"] / out["per"] * out["unit_price_usd"]
+    out["free_tier_quantity"] = out["free_tier_key"].map(lambda k: free.get(k) if k else np.nan).astype(float)
+    covered = np.minimum(out["quantity"], out["free_tier_quantity"].fillna(0))
+    out["free_tier_value_usd"] = covered / out["per"] * out["unit_price_usd"]
+    out.attrs["prices_source"] = prices.get("source_kind")
+    out.attrs["prices_as_of"] = prices.get("as_of")
+    return out
+
+
+def per_million_runs(costs: pd.DataFrame) -> pd.DataFrame:
+    """Cost per 1,000,000 runs of each workflow, per service line (variant standard/express for
+    Step Functions; lines with variant 'all' apply to both)."""
+    df = costs[costs["runs"] > 0].copy()
+    df["usd_per_run"] = df["cost_usd"] / df["runs"]
+    df["usd_per_million_runs"] = df["usd_per_run"] * 1e6
+    return df[["workflow", "service", "item", "variant", "usd_per_run", "usd_per_million_runs"]]
+
+
+def workflow_totals(costs: pd.DataFrame) -> pd.DataFrame:
+    """Total per run and per million runs for each workflow, with Standard and with Express."""
+    pm = per_million_runs(costs)
+    rows = []
+    for wf, g in pm.groupby("workflow"):
+        variants = sorted(set(g["variant"]) - {"all"}) or ["all"]
+        for v in variants:
+            sel = g[g["variant"].isin(["all", v])]
+            rows.append({"workflow": wf, "step_functions": v if v != "all" else None,
+                         "usd_per_run": sel["usd_per_run"].sum(),
+                         "usd_per_million_runs": sel["usd_per_million_runs"].sum()})
+    return pd.DataFrame(rows)
+
+
+# ---- Price List API (target aws) --------------------------------------------------------------
+
+# price key → (ServiceCode, usagetype without region prefix, multiplier from the API's unit price)
+PRICE_LIST_USAGE = {
+    "lambda_x86_64_usd_per_gb_s": ("AWSLambda", "Lambda-GB-Second", 1),
+    "lambda_arm64_usd_per_gb_s": ("AWSLambda", "Lambda-GB-Second-ARM", 1),
+    "lambda_usd_per_million_requests": ("AWSLambda", "Request", 1e6),
+    "sfn_standard_usd_per_1k_transitions": ("AmazonStates", "StateTransition", 1e3),
+    "apigateway_rest_usd_per_million_requests": ("AmazonApiGateway", "ApiGatewayRequest", 1e6),
+    "dynamodb_usd_per_million_write_request_units": ("AmazonDynamoDB", "WriteRequestUnits", 1e6),
+    "dynamodb_usd_per_million_read_request_units": ("AmazonDynamoDB", "ReadRequestUnits", 1e6),
+    "s3_put_usd_per_1k_requests": ("AmazonS3", "Requests-Tier1", 1e3),
+    "s3_get_usd_per_1k_requests": ("AmazonS3", "Requests-Tier2", 1e3),
+}
+
+
+def refresh_prices(pricing_client: Any, region: str = "us-east-1", base: dict | None = None) -> dict[str, Any]:
+    """Prices from the AWS Price List API where found, the offline table elsewhere.
+
+    The result's ``source_kind`` says "AWS Price List API" and ``refreshed_keys`` lists the
+    prices that came from it; the first (lowest-volume) tier is taken.
+    """
+    table = json.loads(json.dumps(base or load_prices()))
+    found: dict[str, float] = {}
+    for service in sorted({v[0] for v in PRICE_LIST_USAGE.values()}):
+        products = _price_list_products(pricing_client, service, region)
+        for key, (svc, usage, mult) in PRICE_LIST_USAGE.items():
+            if svc == service and (price := _first_tier_usd(products, usage)) is not None:
+                found[key] = price * mult
+    table["prices"].update(found)
+    table.update(source_kind="AWS Price List API" if found else table.get("source_kind", "offline table"),
+                 as_of=datetime.now(timezone.utc).date().isoformat() if found else table.get("as_of"),
+                 refreshed_keys=sorted(found), region=region)
+    return table
+
+
+def _price_list_products(pricing_client: Any, service: str, region: str) -> list[dict]:
+    products, token = [], None
+    while True:
+        kwargs = {"ServiceCode": service, "FormatVersion": "aws_v1", "MaxResults": 100,
+                  "Filters": [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}]}
+        if token:
+            kwargs["NextToken"] = token
+        page = pricing_client.get_products(**kwargs)
+        products += [json.loads(p) if isinstance(p, str) else p for p in page.get("PriceList", [])]
+        token = page.get("NextToken")
+        if not token:
+            return products
+
+
+def _first_tier_usd(products: list[dict], usage: str) -> float | None:
+    for prod in products:
+        ut = prod.get("product", {}).get("attributes", {}).get("usagetype", "")
+        if ut != usage and ut.split("-", 1)[-1] != usage:
+            continue
+        for term in prod.get("terms", {}).get("OnDemand", {}).values():
+            dims = sorted(term.get("priceDimensions", {}).values(), key=lambda d: float(d.get("beginRange", 0)))
+            if dims and (usd := dims[0].get("pricePerUnit", {}).get("USD")) is not None:
+                return float(usd)
+    return None

@@ -1,0 +1,123 @@
+"""Cost model on hand-computed cases (prices written out here, not read from the table)."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from swlab.analysis import cost
+from swlab.analysis.synthetic import synthetic_run
+
+pytestmark = pytest.mark.unit
+
+
+def test_lambda_compute_cost_by_hand():
+    # 1,000 ms at 1,024 MB = 1 GB-s; 500 ms at 512 MB = 0.25 GB-s
+    assert cost.lambda_gb_s(1000, 1024) == 1.0
+    assert cost.lambda_gb_s(500, 512) == 0.25
+    assert cost.lambda_compute_cost_usd(1000, 1024, 0.0000166667) == pytest.approx(0.0000166667)
+    # 1M invocations of 100 ms at 128 MB on arm64: 12,500 GB-s x $0.0000133334 = $0.1666675
+    assert cost.lambda_compute_cost_usd(100 * 1e6, 128, 0.0000133334) == pytest.approx(0.1666675)
+    assert cost.per_million_cost_usd(3_000_000, 0.20) == pytest.approx(0.60)
+
+
+def test_step_functions_standard_and_express_by_hand():
+    assert cost.sfn_standard_cost_usd(12 * 1_000_000, 0.025) == pytest.approx(300.0)  # 12 transitions x 1M runs
+    # Express: 1,234 ms → 1.3 s billed; 64 MB = 1/16 GB → 0.08125 GB-s
+    assert cost.sfn_express_billed_gb_s(1234) == pytest.approx(0.08125)
+    assert cost.sfn_express_billed_gb_s(1234, memory_mb=65) == pytest.approx(0.1625)  # two 64-MB chunks
+    assert cost.sfn_express_billed_gb_s(100) == pytest.approx(0.00625)  # exact multiple is not rounded up
+    # 1M runs of 1,234 ms: $1.00 requests + 81,250 GB-s x $0.0000166667
+    assert cost.sfn_express_cost_usd(1e6, 81_250, 1.00, 0.0000166667) == pytest.approx(1.0 + 1.354169375)
+
+
+def test_storage_and_logs_by_hand():
+    assert cost.storage_cost_usd(2.0, 0.023) == pytest.approx(0.046)
+    assert cost.logs_ingestion_cost_usd(3 * 1024 ** 3, 0.50) == pytest.approx(1.50)
+    assert cost.per_thousand_cost_usd(2_000, 0.005) == pytest.approx(0.01)
+
+
+def test_init_billed_only_when_not_already_in_billed_duration():
+    inv = pd.DataFrame({"billed_duration_ms": [51, 13, 352],
+                        "duration_ms": [50.12, 12.34, 100.5],
+                        "init_duration_ms": [245.67, np.nan, 251.0]})  # third: image, already included
+    assert cost.lambda_billed_ms(inv).tolist() == [51 + 246, 13, 352]
+    assert cost.lambda_billed_ms(inv, init_billed=False).tolist() == [51, 13, 352]
+
+
+def tiny_tables():
+    inv = pd.DataFrame({"function": ["swlab-ingest"] * 2, "billed_duration_ms": [1000, 1000],
+                        "duration_ms": [999.5, 999.5], "init_duration_ms": [500.0, np.nan],
+                        "memory_size_mb": [1024, 1024]})
+    functions = pd.DataFrame({"function": ["swlab-ingest"], "architecture": ["arm64"]})
+    return {"invocations": inv, "functions": functions}
+
+
+def test_itemized_table_for_a_hand_computed_run():
+    prices = {"prices": {"lambda_arm64_usd_per_gb_s": 0.00001, "lambda_usd_per_million_requests": 0.2,
+                         "apigateway_rest_usd_per_million_requests": 3.5, "s3_put_usd_per_1k_requests": 0.005,
+                         "dynamodb_usd_per_million_write_request_units": 0.625},
+              "free_tier_per_month": {"lambda_requests": 1, "lambda_gb_s": 400000}, "source_kind": "test",
+              "as_of": "2026-11-27"}
+    costs = cost.cost_table(cost.usage_lines(tiny_tables(), "swlab"), prices).set_index("item")
+    # 2 runs x 1 s x 1 GB = 2 GB-s invoke; init 500 ms x 1 GB = 0.5 GB-s
+    assert costs.loc["duration arm64", "quantity"] == 2.0
+    assert costs.loc["duration arm64", "cost_usd"] == pytest.approx(2.0e-5)
+    assert costs.loc["init (cold starts) arm64", "cost_usd"] == pytest.approx(0.5e-5)
+    assert costs.loc["requests", "cost_usd"] == pytest.approx(2 * 0.2e-6)
+    assert costs.loc["requests", "free_tier_value_usd"] == pytest.approx(0.2e-6)  # 1 free request, shown apart
+    assert costs.loc["REST requests", "cost_usd"] == pytest.approx(2 * 3.5e-6)
+    assert costs.loc["PUT requests", "cost_usd"] == pytest.approx(2 * 0.005e-3)
+    assert costs.loc["write request units", "cost_usd"] == pytest.approx(2 * 0.625e-6)
+    totals = cost.workflow_totals(cost.cost_table(cost.usage_lines(tiny_tables(), "swlab"), prices))
+    per_run = (2.5e-5 + 0.4e-6 + 7e-6 + 1e-5 + 1.25e-6) / 2
+    assert totals.iloc[0]["usd_per_run"] == pytest.approx(per_run)
+    assert totals.iloc[0]["usd_per_million_runs"] == pytest.approx(per_run * 1e6)
+
+
+def test_workflow2_shows_standard_and_express():
+    run = synthetic_run(n_ingest=3, n_classify=4)
+    costs = cost.cost_table(cost.usage_lines(run.tables, "swlab"), cost.load_prices())
+    totals = cost.workflow_totals(costs).set_index(["workflow", "step_functions"])
+    assert {("classify", "standard"), ("classify", "express")} <= set(totals.index)
+    sfn = costs[(costs["workflow"] == "classify") & (costs["service"] == "Step Functions")]
+    transitions = sfn.loc[sfn["variant"] == "standard", "quantity"].iloc[0]
+    assert transitions == len(run["states"])  # one transition per state entered
+    assert costs.attrs["prices_source"] == "offline table"
+    assert (costs["cost_usd"] >= 0).all() and costs["cost_usd"].notna().all()
+
+
+def test_prices_table_is_dated_and_sourced():
+    p = cost.load_prices()
+    assert p["as_of"] and p["region"] == "us-east-1" and all(u.startswith("https://") for u in p["sources"].values())
+    for key in ("lambda_x86_64_usd_per_gb_s", "lambda_arm64_usd_per_gb_s", "sfn_standard_usd_per_1k_transitions",
+                "sfn_express_usd_per_gb_s", "dynamodb_usd_per_million_write_request_units",
+                "apigateway_rest_usd_per_million_requests", "cloudwatch_logs_ingestion_usd_per_gb"):
+        assert p["prices"][key] > 0
+
+
+class FakePricing:
+    """Answers get_products like the Price List API (one product per service, first tier first)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def get_products(self, **kwargs):
+        self.calls.append(kwargs)
+        if kwargs["ServiceCode"] != "AWSLambda":
+            return {"PriceList": []}
+        product = {"product": {"attributes": {"usagetype": "USE1-Lambda-GB-Second-ARM"}},
+                   "terms": {"OnDemand": {"X": {"priceDimensions": {
+                       "b": {"beginRange": "7500000000", "pricePerUnit": {"USD": "0.0000094"}},
+                       "a": {"beginRange": "0", "pricePerUnit": {"USD": "0.0000133000"}}}}}}}
+        return {"PriceList": [json.dumps(product)]}
+
+
+def test_refresh_prices_takes_first_tier_and_says_so():
+    fake = FakePricing()
+    p = cost.refresh_prices(fake)
+    assert p["prices"]["lambda_arm64_usd_per_gb_s"] == pytest.approx(0.0000133)
+    assert p["source_kind"] == "AWS Price List API" and p["refreshed_keys"] == ["lambda_arm64_usd_per_gb_s"]
+    assert p["prices"]["lambda_x86_64_usd_per_gb_s"] == cost.load_prices()["prices"]["lambda_x86_64_usd_per_gb_s"]
+    assert all(c["Filters"][0]["Value"] == "us-east-1" for c in fake.calls)

@@ -1,0 +1,72 @@
+"""Each plot returns a Figure with the expected axes, on fixture logs and a small synthetic run."""
+
+import json
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from swlab.analysis import cost, plots, stats, workflow  # noqa: E402
+from swlab.analysis.logs import parse_log_events  # noqa: E402
+from swlab.analysis.synthetic import synthetic_run  # noqa: E402
+
+pytestmark = pytest.mark.unit
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
+
+
+@pytest.fixture(scope="module")
+def run():
+    return synthetic_run(n_ingest=12, n_classify=5)
+
+
+def labels(fig: Figure, i: int = -1) -> tuple[str, str]:
+    ax = fig.axes[i]
+    return ax.get_xlabel(), ax.get_ylabel()
+
+
+def test_cold_start_timeline_on_fixture_logs():
+    inv = parse_log_events(json.loads((FIXTURES / "text_format.json").read_text())["events"])
+    fig = plots.cold_start_timeline(inv)
+    assert isinstance(fig, Figure) and len(fig.axes) == 2
+    assert labels(fig) == ("invocation start (UTC)", "ms")
+    assert fig.axes[0].get_title(loc="left").endswith("1 cold of 2")  # swlab-flip
+
+
+def test_latency_plots(run):
+    client = stats.client_latency(run["jtl"])
+    server = stats.server_latency(run["executions"])
+    fig = plots.latency_cdf({"client": client["latency_ms"], "server": server["latency_ms"]})
+    assert labels(fig) == ("latency (ms)", "fraction of requests ≤ latency")
+    assert len(fig.axes[0].get_lines()) == 2
+    assert labels(plots.latency_percentiles({"client": client["latency_ms"]})) == ("percentile", "latency (ms)")
+    assert labels(plots.latency_over_time(client)) == ("request start (UTC)", "latency (ms)")
+
+
+def test_throughput_plot(run):
+    inv = run["invocations"]
+    tp = stats.throughput(inv["start_time"], inv["end_time"], inv.loc[inv["status"] != "success", "end_time"])
+    assert labels(plots.throughput_plot(tp)) == ("time (UTC)", "per second")
+
+
+def test_workflow_plots(run):
+    joined = workflow.attach_lambda_durations(run["states"], run["invocations"])
+    fig = plots.gantt(joined, run["executions"], n=3)
+    assert len(fig.axes) == 3 and labels(fig) == ("time since execution start (s)", "state")
+    mcp = workflow.median_critical_path(joined, run["executions"])
+    assert labels(plots.critical_path_plot(mcp)) == ("median time (ms)", "state on the critical path")
+
+
+def test_errors_and_cost_plots(run):
+    assert labels(plots.errors_plot(stats.errors_table(run["invocations"]))) == ("function", "count")
+    empty = pd.DataFrame(columns=["function", "error_type", "count"])
+    assert labels(plots.errors_plot(empty)) == ("function", "count")
+    costs = cost.cost_table(cost.usage_lines(run.tables, "swlab"), cost.load_prices())
+    fig = plots.cost_breakdown_plot(costs)
+    assert labels(fig) == ("USD per 1,000,000 runs", "workflow")
+    ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+    assert "classify\n(SFN standard)" in ticks and "classify\n(SFN express)" in ticks and "ingest" in ticks

@@ -81,6 +81,12 @@ def logs_ingestion_cost_usd(ingested_bytes: float, usd_per_gb: float) -> float:
     return ingested_bytes / BYTES_PER_GB * usd_per_gb
 
 
+def init_billed_ms(invocations: pd.DataFrame, total_billed_ms: pd.Series) -> pd.Series:
+    """The INIT share of each invocation's billed ms (Init Duration rounded up; 0 when warm)."""
+    init = np.ceil(invocations["init_duration_ms"].astype(float))
+    return np.minimum(init.fillna(0.0), total_billed_ms)
+
+
 def lambda_billed_ms(invocations: pd.DataFrame, init_billed: bool = True) -> pd.Series:
     """Billed ms per invocation; adds the Init Duration (rounded up) on cold starts when it is billed
     and the REPORT's Billed Duration does not already contain it (it does for images/custom runtimes)."""
@@ -146,8 +152,10 @@ def _lambda_lines(wf: str, runs: int, inv: pd.DataFrame, arch: dict, init_billed
     rows = [_line(wf, runs, "Lambda", "requests", len(inv), "requests", "lambda_usd_per_million_requests",
                   1e6, "lambda_requests")]
     a = inv["function"].map(lambda f: arch.get(f, "x86_64"))
-    invoke_gb_s = inv["billed_duration_ms"].astype(float) / 1000 * inv["memory_size_mb"] / 1024
-    init_gb_s = (lambda_billed_ms(inv, init_billed) - inv["billed_duration_ms"]) / 1000 * inv["memory_size_mb"] / 1024
+    total_ms = lambda_billed_ms(inv, init_billed)
+    init_ms = init_billed_ms(inv, total_ms) if init_billed else total_ms * 0
+    gb = inv["memory_size_mb"].astype(float) / 1024
+    invoke_gb_s, init_gb_s = (total_ms - init_ms) / 1000 * gb, init_ms / 1000 * gb
     for name in sorted(set(a)):
         key = f"lambda_{name}_usd_per_gb_s"
         rows.append(_line(wf, runs, "Lambda", f"duration {name}", invoke_gb_s[a == name].sum(), "GB-s", key,

@@ -121,3 +121,15 @@ def test_refresh_prices_takes_first_tier_and_says_so():
     assert p["source_kind"] == "AWS Price List API" and p["refreshed_keys"] == ["lambda_arm64_usd_per_gb_s"]
     assert p["prices"]["lambda_x86_64_usd_per_gb_s"] == cost.load_prices()["prices"]["lambda_x86_64_usd_per_gb_s"]
     assert all(c["Filters"][0]["Value"] == "us-east-1" for c in fake.calls)
+
+
+def test_init_line_is_the_same_whether_or_not_report_already_billed_it():
+    prices = {"prices": {"lambda_x86_64_usd_per_gb_s": 1.0, "lambda_usd_per_million_requests": 0.0}}
+    not_included = {"invocations": pd.DataFrame({"function": ["swlab-f"], "billed_duration_ms": [100],
+                                                 "duration_ms": [99.2], "init_duration_ms": [400.2],
+                                                 "memory_size_mb": [1024]})}
+    included = {"invocations": not_included["invocations"].assign(billed_duration_ms=500)}  # local cloud, images
+    for tables in (not_included, included):
+        items = cost.cost_table(cost.usage_lines(tables, "swlab", profile={}), prices).set_index("item")
+        assert items.loc["init (cold starts) x86_64", "quantity"] == pytest.approx(0.401)
+        assert items.loc["duration x86_64", "quantity"] == pytest.approx(0.1 if tables is not_included else 0.099)

@@ -102,6 +102,18 @@ def _iso_now() -> str:
     return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
+def _lambda_backends() -> Any:
+    global _LAMBDA_BACKENDS
+    if _LAMBDA_BACKENDS is None:
+        from moto.awslambda.models import lambda_backends
+
+        _LAMBDA_BACKENDS = lambda_backends
+    return _LAMBDA_BACKENDS
+
+
+_LAMBDA_BACKENDS: Any = None
+
+
 # ---------------------------------------------------------------------------------------------
 class FunctionCatalog:
     """Function configuration from moto's Lambda backend → cached :class:`FunctionSpec` per signature."""
@@ -117,9 +129,7 @@ class FunctionCatalog:
 
     @staticmethod
     def backend(account: str, region: str) -> Any:
-        from moto.awslambda.models import lambda_backends
-
-        return lambda_backends[account][region]
+        return _lambda_backends()[account][region]
 
     def lookup(self, account: str, region: str, name: str) -> tuple[FunctionSpec, Any] | None:
         try:
@@ -405,7 +415,6 @@ class LambdaDataPlane:
             env.dispatch(inv)
             if not inv.done.wait(spec.timeout_s):
                 env.kill("timeout")
-            env.drain_output()
         return self._finish(env, inv, cold, tail)
 
     def _spawn(self, spec: FunctionSpec) -> Environment:
@@ -427,10 +436,8 @@ class LambdaDataPlane:
             except ValueError:
                 error_type = "Runtime.Unknown"
             env.kill("init_error")
-            env.drain_output()
             inv.finish("init_error", env.init_error, error_type)
         elif env.state == "dead":
-            env.drain_output()
             inv.finish(env.killed_for or "exit")
         else:
             env.kill("timeout")
@@ -439,6 +446,8 @@ class LambdaDataPlane:
 
     def _finish(self, env: Environment, inv: Invocation, cold: bool, tail: bool) -> Outcome:
         spec = env.spec
+        env.drain_output()
+        inv.closed = True
         duration_ms = ((inv.ended or time.perf_counter()) - (inv.started or inv.ended or 0)) * 1000
         env.sample_rss()
         used_mb = round(max(inv.peak_rss, env.peak_rss if cold else 0) / MIB)
@@ -502,7 +511,7 @@ class LambdaDataPlane:
     def _on_output(self, env: Environment, ts: float, message: str) -> None:
         self.telemetry.log(env.spec, env.log_stream, ts, message)
         inv = env.current
-        if inv is not None and inv.status is None:
+        if inv is not None and not inv.closed:
             inv.lines.append(message)
 
     def _retire(self, key: tuple) -> None:

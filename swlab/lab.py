@@ -35,7 +35,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -196,6 +196,11 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+def now() -> datetime:
+    """The current UTC time (notebooks stamp the start and end of what they measure with it)."""
+    return datetime.now(timezone.utc)
+
+
 # ----------------------------------------------------------------------------- run directories
 
 
@@ -233,6 +238,16 @@ class Run:
         tmp = self.manifest_path.with_suffix(".tmp")
         tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
         tmp.replace(self.manifest_path)
+
+    def window(self, margin_s: float = 5.0) -> tuple[datetime, datetime]:
+        """From the earliest ``started_at`` to the latest ``ended_at`` the notebooks recorded, widened by ``margin_s``."""
+        stamps = [v for v in self.manifest().values() if isinstance(v, dict) and "started_at" in v and "ended_at" in v]
+        if not stamps:
+            raise LabError(f"{self.dir}: no measured period recorded yet (run the smoke and load tests first)")
+        start = min(datetime.fromisoformat(str(v["started_at"])) for v in stamps)
+        end = max(datetime.fromisoformat(str(v["ended_at"])) for v in stamps)
+        margin = timedelta(seconds=margin_s)
+        return start - margin, end + margin
 
     def settings(self, **overrides: Any) -> Settings:
         """The settings ``00_setup`` recorded (with the local cloud's endpoint), ``overrides`` last."""
@@ -454,12 +469,17 @@ def describe_failure(exc: BaseException, notebook: Path, executed: Path) -> str:
     from papermill.exceptions import PapermillExecutionError
 
     if not isinstance(exc, PapermillExecutionError):
-        return f"{notebook.name}: {type(exc).__name__}: {exc}"
+        return f"{notebook.name}: {type(exc).__name__}: {_plain_text(str(exc))}"
     cell = _source_cell_number(executed, exc.cell_index)
     lines = [line for line in (exc.source or "").splitlines() if line.strip()]
     source = "\n".join(f"    | {line}" for line in lines[:6]) + ("\n    | ..." if len(lines) > 6 else "")
-    return (f"{notebook.name}, cell {cell} (In [{exc.exec_count}]): {exc.ename}: {exc.evalue}\n"
+    return (f"{notebook.name}, cell {cell} (In [{exc.exec_count}]): {exc.ename}: {_plain_text(exc.evalue)}\n"
             f"{source}\n  executed copy with the traceback: {executed}")
+
+
+def _plain_text(text: str) -> str:
+    """Without the terminal colour codes tracebacks and pip carry."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def _source_cell_number(executed: Path, cell_index: int) -> int:

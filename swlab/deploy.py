@@ -61,6 +61,9 @@ class DeployOptions:
     throttle_rate: float = 50.0
     throttle_burst: int = 100
     stage: str = STAGE
+    # Deny non-TLS requests with a bucket policy. Default: on AWS only. The local cloud serves plain
+    # HTTP on 127.0.0.1 and moto 5.2.5 evaluates the policy's Deny, so every object request would fail.
+    tls_only: bool | None = None
     cache_dir: Path | None = None
     outputs_path: Path | None = None
 
@@ -100,7 +103,8 @@ def deploy(
     specs = [packaging.apply_overrides(s, options.function_overrides)
              for s in packaging.discover_functions(options.lambdas_dir)]
     tags = stack_tags(settings.stack)
-    bucket = ensure_bucket(clients, report, names, tags)
+    tls_only = settings.target == "aws" if options.tls_only is None else options.tls_only
+    bucket = ensure_bucket(clients, report, names, tags, tls_only)
     table = ensure_table(clients, report, names, tags)
     functions = deploy_functions(settings, clients, report, names, specs, options, tags)
     machine = deploy_state_machine(clients, report, names, specs, functions, options, tags)
@@ -112,7 +116,8 @@ def deploy(
         "schema": OUTPUTS_SCHEMA, "stack": settings.stack, "target": settings.target, "region": settings.region,
         "account_id": names.account_id, "endpoint_url": settings.endpoint_url,
         "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        "bucket": bucket, "table": table, "functions": functions, "state_machine": machine, "api": api,
+        "bucket": bucket, "bucket_tls_only": tls_only, "table": table,
+        "functions": functions, "state_machine": machine, "api": api,
         "changes": report.counts(),
     }
     path = Path(options.outputs_path or default_outputs_path(settings))
@@ -161,8 +166,9 @@ PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
                        "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
 
 
-def ensure_bucket(clients: Clients, report: ChangeReport, names: Names, tags: dict[str, str]) -> str:
-    """The images bucket: private, SSE-S3 by default, TLS-only, tagged."""
+def ensure_bucket(clients: Clients, report: ChangeReport, names: Names, tags: dict[str, str],
+                  tls_only: bool = True) -> str:
+    """The images bucket: private (public access blocked), SSE-S3 by default, TLS-only if asked, tagged."""
     s3, bucket, created, updated = clients("s3"), names.bucket, False, []
     try:
         s3.head_bucket(Bucket=bucket)
@@ -182,9 +188,12 @@ def ensure_bucket(clients: Clients, report: ChangeReport, names: Names, tags: di
             {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
         updated.append("encryption")
     policy = _get(lambda: s3.get_bucket_policy(Bucket=bucket)["Policy"])
-    if policy is None or canonical(policy) != canonical(tls_only_policy(bucket)):
+    if tls_only and (policy is None or canonical(policy) != canonical(tls_only_policy(bucket))):
         s3.put_bucket_policy(Bucket=bucket, Policy=json.dumps(tls_only_policy(bucket)))
         updated.append("policy")
+    elif not tls_only and policy is not None and canonical(policy) == canonical(tls_only_policy(bucket)):
+        s3.delete_bucket_policy(Bucket=bucket)
+        updated.append("policy removed")
     current = _get(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}) or {}
     if any(current.get(k) != v for k, v in tags.items()):
         s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [

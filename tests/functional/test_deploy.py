@@ -86,15 +86,28 @@ def test_outputs_are_recorded_and_match_the_cloud(first, aws):
     assert api["api_key"] == aws("apigateway").get_api_key(apiKey=api["api_key_id"], includeValue=True)["value"]
 
 
-def test_bucket_is_private_encrypted_and_tls_only(first, aws):
+def test_bucket_is_private_and_encrypted(first, aws):
     s3, bucket = aws("s3"), first.outputs["bucket"]
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
     assert block == deploy_mod.PUBLIC_ACCESS_BLOCK and all(block.values())
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+    assert {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]} == {TAG_KEY: STACK}
+    assert first.outputs["bucket_tls_only"] is False  # the local cloud speaks plain HTTP (see the next test)
+
+
+def test_tls_only_policy_denies_plain_http_and_is_removed_again(first, settings, options, aws):
+    s3, bucket = aws("s3"), first.outputs["bucket"]
+    tls = deploy_mod.deploy(settings, options, progress=lambda line: None, tls_only=True)
+    assert [(c.kind, c.detail) for c in tls.report.changes if c.action != "unchanged"] == [("s3 bucket", "policy")]
     (statement,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
     assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
-    assert {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]} == {TAG_KEY: STACK}
+    with pytest.raises(s3.exceptions.ClientError, match="403"):
+        s3.put_object(Bucket=bucket, Key="raw/plain-http", Body=b"x")  # the endpoint is http://127.0.0.1
+    back = deploy_mod.deploy(settings, options, progress=lambda line: None)
+    assert [(c.kind, c.detail) for c in back.report.changes if c.action != "unchanged"] == [
+        ("s3 bucket", "policy removed")]
+    s3.put_object(Bucket=bucket, Key="raw/plain-http", Body=b"x")
 
 
 def test_table_is_on_demand_keyed_by_image_id(first, aws):

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import json
 import struct
+import sys
 import threading
 import time
 import zlib
@@ -168,6 +169,11 @@ class _Server(ThreadingHTTPServer):
         self.sample_files = [s.file for s in list_samples()]
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
+
+    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client that hung up (size limit, timeout, end of a load test) is not an error
+        super().handle_error(request, client_address)
 
     def count(self, path: str) -> None:
         with self._lock:

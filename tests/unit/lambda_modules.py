@@ -41,3 +41,18 @@ def make_stack(s3: Any, ddb: Any, bucket: str = "swlab-test-bucket", table: str 
         KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
     )
     return bucket, table
+
+
+class FakeClassifier:
+    """A runtime registered like an ONNX one would be: same interface, no torch."""
+
+    loads = 0
+
+    def __init__(self, spec, cfg, s3=None):
+        FakeClassifier.loads += 1
+        self.spec, self.weights, self.load_ms = spec, "untrained", 1.0
+        self.categories = [f"class{i}" for i in range(10)]
+
+    def probabilities(self, batch):
+        assert batch.shape == (1, 3, 224, 224)
+        return [i / 45 for i in range(10)]

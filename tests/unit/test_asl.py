@@ -19,7 +19,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from lambda_modules import REGION, add_paths, make_stack
+from lambda_modules import REGION, FakeClassifier, add_paths, make_stack
 from swlab import asl
 from swlab.samples import list_samples
 
@@ -129,7 +129,6 @@ class InProcessLambda:
     def __init__(self, s3, ddb, table):
         add_paths("fetch_image", "grayscale", "flip", "rotate", "resize", "aggregate", "update", "mark_failed")
         import aggregate, fetch_image, flip, grayscale, mark_failed, resize, rotate, swl_infer, update  # noqa: E401
-        from test_lambdas_inference import FakeClassifier
 
         swl_infer.RUNTIMES["fake"] = FakeClassifier
         swl_infer._LOADED.clear()

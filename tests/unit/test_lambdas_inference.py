@@ -8,7 +8,7 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from lambda_modules import REGION, add_paths
+from lambda_modules import REGION, FakeClassifier, add_paths
 from swlab.samples import list_samples
 
 add_paths("alexnet", "resnet", "mobilenet")
@@ -45,21 +45,6 @@ def test_config_from_env():
 def test_every_model_names_a_torchvision_architecture_and_weights_class():
     assert set(swl_infer.MODELS) == {"alexnet", "resnet", "mobilenet"}
     assert {s.arch for s in swl_infer.MODELS.values()} == {"alexnet", "resnet18", "mobilenet_v3_small"}
-
-
-class FakeClassifier:
-    """A runtime registered like an ONNX one would be: same interface, no torch."""
-
-    loads = 0
-
-    def __init__(self, spec, cfg, s3=None):
-        FakeClassifier.loads += 1
-        self.spec, self.weights, self.load_ms = spec, "untrained", 1.0
-        self.categories = [f"class{i}" for i in range(10)]
-
-    def probabilities(self, batch):
-        assert batch.shape == (1, 3, 224, 224)
-        return [i / 45 for i in range(10)]
 
 
 @pytest.fixture

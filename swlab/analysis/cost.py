@@ -26,11 +26,14 @@ BYTES_PER_GB = 1024 ** 3
 LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs bills each event as UTF-8 message bytes + 26
 EXPRESS_MEMORY_MB = 64  # 50 MB + definition + pointer-sized payloads → one 64-MB chunk
 # Requests to S3/DynamoDB/API Gateway that one run of each workflow makes (design, not measured).
+# Storage: what a run leaves behind, kept for one month (a ~200 KB photo; five ~100 KB
+# intermediates; a ~1 KB item). Change these when measuring other images.
 REQUEST_PROFILE: dict[str, dict[str, float]] = {
-    "ingest": {"apigateway_requests": 1, "s3_put_requests": 1, "dynamodb_write_units": 1},
+    "ingest": {"apigateway_requests": 1, "s3_put_requests": 1, "dynamodb_write_units": 1,
+               "s3_storage_gb_month": 200e3 / BYTES_PER_GB, "dynamodb_storage_gb_month": 1e3 / BYTES_PER_GB},
     # read metadata; FetchImage→Resize each read one object and write one; 3 models read one each.
     "classify": {"apigateway_requests": 1, "dynamodb_read_units": 1, "dynamodb_write_units": 2,
-                 "s3_get_requests": 8, "s3_put_requests": 5},
+                 "s3_get_requests": 8, "s3_put_requests": 5, "s3_storage_gb_month": 5 * 100e3 / BYTES_PER_GB},
 }
 
 
@@ -190,6 +193,10 @@ _PROFILE_ITEMS = {  # profile key → (service, item, unit, price key, per, free
                             "dynamodb_usd_per_million_read_request_units", 1e6, None),
     "dynamodb_write_units": ("DynamoDB", "write request units", "WRU",
                              "dynamodb_usd_per_million_write_request_units", 1e6, None),
+    "s3_storage_gb_month": ("S3", "storage (kept one month)", "GB-month", "s3_standard_usd_per_gb_month", 1,
+                            "s3_storage_gb"),
+    "dynamodb_storage_gb_month": ("DynamoDB", "storage (kept one month)", "GB-month", "dynamodb_usd_per_gb_month",
+                                  1, "dynamodb_storage_gb"),
 }
 
 

@@ -126,11 +126,15 @@ def cold_warm_table(invocations: pd.DataFrame, quantiles: Iterable[float] = (0.5
 # ---- latency -------------------------------------------------------------------------------
 
 def client_latency(jtl: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
-    """JMeter samples → (label, time, latency_ms, success); ``label`` filters one sampler."""
+    """JMeter samples → (label, time, latency_ms, success, throttled); ``label`` filters one sampler.
+
+    ``throttled`` marks HTTP 429 (API Gateway usage-plan or Lambda concurrency throttling)."""
     df = jtl if label is None else jtl[jtl["label"] == label]
+    codes = df["responseCode"].astype(str) if "responseCode" in df else pd.Series("", index=df.index)
     return pd.DataFrame({"label": df["label"].to_numpy(), "time": df["timeStamp"].to_numpy(),
                          "latency_ms": df["elapsed"].astype(float).to_numpy(),
-                         "success": df["success"].astype(bool).to_numpy()})
+                         "success": df["success"].astype(bool).to_numpy(),
+                         "throttled": codes.eq("429").to_numpy()})
 
 
 def server_latency(executions: pd.DataFrame, state_machine: str | None = None) -> pd.DataFrame:
@@ -165,6 +169,16 @@ def throughput(starts: pd.Series, ends: pd.Series | None = None, errors: pd.Seri
     for c in list(series):
         df[f"{c}_per_s"] = df[c] / secs
     return df
+
+
+def throughput_of(latency: pd.DataFrame, interval: str = "10s") -> pd.DataFrame:
+    """:func:`throughput` of client- or server-side samples (:func:`client_latency`/:func:`server_latency`):
+    started at ``time``, completed at time + latency; failures split into throttles (429) and errors."""
+    t = pd.to_datetime(latency["time"], utc=True)
+    throttled = latency["throttled"].astype(bool) if "throttled" in latency else pd.Series(False, index=latency.index)
+    failed = ~latency["success"].astype(bool)
+    return throughput(t, t + pd.to_timedelta(latency["latency_ms"], unit="ms"), errors=t[failed & ~throttled],
+                      throttles=t[throttled], interval=interval)
 
 
 def errors_table(invocations: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -133,3 +133,15 @@ def test_init_line_is_the_same_whether_or_not_report_already_billed_it():
         items = cost.cost_table(cost.usage_lines(tables, "swlab", profile={}), prices).set_index("item")
         assert items.loc["init (cold starts) x86_64", "quantity"] == pytest.approx(0.401)
         assert items.loc["duration x86_64", "quantity"] == pytest.approx(0.1 if tables is not_included else 0.099)
+
+
+def test_profile_lines_storage_by_hand():
+    prices = {"prices": {"s3_standard_usd_per_gb_month": 0.023, "lambda_usd_per_million_requests": 0.2,
+                         "lambda_x86_64_usd_per_gb_s": 0.0000166667}}
+    tables = {"invocations": pd.DataFrame({"function": ["swlab-ingest"] * 4, "billed_duration_ms": [10] * 4,
+                                           "duration_ms": [9.5] * 4, "init_duration_ms": [np.nan] * 4,
+                                           "memory_size_mb": [128] * 4})}
+    items = cost.cost_table(cost.usage_lines(tables, "swlab", profile={"ingest": {"s3_storage_gb_month": 0.5}}),
+                            prices).set_index("item")
+    assert items.loc["storage (kept one month)", "quantity"] == 2.0  # 4 runs x 0.5 GB-month
+    assert items.loc["storage (kept one month)", "cost_usd"] == pytest.approx(0.046)

@@ -127,3 +127,14 @@ def test_median_critical_path_on_synthetic_run_is_ordered_and_complete():
     assert mcp.set_index("state").loc["Resize", "on_path"] == 1.0
     assert mcp.loc[mcp["state"].isin(["Alexnet", "Resnet", "Mobilenet"]), "on_path"].sum() == pytest.approx(1.0)
     assert joined["lambda_duration_ms"].notna().sum() == 6 * 9  # every Lambda task matched once
+
+
+def test_throughput_of_client_samples_splits_throttles_from_errors():
+    from swlab.analysis.collect import read_jtl
+
+    client = stats.client_latency(read_jtl(FIXTURES / "jmeter_results.jtl"))
+    assert client["throttled"].tolist() == [False, False, False, True, False, False, False]
+    tp = stats.throughput_of(client, interval="10s")
+    assert tp["started"].sum() == 7 and tp["throttles"].sum() == 1 and tp["errors"].sum() == 1
+    assert tp["completed"].sum() == 7  # the 30 s timeout completes in a later interval
+    assert tp["completed"].iloc[-1] == 1

@@ -423,6 +423,8 @@ class LambdaDataPlane:
         self._log(env, f"INIT_START Runtime Version: {spec.runtime.replace('python', 'python:')}.localcloud\t"
                        f"Runtime Version ARN: arn:aws:lambda:{spec.region}::runtime:localcloud\n")
         env.start(self.pump)
+        if self._stop.is_set():  # shutting down: no environment may outlive the server
+            env.kill("shutdown")
         return env
 
     def _init_failed(self, env: Environment, inv: Invocation) -> None:

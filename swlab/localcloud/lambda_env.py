@@ -236,6 +236,8 @@ class Environment:
         self.proc = subprocess.Popen(cmd, cwd=self.spec.code_dir, env=env, stdin=subprocess.DEVNULL,
                                      stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
                                      close_fds=True)
+        if self.state == "dead":  # killed while spawning (shutdown): end the process we just started
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self._rss = TreeRss(self.proc.pid)
         assert self.proc.stdout is not None
         self._fd = self.proc.stdout.fileno()

@@ -153,13 +153,20 @@ def _log_group_of(logging_cfg: dict) -> str | None:
 
 
 def fetch_executions(sfn_client: Any, state_machine_arn: str, start: datetime, end: datetime) -> list[dict]:
-    """Executions started in [start, end] (newest first from the API; stops paging when older)."""
-    out = []
+    """Executions started in [start, end].
+
+    AWS lists newest first, so paging stops at the first older execution, but only while the
+    listing has been in that order (an emulator may list oldest first).
+    """
+    out, previous, descending = [], None, True
     for ex in _paginate(sfn_client.list_executions, "executions", stateMachineArn=state_machine_arn):
         started = ex["startDate"]
-        if started < start:
+        ordered = previous is not None and descending and started <= previous
+        descending = descending and (previous is None or started <= previous)
+        previous = started
+        if started < start and ordered:
             break
-        if started <= end:
+        if start <= started <= end:
             out.append(ex)
     return out
 

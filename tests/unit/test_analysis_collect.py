@@ -117,3 +117,29 @@ def test_read_jtl_types():
     jtl = read_jtl(FIXTURES / "jmeter_results.jtl")
     assert str(jtl["timeStamp"].dt.tz) == "UTC" and jtl["success"].dtype == bool
     assert jtl["elapsed"].tolist()[:2] == [1450, 320] and set(jtl["label"]) == {"ingest", "classify"}
+
+
+class FakeListing:
+    """list_executions pages in a given order, counting calls."""
+
+    def __init__(self, starts, page=2):
+        self.items = [{"executionArn": f"e{i}", "startDate": t} for i, t in enumerate(starts)]
+        self.page, self.calls = page, 0
+
+    def list_executions(self, stateMachineArn, nextToken=0):
+        self.calls += 1
+        chunk = self.items[nextToken:nextToken + self.page]
+        more = nextToken + self.page < len(self.items)
+        return {"executions": chunk, **({"nextToken": nextToken + self.page} if more else {})}
+
+
+def test_fetch_executions_window_in_either_listing_order():
+    from swlab.analysis.collect import fetch_executions
+
+    t = [datetime(2026, 1, 1, 0, 0, s, tzinfo=timezone.utc) for s in range(10)]
+    newest_first = FakeListing(t[::-1])
+    got = fetch_executions(newest_first, "sm", t[3], t[5])
+    assert sorted(e["startDate"] for e in got) == t[3:6] and newest_first.calls == 4  # stopped early
+    oldest_first = FakeListing(t)
+    got = fetch_executions(oldest_first, "sm", t[3], t[5])
+    assert sorted(e["startDate"] for e in got) == t[3:6] and oldest_first.calls == 5

@@ -28,11 +28,16 @@ definition parse cache      the ASL definition is parsed with ANTLR for every ex
 Task client cache           a boto3 client is built for every Task (4-80 ms; boto3's
                             default session, not thread-safe) at ``http://localhost``
                             (resolves ::1 first; we listen on 127.0.0.1). One client per
-                            (region, service), built under a lock, endpoint 127.0.0.1.
+                            (region, service), built under a lock, endpoint 127.0.0.1;
+                            for Lambda, ``invoke`` is sent as plain HTTP (same request,
+                            same route) instead of through botocore (~4.5 ms per call).
 bounded executions          every finished execution stays in memory forever (with its
                             history). Only the last ``keep`` finished executions per state
                             machine are kept (default 1000; ``SWLAB_SFN_KEEP_EXECUTIONS``
                             or ``apply(options={"sfn_keep_executions": N})``).
+JSONPath parse cache        every InputPath/OutputPath/ResultPath/``.$`` evaluation builds a
+                            new jsonpath_ng parser (ply tables): ~0.75 ms each, several per
+                            Task. Parsed expressions are cached per path string.
 describe output encoding    ``DescribeExecution`` returns a string output raw (``big``
                             instead of ``"big"``, not JSON); it is JSON-encoded as AWS does.
 States.* errors propagated  a Parallel branch (or Map iteration, or Fail state) ending with a
@@ -102,6 +107,7 @@ def apply(options: dict[str, Any] | None = None) -> None:
         _patch_task_client_cache()
         _patch_describe_execution_output()
         _patch_states_error_names()
+        _patch_jsonpath_parse_cache()
         _applied = True
 
 
@@ -308,8 +314,81 @@ def cached_boto_client_for(region: str, service: str, state_credentials: Any = N
         return found
     with _lock:
         if key not in _clients:
-            _clients[key] = _new_client(region, service, endpoint)
+            real = _new_client(region, service, endpoint)
+            _clients[key] = LambdaInvokeClient(endpoint, real) if service == "lambda" and endpoint else real
         return _clients[key]
+
+
+class LambdaInvokeClient:
+    """``invoke`` as botocore's Lambda client answers it, over plain HTTP to our own endpoint.
+
+    The Step Functions interpreter only calls ``invoke``; botocore spends ~4.5 ms per
+    call on serialising, signing and parsing (measured: boto3 warm invoke p50 6.1 ms vs
+    1.6 ms raw HTTP). Same wire request, same route into the Lambda data plane; errors
+    raise botocore's ``ClientError`` with the service's code, as boto3 would. Any other
+    operation goes to the real boto3 client.
+    """
+
+    def __init__(self, endpoint_url: str, real_client: Any) -> None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(endpoint_url)
+        self._host, self._port = parts.hostname, parts.port
+        self._real = real_client
+        self.meta = real_client.meta
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+    def invoke(self, FunctionName: str, Payload: Any = b"", InvocationType: str = "RequestResponse",  # noqa: N803
+               Qualifier: str | None = None, ClientContext: str | None = None, LogType: str | None = None,
+               **_: Any) -> dict[str, Any]:
+        import http.client
+        import io
+        from urllib.parse import quote
+
+        path = f"/2015-03-31/functions/{quote(FunctionName, safe='')}/invocations"
+        if Qualifier:
+            path += f"?Qualifier={quote(Qualifier, safe='')}"
+        headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": InvocationType,
+                   "Authorization": "AWS4-HMAC-SHA256 Credential=ak/20200101/us-east-1/lambda/aws4_request, "
+                                    "SignedHeaders=host, Signature=0"}
+        if ClientContext:
+            headers["X-Amz-Client-Context"] = ClientContext
+        if LogType:
+            headers["X-Amz-Log-Type"] = LogType
+        body = Payload.encode() if isinstance(Payload, str) else (Payload or b"")
+        conn = http.client.HTTPConnection(self._host, self._port)
+        try:
+            conn.request("POST", path, body=body, headers=headers)
+            resp = conn.getresponse()
+            data = resp.read()
+        finally:
+            conn.close()
+        meta = {"HTTPStatusCode": resp.status, "RequestId": resp.getheader("x-amzn-RequestId", ""),
+                "HTTPHeaders": {k.lower(): v for k, v in resp.getheaders()}}
+        if resp.status >= 300:
+            raise _client_error(resp.status, resp.getheader("x-amzn-ErrorType"), data, meta)
+        out: dict[str, Any] = {"StatusCode": resp.status, "Payload": io.BytesIO(data), "ResponseMetadata": meta,
+                               "ExecutedVersion": resp.getheader("X-Amz-Executed-Version", "$LATEST")}
+        for header, field_name in (("X-Amz-Function-Error", "FunctionError"), ("X-Amz-Log-Result", "LogResult")):
+            if resp.getheader(header):
+                out[field_name] = resp.getheader(header)
+        return out
+
+
+def _client_error(status: int, error_type: str | None, data: bytes, meta: dict) -> Exception:
+    import json
+
+    from botocore.exceptions import ClientError
+
+    try:
+        body = json.loads(data or b"{}")
+    except ValueError:
+        body = {}
+    code = (error_type or body.get("__type") or body.get("Type") or str(status)).split(":")[0]
+    message = body.get("message") or body.get("Message") or data.decode("utf-8", "replace")
+    return ClientError({"Error": {"Code": code, "Message": message}, "ResponseMetadata": meta}, "Invoke")
 
 
 def _new_client(region: str, service: str, endpoint: str) -> Any:
@@ -403,3 +482,24 @@ def _patch_states_error_names() -> None:
         module = importlib.import_module(name)
         ORIGINALS.setdefault("CustomErrorName", module.CustomErrorName)
         module.CustomErrorName = error_name_for
+
+
+# -- JSONPath parse cache -------------------------------------------------------------------
+
+_JSONPATH_USERS = {
+    "moto.stepfunctions.parser.asl.utils.json_path": "jsonpath_ng.ext",
+    "moto.stepfunctions.parser.asl.component.common.path.result_path": "jsonpath_ng",
+}
+
+
+def _patch_jsonpath_parse_cache() -> None:
+    """moto 5.2.5: ``extract_json`` and ``ResultPath`` call jsonpath_ng's ``parse(path)`` on
+    every evaluation, which builds a ply lexer and parser each time (~0.75 ms measured,
+    3-4 per Lambda Task). Parsed expressions are immutable (``find`` and
+    ``update_or_create`` do not change them): cache them per path string."""
+    import importlib
+
+    for module_name, source in _JSONPATH_USERS.items():
+        module = importlib.import_module(module_name)
+        ORIGINALS[f"parse:{module_name}"] = module.parse
+        module.parse = functools.lru_cache(maxsize=4096)(importlib.import_module(source).parse)

@@ -211,3 +211,14 @@ def test_error_name_for_builds_catchable_states_errors():
     assert isinstance(moto_patches.error_name_for("States.Timeout"), StatesErrorName)
     assert moto_patches.error_name_for("States.Timeout").error_name == "States.Timeout"
     assert moto_patches.error_name_for("ProbeError").error_name == "ProbeError"
+
+
+def test_moto_still_parses_jsonpath_on_every_evaluation():
+    import importlib
+
+    if moto_patches._applied:
+        pytest.skip("patches applied in this process")
+    for module_name, source in moto_patches._JSONPATH_USERS.items():
+        module = importlib.import_module(module_name)
+        assert module.parse is importlib.import_module(source).parse, module_name
+        assert module.parse("$.Payload") is not module.parse("$.Payload")  # a new parser each time

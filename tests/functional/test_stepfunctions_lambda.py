@@ -189,3 +189,13 @@ def test_timeout_inside_a_parallel_branch_is_catchable(sfn, sleeper):
     desc = run_execution(sfn, arn, {"seconds": 3})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"])["error"]["Error"] == "States.Timeout"
+
+
+def test_missing_function_fails_with_the_lambda_service_error(sfn):
+    arn = create_state_machine(sfn, {"StartAt": "T", "States": {
+        "T": invoke_task("no-such-function", Catch=[{"ErrorEquals": ["Lambda.ResourceNotFoundException"],
+                                                     "ResultPath": "$.error", "Next": "Missing"}], End=True),
+        "Missing": {"Type": "Pass", "End": True}}})
+    desc = run_execution(sfn, arn, {})
+    assert desc["status"] == "SUCCEEDED", desc
+    assert json.loads(desc["output"])["error"]["Error"] == "Lambda.ResourceNotFoundException"

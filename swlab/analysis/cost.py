@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -306,9 +307,12 @@ def _price_list_products(pricing_client: Any, service: str, region: str) -> list
 
 
 def _first_tier_usd(products: list[dict], usage: str) -> float | None:
+    """First-tier USD price of ``usage`` (bare, or with a regional prefix such as ``USE1-``; never the
+    ``Global-`` free-tier usage types, which list a price of zero)."""
+    pattern = re.compile(rf"^(?:[A-Z]{{2,4}}\d-)?{re.escape(usage)}$")
     for prod in products:
         ut = prod.get("product", {}).get("attributes", {}).get("usagetype", "")
-        if ut != usage and ut.split("-", 1)[-1] != usage:
+        if not pattern.match(ut):
             continue
         for term in prod.get("terms", {}).get("OnDemand", {}).values():
             dims = sorted(term.get("priceDimensions", {}).values(), key=lambda d: float(d.get("beginRange", 0)))

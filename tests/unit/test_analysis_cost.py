@@ -111,7 +111,10 @@ class FakePricing:
                    "terms": {"OnDemand": {"X": {"priceDimensions": {
                        "b": {"beginRange": "7500000000", "pricePerUnit": {"USD": "0.0000094"}},
                        "a": {"beginRange": "0", "pricePerUnit": {"USD": "0.0000133000"}}}}}}}
-        return {"PriceList": [json.dumps(product)]}
+        free = {"product": {"attributes": {"usagetype": "Global-Lambda-GB-Second-ARM"}},
+                "terms": {"OnDemand": {"F": {"priceDimensions": {
+                    "f": {"beginRange": "0", "pricePerUnit": {"USD": "0.0000000000"}}}}}}}
+        return {"PriceList": [json.dumps(free), json.dumps(product)]}
 
 
 def test_refresh_prices_takes_first_tier_and_says_so():

@@ -1,0 +1,148 @@
+"""The JMeter plans in jmeter/ and the launcher agree: valid XML, same properties, same data handling."""
+
+import re
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from swlab import jmeter
+
+pytestmark = pytest.mark.unit
+
+PLANS = {wf: jmeter.plan_path(wf) for wf in jmeter.WORKFLOWS}
+
+
+def _tree(workflow):
+    return ET.parse(PLANS[workflow]).getroot()
+
+
+def _element(root, testname):
+    found = [e for e in root.iter() if e.get("testname") == testname]
+    assert len(found) == 1, f"expected one element named {testname!r}"
+    return found[0]
+
+
+def _prop(element, name):
+    return element.find(f"stringProp[@name='{name}']").text or ""
+
+
+@pytest.mark.parametrize("workflow", sorted(PLANS))
+def test_plan_is_valid_jmeter_xml(workflow):
+    root = _tree(workflow)
+    assert root.tag == "jmeterTestPlan" and root.get("jmeter") == "5.5"
+    assert root.find("hashTree/TestPlan") is not None
+
+
+@pytest.mark.parametrize("workflow", sorted(PLANS))
+def test_plan_reads_exactly_the_properties_the_launcher_passes(workflow):
+    values = " ".join(e.text or "" for e in _tree(workflow).iter("stringProp"))  # not the comments
+    read = set(re.findall(r"__P\((\w+)", values))
+    passed = jmeter.plan_properties(jmeter.Target("h", 1), jmeter.LoadProfile(), Path("d.csv"))
+    assert read == set(jmeter.PLAN_PROPERTIES) == set(passed)
+
+
+def test_launcher_passes_each_property_once_with_the_engine_flags(tmp_path):
+    install = jmeter.JMeterInstall(tmp_path, "5.5", Path("/usr/bin/java"), "test")
+    props = jmeter.plan_properties(jmeter.Target("127.0.0.1", 8080, api_key="k"), jmeter.LoadProfile(), tmp_path / "d.csv")
+    cmd = jmeter.jmeter_command(install, tmp_path / "p.jmx", props, tmp_path / "r.jtl", tmp_path / "j.log",
+                                tmp_path / "report")
+    for flag in ("-n", "-t", "-l", "-j", "-e", "-o"):
+        assert flag in cmd
+    assert "-Jjmeterengine.force.system.exit=true" in cmd
+    assert "-Jjmeterengine.nongui.port=0" in cmd
+    assert "-Jsample_variables=row_index,row_value,sample_id" in cmd
+    for name, value in props.items():
+        assert cmd.count(f"-J{name}={value}") == 1
+
+
+@pytest.mark.parametrize("workflow", sorted(PLANS))
+def test_open_model_even_arrivals_from_rate_and_duration(workflow):
+    root = _tree(workflow)
+    groups = root.findall(".//OpenModelThreadGroup")
+    assert len(groups) == 1
+    schedule = _prop(groups[0], "OpenModelThreadGroup.schedule")
+    assert "rate(${__P(rate,1)}/sec) even_arrivals(${__P(duration,180)} sec)" in schedule
+    assert schedule.startswith("pause(${__P(warmup_s,1)} sec)")
+    assert schedule.endswith("pause(${__P(timeout_ms,35000)} ms)")  # in-flight requests are not interrupted
+
+
+@pytest.mark.parametrize("workflow", sorted(PLANS))
+def test_http_request_targets_the_workflow_with_the_api_key(workflow):
+    root = _tree(workflow)
+    sampler = root.find(".//HTTPSamplerProxy")
+    label = jmeter.WORKFLOWS[workflow].label
+    assert sampler.get("testname") == label
+    assert _prop(sampler, "HTTPSampler.path") == "${__P(base_path,)}/" + label
+    assert _prop(sampler, "HTTPSampler.method") == "POST"
+    headers = {h.find("stringProp[@name='Header.name']").text: h.find("stringProp[@name='Header.value']").text
+               for h in root.iter("elementProp") if h.get("elementType") == "Header"}
+    assert headers == {"Content-Type": "application/json", "x-api-key": "${__P(api_key,)}"}
+
+
+def test_plans_share_the_data_handling_and_avoid_csv_data_set():
+    roots = {wf: _tree(wf) for wf in PLANS}
+    for name in ("load data file", "pick data row"):
+        scripts = {wf: _prop(_element(root, name), "script") for wf, root in roots.items()}
+        assert len(set(scripts.values())) == 1, f"{name!r} differs between the plans"
+    for wf, root in roots.items():
+        assert _prop(_element(root, "pick data row"), "parameters") == jmeter.WORKFLOWS[wf].field
+        assert not list(root.iter("CSVDataSet"))  # apache/jmeter#5682
+
+
+def test_assertions_check_the_expected_fields():
+    ingest = _prop(_tree("wf1").find(".//JSR223Assertion"), "script")
+    classify = _prop(_tree("wf2").find(".//JSR223Assertion"), "script")
+    assert "doc.image_id" in ingest and "vars.put('sample_id'" in ingest
+    for needle in ("doc.executionArn", "doc.status", "doc.output", "vars.put('sample_id'"):
+        assert needle in classify
+
+
+def test_data_file_round_trip_with_commas_and_quotes(tmp_path):
+    values = ["http://x/a.jpg", 'http://x/b.jpg?q=1,2&t="x"', "  padded  "]
+    path = jmeter.write_data_file(tmp_path / "urls.csv", values, "image_url")
+    assert jmeter.read_data_file(path, "image_url") == ["http://x/a.jpg", 'http://x/b.jpg?q=1,2&t="x"', "padded"]
+
+
+@pytest.mark.parametrize("text, message", [
+    ("image_id\nimg-1\n", "header 'image_url'"),
+    ("", "header"),
+    ("image_url\n\n  \n", "no data rows"),
+])
+def test_data_file_errors_are_clear(tmp_path, text, message):
+    path = tmp_path / "d.csv"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message):
+        jmeter.read_data_file(path, "image_url")
+
+
+def test_write_data_file_refuses_multiline_values(tmp_path):
+    with pytest.raises(ValueError):
+        jmeter.write_data_file(tmp_path / "d.csv", ["a\nb"], "image_id")
+
+
+def test_run_workflow_checks_the_data_file_before_starting_jmeter(tmp_path):
+    bad = tmp_path / "ids.csv"
+    bad.write_text("image_url\nhttp://x\n")
+    install = jmeter.JMeterInstall(tmp_path, "5.5", Path("/nonexistent/java"), "test")
+    with pytest.raises(ValueError, match="image_id"):
+        jmeter.run_workflow("wf2", jmeter.Target("127.0.0.1", 1), bad, tmp_path / "run", install=install)
+
+
+def test_target_from_url_and_endpoint_file(tmp_path):
+    t = jmeter.Target.from_url("https://abc.execute-api.us-east-1.amazonaws.com/prod/", "k")
+    assert (t.protocol, t.host, t.port, t.base_path, t.api_key) == (
+        "https", "abc.execute-api.us-east-1.amazonaws.com", 443, "/prod", "k")
+    (tmp_path / "e.json").write_text('{"url": "http://127.0.0.1:4566/restapis/x/prod/_user_request_", "api_key": "s"}')
+    t = jmeter.Target.from_file(tmp_path / "e.json")
+    assert (t.port, t.base_path, t.api_key) == (4566, "/restapis/x/prod/_user_request_", "s")
+    props = jmeter.plan_properties(t, jmeter.LoadProfile(2, 10), tmp_path / "d.csv")
+    assert props["base_path"] == "/restapis/x/prod/_user_request_" and props["rate"] == "2"
+    with pytest.raises(ValueError):
+        jmeter.Target.from_url("ftp://x")
+
+
+def test_load_profile_defaults_are_the_lab_default_profile():
+    profile = jmeter.LoadProfile()
+    assert (profile.rate_per_s, profile.duration_s, profile.samples_planned) == (1.0, 180, 180)
+    assert jmeter.LoadProfile(2, 10).samples_planned == 20

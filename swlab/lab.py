@@ -34,11 +34,12 @@ import re
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from importlib import metadata
 from pathlib import Path
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 import yaml
 
@@ -500,16 +501,33 @@ def execute_stage(notebook: Path, run: Run, parameters: dict[str, Any], verbose:
     executed = run.path("notebooks", notebook.name)
     log_path = run.path("logs", f"{notebook.stem}.log")
     started = time.monotonic()
-    with open(log_path, "w") as log_fh:
+    with open(log_path, "w") as log_fh, _kernel_stderr_to(None if verbose else log_fh):
         out = _Tee(log_fh, sys.stdout) if verbose else log_fh
         try:
             pm.execute_notebook(str(notebook), str(executed), parameters=parameters, cwd=str(notebook.parent),
                                 progress_bar=False, stdout_file=out, stderr_file=out, kernel_name="python3")
             stage.status = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure of a stage is reported, then the run goes on to teardown
-            stage.status, stage.error = "failed", describe_failure(exc, notebook, executed)
+            stage.status, stage.error = "failed", describe_failure(exc, notebook, executed) + f"\n  log: {log_path}"
     stage.seconds = round(time.monotonic() - started, 2)
     return stage
+
+
+@contextmanager
+def _kernel_stderr_to(log_fh: Any) -> Iterator[None]:
+    """The kernel process inherits file descriptor 2: send its chatter to the stage's log, not the terminal."""
+    if log_fh is None:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        os.dup2(log_fh.fileno(), 2)
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 class _Tee:

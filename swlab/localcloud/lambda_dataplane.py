@@ -225,13 +225,20 @@ class Pool:
             self.envs.add(env)
 
     def take_idle(self, spec: FunctionSpec) -> Environment | None:
-        with self._lock:
-            stack = self._idle.get(self.key(spec))
-            while stack:
-                env = stack.pop()
-                if env.spec.signature == spec.signature and env.claim():
-                    return env
-        return None
+        stale = []
+        try:
+            with self._lock:
+                stack = self._idle.get(self.key(spec))
+                while stack:
+                    env = stack.pop()
+                    if env.spec.signature == spec.signature and env.claim():
+                        return env
+                    self.envs.discard(env)  # exited while idle, or older code/configuration
+                    stale.append(env)
+            return None
+        finally:
+            for env in stale:
+                env.kill("retired")
 
     def put_idle(self, env: Environment) -> None:
         with self._lock:

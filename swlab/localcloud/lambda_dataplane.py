@@ -52,6 +52,8 @@ INVOKE_SUFFIX = "/invocations"
 ADMIN_PATH = "/_localcloud/lambda"
 PACKAGING_TAG = "swlab:packaging"  # "image": the function's image would bring its packages → not isolated
 MIB = 1024 * 1024
+SYNC_PAYLOAD_LIMIT = 6 * MIB  # request and response of a RequestResponse invoke
+ASYNC_PAYLOAD_LIMIT = 256 * 1024  # request of an Event invoke
 _CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
 
 
@@ -472,7 +474,7 @@ class LambdaDataPlane:
         if inv.status == "timeout":
             self._log(env, f"{_iso_now()} {inv.request_id} Task timed out after {duration_ms / 1000:.2f} seconds\n")
         self._release(env, inv)
-        self._metrics(spec, inv, duration_ms)
+        self._metrics(spec, status != "ok", duration_ms)
         headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", spec.version),
                    ("x-amzn-RequestId", inv.request_id)]
         if status != "ok":
@@ -485,6 +487,9 @@ class LambdaDataPlane:
     def _classify(self, env: Environment, inv: Invocation, duration_ms: float) -> tuple:
         """→ (status, response body, error type, REPORT status or None)."""
         rid = inv.request_id
+        if inv.status == "ok" and len(inv.body) > SYNC_PAYLOAD_LIMIT:
+            message = f"Response payload size exceeded maximum allowed payload size ({SYNC_PAYLOAD_LIMIT} bytes)."
+            return "error", error_body("Function.ResponseSizeTooLarge", message), "Function.ResponseSizeTooLarge", None
         if inv.status == "ok":
             return "ok", inv.body, None, None
         if inv.status == "error":
@@ -507,9 +512,9 @@ class LambdaDataPlane:
         env.kill(inv.status or "retired")
         self.pool.remove(env)
 
-    def _metrics(self, spec: FunctionSpec, inv: Invocation, duration_ms: float) -> None:
+    def _metrics(self, spec: FunctionSpec, failed: bool, duration_ms: float) -> None:
         self.telemetry.metric(spec, "Invocations", 1)
-        self.telemetry.metric(spec, "Errors", 0 if inv.status == "ok" else 1)
+        self.telemetry.metric(spec, "Errors", 1 if failed else 0)
         self.telemetry.metric(spec, "Duration", duration_ms, "Milliseconds")
 
     def _log(self, env: Environment, message: str, inv: Invocation | None = None) -> None:
@@ -603,18 +608,25 @@ class LambdaDataPlane:
             arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
             return _json_error(404, "ResourceNotFoundException", f"Function not found: {arn}")
         spec, fn = found
+        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+        if len(payload) > limit:
+            return _json_error(413, "RequestTooLargeException",
+                               f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
         if payload.strip():
             try:
                 json.loads(payload)
             except ValueError as exc:
                 return _json_error(400, "InvalidRequestContentException",
                                    f"Could not parse request body into json: {exc}")
-        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
         if invocation_type == "DryRun":
             return Outcome(204, [("x-amzn-RequestId", "dryrun")], b"")
         client_context = environ.get("HTTP_X_AMZ_CLIENT_CONTEXT")
         if client_context:
-            client_context = base64.b64decode(client_context).decode("utf-8", "replace")
+            try:
+                client_context = base64.b64decode(client_context).decode("utf-8", "replace")
+            except ValueError:
+                return _json_error(400, "InvalidRequestContentException", "Client context must be base64")
         if invocation_type == "Event":
             self._async.submit(self._invoke_async, spec, fn, payload or b"{}", client_context)
             return Outcome(202, [("Content-Type", "application/json")], b"")

@@ -81,6 +81,15 @@ def test_payload_must_be_json(aws, deploy_probe):
     assert err.value.response["Error"]["Code"] == "InvalidRequestContentException"
 
 
+def test_payload_over_six_megabytes_is_413(aws, deploy_probe):
+    name = deploy_probe("echo")
+    big = json.dumps({"blob": "x" * (6 * 1024 * 1024)}).encode()
+    with pytest.raises(ClientError) as err:
+        aws("lambda").invoke(FunctionName=name, Payload=big)
+    assert err.value.response["Error"]["Code"] == "RequestTooLargeException"
+    assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
 def test_dry_run_and_event_invocation_types(aws, deploy_probe, local_cloud):
     name = deploy_probe("echo")
     dry = aws("lambda").invoke(FunctionName=name, InvocationType="DryRun", Payload=b"{}")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -58,6 +59,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"parse_100k_cpu_s: {small['cpu_seconds']:.2f}")
     print(f"parse_1m_cpu_s: {big['cpu_seconds']:.2f}")
     print(f"parse_scaling_1m_over_100k: {big['seconds'] / small['seconds']:.1f}")
+    print(f"parse_scaling_cpu_1m_over_100k: {big['cpu_seconds'] / small['cpu_seconds']:.1f}")
+    print(f"load_average_1min: {os.getloadavg()[0]:.1f}")
     if args.start_end:
         mixed = _child(1_000_000, True)
         print(f"parse_1m_invocations_with_start_end_s: {mixed['seconds']:.2f}")

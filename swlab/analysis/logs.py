@@ -231,39 +231,58 @@ def parse_log_events(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
     return _finish(out, starts, failures)
 
 
-_TEXT_FIELDS = {  # REPORT field prefix → (column, unit suffix length, arrow type)
-    "REPORT RequestId: ": ("request_id", 0, pa.large_string()),
-    "Duration: ": ("duration_ms", 3, pa.float64()),
-    "Billed Duration: ": ("billed_duration_ms", 3, pa.int64()),
-    "Memory Size: ": ("memory_size_mb", 3, pa.int64()),
-    "Max Memory Used: ": ("max_memory_used_mb", 3, pa.int64()),
-    "Init Duration: ": ("init_duration_ms", 3, pa.float64()),
-    "Status: ": ("status", 0, pa.large_string()),
-    "Error Type: ": ("error_type", 0, pa.large_string()),
-}
+_FIXED_FIELDS = (  # the first five tab-separated REPORT fields, always in this order
+    ("REPORT RequestId: ", "request_id", 0, pa.large_string()),
+    ("Duration: ", "duration_ms", 3, pa.float64()),
+    ("Billed Duration: ", "billed_duration_ms", 3, pa.int64()),
+    ("Memory Size: ", "memory_size_mb", 3, pa.int64()),
+    ("Max Memory Used: ", "max_memory_used_mb", 3, pa.int64()),
+)
+_OPTIONAL_FIELDS = (  # fields that may follow, in any order
+    ("Init Duration: ", "init_duration_ms", 3, pa.float64()),
+    ("Status: ", "status", 0, pa.large_string()),
+    ("Error Type: ", "error_type", 0, pa.large_string()),
+)
 
 
 def _text_reports(df: pd.DataFrame, msgs: pa.Array, mask: pa.Array) -> pd.DataFrame:
-    """Tab-separated REPORT lines, column-wise: split on tabs, dispatch each field on its prefix."""
+    """Tab-separated REPORT lines, column-wise: split on tabs, check and cut each field's prefix.
+
+    Lines that are not in AWS's layout (e.g. spaces instead of tabs) go through the regex one by one.
+    """
     sel = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-    parts = pc.split_pattern(msgs.filter(mask), "\t")
-    flat = pc.utf8_trim_whitespace(pc.list_flatten(parts))
-    parent = pc.list_parent_indices(parts).to_numpy()
+    try:
+        out, bad = _text_reports_columnar(df, msgs.filter(mask), sel)
+    except pa.ArrowInvalid:  # a value that does not convert: let the regex path judge each line
+        out, bad = pd.DataFrame(), sel
+    if len(bad) == 0:
+        return out
+    return pd.concat([f for f in (out, _regex_reports(df, msgs, np.sort(bad))) if len(f)], ignore_index=True)
+
+
+def _text_reports_columnar(df: pd.DataFrame, lines: pa.Array, sel: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
+    parts = pc.split_pattern(pc.utf8_rtrim_whitespace(lines), "\t")
+    ok = pc.greater_equal(pc.list_value_length(parts), len(_FIXED_FIELDS)).to_numpy(zero_copy_only=False)
+    good, parts = sel[ok], parts.filter(pa.array(ok))
     cols: dict[str, Any] = {}
-    for prefix, (name, unit, typ) in _TEXT_FIELDS.items():
+    valid = np.ones(len(good), bool)
+    for k, (prefix, name, unit, typ) in enumerate(_FIXED_FIELDS):
+        field = pc.list_element(parts, k)
+        hit = pc.starts_with(field, prefix)
+        valid &= hit.to_numpy(zero_copy_only=False)
+        value = pc.if_else(hit, pc.utf8_slice_codeunits(field, len(prefix), -unit if unit else None), None)
+        cols[name] = pd.array(value, dtype="str") if k == 0 else pc.cast(value, typ).to_numpy(zero_copy_only=False)
+    tail = pc.list_slice(parts, len(_FIXED_FIELDS))
+    flat, parent = pc.list_flatten(tail), pc.list_parent_indices(tail).to_numpy()
+    for prefix, name, unit, typ in _OPTIONAL_FIELDS:
         hit = pc.starts_with(flat, prefix)
         vals = pc.utf8_slice_codeunits(flat.filter(hit), len(prefix), -unit if unit else None)
-        rows = parent[hit.to_numpy(zero_copy_only=False)]
-        cols[name] = _scatter(vals, typ, rows, len(sel))
-    ok = ~np.isnan(cols["duration_ms"]) & ~np.isnan(cols["max_memory_used_mb"])
-    out = pd.DataFrame({
-        "function": _take(df["function"], sel), "log_stream": _take(df["log_stream"], sel),
-        "end_time": df["timestamp"].to_numpy()[sel], **cols, "log_format": "text"})
+        cols[name] = _scatter(vals, typ, parent[hit.to_numpy(zero_copy_only=False)], len(good))
+    out = pd.DataFrame({"function": _take(df["function"], good), "log_stream": _take(df["log_stream"], good),
+                        "end_time": df["timestamp"].to_numpy()[good], **cols, "log_format": "text"})
     out["status"] = out["status"].fillna("success")
-    if ok.all():
-        return out.astype({"billed_duration_ms": "int64", "memory_size_mb": "int64", "max_memory_used_mb": "int64"})
-    good = out[ok].astype({"billed_duration_ms": "int64", "memory_size_mb": "int64", "max_memory_used_mb": "int64"})
-    return pd.concat([good, _regex_reports(df, msgs, sel[~ok])], ignore_index=True)
+    out = out[valid].astype({"billed_duration_ms": "int64", "memory_size_mb": "int64", "max_memory_used_mb": "int64"})
+    return out, np.concatenate([sel[~ok], good[~valid]])
 
 
 def _take(col: pd.Series, sel: np.ndarray) -> pd.Series:

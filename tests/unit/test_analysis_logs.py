@@ -130,3 +130,14 @@ def test_order_of_events_does_not_matter():
     b = parse_log_events(shuffled).sort_values("request_id").reset_index(drop=True)
     pd.testing.assert_frame_equal(a, b)
     assert by_rid(b)["22222222-aaaa-4bbb-8ccc-000000000001"]["error_type"] == "KeyError"
+
+
+def test_malformed_and_space_separated_report_lines_take_the_regex_path():
+    ev = pd.DataFrame({"function": "f", "log_stream": "s", "timestamp": [1, 2, 3], "message": [
+        "REPORT RequestId: a\tDuration: 1x.0 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 4 MB\t",
+        "REPORT RequestId: b\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 4 MB",
+        "REPORT RequestId: c Duration: 2.00 ms Billed Duration: 2 ms Memory Size: 128 MB Max Memory Used: 4 MB "
+        "Init Duration: 9.00 ms"]})
+    df = parse_log_events(ev).set_index("request_id")
+    assert list(df.index) == ["b", "c"]  # "a" is not a REPORT line anyone can read: dropped, not guessed
+    assert df.loc["b", "duration_ms"] == 1.5 and df.loc["c", "init_duration_ms"] == 9.0 and df.loc["c", "cold"]

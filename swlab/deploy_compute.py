@@ -22,6 +22,7 @@ from swlab.packaging import FunctionSpec, PackagingError
 from swlab.settings import Settings
 from swlab.stack import ChangeReport, Clients, Names, canonical, error_code, outcome, retry
 
+PACKAGING_TAG = "swlab:packaging"
 ROLE_WAIT_S = 120.0  # IAM propagation on AWS; the local cloud needs none
 DOCKER_MISSING = (
     "Docker is required to build the torch functions' container images for AWS; "
@@ -90,8 +91,14 @@ def configuration_diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -
 
 def deploy_function(settings: Settings, clients: Clients, report: ChangeReport, names: Names, spec: FunctionSpec,
                     role_arn: str, env: Mapping[str, str], options: Any, tags: dict[str, str]) -> dict[str, Any]:
-    """Create or update one function; returns its outputs."""
+    """Create or update one function; returns its outputs.
+
+    Functions are tagged ``swlab:packaging`` = ``zip`` | ``image`` too: the local
+    cloud runs an ``image`` function's code-only zip on its own Python environment
+    (which supplies torch, as the image would), a ``zip`` function isolated.
+    """
     lam, fname = clients("lambda"), names.function(spec.name)
+    tags = {**tags, PACKAGING_TAG: spec.packaging}
     cache_dir = Path(options.cache_dir or packaging.default_cache_dir())
     code = function_code(settings, clients, report, names, spec, Path(options.lambdas_dir) / packaging.SHARED_DIR,
                          cache_dir, tags)

@@ -1,0 +1,167 @@
+"""Both workflows end to end on the local cloud: deploy the lab's real functions, drive them over HTTP
+with the API key, check DynamoDB and S3, tear down, find nothing left.
+
+Bad inputs are checked for a clear error and a consistent record. Addresses the
+ingest function must refuse are loopback ones outside its allow-list (127.0.0.2,
+other ports of 127.0.0.1): the guard is exercised without any traffic leaving
+the machine, whatever it does.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from swlab import deploy as deploy_mod
+from swlab.samples import ImageServer, list_samples
+from swlab.stack import Clients, Names
+from swlab.teardown import remaining, teardown
+
+pytestmark = [pytest.mark.e2e, pytest.mark.models]
+
+LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
+STACK = "e2e"
+
+
+def post(url: str, body: object, key: str | None, timeout_s: float = 120) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"x-api-key": key} if key else {})}
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read() or b"{}")
+
+
+@pytest.fixture(scope="module")
+def images():
+    with ImageServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def settings(lab_settings, tmp_path_factory):
+    return lab_settings.with_(stack=STACK, runs_dir=tmp_path_factory.mktemp("runs"))
+
+
+@pytest.fixture(scope="module")
+def options(images):
+    return deploy_mod.DeployOptions(lambdas_dir=LAMBDAS_DIR, placeholders={"AllowedHosts": images.allowed_host})
+
+
+@pytest.fixture(scope="module")
+def stack(settings, options):
+    result = deploy_mod.deploy(settings, options, progress=lambda line: None)
+    yield result.outputs
+    teardown(settings, progress=lambda line: None)
+
+
+@pytest.fixture(scope="module")
+def ingested(stack, images):
+    """image_id of each of five samples, ingested over HTTP."""
+    ids = {}
+    for sample in list_samples()[:5]:
+        status, body = post(stack["api"]["endpoints"]["ingest"], {"image_url": images.url(f"/samples/{sample.file}")},
+                            stack["api"]["api_key"])
+        assert status == 201, body
+        ids[sample.name] = body["image_id"]
+    return ids
+
+
+def item(aws, stack, image_id: str) -> dict:
+    return aws("dynamodb").get_item(TableName=stack["table"], Key={"image_id": {"S": image_id}},
+                                    ConsistentRead=True).get("Item", {})
+
+
+def keys(aws, stack, prefix: str) -> list[str]:
+    pages = aws("s3").get_paginator("list_objects_v2").paginate(Bucket=stack["bucket"], Prefix=prefix)
+    return [o["Key"] for page in pages for o in page.get("Contents", [])]
+
+
+def test_ingest_stores_each_image_and_its_metadata(aws, stack, ingested):
+    assert len(set(ingested.values())) == 5
+    for image_id in ingested.values():
+        record = item(aws, stack, image_id)
+        assert record["status"]["S"] == "INGESTED"
+        assert record["key"]["S"] in keys(aws, stack, "raw/")
+
+
+@pytest.fixture(scope="module")
+def warm(aws, stack, ingested):
+    """One classification through the SDK first: three cold torch environments starting at once on this
+    2-core machine take longer than API Gateway's 29 s integration timeout (a cold /classify answers 504)."""
+    sfn = aws("stepfunctions", read_timeout=300)
+    result = sfn.start_sync_execution(stateMachineArn=stack["state_machine"]["arn"],
+                                      input=json.dumps({"image_id": next(iter(ingested.values()))}))
+    assert result["status"] == "SUCCEEDED", (result.get("error"), result.get("cause"))
+
+
+def test_classify_records_labels_and_writes_processed_images(aws, stack, ingested, warm):
+    for image_id in ingested.values():
+        status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": image_id}, stack["api"]["api_key"])
+        assert status == 200 and body["status"] == "SUCCEEDED", (body.get("error"), body.get("cause"))
+        record = item(aws, stack, image_id)
+        assert record["status"]["S"] == "CLASSIFIED", record
+        assert record["consensus"] and record["labels"]
+    processed = keys(aws, stack, "processed/")
+    assert all(any(image_id in k for k in processed) for image_id in ingested.values()), processed
+
+
+@pytest.mark.parametrize("url_of, reason", [
+    (lambda srv: "file:///etc/passwd", "bad_scheme"),
+    (lambda srv: "ftp://127.0.0.1/x.jpg", "bad_scheme"),
+    (lambda srv: "http://127.0.0.2:9/x.jpg", "forbidden_address"),
+    (lambda srv: f"http://127.0.0.1:{srv.port + 1}/x.jpg", "forbidden_address"),
+    (lambda srv: srv.url("/redirect?to=http://127.0.0.2:9/x.jpg"), "forbidden_address"),
+    (lambda srv: srv.url("/bad/not-image"), "not_an_image"),
+    (lambda srv: srv.url("/bad/oversized?bytes=20000000"), "too_large"),
+    (lambda srv: srv.url("/bad/oversized?bytes=20000000&declare=0"), "too_large"),
+    (lambda srv: srv.url("/bad/bomb"), "too_many_pixels"),
+    (lambda srv: srv.url("/status/503"), "upstream_status"),
+], ids=["file", "ftp", "loopback-other-host", "loopback-other-port", "redirect-to-refused", "not-image",
+        "oversized", "oversized-chunked", "bomb", "upstream-503"])
+def test_bad_inputs_get_a_clear_error_and_write_nothing(aws, stack, images, url_of, reason):
+    before = (aws("dynamodb").scan(TableName=stack["table"], Select="COUNT")["Count"], len(keys(aws, stack, "raw/")))
+    status, body = post(stack["api"]["endpoints"]["ingest"], {"image_url": url_of(images)}, stack["api"]["api_key"])
+    assert 400 <= status < 600 and body["error"] == reason, (status, body)
+    after = (aws("dynamodb").scan(TableName=stack["table"], Select="COUNT")["Count"], len(keys(aws, stack, "raw/")))
+    assert after == before
+
+
+def test_truncated_jpeg_is_refused(stack, images):
+    status, body = post(stack["api"]["endpoints"]["ingest"], {"image_url": images.url("/bad/truncated")},
+                        stack["api"]["api_key"])
+    assert status == 400 and body["error"], body
+
+
+def test_requests_without_the_key_are_forbidden(stack, images):
+    assert post(stack["api"]["endpoints"]["ingest"], {"image_url": images.sample_urls()[0]}, None)[0] == 403
+    assert post(stack["api"]["endpoints"]["classify"], {"image_id": "x"}, None)[0] == 403
+
+
+def test_unknown_image_id_fails_clearly(stack):
+    status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": "no-such-image"}, stack["api"]["api_key"])
+    assert status == 200 and body["status"] == "FAILED" and body.get("error") == "ImageNotFound", body
+
+
+def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, settings, options, stack, ingested):
+    changed = deploy_mod.deploy(settings, options, progress=lambda line: None,
+                                extra_environment={"alexnet": {"FAIL_MODEL": "1"}})
+    assert [c.name for c in changed.report.changes if c.action != "unchanged"] == [f"{STACK}-alexnet"]
+    image_id = next(iter(ingested.values()))
+    status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": image_id}, stack["api"]["api_key"])
+    assert status == 200 and body["status"] == "SUCCEEDED", body
+    record = item(aws, stack, image_id)
+    assert record["status"]["S"] == "CLASSIFIED"
+    assert "alexnet" in json.dumps(record["models_failed"]) and "resnet" in json.dumps(record["models_contributing"])
+
+
+def test_teardown_leaves_nothing(aws, settings, stack):
+    report = teardown(settings, progress=lambda line: None)
+    assert report.clean and report.deleted
+    names = Names(STACK, stack["account_id"], settings.region)
+    assert remaining(Clients(settings, aws), names, settings) == []

@@ -32,7 +32,7 @@ import tempfile
 import threading
 import time
 import zipfile
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
@@ -583,15 +583,30 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
+def _spawn(cmd: list[str], run_dir: Path, out: Path, label: str, planned_s: float, timeout_s: float,
+           progress: Callable[[Progress], None] | None) -> tuple[int, SummaryTracker]:
+    """Run JMeter in its own process group, copying its stdout to ``out``; kill it on overrun."""
+    with open(out, "w") as copy:
+        proc = subprocess.Popen(cmd, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        try:
+            tracker = _watch(proc, copy, label, planned_s, timeout_s, progress)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, 9)
+                proc.wait()
+    return proc.returncode, tracker
+
+
 def run_jmeter(plan: Path, properties: Mapping[str, str], run_dir: Path, *, install: JMeterInstall | None = None,
                progress: Callable[[Progress], None] | None = None, label: str | None = None,
                timeout_s: float | None = None) -> JMeterRun:
-    """Run ``plan`` headless into ``run_dir`` (results.jtl, jmeter.log, stdout.txt, dashboard/).
+    """Run ``plan`` headless into ``run_dir`` (results.jtl, jmeter.log, stdout.txt, run.json, dashboard/).
 
     ``properties`` are the plan properties (see :func:`plan_properties`).
     ``progress`` is called about once a second with a :class:`Progress`.
     Raises :class:`JMeterRunError` if JMeter fails or overruns ``timeout_s``
-    (default: planned duration + response timeout + 300 s).
+    (default: the whole schedule + 300 s).
     """
     install = install or ensure_jmeter()
     run_dir = Path(run_dir)
@@ -600,34 +615,24 @@ def run_jmeter(plan: Path, properties: Mapping[str, str], run_dir: Path, *, inst
     for stale in (jtl, log):
         stale.unlink(missing_ok=True)
     shutil.rmtree(report, ignore_errors=True)
-    duration_s = float(properties.get("duration", 180))
-    samples_planned = round(float(properties.get("rate", 1)) * duration_s)
+    rate, duration_s = float(properties.get("rate", 1)), float(properties.get("duration", 180))
+    warmup_s = float(properties.get("warmup_s", 1))
     # The schedule: warm-up pause, arrivals, then a pause of one response timeout.
-    planned_s = float(properties.get("warmup_s", 1)) + duration_s + float(properties.get("timeout_ms", 35_000)) / 1000
-    timeout_s = timeout_s or planned_s + 300
+    planned_s = warmup_s + duration_s + float(properties.get("timeout_ms", 35_000)) / 1000
     cmd = jmeter_command(install, Path(plan).resolve(), properties, jtl, log, report)
     launched_at, t0 = time.time(), time.monotonic()
-    with open(out, "w") as copy:
-        proc = subprocess.Popen(cmd, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
-        try:
-            tracker = _watch(proc, copy, label or Path(plan).stem, planned_s, timeout_s, progress)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, 9)
-                proc.wait()
-    wall_s = time.monotonic() - t0
-    if proc.returncode != 0 or not jtl.exists():
-        raise JMeterRunError(f"JMeter exited with {proc.returncode} (see {log}):\n{_tail(out)}\n{_tail(log)}")
+    code, tracker = _spawn(cmd, run_dir, out, label or Path(plan).stem, planned_s, timeout_s or planned_s + 300,
+                           progress)
+    if code != 0 or not jtl.exists():
+        raise JMeterRunError(f"JMeter exited with {code} (see {log}):\n{_tail(out)}\n{_tail(log)}")
     first = _first_sample_epoch_s(jtl)
-    late, clock = None, tracker.schedule_start_epoch_s or tracker.test_start_epoch_s
-    if first is not None and clock is not None:
-        late = round(first - clock - float(properties.get("warmup_s", 1)), 3)
-    redacted = {k: ("***" if k == "api_key" and v else v) for k, v in properties.items()}
-    result = JMeterRun(Path(plan), run_dir, jtl, log, out, report / "index.html", proc.returncode, redacted,
-                     samples_planned, launched_at, wall_s,
-                     None if first is None else round(first - launched_at, 3), late,
-                     _late_warning(late, float(properties.get("rate", 1))), install.version, install.source)
+    clock = tracker.schedule_start_epoch_s or tracker.test_start_epoch_s
+    late = round(first - clock - warmup_s, 3) if first is not None and clock is not None else None
+    result = JMeterRun(Path(plan), run_dir, jtl, log, out, report / "index.html", code,
+                       {k: ("***" if k == "api_key" and v else v) for k, v in properties.items()},
+                       round(rate * duration_s), launched_at, time.monotonic() - t0,
+                       None if first is None else round(first - launched_at, 3), late,
+                       _late_warning(late, rate), install.version, install.source)
     (run_dir / "run.json").write_text(json.dumps({**result.as_dict(), "java": str(install.java),
                                                   "jmeter_home": str(install.home)}, indent=2))
     return result

@@ -140,3 +140,34 @@ def test_terminal_progress_on_a_tty_rewrites_one_line():
     text = out.getvalue()
     assert text.count("\r") == 2 and text.count("\n") == 1
     assert text.rstrip().endswith("samples 20  errors 0 (0.0%)  done")
+
+
+def test_notebook_progress_updates_one_display(monkeypatch):
+    import IPython.display
+
+    shown = []
+
+    class Handle:
+        def update(self, obj):
+            shown.append(("update", obj.data))
+
+    def display(obj, display_id=False):
+        shown.append(("display", obj.data, display_id))
+        return Handle()
+
+    monkeypatch.setattr(IPython.display, "display", display)
+    show = jmeter.NotebookProgress()
+    show(jmeter.Progress("wf1 ingest", 1.0, 10.0, 0, 0))
+    show(jmeter.Progress("wf1 ingest", 10.0, 10.0, 20, 0, done=True))
+    assert shown[0] == ("display", "wf1 ingest:     1/10 s  samples 0  errors 0 (0.0%)  running", True)
+    assert shown[1] == ("update", "wf1 ingest:    10/10 s  samples 20  errors 0 (0.0%)  done")
+
+
+def test_default_progress_outside_a_kernel_is_the_terminal_line():
+    assert isinstance(jmeter.default_progress(), jmeter.TerminalProgress)
+
+
+@pytest.mark.parametrize("late_s, rate, warned", [(0.1, 1.0, False), (0.9, 1.0, False), (0.6, 2.0, True),
+                                                  (None, 1.0, False)])
+def test_late_first_arrival_warning(late_s, rate, warned):
+    assert bool(jmeter._late_warning(late_s, rate)) is warned

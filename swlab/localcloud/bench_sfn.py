@@ -11,7 +11,8 @@ Prints ``name: value`` lines:
   (psutil, the server process; Lambda environments are separate processes)
   over ``--executions`` executions of that chain (default 5,000), measured
   after a warm-up; with ``rss_before_mb``, ``rss_after_mb``,
-  ``rss_executions``, ``rss_elapsed_s`` and ``executions_per_s``.
+  ``rss_executions``, ``rss_failed_executions``, ``rss_elapsed_s`` and
+  ``executions_per_s``; ``load_avg_1m_at_end`` says how busy the machine was.
 
 It starts its own local cloud (``--endpoint`` + ``--pid`` use a running one).
 Sequential executions keep one warm Lambda environment, so the REPORT lines
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import tempfile
 import threading
@@ -110,9 +112,15 @@ def bench_rss(endpoint_url: str, pid: int, arn: str, executions: int, threads: i
     before = proc.memory_info().rss
     done, lock = [0], threading.Lock()
 
+    failed = [0]
+
     def worker(count: int) -> None:
         for _ in range(count):
-            run_once(sfn, arn)
+            try:
+                run_once(sfn, arn)
+            except RuntimeError:  # counted and reported, not hidden
+                with lock:
+                    failed[0] += 1
             with lock:
                 done[0] += 1
 
@@ -125,8 +133,8 @@ def bench_rss(endpoint_url: str, pid: int, arn: str, executions: int, threads: i
     time.sleep(1.0)  # let log/metric batches land
     after = proc.memory_info().rss
     return {"rss_growth_mb": (after - before) / 2**20, "rss_before_mb": before / 2**20,
-            "rss_after_mb": after / 2**20, "rss_executions": done[0], "rss_elapsed_s": elapsed,
-            "executions_per_s": done[0] / elapsed}
+            "rss_after_mb": after / 2**20, "rss_executions": done[0], "rss_failed_executions": failed[0],
+            "rss_elapsed_s": elapsed, "executions_per_s": done[0] / elapsed}
 
 
 def run(endpoint_url: str, pid: int, sample: int, warmup: int, executions: int, threads: int) -> dict[str, float]:
@@ -161,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
         with tempfile.TemporaryDirectory(prefix="bench-sfn-") as work_dir:
             with LocalCloudProcess(port=0, work_dir=work_dir, options=json.loads(args.options)) as cloud:
                 results = run(cloud.endpoint_url, cloud.pid, args.sample, args.warmup, args.executions, args.threads)
+    results["load_avg_1m_at_end"] = os.getloadavg()[0]
+    results["cpu_count"] = os.cpu_count() or 0
     for name, value in results.items():
         print(f"{name}: {value:.2f}" if isinstance(value, float) else f"{name}: {value}")
     return 0

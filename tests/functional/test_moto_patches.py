@@ -222,3 +222,24 @@ def test_moto_still_parses_jsonpath_on_every_evaluation():
         module = importlib.import_module(module_name)
         assert module.parse is importlib.import_module(source).parse, module_name
         assert module.parse("$.Payload") is not module.parse("$.Payload")  # a new parser each time
+
+
+def test_moto_still_keeps_live_history_and_compaction_preserves_it(parser_backend):
+    from moto.stepfunctions.parser.asl.eval.event.event_manager import EventManager
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    start = _original("start_execution", StepFunctionsParserBackend.start_execution)
+    definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
+                                                        "B": {"Type": "Pass", "Result": [1, 2], "End": True}}})
+    sm = parser_backend.create_state_machine(name="history", definition=definition, roleArn=ROLE)
+    execution = start(parser_backend, sm.arn, "h", '{"in": 1}')
+    _wait_finished([execution])
+    if not moto_patches._applied:
+        assert type(execution.exec_worker.env.event_manager) is EventManager
+    history = execution.to_history_output()["events"]
+    assert [e["type"] for e in history][0] == "ExecutionStarted" and len(history) >= 6
+
+    moto_patches.compact_history(execution)
+    assert isinstance(execution.exec_worker.env.event_manager, moto_patches.CompactEventHistory)
+    assert execution.to_history_output()["events"] == history
+    assert execution.exec_worker.env.event_manager.size_bytes < 2000

@@ -16,7 +16,14 @@ after UpdateFunctionCode/UpdateFunctionConfiguration.
 
 Options (``cloud.options``; defaults in :class:`LambdaOptions`): ``idle_ttl_s``,
 ``account_concurrency``, ``python``, ``init_timeout_s``, ``memory_poll_ms``,
-``runtime_isolation``, ``async_workers``, ``log_flush_s``.
+``runtime_isolation``, ``async_workers``, ``log_flush_s``, ``log_events_per_group``.
+
+Zip functions run isolated (``runtime_isolation``): ``python -S`` with
+``PYTHONPATH`` = the code, then a directory of links to what the AWS Python
+runtime provides (boto3, botocore, awslambdaric and their dependencies), so a
+dependency missing from the zip fails locally as it would on AWS. A function
+tagged ``swlab:packaging=image`` stands for a container image, which brings
+its own packages: it sees the lab's whole environment (torch, ...).
 
 Warm environments are reused LIFO: the most recently used one serves the next
 invoke, so a burst's extra environments go idle and are reaped after
@@ -67,6 +74,7 @@ class LambdaOptions:
     runtime_isolation: bool = True  # Zip functions see only the AWS runtime's packages + their zip
     async_workers: int = 8  # threads running Event (async) invokes
     log_flush_s: float = 0.2  # log events and metrics are written to moto in batches this often
+    log_events_per_group: int = 20000  # oldest events beyond this are dropped (moto keeps logs in memory; 0 = all)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "LambdaOptions":
@@ -276,13 +284,14 @@ class Pool:
 class Telemetry:
     """Log events and metrics, buffered on the invoke path and written into moto's backends in batches."""
 
-    def __init__(self, flush_s: float) -> None:
+    def __init__(self, flush_s: float, events_per_group: int = 0) -> None:
         self.flush_s = flush_s
+        self.events_per_group = events_per_group
+        self._group_events: dict[tuple, int] = {}
         self._lock = threading.Lock()
         self._logs: list[tuple] = []
         self._metrics: dict[tuple, list[float]] = {}
         self._last_ts: dict[tuple, int] = {}
-        self._streams: set[tuple] = set()
         self._stop = threading.Event()
         self._flush_lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="lambda-telemetry", daemon=True)
@@ -337,6 +346,23 @@ class Telemetry:
             if stream not in backend.groups[group].streams:
                 backend.create_log_stream(group, stream)
             backend.put_log_events(group, stream, events)
+            if self.events_per_group:
+                self._bound(backend.groups[group], (account, region, group), len(events))
+
+    def _bound(self, group: Any, key: tuple, added: int) -> None:
+        """Drop the oldest events past ``events_per_group`` (AWS would keep them; moto keeps them in RAM)."""
+        total = self._group_events.get(key, 0) + added
+        if total > self.events_per_group:  # recount: the group may have been deleted and created again
+            total = sum(len(stream.events) for stream in group.streams.values())
+        excess = total - self.events_per_group
+        for stream in list(group.streams.values()):
+            if excess <= 0:
+                break
+            n = min(excess, len(stream.events))
+            del stream.events[:n]
+            excess -= n
+            total -= n
+        self._group_events[key] = total
 
     def _flush_metrics(self, metrics: dict[tuple, list[float]]) -> None:
         from moto.cloudwatch.models import cloudwatch_backends
@@ -382,7 +408,7 @@ class LambdaDataPlane:
         self.catalog = FunctionCatalog(work_dir, options.runtime_isolation, self._retire)
         self.concurrency = Concurrency(options.account_concurrency)
         self.pool = Pool()
-        self.telemetry = Telemetry(options.log_flush_s)
+        self.telemetry = Telemetry(options.log_flush_s, options.log_events_per_group)
         self.pump = OutputPump()
         self._async = ThreadPoolExecutor(max_workers=options.async_workers, thread_name_prefix="lambda-async")
         self._stop = threading.Event()

@@ -76,7 +76,8 @@ def small_cloud(tmp_path_factory):
     from swlab.localcloud.server import LocalCloudProcess
 
     cloud = LocalCloudProcess(port=0, work_dir=tmp_path_factory.mktemp("small-cloud"),
-                              options={"idle_ttl_s": 0.6, "account_concurrency": 3})
+                              options={"idle_ttl_s": 0.6, "account_concurrency": 3,
+                                                                            "log_events_per_group": 40})
     cloud.start()
     yield cloud
     cloud.stop()
@@ -117,6 +118,19 @@ def test_account_concurrency_limit_throttles_unreserved_functions(small_cloud):
     assert results.count(200) >= 1 and results.count(200) <= 3
     assert "ConcurrentInvocationLimitExceeded" in results
     assert set(results) <= {200, "ConcurrentInvocationLimitExceeded"}
+
+
+def test_log_groups_keep_a_bounded_number_of_events(small_cloud):
+    from conftest import log_messages
+
+    lam, iam = small_clients(small_cloud)
+    settings = load_settings(env={}, target="local", endpoint_url=small_cloud.endpoint_url, region="us-east-1")
+    logs = client(settings, "logs")
+    name = deploy(lam, iam, "echo")
+    last = [invoke_json(lam, name, {"i": i})[0]["ResponseMetadata"]["RequestId"] for i in range(25)][-1]
+    events = wait_for(lambda: (lambda ev: ev if any(last in e["message"] and "REPORT" in e["message"]
+                                                    for e in ev) else None)(log_messages(logs, name)), 10)
+    assert events and 30 <= len(events) <= 40  # 25 invokes wrote 100 events; the oldest were dropped
 
 
 def test_shutdown_leaves_no_process_behind(tmp_path):

@@ -58,6 +58,13 @@ def test_emulator_sets_endpoint_and_zip_functions_see_only_the_aws_runtime(aws, 
                                  "pandas": False, "moto": False, "swlab": False, "torch": False}
 
 
+def test_image_packaged_functions_see_the_lab_environment(aws, deploy_probe):
+    name = deploy_probe("echo", Tags={"swlab:packaging": "image"})
+    _, out = invoke_json(aws("lambda"), name)
+    assert out["importable"]["pandas"] and out["importable"]["boto3"]
+    assert out["sys_path0"] == out["env"]["LAMBDA_TASK_ROOT"]  # the function's own code still comes first
+
+
 def test_invoke_by_arn_partial_arn_and_qualifier(aws, deploy_probe):
     name = deploy_probe("echo")
     for ref in (f"arn:aws:lambda:us-east-1:123456789012:function:{name}", f"123456789012:function:{name}",

@@ -635,16 +635,9 @@ class LambdaDataPlane:
             return _json_error(404, "ResourceNotFoundException", f"Function not found: {arn}")
         spec, fn = found
         invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
-        limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
-        if len(payload) > limit:
-            return _json_error(413, "RequestTooLargeException",
-                               f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
-        if payload.strip():
-            try:
-                json.loads(payload)
-            except ValueError as exc:
-                return _json_error(400, "InvalidRequestContentException",
-                                   f"Could not parse request body into json: {exc}")
+        invalid = _invalid_payload(payload, invocation_type)
+        if invalid is not None:
+            return invalid
         if invocation_type == "DryRun":
             return Outcome(204, [("x-amzn-RequestId", "dryrun")], b"")
         client_context = environ.get("HTTP_X_AMZ_CLIENT_CONTEXT")
@@ -688,6 +681,19 @@ class LambdaDataPlane:
         data = json.dumps(body).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
+
+
+def _invalid_payload(payload: bytes, invocation_type: str) -> Outcome | None:
+    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    if len(payload) > limit:
+        return _json_error(413, "RequestTooLargeException",
+                           f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+    if payload.strip():
+        try:
+            json.loads(payload)
+        except ValueError as exc:
+            return _json_error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
+    return None
 
 
 _STATUS_TEXT = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found",

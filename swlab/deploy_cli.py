@@ -61,6 +61,8 @@ def _parser() -> argparse.ArgumentParser:
                           help="value of a ${NAME} in function.json, e.g. AllowedHosts=127.0.0.1:8765")
     deploy_p.add_argument("--lambdas-dir", type=Path)
     deploy_p.add_argument("--asl", type=Path, help="state machine definition (default asl/classify.asl.json)")
+    deploy_p.add_argument("--cache-dir", type=Path, help="installed dependencies and built zips "
+                          "(default ~/.cache/swlab/lambda-deps)")
     deploy_p.add_argument("--throttle-rate", type=float)
     deploy_p.add_argument("--throttle-burst", type=int)
     deploy_p.add_argument("--json", action="store_true", help="print the outputs as JSON at the end")
@@ -89,7 +91,7 @@ def _deploy(settings: Any, args: argparse.Namespace) -> int:
 
     result = deploy(
         settings, progress=print, workflow_type=args.workflow_type, lambdas_dir=args.lambdas_dir,
-        asl_path=args.asl, outputs_path=args.outputs, throttle_rate=args.throttle_rate,
+        asl_path=args.asl, outputs_path=args.outputs, cache_dir=args.cache_dir, throttle_rate=args.throttle_rate,
         throttle_burst=args.throttle_burst, placeholders=_pairs(args.placeholder, "--placeholder") or None,
         function_overrides=_merge(_per_function(args.memory, "memory_mb"),
                                   _per_function(args.timeout, "timeout_s")) or None)

@@ -1,0 +1,104 @@
+"""The pure parts of provisioning: names, invoke URLs, change reports, what the API and state machine get."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from swlab import deploy, deploy_api, packaging
+from swlab.deploy_compute import CodeSource, configuration_diff, desired_configuration, logging_configuration
+from swlab.settings import load_settings
+from swlab.stack import ChangeReport, Names, invoke_url, outcome
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[2]
+NAMES = Names("swlab", "123456789012", "us-east-1")
+
+
+def test_names_are_prefixed_and_within_aws_limits():
+    assert NAMES.bucket == "swlab-images-123456789012-us-east-1"
+    assert NAMES.function("fetch_image") == "swlab-fetch_image"
+    long = Names("a" * 31, "123456789012", "ap-southeast-2")
+    assert len(long.bucket) <= 63 and long.bucket.startswith("a" * 31 + "-images-")
+    assert long.bucket == Names("a" * 31, "123456789012", "ap-southeast-2").bucket
+    assert len(long.lambda_role("x" * 40)) <= 64
+
+
+def test_invoke_url_on_both_targets():
+    local = load_settings(env={}, target="local", endpoint_url="http://127.0.0.1:4566/")
+    assert invoke_url(local, "abc123", "lab", "/ingest") == "http://127.0.0.1:4566/restapis/abc123/lab/_user_request_/ingest"
+    aws = load_settings(env={}, target="aws", region="eu-west-1")
+    assert invoke_url(aws, "abc123", "lab", "classify") == "https://abc123.execute-api.eu-west-1.amazonaws.com/lab/classify"
+    with pytest.raises(ValueError, match="endpoint_url"):
+        invoke_url(load_settings(env={}, target="local"), "abc123")
+
+
+def test_change_report_prints_one_line_per_resource_and_summarises():
+    lines: list[str] = []
+    report = ChangeReport(lines.append)
+    report.record("s3 bucket", "b", *outcome(False, []))
+    report.record("lambda function", "f", *outcome(False, ["MemorySize"]))
+    assert lines == ["unchanged s3 bucket            b", "updated   lambda function      f  (MemorySize)"]
+    assert not report.all_unchanged and report.counts() == {"unchanged": 1, "updated": 1}
+    assert outcome(True, ["tags"]) == ("created", "")
+
+
+def test_workflow_type_is_checked():
+    with pytest.raises(ValueError, match="workflow_type"):
+        deploy.DeployOptions(workflow_type="SYNC")
+
+
+def test_configuration_diff_names_what_differs_only():
+    spec = packaging.FunctionSpec("f", REPO, memory_mb=256, timeout_s=9)
+    desired = desired_configuration(spec, CodeSource("zip", "sha", {}), "arn:role", {"A": "1"}, "d")
+    current = {"Role": "arn:role", "Timeout": 9, "MemorySize": 256, "Description": "d", "Handler": "handler.handler",
+               "Runtime": "python3.11", "Environment": {"Variables": {"A": "1"}}}
+    assert configuration_diff(current, desired) == []
+    assert configuration_diff({**current, "MemorySize": 128, "Environment": {"Variables": {}}}, desired) == [
+        "MemorySize", "Environment"]
+    image = desired_configuration(spec, CodeSource("image", "sha", {}), "arn:role", {}, "d")
+    assert "Handler" not in image and "Runtime" not in image
+
+
+@pytest.mark.parametrize("kind, action", [("EXPRESS", "StartSyncExecution"), ("STANDARD", "StartExecution")])
+def test_classify_integration_follows_the_workflow_type(kind, action):
+    machine = {"arn": NAMES.arn("states", "stateMachine:swlab-classify"), "type": kind}
+    ingest_arn = NAMES.arn("lambda", "function:swlab-ingest")
+    integrations = deploy_api.desired_integrations(NAMES, ingest_arn, machine, "arn:aws:iam::1:role/r")
+    classify = integrations["classify"]
+    assert classify["uri"] == f"arn:aws:apigateway:us-east-1:states:action/{action}"
+    assert classify["credentials"] == "arn:aws:iam::1:role/r"
+    template = classify["requestTemplates"]["application/json"]
+    assert machine["arn"] in template and "$context.requestId" in template and "$input.json('$')" in template
+    assert integrations["ingest"] == {
+        "type": "AWS_PROXY", "httpMethod": "POST",
+        "uri": f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{ingest_arn}/invocations"}
+
+
+def test_state_machine_logs_everything_to_its_group():
+    cfg = logging_configuration("arn:aws:logs:us-east-1:1:log-group:/aws/vendedlogs/states/swlab-classify:*")
+    assert cfg["level"] == "ALL" and cfg["includeExecutionData"] is True
+    assert cfg["destinations"][0]["cloudWatchLogsLogGroup"]["logGroupArn"].endswith("swlab-classify:*")
+
+
+def test_usage_plan_patch_only_for_differences():
+    throttle = {"rateLimit": 50.0, "burstLimit": 100}
+    stages = [{"apiId": "a1", "stage": "lab"}]
+    plan = {"throttle": {"rateLimit": 50.0, "burstLimit": 100}, "apiStages": stages}
+    assert deploy_api._usage_plan_patch(plan, throttle, stages) == []
+    ops = deploy_api._usage_plan_patch({"throttle": {"rateLimit": 10, "burstLimit": 100}}, throttle, stages)
+    assert ops == [{"op": "replace", "path": "/throttle/rateLimit", "value": "50"},
+                   {"op": "add", "path": "/apiStages", "value": "a1:lab"}]
+
+
+def test_the_labs_state_machine_gets_every_placeholder_from_the_labs_functions():
+    specs = packaging.discover_functions(REPO / "lambdas")
+    functions = {s.name: {"arn": NAMES.arn("lambda", f"function:{NAMES.function(s.name)}")} for s in specs}
+    definition = json.loads(deploy.load_definition(REPO / "asl" / "classify.asl.json",
+                                                   deploy.state_machine_values(NAMES, functions)))
+    text = json.dumps(definition)
+    assert "${" not in text and NAMES.table in text
+    assert NAMES.function("fetch_image") in text and NAMES.function("ingest") not in text

@@ -21,6 +21,7 @@ from __future__ import annotations
 import errno
 import fcntl
 import json
+import logging
 import os
 import selectors
 import signal
@@ -617,7 +618,12 @@ class OutputPump:
                     except BlockingIOError:
                         pass
                     continue
-                if not env.read_output():
+                try:
+                    open_ = env.read_output()
+                except Exception:  # noqa: BLE001 — one environment must not stop the others' output
+                    logging.getLogger("swlab.localcloud.lambda").exception("reading %s failed", env.id)
+                    open_ = False
+                if not open_:
                     self._selector.unregister(key.fd)
                     env.close_output()
                     threading.Thread(target=env._exited, daemon=True).start()

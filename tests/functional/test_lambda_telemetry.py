@@ -113,3 +113,14 @@ def test_metrics_in_aws_lambda_namespace(aws, deploy_probe):
     assert metric_sum(cw, "ConcurrentExecutions", ok, "Maximum") == 1
     listed = cw.list_metrics(Namespace="AWS/Lambda", Dimensions=[{"Name": "FunctionName", "Value": ok}])["Metrics"]
     assert {m["MetricName"] for m in listed} >= {"Invocations", "Errors", "Duration", "ConcurrentExecutions"}
+
+
+def test_concurrent_invokes_scale_out_to_the_concurrency_used(lam, deploy_probe, local_cloud):
+    from conftest import environments
+
+    name = deploy_probe("sleep", Timeout=10)
+    with ThreadPoolExecutor(4) as pool:
+        outs = list(pool.map(lambda i: invoke_json(lam, name, {"seconds": 0.3})[1], range(16)))
+    assert outs == [{"slept": 0.3}] * 16
+    envs = environments(local_cloud.endpoint_url, name)
+    assert 2 <= len(envs) <= 4 and all(e["state"] == "idle" for e in envs)

@@ -255,11 +255,18 @@ def _image_problem(src: str, page: Path) -> str | None:
     return None
 
 
+def _is_figure(output: dict) -> bool:
+    """An image output, or a figure that failed to render and left only its text repr (``<Figure size ...>``)."""
+    data = output.get("data", {})
+    text = data.get("text/plain", "")
+    text = "".join(text) if isinstance(text, list) else text
+    return any(mime in data for mime in IMAGE_MIME) or text.lstrip().startswith("<Figure size")
+
+
 def expected_figures(notebook: Path) -> int:
-    """How many figures (image outputs) an executed notebook holds."""
+    """How many figures an executed notebook holds (including ones that did not render as images)."""
     nb = json.loads(notebook.read_text())
-    return sum(1 for cell in nb.get("cells", []) for out in cell.get("outputs", [])
-               if any(mime in out.get("data", {}) for mime in IMAGE_MIME))
+    return sum(1 for cell in nb.get("cells", []) for out in cell.get("outputs", []) if _is_figure(out))
 
 
 def check_page(page: Path, expected: int = 0, chromium: str | None = None) -> PageCheck:

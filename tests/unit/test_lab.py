@@ -11,6 +11,7 @@ from pathlib import Path
 import nbformat
 import pytest
 import yaml
+from IPython.core.inputtransformer2 import TransformerManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from papermill.exceptions import PapermillExecutionError
 
@@ -136,7 +137,7 @@ def test_notebook_is_thin_cleared_and_parameterized(path):
     for cell in nb.cells:
         if cell.cell_type == "code":
             assert not cell.outputs and cell.execution_count is None, "outputs stay out of git"
-            tree = ast.parse(cell.source)
+            tree = ast.parse(TransformerManager().transform_cell(cell.source))  # magics → Python
             defs = [n for n in ast.walk(tree) if isinstance(n, (ast.FunctionDef, ast.ClassDef, ast.Lambda))]
             assert not defs, "no function definitions in notebooks: logic lives in the package"
 
@@ -302,3 +303,7 @@ def test_expected_figures_counts_image_outputs(tmp_path):
                            nbformat.v4.new_output("stream", text="hi")]
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert book.expected_figures(tmp_path / "n.ipynb") == 1
+    # a figure that did not render (no display formatter) still counts: the page will lack it
+    nb.cells[0].outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"}))
+    nbformat.write(nb, tmp_path / "n.ipynb")
+    assert book.expected_figures(tmp_path / "n.ipynb") == 2

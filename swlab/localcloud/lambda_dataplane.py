@@ -479,6 +479,11 @@ class LambdaDataPlane:
         else:
             env.kill("timeout")
             inv.finish("timeout")
+        status = "timeout" if inv.status == "timeout" else "error"
+        error_type = {"init_error": inv.error_type, "oom": "Runtime.OutOfMemory"}.get(inv.status or "",
+                                                                                       "Runtime.ExitError")
+        self._log(env, f"INIT_REPORT Init Duration: {env.init_ms:.2f} ms\tPhase: init\tStatus: {status}\t"
+                       + (f"Error Type: {error_type}\t" if status == "error" else "") + "\n")
         self._log(env, f"START RequestId: {inv.request_id} Version: {env.spec.version}\n", inv)
 
     def _finish(self, env: Environment, inv: Invocation, cold: bool, tail: bool) -> Outcome:

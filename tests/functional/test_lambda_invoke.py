@@ -184,3 +184,10 @@ def test_import_failure_is_init_error_and_every_invoke_starts_cold(aws, deploy_p
         report = report_of(resp)
         assert report["cold"] and report["error_type"] == "Runtime.ImportModuleError"
         assert environments(local_cloud.endpoint_url, name) == []
+    from conftest import log_messages, wait_for
+
+    init_reports = wait_for(lambda: [e["message"] for e in log_messages(aws("logs"), name, contains="INIT_REPORT")
+                                     if e["message"].startswith("INIT_REPORT")], 10)
+    assert len(init_reports) == 2 and all(re.fullmatch(
+        r"INIT_REPORT Init Duration: [\d.]+ ms\tPhase: init\tStatus: error\tError Type: Runtime.ImportModuleError\t\n",
+        m) for m in init_reports), init_reports

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,14 +34,13 @@ from swlab.packaging import FunctionSpec
 from swlab.settings import Settings
 from swlab.stack import (
     STAGE, ChangeReport, log, ClientFactory, Clients, Names, Progress, account_id, canonical, error_code,
-    is_missing, outcome, retry, stack_tags,
+    is_missing, outcome, stack_tags,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 OUTPUTS_SCHEMA = "swlab.deploy.outputs/1"
 WORKFLOW_TYPES = ("EXPRESS", "STANDARD")
 LOG_RETENTION_DAYS = 14
-ZIP_UPLOAD_LIMIT = 45 * 1024 * 1024  # larger zips go through S3 (direct upload limit: 50 MB)
 
 
 @dataclass(frozen=True)
@@ -127,8 +126,6 @@ def deploy(
 
 
 def _options(options: DeployOptions | None, overrides: Mapping[str, Any]) -> DeployOptions:
-    from dataclasses import replace
-
     options = options or DeployOptions()
     return replace(options, **{k: v for k, v in overrides.items() if v is not None}) if overrides else options
 

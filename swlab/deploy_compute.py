@@ -24,6 +24,7 @@ from swlab.stack import ChangeReport, Clients, Names, canonical, error_code, out
 
 PACKAGING_TAG = "swlab:packaging"
 ROLE_WAIT_S = 120.0  # IAM propagation on AWS; the local cloud needs none
+ZIP_UPLOAD_LIMIT = 45 * 1024 * 1024  # larger zips go through S3 (direct upload limit: 50 MB)
 DOCKER_MISSING = (
     "Docker is required to build the torch functions' container images for AWS; "
     "install and start Docker (docker info must work), or deploy to the local target, "
@@ -63,9 +64,6 @@ def function_code(settings: Settings, clients: Clients, report: ChangeReport, na
     key = f"_deploy/{spec.name}/{hashlib.sha256(pkg.zip_bytes).hexdigest()}.zip"
     clients("s3").put_object(Bucket=names.bucket, Key=key, Body=pkg.zip_bytes)
     return CodeSource("zip", pkg.code_sha256, {"S3Bucket": names.bucket, "S3Key": key}, pkg.size_bytes)
-
-
-ZIP_UPLOAD_LIMIT = 45 * 1024 * 1024
 
 
 def desired_configuration(spec: FunctionSpec, code: CodeSource, role_arn: str, env: Mapping[str, str],
@@ -115,7 +113,7 @@ def deploy_function(settings: Settings, clients: Clients, report: ChangeReport, 
         created = False
         updated += _update_function(lam, fname, spec, code, desired, current, tags)
     cfg = wait_function_ready(lam, fname)
-    report.record("lambda function", fname, *outcome(created, updated), )
+    report.record("lambda function", fname, *outcome(created, updated))
     return {"function_name": fname, "arn": cfg["FunctionArn"], "role_arn": role_arn, "code_sha256": cfg["CodeSha256"],
             "packaging": code.kind, "code_bytes": code.size_bytes, "memory_mb": cfg["MemorySize"],
             "timeout_s": cfg["Timeout"], "architecture": spec.architecture, "log_group": names.function_log_group(spec.name)}

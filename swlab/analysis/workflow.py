@@ -21,43 +21,79 @@ CONTAINER_TYPES = ("Parallel", "Map")
 
 
 def attach_lambda_durations(states: pd.DataFrame, invocations: pd.DataFrame,
-                            tolerance_ms: float = 2000.0) -> pd.DataFrame:
-    """Add lambda_duration_ms, lambda_init_ms, lambda_cold, lambda_request_id to each Task state that
-    ran a function.
+                            tolerance_ms: float = 50.0) -> pd.DataFrame:
+    """Add the Lambda invocations that ran inside each Task state: lambda_duration_ms and
+    lambda_init_ms (sums), lambda_invocations, lambda_cold, lambda_request_id (comma-separated).
 
-    Match: same function (state ``resource``), the invocation's REPORT time is
-    the latest one at or before the state's exit, within ``tolerance_ms``, and
-    it started no earlier than the state was entered minus the tolerance.
-    Under concurrency an invocation could be matched to two states; the first
-    match wins and the other stays unmatched (NaN), never double-counted.
+    An invocation fits a state of the same function (state ``resource``) when its whole span
+    (START − Init Duration → REPORT) lies inside the state's [entered, exited] ± ``tolerance_ms``.
+    Pairs are assigned best fit first (least unused state time), each invocation at most once, and
+    a state takes at most 1 + failed_attempts invocations (its retries), non-overlapping. Under
+    concurrency this is a matching by time, not by request id (Step Functions does not record the
+    Lambda request id); an invocation that fits no state stays unassigned.
     """
     out = states.copy()
     out["lambda_duration_ms"] = np.nan
-    out["lambda_cold"] = pd.array([pd.NA] * len(out), dtype="boolean")
     out["lambda_init_ms"] = np.nan
+    out["lambda_invocations"] = 0
+    out["lambda_cold"] = pd.array([pd.NA] * len(out), dtype="boolean")
     out["lambda_request_id"] = None
     if len(out) == 0 or len(invocations) == 0:
         return out
-    tasks = out.loc[out["resource"].notna() & out["exited"].notna(), ["resource", "entered", "exited"]]
-    tasks = tasks.assign(exited=pd.to_datetime(tasks["exited"], utc=True),
-                         entered=pd.to_datetime(tasks["entered"], utc=True))
-    inv = invocations[["function", "start_time", "end_time", "duration_ms", "init_duration_ms", "cold",
-                       "request_id"]].rename(
-        columns={"function": "resource", "start_time": "inv_start", "end_time": "inv_end",
-                 "duration_ms": "inv_duration_ms", "init_duration_ms": "inv_init_ms", "cold": "inv_cold",
-                 "request_id": "inv_request_id"})
-    inv = inv.assign(inv_end=pd.to_datetime(inv["inv_end"], utc=True))
-    tol = pd.Timedelta(milliseconds=tolerance_ms)
-    m = pd.merge_asof(tasks.reset_index().sort_values("exited"), inv.sort_values("inv_end"),
-                      left_on="exited", right_on="inv_end", by="resource", direction="backward", tolerance=tol)
-    ok = m["inv_request_id"].notna() & (pd.to_datetime(m["inv_start"], utc=True) >= m["entered"] - tol)
-    m = m[ok]
-    m = m[~m["inv_request_id"].duplicated()]
-    out.loc[m["index"], "lambda_duration_ms"] = m["inv_duration_ms"].to_numpy()
-    out.loc[m["index"], "lambda_cold"] = m["inv_cold"].astype(bool).to_numpy()
-    out.loc[m["index"], "lambda_init_ms"] = m["inv_init_ms"].to_numpy()
-    out.loc[m["index"], "lambda_request_id"] = m["inv_request_id"].to_numpy()
+    invocations = invocations.reset_index(drop=True)
+    tasks = out[out["resource"].notna() & out["exited"].notna()]
+    attempts = 1 + (tasks["failed_attempts"].fillna(0).astype(int) if "failed_attempts" in tasks else 0)
+    tasks = pd.DataFrame({"entered": _ns(tasks["entered"]), "exited": _ns(tasks["exited"]),
+                          "resource": tasks["resource"], "attempts": attempts}, index=tasks.index)
+    inv = invocations.assign(end=_ns(invocations["end_time"]),
+                             begin=_ns(invocations["start_time"])
+                             - (invocations["init_duration_ms"].fillna(0) * 1e6).astype("int64"))
+    tol = int(tolerance_ms * 1e6)
+    rows = []
+    for fn, t in tasks.groupby("resource", sort=False):
+        rows += _assign(t.sort_values("entered"), inv[inv["function"] == fn].sort_values("begin"), tol)
+    if rows:
+        fit = pd.DataFrame(rows, columns=["state_index", "position"])
+        inv_rows = invocations.iloc[fit["position"].to_numpy()].assign(state_index=fit["state_index"].to_numpy())
+        agg = inv_rows.groupby("state_index").agg(
+            lambda_duration_ms=("duration_ms", "sum"), lambda_init_ms=("init_duration_ms", "sum"),
+            lambda_invocations=("request_id", "size"), lambda_cold=("cold", "any"),
+            lambda_request_id=("request_id", ",".join))
+        for col in agg.columns:
+            out.loc[agg.index, col] = agg[col].to_numpy()
     return out
+
+
+def _ns(s: pd.Series) -> pd.Series:
+    return pd.to_datetime(s, utc=True).astype("datetime64[ns, UTC]").astype("int64")
+
+
+def _assign(tasks: pd.DataFrame, inv: pd.DataFrame, tol: int, chunk: int = 500) -> list[tuple[int, int]]:
+    """Best-fit, one-to-one assignment of invocations to the states they fit in (chunked in time)."""
+    out: list[tuple[int, int]] = []
+    if len(inv) == 0:
+        return out
+    pos = inv.index.to_numpy()  # the caller's row positions (its index is a RangeIndex)
+    begin, end = inv["begin"].to_numpy(), inv["end"].to_numpy()
+    used: set[int] = set()
+    for lo in range(0, len(tasks), chunk):
+        t = tasks.iloc[lo:lo + chunk]
+        e, x = t["entered"].to_numpy(), t["exited"].to_numpy()
+        a, b = np.searchsorted(begin, e.min() - tol), np.searchsorted(begin, x.max() + tol, side="right")
+        inside = (begin[None, a:b] >= e[:, None] - tol) & (end[None, a:b] <= x[:, None] + tol)
+        ti, ii = np.nonzero(inside)
+        slack = (x - e)[ti] - (end[a:b] - begin[a:b])[ii]
+        taken: dict[int, list[tuple[int, int]]] = {}
+        for k in np.argsort(slack, kind="stable"):
+            i, row = a + ii[k], ti[k]
+            spans = taken.setdefault(row, [])
+            if i in used or len(spans) >= t["attempts"].iat[row] or \
+                    any(begin[i] < n and end[i] > m for m, n in spans):
+                continue
+            used.add(i)
+            spans.append((begin[i], end[i]))
+            out.append((t.index[row], i))
+    return [(state, int(pos[i])) for state, i in out]
 
 
 def critical_path(states: pd.DataFrame, tolerance_ms: float = 1.0) -> pd.DataFrame:
@@ -120,10 +156,11 @@ def orchestration_overhead(states: pd.DataFrame, executions: pd.DataFrame) -> pd
         lam = p["lambda_duration_ms"].dropna() if "lambda_duration_ms" in p else pd.Series(dtype=float)
         init = float(p["lambda_init_ms"].fillna(0).sum()) if "lambda_init_ms" in p else 0.0
         e2e = float(done.loc[arn, "duration_ms"])
-        rows.append({"execution_arn": arn, "state_machine": done.loc[arn, "state_machine"], "e2e_ms": e2e,
+        rows.append({"execution_arn": arn, "state_machine": done.loc[arn, "state_machine"],
+                     "status": done.loc[arn, "status"], "e2e_ms": e2e,
                      "lambda_ms": float(lam.sum()), "lambda_init_ms": init,
                      "overhead_ms": e2e - float(lam.sum()) - init, "hops": len(lam), "path_states": len(p)})
-    df = pd.DataFrame(rows, columns=["execution_arn", "state_machine", "e2e_ms", "lambda_ms", "lambda_init_ms",
+    df = pd.DataFrame(rows, columns=["execution_arn", "state_machine", "status", "e2e_ms", "lambda_ms", "lambda_init_ms",
                                      "overhead_ms", "hops", "path_states"])
     df["overhead_per_hop_ms"] = df["overhead_ms"] / df["hops"].where(df["hops"] > 0)
     return df

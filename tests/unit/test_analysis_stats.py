@@ -138,3 +138,21 @@ def test_throughput_of_client_samples_splits_throttles_from_errors():
     assert tp["started"].sum() == 7 and tp["throttles"].sum() == 1 and tp["errors"].sum() == 1
     assert tp["completed"].sum() == 7  # the 30 s timeout completes in a later interval
     assert tp["completed"].iloc[-1] == 1
+
+
+def test_matching_under_concurrency_and_retries():
+    t = pd.Timestamp("2026-11-27T04:00:00Z")
+    ms = lambda v: t + pd.Timedelta(milliseconds=v)  # noqa: E731
+    states = pd.DataFrame({"execution_arn": ["e1", "e2", "e3"], "state": ["Step"] * 3, "state_type": ["Task"] * 3,
+                           "entered": [ms(0), ms(100), ms(2000)], "exited": [ms(1000), ms(1100), ms(3000)],
+                           "status": ["succeeded"] * 3, "resource": ["swlab-f"] * 3, "error": [None, None, "X"],
+                           "failed_attempts": [0, 0, 1], "duration_ms": [1000.0, 1000.0, 1000.0]})
+    inv = pd.DataFrame({"function": ["swlab-f"] * 4, "request_id": ["i1", "i2", "r1", "r2"],
+                        "start_time": [ms(10), ms(110), ms(2010), ms(2500)],
+                        "end_time": [ms(980), ms(700), ms(2400), ms(2900)],
+                        "duration_ms": [970.0, 590.0, 390.0, 400.0], "init_duration_ms": [np.nan] * 4,
+                        "cold": [False] * 4})
+    # a later REPORT (i1 at 980 ms) ends before e2's exit too: matching by exit time alone would give e2 i1
+    out = workflow.attach_lambda_durations(states, inv).set_index("execution_arn")
+    assert out.loc["e1", "lambda_request_id"] == "i1" and out.loc["e2", "lambda_request_id"] == "i2"
+    assert out.loc["e3", "lambda_invocations"] == 2 and out.loc["e3", "lambda_duration_ms"] == 790.0

@@ -99,30 +99,55 @@ def deploy(
     options = _options(options, option_overrides)
     clients, report = Clients(settings, client_factory), ChangeReport(progress)
     names = Names(settings.stack, account_id(clients), settings.region)
+    specs = preflight(settings, names, options)
+    outputs = _provision(settings, clients, report, names, specs, options)
+    path = Path(options.outputs_path or default_outputs_path(settings))
+    write_outputs(outputs, path)
+    (report.progress or log.info)(f"outputs   {path}  ({report.summary()})")
+    return DeployResult(outputs, report, path, time.monotonic() - started)
+
+
+def preflight(settings: Settings, names: Names, options: DeployOptions) -> list[FunctionSpec]:
+    """Everything that can fail before the cloud is touched: function configurations, their
+    environments' placeholders, the state machine definition, Docker for image functions on AWS."""
     specs = [packaging.apply_overrides(s, options.function_overrides)
              for s in packaging.discover_functions(options.lambdas_dir)]
+    values = placeholder_values(names, options.placeholders)
+    for spec in specs:
+        packaging.resolve_environment(spec, values, _extra_environment(options, spec.name))
+    arns = {s.name: {"arn": names.arn("lambda", f"function:{names.function(s.name)}")} for s in specs}
+    load_definition(options.asl_path, state_machine_values(names, arns))
+    if settings.target == "aws" and any(s.packaging == "image" for s in specs):
+        from swlab.deploy_compute import DOCKER_MISSING, docker_available
+
+        if not docker_available():
+            raise packaging.PackagingError(DOCKER_MISSING)
+    return specs
+
+
+def _extra_environment(options: DeployOptions, function: str) -> dict[str, str]:
+    return {**options.extra_environment.get("*", {}), **options.extra_environment.get(function, {})}
+
+
+def _provision(settings: Settings, clients: Clients, report: ChangeReport, names: Names,
+               specs: list[FunctionSpec], options: DeployOptions) -> dict[str, Any]:
     tags = stack_tags(settings.stack)
     tls_only = settings.target == "aws" if options.tls_only is None else options.tls_only
     bucket = ensure_bucket(clients, report, names, tags, tls_only)
     table = ensure_table(clients, report, names, tags)
     functions = deploy_functions(settings, clients, report, names, specs, options, tags)
-    machine = deploy_state_machine(clients, report, names, specs, functions, options, tags)
+    machine = deploy_state_machine(clients, report, names, functions, options, tags)
     from swlab.deploy_api import deploy_api
 
-    api = deploy_api(settings, clients, report, names, functions[options.ingest_function]["arn"]
-                     if options.ingest_function in functions else None, machine, options, tags)
-    outputs = {
+    ingest_arn = functions[options.ingest_function]["arn"] if options.ingest_function in functions else None
+    api = deploy_api(settings, clients, report, names, ingest_arn, machine, options, tags)
+    return {
         "schema": OUTPUTS_SCHEMA, "stack": settings.stack, "target": settings.target, "region": settings.region,
         "account_id": names.account_id, "endpoint_url": settings.endpoint_url,
         "deployed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "bucket": bucket, "bucket_tls_only": tls_only, "table": table,
-        "functions": functions, "state_machine": machine, "api": api,
-        "changes": report.counts(),
+        "functions": functions, "state_machine": machine, "api": api, "changes": report.counts(),
     }
-    path = Path(options.outputs_path or default_outputs_path(settings))
-    write_outputs(outputs, path)
-    (report.progress or log.info)(f"outputs   {path}  ({report.summary()})")
-    return DeployResult(outputs, report, path, time.monotonic() - started)
 
 
 def _options(options: DeployOptions | None, overrides: Mapping[str, Any]) -> DeployOptions:
@@ -350,8 +375,7 @@ def deploy_functions(settings: Settings, clients: Clients, report: ChangeReport,
     out = {}
     values = placeholder_values(names, options.placeholders)
     for spec in specs:
-        extra = {**options.extra_environment.get("*", {}), **options.extra_environment.get(spec.name, {})}
-        env = packaging.resolve_environment(spec, values, extra)
+        env = packaging.resolve_environment(spec, values, _extra_environment(options, spec.name))
         ensure_log_group(clients, report, names.function_log_group(spec.name), tags)
         role_arn = ensure_role(clients, report, names.lambda_role(spec.name), "lambda.amazonaws.com",
                                lambda_policy(spec, names), tags, f"{names.stack}: function {spec.name}")
@@ -372,7 +396,7 @@ def state_machine_values(names: Names, functions: Mapping[str, Any]) -> dict[str
     return {k: v for k, v in values.items() if v}
 
 
-def deploy_state_machine(clients: Clients, report: ChangeReport, names: Names, specs: list[FunctionSpec],
+def deploy_state_machine(clients: Clients, report: ChangeReport, names: Names,
                          functions: Mapping[str, Any], options: DeployOptions, tags: dict[str, str]) -> dict[str, Any]:
     from swlab.deploy_compute import ensure_state_machine
 

@@ -9,6 +9,7 @@ from typing import Mapping
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from swlab.analysis.stats import QUANTILES, percentile_ci
 
@@ -126,15 +127,20 @@ def gantt(states: pd.DataFrame, executions: pd.DataFrame, n: int = 3) -> Figure:
         colors = [("lightgray" if t in ("Parallel", "Map") else COLD if s == "failed" else WARM)
                   for t, s in zip(g["state_type"], g["status"])]
         ax.barh(range(len(g)), width, left=start, color=colors)
-        if "lambda_duration_ms" in g:
-            ax.barh(range(len(g)), g["lambda_duration_ms"].fillna(0) / 1000,
-                    left=start + (width - g["lambda_duration_ms"].fillna(0) / 1000), height=0.35, color="navy")
+        if "lambda_duration_ms" in g:  # drawn against the state's end: Init Duration, then Duration
+            dur = g["lambda_duration_ms"].fillna(0) / 1000
+            init = g["lambda_init_ms"].fillna(0) / 1000 if "lambda_init_ms" in g else dur * 0
+            ax.barh(range(len(g)), dur, left=start + width - dur, height=0.35, color="navy")
+            ax.barh(range(len(g)), init, left=start + width - dur - init, height=0.35, color="orange")
         ax.set_yticks(range(len(g)), g["state"], fontsize=7)
         ax.invert_yaxis()
         ax.set_ylabel("state")
         ax.set_title(arn.rsplit(":", 1)[-1], fontsize=8, loc="left")
     axes[-1].set_xlabel("time since execution start (s)")
-    fig.suptitle("Per-state timeline (dark: Lambda Duration inside the state)")
+    axes[0].legend(handles=[Patch(color=WARM, label="state"), Patch(color=COLD, label="state failed"),
+                            Patch(color="lightgray", label="Parallel/Map"), Patch(color="orange", label="Init Duration"),
+                            Patch(color="navy", label="Lambda Duration")], fontsize=7, loc="lower right")
+    fig.suptitle("Per-state timeline of Step Functions executions")
     return fig
 
 

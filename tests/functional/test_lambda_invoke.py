@@ -97,6 +97,15 @@ def test_payload_over_six_megabytes_is_413(aws, deploy_probe):
     assert err.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
 
 
+def test_response_over_six_megabytes_is_a_function_error(aws, deploy_probe):
+    name = deploy_probe("echo")
+    resp, out = invoke_json(aws("lambda"), name, {"pad_bytes": 6 * 1024 * 1024 + 10})
+    assert resp["StatusCode"] == 200 and resp["FunctionError"] == "Unhandled"
+    assert out["errorType"] == "Function.ResponseSizeTooLarge"
+    _, ok = invoke_json(aws("lambda"), name, {"pad_bytes": 10})
+    assert ok == {"pad": "x" * 10}  # the environment survived
+
+
 def test_dry_run_and_event_invocation_types(aws, deploy_probe, local_cloud):
     name = deploy_probe("echo")
     dry = aws("lambda").invoke(FunctionName=name, InvocationType="DryRun", Payload=b"{}")

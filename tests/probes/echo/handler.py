@@ -16,6 +16,8 @@ COLD = {"value": True}
 def handler(event, context):
     print(f"echo probe got {len(str(event))} characters")
     cold, COLD["value"] = COLD["value"], False
+    if "pad_bytes" in event:  # a response of (at least) this size
+        return {"pad": "x" * int(event["pad_bytes"])}
     return {
         "event": event,
         "cold": cold,

@@ -32,7 +32,8 @@ from botocore.exceptions import ClientError
 
 from swlab.analysis.logs import parse_log_events
 
-TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states", "jtl")
+TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",
+          "state_machine_log_events", "jtl")
 METRIC_STATS = {  # AWS/Lambda metric → statistics collected (no percentiles: moto has none)
     "Invocations": ("Sum",), "Errors": ("Sum",), "Throttles": ("Sum",),
     "Duration": ("Average", "Maximum", "SampleCount"), "ConcurrentExecutions": ("Maximum",),
@@ -300,13 +301,22 @@ def express_log_records(log_events: pd.DataFrame) -> dict[str, list[dict]]:
     return out
 
 
-def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: datetime,
-                          end: datetime) -> tuple[list[dict], list[pd.DataFrame]]:
-    """Executions rows and per-state frames of one state machine, from logs (Express) or the API."""
+def _has_log_group(sm: dict) -> bool:
+    return isinstance(sm.get("log_group"), str) and bool(sm["log_group"])
+
+
+def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: datetime, end: datetime,
+                          log_events: pd.DataFrame | None = None) -> tuple[list[dict], list[pd.DataFrame]]:
+    """Executions rows and per-state frames of one state machine, from logs (Express) or the API.
+
+    ``log_events``: the machine's log group events if already fetched (else fetched here).
+    """
     histories: dict[str, list[dict]] = {}
     source = "history_api"
-    if sm["type"] == "EXPRESS" and sm.get("log_group"):
-        histories = express_log_records(fetch_log_events(logs_client, sm["log_group"], start, end))
+    if sm["type"] == "EXPRESS" and _has_log_group(sm):
+        if log_events is None:
+            log_events = fetch_log_events(logs_client, sm["log_group"], start, end)
+        histories = express_log_records(log_events)
         source = "cloudwatch_logs"
     if not histories:
         source = "history_api"
@@ -361,16 +371,21 @@ def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFr
     events = pd.concat(log_events, ignore_index=True) if log_events else pd.DataFrame(
         columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "function"])
     machines = list_stack_state_machines(get("stepfunctions"), settings.stack)
-    ex_rows, state_frames = [], []
+    ex_rows, state_frames, sm_logs = [], [], []
     for sm in machines.to_dict("records"):
-        rows, frames = collect_state_machine(get("stepfunctions"), get("logs"), sm, start, end)
+        sm_events = fetch_log_events(get("logs"), sm["log_group"], start, end).assign(
+            state_machine=sm["state_machine"]) if _has_log_group(sm) else None
+        rows, frames = collect_state_machine(get("stepfunctions"), get("logs"), sm, start, end, sm_events)
         ex_rows += rows
         state_frames += frames
+        sm_logs += [] if sm_events is None else [sm_events]
     tables = {
         "functions": functions, "log_events": events, "invocations": parse_log_events(events),
         "metrics": fetch_lambda_metrics(get("cloudwatch"), functions["function"], start, end, period_s),
         "state_machines": machines, "executions": _executions_frame(ex_rows),
         "states": pd.concat(state_frames, ignore_index=True) if state_frames else history_to_states([], ""),
+        "state_machine_log_events": pd.concat(sm_logs, ignore_index=True) if sm_logs else pd.DataFrame(
+            columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "state_machine"]),
     }
     if jtl is not None:
         tables["jtl"] = jtl if isinstance(jtl, pd.DataFrame) else read_jtl(jtl)

@@ -148,7 +148,8 @@ def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | Non
         if info["state_machine"]:
             rows += _sfn_lines(wf, runs, tables, info["state_machine"])
         rows += _profile_lines(wf, runs, profile.get(wf, {}))
-        rows += _logs_lines(wf, runs, tables.get("log_events"), fns)
+        rows += _logs_lines(wf, runs, tables.get("log_events"), fns, tables.get("state_machine_log_events"),
+                            info["state_machine"])
     return pd.DataFrame(rows, columns=_USAGE_COLUMNS)
 
 
@@ -209,11 +210,18 @@ def _profile_lines(wf: str, runs: int, per_run: dict) -> list[dict]:
     return rows
 
 
-def _logs_lines(wf: str, runs: int, events: pd.DataFrame | None, fns: list[str]) -> list[dict]:
-    if events is None or len(events) == 0:
+def _logs_lines(wf: str, runs: int, events: pd.DataFrame | None, fns: list[str],
+                sm_events: pd.DataFrame | None = None, sm: str | None = None) -> list[dict]:
+    """Ingested bytes of the workflow's function logs and of its state machine's log group."""
+    msgs = []
+    if events is not None and len(events):
+        msgs.append(events.loc[events["function"].isin(fns), "message"])
+    if sm and sm_events is not None and len(sm_events):
+        msgs.append(sm_events.loc[sm_events["state_machine"] == sm, "message"])
+    if not msgs:
         return []
-    msgs = events.loc[events["function"].isin(fns), "message"].astype(str)
-    nbytes = float(msgs.str.encode("utf-8").str.len().sum() + LOG_EVENT_OVERHEAD_BYTES * len(msgs))
+    all_msgs = pd.concat(msgs, ignore_index=True).astype(str)
+    nbytes = float(all_msgs.str.encode("utf-8").str.len().sum() + LOG_EVENT_OVERHEAD_BYTES * len(all_msgs))
     return [_line(wf, runs, "CloudWatch Logs", "ingestion", nbytes / BYTES_PER_GB, "GB",
                   "cloudwatch_logs_ingestion_usd_per_gb", 1, "cloudwatch_logs_ingestion_gb")]
 

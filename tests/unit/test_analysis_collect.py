@@ -100,6 +100,7 @@ def test_collect_run_and_reload(cloud, tmp_path):
     assert ex.loc["swlab-classify-express", "source"] == "cloudwatch_logs"
     assert ex.loc["swlab-classify-express", "status"] == "SUCCEEDED"
     assert "ReadMetadata" in set(t["states"]["state"])
+    assert len(t["state_machine_log_events"]) == 7  # kept: its ingestion is a cost of the workflow
     assert len(t["jtl"]) == 7 and t["jtl"]["success"].sum() == 5
     m = run.manifest
     assert m["target"] == "local" and m["stack"] == "swlab" and m["tool_versions"]["moto"] == "5.2.5"

@@ -148,3 +148,16 @@ def test_profile_lines_storage_by_hand():
                             prices).set_index("item")
     assert items.loc["storage (kept one month)", "quantity"] == 2.0  # 4 runs x 0.5 GB-month
     assert items.loc["storage (kept one month)", "cost_usd"] == pytest.approx(0.046)
+
+
+def test_logs_ingestion_counts_function_and_state_machine_log_bytes():
+    tables = {"invocations": pd.DataFrame({"function": ["swlab-a"], "billed_duration_ms": [1], "duration_ms": [0.5],
+                                           "init_duration_ms": [np.nan], "memory_size_mb": [128]}),
+              "executions": pd.DataFrame({"execution_arn": ["x"], "state_machine": ["swlab-wf"],
+                                          "duration_ms": [100.0]}),
+              "states": pd.DataFrame({"state_machine": ["swlab-wf"], "resource": ["swlab-a"]}),
+              "log_events": pd.DataFrame({"function": ["swlab-a", "swlab-b"], "message": ["é" * 10, "x" * 1000]}),
+              "state_machine_log_events": pd.DataFrame({"state_machine": ["swlab-wf"], "message": ["y" * 74]})}
+    usage = cost.usage_lines(tables, "swlab", profile={}).set_index(["workflow", "item"])
+    # swlab-a: 20 UTF-8 bytes + 26; state machine: 74 + 26 → 146 bytes (swlab-b belongs to another workflow)
+    assert usage.loc[("wf", "ingestion"), "quantity"] * cost.BYTES_PER_GB == pytest.approx(146)

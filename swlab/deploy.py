@@ -63,6 +63,8 @@ class DeployOptions:
     # Deny non-TLS requests with a bucket policy. Default: on AWS only. The local cloud serves plain
     # HTTP on 127.0.0.1 and moto 5.2.5 evaluates the policy's Deny, so every object request would fail.
     tls_only: bool | None = None
+    # Delete the stack's functions (with role and log group) whose folder is no longer in lambdas_dir.
+    prune: bool = True
     cache_dir: Path | None = None
     outputs_path: Path | None = None
 
@@ -141,6 +143,10 @@ def _provision(settings: Settings, clients: Clients, report: ChangeReport, names
 
     ingest_arn = functions[options.ingest_function]["arn"] if options.ingest_function in functions else None
     api = deploy_api(settings, clients, report, names, ingest_arn, machine, options, tags)
+    if options.prune:
+        from swlab.deploy_compute import prune_functions
+
+        prune_functions(clients, report, names, functions)
     return {
         "schema": OUTPUTS_SCHEMA, "stack": settings.stack, "target": settings.target, "region": settings.region,
         "account_id": names.account_id, "endpoint_url": settings.endpoint_url,

@@ -15,12 +15,12 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Iterable, Mapping
 
 from swlab import packaging
 from swlab.packaging import FunctionSpec, PackagingError
 from swlab.settings import Settings
-from swlab.stack import ChangeReport, Clients, Names, canonical, error_code, outcome, retry
+from swlab.stack import TAG_KEY, ChangeReport, Clients, Names, canonical, error_code, is_missing, outcome, retry
 
 PACKAGING_TAG = "swlab:packaging"
 ROLE_WAIT_S = 120.0  # IAM propagation on AWS; the local cloud needs none
@@ -173,6 +173,34 @@ def wait_function_ready(lam: Any, fname: str, timeout_s: float = 300.0) -> dict[
         if time.monotonic() > deadline:
             raise TimeoutError(f"function {fname} still {state}/{update} after {timeout_s:.0f} s")
         time.sleep(1.0)
+
+
+def prune_functions(clients: Clients, report: ChangeReport, names: Names, keep: Iterable[str]) -> None:
+    """Delete the stack's functions whose folder is gone, with their log group and role (deploy converges)."""
+    from swlab.teardown import _delete_role
+
+    lam, wanted = clients("lambda"), {names.function(k) for k in keep}
+    for fn in (f for page in lam.get_paginator("list_functions").paginate() for f in page["Functions"]):
+        fname = fn["FunctionName"]
+        if not fname.startswith(f"{names.stack}-") or fname in wanted:
+            continue
+        if (lam.list_tags(Resource=fn["FunctionArn"]).get("Tags") or {}).get(TAG_KEY) != names.stack:
+            continue
+        short = fname.removeprefix(f"{names.stack}-")
+        lam.delete_function(FunctionName=fname)
+        report.record("lambda function", fname, "deleted", "its folder is gone")
+        _delete_if_present(lambda: clients("logs").delete_log_group(logGroupName=names.function_log_group(short)))
+        report.record("log group", names.function_log_group(short), "deleted")
+        _delete_if_present(lambda: _delete_role(clients("iam"), names.lambda_role(short)))
+        report.record("iam role", names.lambda_role(short), "deleted")
+
+
+def _delete_if_present(delete: Callable[[], Any]) -> None:
+    try:
+        delete()
+    except Exception as exc:  # noqa: BLE001
+        if not is_missing(exc):
+            raise
 
 
 # -- container images (AWS only) ---------------------------------------------------------------

@@ -172,7 +172,13 @@ def _lambda_lines(wf: str, runs: int, inv: pd.DataFrame, arch: dict, init_billed
 
 def _sfn_lines(wf: str, runs: int, tables: dict, sm: str) -> list[dict]:
     states = tables["states"]
-    transitions = int((states["state_machine"] == sm).sum())
+    mine = states[states["state_machine"] == sm]
+    # a state transition per state entered, plus one per retry (a failed attempt that was tried again)
+    retries = 0
+    if "failed_attempts" in mine:
+        last_failed = (mine["status"] == "failed").astype(int) if "status" in mine else 0
+        retries = int((mine["failed_attempts"].fillna(0) - last_failed).clip(lower=0).sum())
+    transitions = len(mine) + retries
     ex = tables["executions"]
     durations = ex.loc[(ex["state_machine"] == sm) & ex["duration_ms"].notna(), "duration_ms"]
     gb_s = sum(sfn_express_billed_gb_s(d) for d in durations)

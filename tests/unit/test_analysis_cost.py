@@ -161,3 +161,14 @@ def test_logs_ingestion_counts_function_and_state_machine_log_bytes():
     usage = cost.usage_lines(tables, "swlab", profile={}).set_index(["workflow", "item"])
     # swlab-a: 20 UTF-8 bytes + 26; state machine: 74 + 26 → 146 bytes (swlab-b belongs to another workflow)
     assert usage.loc[("wf", "ingestion"), "quantity"] * cost.BYTES_PER_GB == pytest.approx(146)
+
+
+def test_standard_transitions_count_retries():
+    states = pd.DataFrame({"state_machine": ["swlab-wf"] * 3, "resource": [None] * 3,
+                           "status": ["succeeded", "succeeded", "failed"], "failed_attempts": [0, 2, 1]})
+    tables = {"invocations": pd.DataFrame(columns=["function", "billed_duration_ms", "duration_ms",
+                                                   "init_duration_ms", "memory_size_mb"]),
+              "executions": pd.DataFrame({"execution_arn": ["x"], "state_machine": ["swlab-wf"],
+                                          "duration_ms": [100.0]}), "states": states}
+    usage = cost.usage_lines(tables, "swlab", profile={}).set_index("item")
+    assert usage.loc["Standard state transitions", "quantity"] == 3 + 2  # 2 retries; the last failure no retry

@@ -209,8 +209,9 @@ def parse_log_events(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
     REPORT line when it says so, else from timeout/error lines of the same
     request; ``error_type`` names the error (``Sandbox.Timedout`` for timeouts).
 
-    Text START/END/REPORT lines are parsed column-wise (pyarrow regex kernels);
-    the few other lines (JSON format, errors, timeouts) one by one.
+    Text START/END/REPORT lines are parsed column-wise (pyarrow string kernels:
+    split on tabs, check each field's prefix); the few other lines (JSON format,
+    errors, timeouts) one by one.
     """
     df = _events_frame(events)
     if len(df) == 0:

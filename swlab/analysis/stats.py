@@ -6,7 +6,7 @@ Percentile CIs are distribution-free: for the q-quantile of n observations, the
 number of observations below it is Binomial(n, q), so the interval between the
 order statistics x_(l) and x_(u) covers it with probability
 P(l <= B < u). We choose l and u as the binomial α/2 and 1-α/2 quantiles
-(exact for n <= 100,000, normal approximation beyond). When the sample is too
+(exact binomial, at any n). When the sample is too
 small for a bound (e.g. p99 of 30 values), that bound is NaN, never a guess.
 """
 
@@ -21,13 +21,16 @@ import pandas as pd
 QUANTILES = (0.50, 0.90, 0.95, 0.99)
 
 
-def _binom_cdf(n: int, q: float) -> np.ndarray:
-    """P(B <= k) for k = 0..n, B ~ Binomial(n, q), computed in log space (no scipy)."""
-    k = np.arange(n + 1)
+def _binom_cdf_window(n: int, q: float) -> tuple[int, np.ndarray]:
+    """(k0, P(B <= k) for k = k0..k1), B ~ Binomial(n, q), over mean ± 12 sd (the mass outside is
+    below 1e-30), computed in log space without scipy: exact at any n for the ranks we need."""
+    sd = math.sqrt(n * q * (1 - q))
+    k0, k1 = max(0, int(n * q - 12 * sd) - 5), min(n, int(n * q + 12 * sd) + 5)
+    k = np.arange(k0, k1 + 1)
     lgam = np.vectorize(math.lgamma, otypes=[float])
     logpmf = lgam(n + 1) - lgam(k + 1) - lgam(n - k + 1) + k * math.log(q) + (n - k) * math.log1p(-q)
     pmf = np.exp(logpmf - logpmf.max())
-    return np.cumsum(pmf) / pmf.sum()
+    return k0, np.cumsum(pmf) / pmf.sum()
 
 
 def quantile_ci_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int | None, int | None]:
@@ -35,27 +38,10 @@ def quantile_ci_ranks(n: int, q: float, confidence: float = 0.95) -> tuple[int |
     if n <= 0:
         return None, None
     alpha = 1 - confidence
-    if n <= 100_000:
-        cdf = _binom_cdf(n, q)
-        lo = int(np.searchsorted(cdf, alpha / 2, side="right"))  # P(B < lo) <= alpha/2
-        hi = int(np.searchsorted(cdf, 1 - alpha / 2, side="left")) + 1
-    else:
-        z = _z(1 - alpha / 2)
-        sd = math.sqrt(n * q * (1 - q))
-        lo, hi = int(math.floor(n * q - z * sd)), int(math.ceil(n * q + z * sd)) + 1
+    k0, cdf = _binom_cdf_window(n, q)
+    lo = k0 + int(np.searchsorted(cdf, alpha / 2, side="right"))  # P(B < lo) <= alpha/2
+    hi = k0 + int(np.searchsorted(cdf, 1 - alpha / 2, side="left")) + 1  # P(B <= hi - 1) >= 1 - alpha/2
     return (lo if lo >= 1 else None), (hi if hi <= n else None)
-
-
-def _z(p: float) -> float:
-    """Standard normal quantile (Acklam-free bisection on erf; precise enough for CIs)."""
-    lo, hi = -10.0, 10.0
-    for _ in range(80):
-        mid = (lo + hi) / 2
-        if 0.5 * (1 + math.erf(mid / math.sqrt(2))) < p:
-            lo = mid
-        else:
-            hi = mid
-    return (lo + hi) / 2
 
 
 def _sorted_values(values: Iterable[float]) -> np.ndarray:

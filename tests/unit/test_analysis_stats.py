@@ -40,7 +40,7 @@ def test_ci_covers_true_quantile_about_95_percent_of_the_time():
     assert 0.92 <= hits / 400 <= 0.995
 
 
-def test_large_n_uses_normal_approximation_consistently():
+def test_large_n_agrees_with_the_normal_approximation():
     lo, hi = stats.quantile_ci_ranks(200_000, 0.5)
     assert abs(lo - (100_000 - 1.96 * math.sqrt(50_000))) < 3 and abs(hi - (100_000 + 1.96 * math.sqrt(50_000))) < 4
 

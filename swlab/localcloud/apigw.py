@@ -146,7 +146,7 @@ class ApiGatewayDataPlane:
         resource, request.path_params = found
         request.resource_path, request.resource_id = resource.get_path(), resource.id
         if method.api_key_required:
-            denied = self._check_api_key(api.id, stage.name, request)
+            denied = self._check_api_key(api, stage.name, request)
             if denied:
                 return denied
         integration = method.method_integration
@@ -190,16 +190,16 @@ class ApiGatewayDataPlane:
             self._routes[api.id] = cached
         return cached[1]
 
-    def _check_api_key(self, api_id: str, stage: str, request: "HttpRequest") -> Reply | None:
+    def _check_api_key(self, api: Any, stage: str, request: "HttpRequest") -> Reply | None:
         from moto.apigateway.models import apigateway_backends
 
         value = request.header("x-api-key")
-        backend = apigateway_backends[self.account_id][self.region]
+        backend = apigateway_backends[self.account_id][api.region_name]
         key = next((k for k in list(backend.keys.values()) if value and k.value == value), None)
         if key is None or not _enabled(key.enabled):
             return _message(403, "Forbidden", "ForbiddenException")
         for plan in list(backend.usage_plans.values()):
-            on_stage = any(s.get("apiId") == api_id and s.get("stage") == stage for s in plan.api_stages or [])
+            on_stage = any(s.get("apiId") == api.id and s.get("stage") == stage for s in plan.api_stages or [])
             if on_stage and key.id in backend.usage_plan_keys.get(plan.id, {}):
                 request.api_key, request.api_key_id = key.value, key.id
                 verdict = self.limiter.admit(plan.id, key.id, plan.throttle or {}, plan.quota or {})

@@ -199,3 +199,19 @@ def test_missing_function_fails_with_the_lambda_service_error(sfn):
     desc = run_execution(sfn, arn, {})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"])["error"]["Error"] == "Lambda.ResourceNotFoundException"
+
+
+def test_throttled_lambda_surfaces_as_lambda_too_many_requests(sfn, aws, deploy_probe):
+    throttled = deploy_probe("echo")
+    aws("lambda").put_function_concurrency(FunctionName=throttled, ReservedConcurrentExecutions=0)
+    arn = create_state_machine(sfn, {"StartAt": "T", "States": {
+        "T": invoke_task(throttled, Retry=[{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1,
+                                            "MaxAttempts": 1}],
+                         Catch=[{"ErrorEquals": ["Lambda.TooManyRequestsException"], "ResultPath": "$.error",
+                                 "Next": "Throttled"}], End=True),
+        "Throttled": {"Type": "Pass", "End": True}}})
+    desc = run_execution(sfn, arn, {})
+    assert desc["status"] == "SUCCEEDED", desc
+    assert json.loads(desc["output"])["error"]["Error"] == "Lambda.TooManyRequestsException"
+    scheduled = [e for e in history_events(sfn, desc["executionArn"]) if e["type"] == "TaskScheduled"]
+    assert len(scheduled) == 2

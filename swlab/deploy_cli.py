@@ -71,7 +71,18 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    from swlab.asl import AslError
+    from swlab.packaging import PackagingError
+    from swlab.settings import SettingsError
+
+    try:
+        return _run(_parser().parse_args(argv))
+    except (SettingsError, PackagingError, AslError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
     settings = load_settings(target=args.target, region=args.region, stack=args.stack,
                              endpoint_url=args.endpoint_url, runs_dir=args.runs_dir)
     print(f"==> {args.command} stack {settings.stack} on {settings.target} ({settings.region})", file=sys.stderr)

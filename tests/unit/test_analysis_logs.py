@@ -141,3 +141,16 @@ def test_malformed_and_space_separated_report_lines_take_the_regex_path():
     df = parse_log_events(ev).set_index("request_id")
     assert list(df.index) == ["b", "c"]  # "a" is not a REPORT line anyone can read: dropped, not guessed
     assert df.loc["b", "duration_ms"] == 1.5 and df.loc["c", "init_duration_ms"] == 9.0 and df.loc["c", "cold"]
+
+
+def test_failed_init_counts_once_through_its_report_line():
+    ev = pd.DataFrame({"function": "f", "log_stream": "s", "timestamp": [1, 2, 3, 4, 5], "message": [
+        "INIT_START Runtime Version: python:3.11.v48\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:x\n",
+        "INIT_REPORT Init Duration: 3000.12 ms\tPhase: init\tStatus: timeout\n",
+        "START RequestId: r1 Version: $LATEST\n",
+        "END RequestId: r1\n",
+        "REPORT RequestId: r1\tDuration: 3000.00 ms\tBilled Duration: 6001 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 30 MB\tInit Duration: 3000.12 ms\tStatus: timeout\t\n"]})
+    row = parse_log_events(ev).iloc[0]
+    assert (row["request_id"], row["cold"], row["status"], row["error_type"]) == \
+        ("r1", True, "timeout", TIMEOUT_ERROR_TYPE)

@@ -198,7 +198,11 @@ def install_dependencies(spec: FunctionSpec, cache_dir: Path, python: str = sys.
                 "is Amazon Linux 2 (glibc 2.26), so pin versions that ship manylinux2014 wheels "
                 f"(e.g. Pillow 12.2.0; Pillow 13 needs glibc 2.27).\n{proc.stderr.strip()}"
             )
-        (Path(tmp) / "site").rename(target)
+        try:
+            (Path(tmp) / "site").rename(target)
+        except OSError:
+            if not target.is_dir():  # else another deploy installed the same set meanwhile
+                raise
     return target
 
 

@@ -289,7 +289,8 @@ def ensure_log_group(clients: Clients, report: ChangeReport, name: str, tags: di
         updated.append("retention")
     report.record("log group", name, *outcome(created, updated))
     if arn is None:
-        arn = logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"][0]["arn"]
+        arn = next(g["arn"] for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+                   if g["logGroupName"] == name)
     return arn
 
 

@@ -43,9 +43,11 @@ class CodeSource:
 
 
 def _role_not_ready(exc: Exception) -> bool:
-    text = str(exc)
+    """A new role (or its policy) not yet visible to the service: Lambda's "cannot be assumed",
+    Step Functions' "not authorized to assume" / "not authorized to access the Log Destination"."""
+    text = str(exc).lower()
     return error_code(exc) in ("InvalidParameterValueException", "AccessDeniedException") and (
-        "cannot be assumed" in text or "not authorized to assume" in text or "assume" in text.lower())
+        "assume" in text or "log destination" in text)
 
 
 def function_code(settings: Settings, clients: Clients, report: ChangeReport, names: Names,

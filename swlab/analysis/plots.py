@@ -16,6 +16,14 @@ from swlab.analysis.stats import QUANTILES, percentile_ci
 COLD, WARM = "tab:red", "tab:blue"
 
 
+def _legend(ax, **kwargs) -> None:
+    """A legend when something is labelled; otherwise say there is no data."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**kwargs)
+    else:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes, color="gray")
+
+
 def _short(name: str) -> str:
     return name.split("-", 1)[1] if "-" in name else name
 
@@ -35,7 +43,7 @@ def cold_start_timeline(invocations: pd.DataFrame, functions: list[str] | None =
         ax.set_yscale("log")
         ax.set_ylabel("ms")
         ax.set_title(f"{_short(fn)}: {len(cold)} cold of {len(g)}", fontsize=9, loc="left")
-    axes[0].legend(fontsize=7, loc="upper right")
+    _legend(axes[0], fontsize=7, loc="upper right")
     axes[-1].set_xlabel("invocation start (UTC)")
     fig.suptitle("Lambda invocations over time, cold starts marked")
     return fig
@@ -53,7 +61,7 @@ def latency_cdf(samples: Mapping[str, pd.Series]) -> Figure:
     ax.set_xlabel("latency (ms)")
     ax.set_ylabel("fraction of requests ≤ latency")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     ax.set_title("End-to-end latency CDF")
     return fig
 
@@ -73,7 +81,7 @@ def latency_percentiles(samples: Mapping[str, pd.Series], quantiles=QUANTILES, c
     ax.set_xlabel("percentile")
     ax.set_ylabel("latency (ms)")
     ax.set_title(f"Latency percentiles, {confidence:.0%} CIs (missing bar: sample too small)")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     return fig
 
 
@@ -91,7 +99,7 @@ def latency_over_time(latency: pd.DataFrame, window: str = "10s") -> Figure:
     ax.set_yscale("log")
     ax.set_xlabel("request start (UTC)")
     ax.set_ylabel("latency (ms)")
-    ax.legend(fontsize=7)
+    _legend(ax, fontsize=7)
     ax.set_title("Latency over time (x = failed)")
     return fig
 
@@ -109,7 +117,7 @@ def throughput_plot(tp: pd.DataFrame) -> Figure:
            alpha=0.7, label="throttles")
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("per second")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     ax.set_title("Throughput")
     return fig
 
@@ -156,7 +164,7 @@ def critical_path_plot(median_path: pd.DataFrame) -> Figure:
     ax.invert_yaxis()
     ax.set_xlabel("median time (ms)")
     ax.set_ylabel("state on the critical path")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     ax.set_title("Median critical path")
     return fig
 
@@ -172,7 +180,7 @@ def errors_plot(errors: pd.DataFrame) -> Figure:
         for col in table.columns:
             ax.bar([_short(f) for f in table.index], table[col], bottom=bottom, label=col)
             bottom += table[col].to_numpy()
-        ax.legend(fontsize=8)
+        _legend(ax, fontsize=8)
     else:
         ax.text(0.5, 0.5, "no errors or throttles", ha="center", va="center", transform=ax.transAxes)
     ax.set_xlabel("function")
@@ -202,7 +210,7 @@ def cost_breakdown_plot(costs: pd.DataFrame, per_million: bool = True) -> Figure
         left += table[service].to_numpy()
     ax.set_xlabel("USD per 1,000,000 runs" if per_million else "USD per run")
     ax.set_ylabel("workflow")
-    ax.legend(fontsize=8)
+    _legend(ax, fontsize=8)
     src = costs.attrs.get("prices_source", "?")
     ax.set_title(f"Cost breakdown (prices: {src}, {costs.attrs.get('prices_as_of', '?')}; free tier not subtracted)",
                  fontsize=9)

@@ -70,3 +70,20 @@ def test_errors_and_cost_plots(run):
     assert labels(fig) == ("USD per 1,000,000 runs", "workflow")
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
     assert "classify\n(SFN standard)" in ticks and "classify\n(SFN express)" in ticks and "ingest" in ticks
+
+
+def test_plots_of_an_empty_run_say_no_data(recwarn):
+    from swlab.analysis.collect import _executions_frame, history_to_states
+
+    inv = parse_log_events([])
+    ex = _executions_frame([])
+    states = history_to_states([], "").assign(state_machine=pd.Series(dtype=str))
+    figs = [plots.cold_start_timeline(inv), plots.latency_cdf({"a": pd.Series([], dtype=float)}),
+            plots.latency_over_time(stats.server_latency(ex)), plots.throughput_plot(stats.throughput([], [])),
+            plots.gantt(workflow.attach_lambda_durations(states, inv), ex),
+            plots.critical_path_plot(workflow.median_critical_path(states, ex)),
+            plots.errors_plot(stats.errors_table(inv)),
+            plots.cost_breakdown_plot(cost.cost_table(cost.usage_lines({"invocations": inv}, "swlab"),
+                                                      cost.load_prices()))]
+    assert all(isinstance(f, Figure) for f in figs)
+    assert not [w for w in recwarn if "legend" in str(w.message)]

@@ -102,3 +102,33 @@ def test_the_labs_state_machine_gets_every_placeholder_from_the_labs_functions()
     text = json.dumps(definition)
     assert "${" not in text and NAMES.table in text
     assert NAMES.function("fetch_image") in text and NAMES.function("ingest") not in text
+
+
+def client_error(code: str, message: str):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": message}}, "CreateFunction")
+
+
+def test_role_propagation_errors_are_retried_and_others_are_not(monkeypatch):
+    from swlab import stack
+    from swlab.deploy_compute import _role_not_ready
+
+    assert _role_not_ready(client_error("InvalidParameterValueException",
+                                        "The role defined for the function cannot be assumed by Lambda."))
+    assert _role_not_ready(client_error("AccessDeniedException", "Neither the global service principal "
+                                        "states.amazonaws.com, nor the regional one is authorized to assume the role"))
+    assert not _role_not_ready(client_error("InvalidParameterValueException", "Unzipped size must be smaller"))
+    monkeypatch.setattr(stack.time, "sleep", lambda s: None)
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise client_error("InvalidParameterValueException", "cannot be assumed by Lambda")
+        return "ok"
+
+    assert stack.retry(flaky, _role_not_ready, timeout_s=60) == "ok" and len(calls) == 3
+    with pytest.raises(Exception, match="Unzipped"):
+        stack.retry(lambda: (_ for _ in ()).throw(client_error("InvalidParameterValueException", "Unzipped")),
+                    _role_not_ready)

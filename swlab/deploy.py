@@ -11,7 +11,16 @@ updated or unchanged) to ``progress``; a second deploy of the same sources
 reports every resource unchanged. :func:`swlab.teardown.teardown` removes it all.
 
 The outputs (endpoints, names, ARNs, API key, code hashes) go to a JSON file
-read back with :func:`load_outputs`; its layout is ``OUTPUTS_SCHEMA``.
+(default ``<runs_dir>/deploy/<stack>-<target>.json``) read back with
+:func:`load_outputs`. Layout ``OUTPUTS_SCHEMA``::
+
+    schema, stack, target, region, account_id, endpoint_url, deployed_at,
+    bucket, bucket_tls_only, table, changes {created|updated|unchanged|deleted: n},
+    functions {<name>: {function_name, arn, role_arn, code_sha256, packaging,
+                        code_bytes, memory_mb, timeout_s, architecture, log_group}},
+    state_machine {name, arn, type, role_arn, log_group},
+    api {id, name, stage, role_arn, base_url, endpoints {ingest, classify},
+         api_key_id, api_key, usage_plan_id, throttle {rate, burst}}
 
 Where AWS differs (and only there) the code differs: on AWS, functions with
 ``"packaging": "image"`` (the torch ones, too large for a zip) are container

@@ -69,6 +69,7 @@ ENGINE_PROPERTIES = {
     "jmeter.save.saveservice.output_format": "csv",
     "jmeter.save.saveservice.print_field_names": "true",
     "jmeter.save.saveservice.timestamp_format": "ms",
+    "sampleresult.timestamp.start": "true",  # timeStamp = sample start (arrival), not its end
     "jmeter.save.saveservice.default_delimiter": ",",
     "jmeter.save.saveservice.assertion_results_failure_message": "true",
     "jmeter.save.saveservice.latency": "true",

@@ -52,6 +52,7 @@ def test_launcher_passes_each_property_once_with_the_engine_flags(tmp_path):
     assert "-Jjmeterengine.force.system.exit=true" in cmd
     assert "-Jjmeterengine.nongui.port=0" in cmd
     assert "-Jsample_variables=row_index,row_value,sample_id" in cmd
+    assert "-Jsampleresult.timestamp.start=true" in cmd  # arrival gaps are computed from sample starts
     for name, value in props.items():
         assert cmd.count(f"-J{name}={value}") == 1
 

@@ -405,6 +405,15 @@ def stop_image_server(run: Run, grace_s: float = 10.0) -> bool:
     return True
 
 
+def image_urls(run: Run, given: list[str] | None = None) -> list[str]:
+    """The images Workflow 1 ingests: ``given`` (public URLs, needed on AWS), else the run's image server's."""
+    urls = list(given or (run.manifest().get("image_server") or {}).get("sample_urls") or [])
+    if not urls:
+        raise LabError("no image URLs: this run has no local image server (target aws?); pass the parameter "
+                       "image_urls=[...] with public http(s) URLs of images")
+    return urls
+
+
 def _terminate(pid: int, grace_s: float) -> None:
     import signal
 

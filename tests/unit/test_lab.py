@@ -307,3 +307,23 @@ def test_expected_figures_counts_image_outputs(tmp_path):
     nb.cells[0].outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"}))
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert book.expected_figures(tmp_path / "n.ipynb") == 2
+
+
+def test_image_urls_come_from_the_parameter_or_the_run_image_server(tmp_path):
+    run = lab.start_run(tmp_path / "r", root=ROOT)
+    with pytest.raises(lab.LabError, match="image_urls=\\[...\\]"):
+        lab.image_urls(run)
+    run.record("image_server", {"sample_urls": ["http://127.0.0.1:1/samples/a.jpg"]})
+    assert lab.image_urls(run) == ["http://127.0.0.1:1/samples/a.jpg"]
+    assert lab.image_urls(run, ["https://example.org/b.jpg"]) == ["https://example.org/b.jpg"]
+
+
+def test_window_spans_what_the_notebooks_measured(tmp_path):
+    run = lab.start_run(tmp_path / "r", root=ROOT)
+    with pytest.raises(lab.LabError, match="no measured period"):
+        run.window()
+    run.record("localcloud", {"started_at": "2026-01-01T00:00:00+00:00"})  # no ended_at: not a measurement
+    run.record("smoke_test", {"started_at": "2026-01-01T10:00:00+00:00", "ended_at": "2026-01-01T10:01:00+00:00"})
+    run.record("load_wf2", {"started_at": "2026-01-01T10:05:00+00:00", "ended_at": "2026-01-01T10:08:00+00:00"})
+    start, end = run.window(margin_s=5)
+    assert (start.isoformat(), end.isoformat()) == ("2026-01-01T09:59:55+00:00", "2026-01-01T10:08:05+00:00")

@@ -94,7 +94,7 @@ class LocalCloud:
         )
         self._server.daemon_threads = True
         os.environ["MOTO_PORT"] = str(self.port)
-        moto_patches.apply()
+        moto_patches.apply(self.options)
         self._moto_app = _make_moto_app()
         self._mount_data_planes()
         self._thread = threading.Thread(target=self._server.serve_forever, name="localcloud-http", daemon=True)

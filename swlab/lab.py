@@ -681,7 +681,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="run-lab", description="Run the lab's notebooks with papermill and build the book.")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,prepare,params}")
     run = sub.add_parser("run", help="run the notebooks for a profile, then build the book (the default)")
     run.add_argument("--profile", default="mission", help="profile name in profiles/ or a YAML/JSON path (default mission)")
     run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",

@@ -518,6 +518,8 @@ def execute_stage(notebook: Path, run: Run, parameters: dict[str, Any], verbose:
             stage.status = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure of a stage is reported, then the run goes on to teardown
             stage.status, stage.error = "failed", describe_failure(exc, notebook, executed) + f"\n  log: {log_path}"
+        except KeyboardInterrupt:  # Ctrl-C stops this stage, not the teardown (press again there to abandon it)
+            stage.status, stage.error = "failed", f"{notebook.name}: interrupted by the user"
     stage.seconds = round(time.monotonic() - started, 2)
     return stage
 
@@ -594,8 +596,10 @@ def run_lab(profile: Profile, overrides: dict[str, Any] | None = None, *, run_di
     run.record("profile", {"name": profile.name, "description": profile.description, "source": profile.source})
     say(f"run {run.id} ({profile.name}) in {run.dir}")
     started = time.monotonic()
-    result = LabResult(run=run, stages=run_stages(run, books, plan, say, verbose))
-    _safety_stop(run, say)
+    try:
+        result = LabResult(run=run, stages=run_stages(run, books, plan, say, verbose))
+    finally:
+        _safety_stop(run, say)
     if build_book and result.ok:
         result.book_html = _build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))

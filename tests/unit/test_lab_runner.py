@@ -64,3 +64,22 @@ def test_only_selects_stages_and_cli_exit_code(tiny_lab, monkeypatch, capsys):
     code = lab.main(["--profile", "p", "--no-book", "--run-dir", str(tiny_lab / "runs" / "r3")])
     assert code == 1
     assert lab.main(["--profile", "p", "-p", "typo=1", "--run-dir", str(tiny_lab / "runs" / "r4")]) == 2
+
+
+def test_ctrl_c_in_a_stage_still_runs_teardown(tiny_lab, monkeypatch):
+    import papermill
+
+    real = papermill.execute_notebook
+
+    def interrupted(input_path, *args, **kwargs):
+        if "00_first" in str(input_path):
+            raise KeyboardInterrupt  # the user pressed Ctrl-C while this stage ran
+        return real(input_path, *args, **kwargs)
+
+    monkeypatch.setattr(papermill, "execute_notebook", interrupted)
+    result = lab.run_lab(lab.Profile("t", "", {}), run_dir=tiny_lab / "runs" / "r5", build_book=False,
+                         root=tiny_lab, say=lambda _: None)
+    assert [(s.name, s.status) for s in result.stages] == [
+        ("00_first", "failed"), ("01_boom", "skipped"), ("02_after", "skipped"), ("09_teardown", "ok")]
+    assert result.stages[0].error == "00_first.ipynb: interrupted by the user"
+    assert (result.run.dir / "teardown.txt").exists()

@@ -10,6 +10,12 @@ tagged ``{"swlab:stack": <stack>}``. Each step reports one line (created,
 updated or unchanged) to ``progress``; a second deploy of the same sources
 reports every resource unchanged. :func:`swlab.teardown.teardown` removes it all.
 
+Load safety: on the local target the torch functions are deployed with a
+reserved concurrency of 2 each (:data:`RESERVED_CONCURRENCY_DEFAULT`; option
+``reserved_concurrency``, CLI ``--reserved-concurrency FN=N``), so a burst of
+classifications is throttled and retried by the state machine instead of
+starting one ~1 GB torch process per request; on AWS none is reserved unless asked.
+
 The outputs (endpoints, names, ARNs, API key, code hashes) go to a JSON file
 (default ``<runs_dir>/deploy/<stack>-<target>.json``) read back with
 :func:`load_outputs`. Layout ``OUTPUTS_SCHEMA``::
@@ -17,7 +23,8 @@ The outputs (endpoints, names, ARNs, API key, code hashes) go to a JSON file
     schema, stack, target, region, account_id, endpoint_url, deployed_at,
     bucket, bucket_tls_only, table, changes {created|updated|unchanged|deleted: n},
     functions {<name>: {function_name, arn, role_arn, code_sha256, packaging,
-                        code_bytes, memory_mb, timeout_s, architecture, log_group}},
+                        code_bytes, memory_mb, timeout_s, architecture, log_group,
+                        reserved_concurrency (int or null)}},
     state_machine {name, arn, type, role_arn, log_group},
     api {id, name, stage, role_arn, base_url, endpoints {ingest, classify},
          api_key_id, api_key, usage_plan_id, throttle {rate, burst}}
@@ -72,6 +79,9 @@ class DeployOptions:
     # Deny non-TLS requests with a bucket policy. Default: on AWS only. The local cloud serves plain
     # HTTP on 127.0.0.1 and moto 5.2.5 evaluates the policy's Deny, so every object request would fail.
     tls_only: bool | None = None
+    # Reserved concurrency per function ({"resnet": 2}; "*" for every function; a function left out
+    # reserves none). None: the target's default, RESERVED_CONCURRENCY_DEFAULT (see there).
+    reserved_concurrency: Mapping[str, int] | None = None
     # Delete the stack's functions (with role and log group) whose folder is no longer in lambdas_dir.
     prune: bool = True
     cache_dir: Path | None = None
@@ -80,6 +90,30 @@ class DeployOptions:
     def __post_init__(self) -> None:
         if self.workflow_type not in WORKFLOW_TYPES:
             raise ValueError(f"workflow_type must be one of {WORKFLOW_TYPES}, got {self.workflow_type!r}")
+        for name, value in (self.reserved_concurrency or {}).items():
+            if not isinstance(value, int) or value < 1:
+                raise ValueError(f"reserved concurrency of {name!r} must be an integer >= 1, got {value!r}")
+
+
+# Reserved concurrency of the torch functions (``packaging: image``) when none is given, per target.
+# Local: each environment is a torch process of 0.7-0.95 GB RSS and the local cloud starts one per
+# concurrent request. Measured (1 request/s on /classify for 60 s from a fresh deploy, 2 cores, 24 GiB):
+# unbounded, cold starts piled up to 16-18 environments per model, the cloud's process tree reached
+# 30 GB of summed RSS (3.3 GB of memory left available) and all 60 requests answered 504 after 29 s;
+# with 2 each, at most 6 torch environments, 6.7 GB peak, 60/60 answered 200 (p50 0.47 s, the first
+# 25 s); with 1 each, 3.7 GB, 60/60 (p50 0.56 s). The excess invocations get
+# Lambda.TooManyRequestsException and the model tasks' Retry (10 attempts, up to ~64 s) absorbs them.
+# AWS: none by default (the account's limit applies; reserve there with ``reserved_concurrency=``).
+RESERVED_CONCURRENCY_DEFAULT = {"local": 2, "aws": None}
+
+
+def reserved_concurrency_for(settings: Settings, options: DeployOptions, spec: FunctionSpec) -> int | None:
+    """The reserved concurrency to deploy ``spec`` with: the option's value for it (or ``"*"``), else the
+    target's default for torch functions (``packaging: image``), else none."""
+    if options.reserved_concurrency is not None:
+        chosen = options.reserved_concurrency
+        return chosen.get(spec.name, chosen.get("*"))
+    return RESERVED_CONCURRENCY_DEFAULT.get(settings.target) if spec.packaging == "image" else None
 
 
 @dataclass
@@ -395,7 +429,8 @@ def deploy_functions(settings: Settings, clients: Clients, report: ChangeReport,
         ensure_log_group(clients, report, names.function_log_group(spec.name), tags)
         role_arn = ensure_role(clients, report, names.lambda_role(spec.name), "lambda.amazonaws.com",
                                lambda_policy(spec, names), tags, f"{names.stack}: function {spec.name}")
-        out[spec.name] = deploy_function(settings, clients, report, names, spec, role_arn, env, options, tags)
+        out[spec.name] = deploy_function(settings, clients, report, names, spec, role_arn, env, options, tags,
+                                         reserved_concurrency_for(settings, options, spec))
     return out
 
 

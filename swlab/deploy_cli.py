@@ -33,6 +33,13 @@ def _per_function(values: list[str], field: str) -> dict[str, dict[str, int]]:
     return {name: {field: int(v)} for name, v in _pairs(values, f"--{field.split('_')[0]}").items()}
 
 
+def _reserved(values: list[str]) -> dict[str, int] | None:
+    """``["resnet=2", "*=1"]`` → ``{"resnet": 2, "*": 1}``; ``["none"]`` → ``{}``; ``[]`` → None (the default)."""
+    if values == ["none"]:
+        return {}
+    return {name: int(v) for name, v in _pairs(values, "--reserved-concurrency").items()} or None
+
+
 def _merge(*overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for o in overrides:
@@ -63,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     deploy_p.add_argument("--asl", type=Path, help="state machine definition (default asl/classify.asl.json)")
     deploy_p.add_argument("--cache-dir", type=Path, help="installed dependencies and built zips "
                           "(default ~/.cache/swlab/lambda-deps)")
+    deploy_p.add_argument("--reserved-concurrency", action="append", default=[], metavar="FN=N",
+                          help="reserved concurrency per function ('*' for all), repeatable; 'none' reserves "
+                          "nothing. Default: 2 for each torch function on the local target, none on AWS")
     deploy_p.add_argument("--throttle-rate", type=float)
     deploy_p.add_argument("--throttle-burst", type=int)
     deploy_p.add_argument("--json", action="store_true", help="print the outputs as JSON at the end")
@@ -104,6 +114,7 @@ def _deploy(settings: Any, args: argparse.Namespace) -> int:
         settings, progress=print, workflow_type=args.workflow_type, lambdas_dir=args.lambdas_dir,
         asl_path=args.asl, outputs_path=args.outputs, cache_dir=args.cache_dir, throttle_rate=args.throttle_rate,
         throttle_burst=args.throttle_burst, placeholders=_pairs(args.placeholder, "--placeholder") or None,
+        reserved_concurrency=_reserved(args.reserved_concurrency),
         function_overrides=_merge(_per_function(args.memory, "memory_mb"),
                                   _per_function(args.timeout, "timeout_s")) or None)
     print(f"==> deploy: {result.report.summary()} in {result.elapsed_s:.1f} s; outputs {result.outputs_path}",

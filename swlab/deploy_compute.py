@@ -90,8 +90,9 @@ def configuration_diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -
 
 
 def deploy_function(settings: Settings, clients: Clients, report: ChangeReport, names: Names, spec: FunctionSpec,
-                    role_arn: str, env: Mapping[str, str], options: Any, tags: dict[str, str]) -> dict[str, Any]:
-    """Create or update one function; returns its outputs.
+                    role_arn: str, env: Mapping[str, str], options: Any, tags: dict[str, str],
+                    reserved_concurrency: int | None = None) -> dict[str, Any]:
+    """Create or update one function (with its reserved concurrency, or none); returns its outputs.
 
     Functions are tagged ``swlab:packaging`` = ``zip`` | ``image`` too: the local
     cloud runs an ``image`` function's code-only zip on its own Python environment
@@ -114,11 +115,28 @@ def deploy_function(settings: Settings, clients: Clients, report: ChangeReport, 
     else:
         created = False
         updated += _update_function(lam, fname, spec, code, desired, current, tags)
+    if ensure_reserved_concurrency(lam, fname, reserved_concurrency) and not created:
+        updated.append("reserved concurrency")
     cfg = wait_function_ready(lam, fname)
     report.record("lambda function", fname, *outcome(created, updated))
     return {"function_name": fname, "arn": cfg["FunctionArn"], "role_arn": role_arn, "code_sha256": cfg["CodeSha256"],
             "packaging": code.kind, "code_bytes": code.size_bytes, "memory_mb": cfg["MemorySize"],
-            "timeout_s": cfg["Timeout"], "architecture": spec.architecture, "log_group": names.function_log_group(spec.name)}
+            "timeout_s": cfg["Timeout"], "architecture": spec.architecture, "log_group": names.function_log_group(spec.name),
+            "reserved_concurrency": reserved_concurrency}
+
+
+def ensure_reserved_concurrency(lam: Any, fname: str, reserved: int | None) -> bool:
+    """Set (or, for ``None``, remove) the function's reserved concurrency; True if it changed."""
+    have = lam.get_function_concurrency(FunctionName=fname).get("ReservedConcurrentExecutions")
+    if have is not None and int(have) == reserved:
+        return False
+    if reserved is None:
+        if have is None:
+            return False
+        lam.delete_function_concurrency(FunctionName=fname)
+    else:
+        lam.put_function_concurrency(FunctionName=fname, ReservedConcurrentExecutions=reserved)
+    return True
 
 
 def _package_type(code: CodeSource) -> str:

@@ -10,94 +10,24 @@ the machine, whatever it does.
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.request
-from pathlib import Path
 
 import pytest
 
+from e2e_helpers import item, keys, post
 from swlab import deploy as deploy_mod
-from swlab.samples import ImageServer, list_samples
 from swlab.stack import Clients, Names
 from swlab.teardown import remaining, teardown
 
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
-
-LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
-STACK = "e2e"
-
-
-def post(url: str, body: object, key: str | None, timeout_s: float = 120) -> tuple[int, dict]:
-    headers = {"Content-Type": "application/json", **({"x-api-key": key} if key else {})}
-    req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers, method="POST")
-    try:
-        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
-            return resp.status, json.loads(resp.read())
-    except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read() or b"{}")
-
-
-@pytest.fixture(scope="module")
-def images():
-    with ImageServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def settings(lab_settings, tmp_path_factory):
-    return lab_settings.with_(stack=STACK, runs_dir=tmp_path_factory.mktemp("runs"))
-
-
-@pytest.fixture(scope="module")
-def options(images):
-    return deploy_mod.DeployOptions(lambdas_dir=LAMBDAS_DIR, placeholders={"AllowedHosts": images.allowed_host})
-
-
-@pytest.fixture(scope="module")
-def stack(settings, options):
-    result = deploy_mod.deploy(settings, options, progress=lambda line: None)
-    yield result.outputs
-    teardown(settings, progress=lambda line: None)
-
-
-@pytest.fixture(scope="module")
-def ingested(stack, images):
-    """image_id of each of five samples, ingested over HTTP."""
-    ids = {}
-    for sample in list_samples()[:5]:
-        status, body = post(stack["api"]["endpoints"]["ingest"], {"image_url": images.url(f"/samples/{sample.file}")},
-                            stack["api"]["api_key"])
-        assert status == 201, body
-        ids[sample.name] = body["image_id"]
-    return ids
-
-
-def item(aws, stack, image_id: str) -> dict:
-    return aws("dynamodb").get_item(TableName=stack["table"], Key={"image_id": {"S": image_id}},
-                                    ConsistentRead=True).get("Item", {})
-
-
-def keys(aws, stack, prefix: str) -> list[str]:
-    pages = aws("s3").get_paginator("list_objects_v2").paginate(Bucket=stack["bucket"], Prefix=prefix)
-    return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 
 def test_ingest_stores_each_image_and_its_metadata(aws, stack, ingested):
     assert len(set(ingested.values())) == 5
     for image_id in ingested.values():
         record = item(aws, stack, image_id)
-        assert record["status"]["S"] == "INGESTED"
-        assert record["key"]["S"] in keys(aws, stack, "raw/")
-
-
-@pytest.fixture(scope="module")
-def warm(aws, stack, ingested):
-    """One classification through the SDK first: three cold torch environments starting at once on this
-    2-core machine take longer than API Gateway's 29 s integration timeout (a cold /classify answers 504)."""
-    sfn = aws("stepfunctions", read_timeout=300)
-    result = sfn.start_sync_execution(stateMachineArn=stack["state_machine"]["arn"],
-                                      input=json.dumps({"image_id": next(iter(ingested.values()))}))
-    assert result["status"] == "SUCCEEDED", (result.get("error"), result.get("cause"))
+        # INGESTED, or CLASSIFIED where another e2e module of the session classified it already
+        assert record["status"]["S"] in ("INGESTED", "CLASSIFIED"), record
+        assert record["key"]["S"] in keys(aws, stack, "raw/") and record["sha256"]["S"] and record["width"]["N"]
 
 
 def test_classify_records_labels_and_writes_processed_images(aws, stack, ingested, warm):
@@ -148,20 +78,23 @@ def test_unknown_image_id_fails_clearly(stack):
     assert status == 200 and body["status"] == "FAILED" and body.get("error") == "ImageNotFound", body
 
 
-def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, settings, options, stack, ingested):
+def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, settings, options, stack, ingested, warm):
     changed = deploy_mod.deploy(settings, options, progress=lambda line: None,
                                 extra_environment={"alexnet": {"FAIL_MODEL": "1"}})
-    assert [c.name for c in changed.report.changes if c.action != "unchanged"] == [f"{STACK}-alexnet"]
-    image_id = next(iter(ingested.values()))
-    status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": image_id}, stack["api"]["api_key"])
-    assert status == 200 and body["status"] == "SUCCEEDED", body
-    record = item(aws, stack, image_id)
-    assert record["status"]["S"] == "CLASSIFIED"
-    assert "alexnet" in json.dumps(record["models_failed"]) and "resnet" in json.dumps(record["models_contributing"])
+    try:
+        assert [c.name for c in changed.report.changes if c.action != "unchanged"] == [f"{stack['stack']}-alexnet"]
+        image_id = next(iter(ingested.values()))
+        status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": image_id}, stack["api"]["api_key"])
+        assert status == 200 and body["status"] == "SUCCEEDED", body
+        record = item(aws, stack, image_id)
+        assert record["status"]["S"] == "CLASSIFIED"
+        assert "alexnet" in json.dumps(record["models_failed"]) and "resnet" in json.dumps(record["models_contributing"])
+    finally:  # the stack is shared by the e2e session: put alexnet back
+        deploy_mod.deploy(settings, options, progress=lambda line: None)
 
 
 def test_teardown_leaves_nothing(aws, settings, stack):
     report = teardown(settings, progress=lambda line: None)
     assert report.clean and report.deleted
-    names = Names(STACK, stack["account_id"], settings.region)
+    names = Names(stack["stack"], stack["account_id"], settings.region)
     assert remaining(Clients(settings, aws), names, settings) == []

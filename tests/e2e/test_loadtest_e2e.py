@@ -1,0 +1,79 @@
+"""Both workflows load-tested end to end with real Apache JMeter on the local cloud.
+
+The session's deployed stack (tests/e2e/conftest.py) is driven at 2 requests/s
+for 10 s per workflow through :func:`swlab.jmeter.run_workflow`: Workflow 1 with
+the sample photos' URLs, Workflow 2 with the image ids Workflow 1 returned.
+The stack is warmed first (the ``ingested`` and ``warm`` fixtures: ingests over
+HTTP and one classification through the SDK), because cold torch environments
+starting on this 2-core machine take longer than API Gateway's 29 s
+integration timeout and a cold /classify would answer 504; this test checks
+the load path, the cold start is measured by scripts/bench-workflows.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from e2e_helpers import item
+from swlab import jmeter
+
+pytestmark = [pytest.mark.e2e, pytest.mark.jmeter, pytest.mark.models]
+
+PROFILE = jmeter.LoadProfile(rate_per_s=2.0, duration_s=10)
+
+
+@pytest.fixture(scope="module")
+def install():
+    try:
+        return jmeter.ensure_jmeter()
+    except jmeter.JMeterSetupError as exc:
+        pytest.fail(f"JMeter is needed for this test: {exc}")
+
+
+@pytest.fixture(scope="module")
+def target(stack):
+    return jmeter.Target.from_url(stack["api"]["base_url"], stack["api"]["api_key"])
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    return tmp_path_factory.mktemp("loadtest")
+
+
+@pytest.fixture(scope="module")
+def wf1(install, target, images, warm, runs):
+    urls = images.sample_urls()
+    data = jmeter.write_data_file(runs / "image_urls.csv",
+                                  [urls[i % len(urls)] for i in range(PROFILE.samples_planned)], "image_url")
+    run = jmeter.run_workflow("wf1", target, data, runs / "wf1", PROFILE, install=install, progress=lambda p: None)
+    return run, jmeter.parse_jtl(run.jtl)
+
+
+@pytest.fixture(scope="module")
+def wf2(install, target, wf1, runs):
+    ids = wf1[1].loc[wf1[1]["success"], "sample_id"].tolist()
+    data = jmeter.write_data_file(runs / "image_ids.csv", ids, "image_id")
+    run = jmeter.run_workflow("wf2", target, data, runs / "wf2", PROFILE, install=install, progress=lambda p: None)
+    return run, jmeter.parse_jtl(run.jtl)
+
+
+@pytest.mark.parametrize("workflow", ["wf1", "wf2"])
+def test_every_planned_sample_is_sent_and_succeeds(request, workflow):
+    run, df = request.getfixturevalue(workflow)
+    assert run.samples_planned == PROFILE.samples_planned == 20
+    assert len(df) == run.samples_planned, df[["timeStamp", "responseCode"]]
+    failed = df.loc[~df["success"], ["responseCode", "failureMessage"]]
+    assert failed.empty, failed.to_dict("records")
+    assert run.dashboard.exists() and run.dashboard.name == "index.html"
+
+
+def test_each_ingested_image_gets_its_own_id(wf1):
+    ids = wf1[1]["sample_id"]
+    assert (ids != "").all() and ids.is_unique
+
+
+def test_each_classified_image_is_recorded_as_classified(aws, stack, wf1, wf2):
+    ids = set(wf2[1]["row_value"])
+    assert ids and ids <= set(wf1[1]["sample_id"])
+    statuses = {image_id: item(aws, stack, image_id).get("status", {}).get("S") for image_id in ids}
+    assert set(statuses.values()) == {"CLASSIFIED"}, statuses

@@ -1,0 +1,158 @@
+"""Benchmark of both workflows on a fresh local cloud (``scripts/bench-workflows``).
+
+Starts a local cloud and the lab's image server, deploys the stack, then
+measures over HTTP with the API key:
+
+- ``wf1_cold_ms`` / ``wf2_cold_ms``: the first ``POST /ingest`` and the first
+  ``POST /classify`` after the deploy (cold environments). When the cold
+  classification outlasts API Gateway's 29 s integration timeout the client
+  sees a 504: ``wf2_cold_status`` says what it saw, and ``wf2_cold_execution_ms``
+  is the execution's own duration (its start and stop dates);
+- ``wf1_warm_p50_ms`` (target <= 150) and ``wf2_warm_p50_ms`` (target <= 1500):
+  the median of ``n_warm`` sequential requests of each after those
+  (Workflow 2 by StartSyncExecution: the stack's EXPRESS type);
+- ``init_ms_<function>``: the Init Duration of each function's REPORT lines
+  (median over its cold starts; parsed with :mod:`swlab.analysis.logs`), and
+  ``cold_invoke_ms_<function>``: the Duration of those cold invocations (the
+  model functions load their model on the first event, not at init).
+
+Then tears the stack down and stops the cloud. Figures are ``name: value`` lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from swlab.settings import Settings, client, load_settings
+from swlab.smoke import Answer, post
+
+API_GATEWAY_TIMEOUT_MS = 29_000
+STACK = "bench"
+
+
+@dataclass
+class Figures:
+    values: dict[str, Any] = field(default_factory=dict)
+
+    def add(self, name: str, value: Any) -> None:
+        self.values[name] = round(value, 1) if isinstance(value, float) else value
+
+    def lines(self) -> list[str]:
+        return [f"{k}: {v}" for k, v in self.values.items()]
+
+
+def execution_ms(sfn: Any, state_machine_arn: str, wait_s: float = 300.0) -> float | None:
+    """Duration of the state machine's first execution (waits for it to stop); None if it never does."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        runs = sfn.list_executions(stateMachineArn=state_machine_arn)["executions"]
+        first = min(runs, key=lambda e: e["startDate"]) if runs else None
+        if first is not None and first.get("stopDate"):
+            return (first["stopDate"] - first["startDate"]).total_seconds() * 1000
+        time.sleep(1.0)
+    return None
+
+
+def cold_starts(settings: Settings, functions: dict[str, Any], since: datetime) -> dict[str, tuple[float, float]]:
+    """(median Init Duration, median Duration) in ms of each function's cold invocations since ``since``,
+    from its REPORT lines. The Duration of a cold invocation holds what a handler loads lazily (the
+    model functions import torch at init but load their model on the first event)."""
+    from swlab.analysis.collect import fetch_log_events
+    from swlab.analysis.logs import parse_log_events
+
+    logs, out = client(settings, "logs"), {}
+    until = datetime.now(timezone.utc) + timedelta(minutes=1)
+    for name, fn in sorted(functions.items()):
+        inv = parse_log_events(fetch_log_events(logs, fn["log_group"], since, until))
+        cold = inv[inv["init_duration_ms"].notna()] if len(inv) else inv
+        if len(cold):
+            out[name] = (float(cold["init_duration_ms"].astype(float).median()),
+                         float(cold["duration_ms"].astype(float).median()))
+    return out
+
+
+def warm_p50_ms(send: Callable[[int], Answer], n: int) -> float:
+    """Median time of ``n`` sequential requests; any non-2xx answer is an error (not a figure)."""
+    times = []
+    for i in range(n):
+        answer = send(i)
+        if not 200 <= answer.status < 300 or (isinstance(answer.body, dict) and answer.body.get("status") == "FAILED"):
+            raise RuntimeError(f"warm request {i} failed: {answer.status} {answer.body}")
+        times.append(answer.elapsed_ms)
+    return statistics.median(times)
+
+
+def measure(settings: Settings, outputs: dict[str, Any], urls: list[str], figures: Figures, n_warm: int,
+            progress: Callable[[str], None]) -> None:
+    """Cold then warm requests of both workflows over HTTP, and each function's init duration."""
+    api, since = outputs["api"], datetime.now(timezone.utc) - timedelta(seconds=5)
+    ingest, classify, key = api["endpoints"]["ingest"], api["endpoints"]["classify"], api["api_key"]
+    cold1 = post(ingest, {"image_url": urls[0]}, key)
+    if cold1.status != 201:
+        raise RuntimeError(f"first ingest failed: {cold1.status} {cold1.body}")
+    figures.add("wf1_cold_ms", cold1.elapsed_ms)
+    ids = [cold1.body["image_id"]] + [post(ingest, {"image_url": u}, key).body["image_id"] for u in urls[1:]]
+    progress(f"wf1 cold {cold1.elapsed_ms:.0f} ms; {len(ids)} images ingested; classifying (cold)")
+    cold2 = post(classify, {"image_id": ids[0]}, key)
+    figures.add("wf2_cold_ms", cold2.elapsed_ms)
+    figures.add("wf2_cold_status", cold2.status)
+    sfn = client(settings, "stepfunctions")
+    took = execution_ms(sfn, outputs["state_machine"]["arn"])
+    figures.add("wf2_cold_execution_ms", took if took is not None else float("nan"))
+    progress(f"wf2 cold: HTTP {cold2.status} after {cold2.elapsed_ms:.0f} ms, execution {took} ms; warm runs")
+    figures.add("wf1_warm_p50_ms", warm_p50_ms(lambda i: post(ingest, {"image_url": urls[i % len(urls)]}, key), n_warm))
+    figures.add("wf2_warm_p50_ms", warm_p50_ms(lambda i: post(classify, {"image_id": ids[i % len(ids)]}, key), n_warm))
+    colds = cold_starts(settings, outputs["functions"], since)
+    for name, (init_ms, _) in colds.items():
+        figures.add(f"init_ms_{name}", init_ms)
+    for name, (_, duration_ms) in colds.items():
+        figures.add(f"cold_invoke_ms_{name}", duration_ms)
+
+
+def run(n_warm: int = 20, work_dir: Path | None = None, progress: Callable[[str], None] = print,
+        **deploy_options: Any) -> Figures:
+    """Fresh local cloud → deploy → measure → teardown → stop; returns the figures."""
+    from swlab import deploy as deploy_mod
+    from swlab.localcloud.server import LocalCloudProcess
+    from swlab.samples import ImageServer
+    from swlab.teardown import teardown
+
+    figures = Figures()
+    with tempfile.TemporaryDirectory(prefix="swlab-bench-workflows-") as tmp:
+        work = Path(work_dir or tmp)
+        with ImageServer() as images, LocalCloudProcess(port=0, work_dir=work / "cloud") as cloud:
+            settings = load_settings(env={}, target="local", endpoint_url=cloud.endpoint_url, region="us-east-1",
+                                     stack=STACK, runs_dir=work / "runs")
+            started = time.monotonic()
+            result = deploy_mod.deploy(settings, progress=lambda line: None,
+                                       placeholders={"AllowedHosts": images.allowed_host}, **deploy_options)
+            figures.add("deploy_s", time.monotonic() - started)
+            progress(f"deployed in {figures.values['deploy_s']} s")
+            try:
+                measure(settings, result.outputs, images.sample_urls(), figures, n_warm, progress)
+            finally:
+                report = teardown(settings, progress=lambda line: None)
+                progress(f"teardown: {'clean' if report.clean else 'LEFT ' + str(report.remaining)}")
+    return figures
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="bench-workflows", description=__doc__.splitlines()[0])
+    ap.add_argument("--warm", type=int, default=20, help="warm requests per workflow (default 20)")
+    ap.add_argument("--work-dir", type=Path, help="keep the cloud's logs here (default: a temporary directory)")
+    args = ap.parse_args(argv)
+    figures = run(args.warm, args.work_dir, progress=lambda line: print(f"# {line}", file=sys.stderr, flush=True))
+    print("\n".join(figures.lines()), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,35 @@
+"""The pure parts of scripts/bench-workflows: medians of warm requests and the figure lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from swlab.bench_workflows import Figures, warm_p50_ms
+from swlab.smoke import Answer
+
+pytestmark = pytest.mark.unit
+
+
+def test_warm_p50_is_the_median_of_the_requests_sent():
+    times = iter([30.0, 10.0, 20.0, 50.0, 40.0])
+    sent = []
+
+    def send(i):
+        sent.append(i)
+        return Answer(200, {"status": "SUCCEEDED"}, next(times))
+
+    assert warm_p50_ms(send, 5) == 30.0 and sent == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("answer", [Answer(504, {"message": "Endpoint request timed out"}, 29_000.0),
+                                    Answer(200, {"status": "FAILED", "error": "X"}, 100.0)])
+def test_a_failed_warm_request_is_an_error_not_a_figure(answer):
+    with pytest.raises(RuntimeError, match="warm request 0 failed"):
+        warm_p50_ms(lambda i: answer, 3)
+
+
+def test_figures_print_as_name_value_lines_in_order():
+    figures = Figures()
+    figures.add("wf1_cold_ms", 558.4321)
+    figures.add("wf2_cold_status", 504)
+    assert figures.lines() == ["wf1_cold_ms: 558.4", "wf2_cold_status: 504"]

@@ -1,5 +1,6 @@
-"""Both workflows end to end on the local cloud: deploy the lab's real functions, drive them over HTTP
-with the API key, check DynamoDB and S3, tear down, find nothing left.
+"""Both workflows end to end on the local cloud: drive the lab's real functions (the session's
+deployed stack, tests/e2e/conftest.py) over HTTP with the API key, check DynamoDB and S3, tear
+down, find nothing left.
 
 Bad inputs are checked for a clear error and a consistent record. Addresses the
 ingest function must refuse are loopback ones outside its allow-list (127.0.0.2,

@@ -86,16 +86,24 @@ def latency_percentiles(samples: Mapping[str, pd.Series], quantiles=QUANTILES, c
 
 
 def latency_over_time(latency: pd.DataFrame, window: str = "10s") -> Figure:
-    """Latency of each request over time (failures as crosses) with a rolling median per label."""
+    """Latency of each request over time (failures as crosses) with a rolling median per label.
+
+    The median line is broken where no request started for longer than ``window``
+    (e.g. between the smoke test and the load test), instead of bridging the gap.
+    """
     fig = Figure(figsize=(10, 4), layout="constrained")
     ax = fig.subplots()
     for label, g in latency.groupby("label"):
         g = g.sort_values("time")
         ok = g["success"].astype(bool)
-        ax.scatter(g.loc[ok, "time"], g.loc[ok, "latency_ms"], s=6, alpha=0.5, label=f"{label}")
+        points = ax.scatter(g.loc[ok, "time"], g.loc[ok, "latency_ms"], s=6, alpha=0.5, label=f"{label}")
         ax.scatter(g.loc[~ok, "time"], g.loc[~ok, "latency_ms"], s=20, marker="x", color=COLD)
         med = g.set_index("time")["latency_ms"].rolling(window).median()
-        ax.plot(med.index, med.to_numpy(), linewidth=1.5, label=f"{label} rolling median ({window})")
+        segment = (med.index.to_series().diff() > pd.Timedelta(window)).cumsum().to_numpy()
+        colour = tuple(points.get_facecolor()[0][:3]) if len(points.get_offsets()) else None
+        for i, (_, part) in enumerate(med.groupby(segment)):
+            ax.plot(part.index, part.to_numpy(), linewidth=1.5, color=colour,
+                    label=f"{label} rolling median ({window})" if i == 0 else None)
     ax.set_yscale("log")
     ax.set_xlabel("request start (UTC)")
     ax.set_ylabel("latency (ms)")

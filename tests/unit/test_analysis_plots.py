@@ -47,6 +47,19 @@ def test_latency_plots(run):
     assert labels(plots.latency_over_time(client)) == ("request start (UTC)", "latency (ms)")
 
 
+def test_latency_over_time_breaks_the_median_line_at_a_quiet_gap():
+    start = pd.Timestamp("2026-11-27T05:00:00Z")
+    times = [start + pd.Timedelta(seconds=s) for s in (0, 1, 2, 300, 301, 302, 303)]
+    latency = pd.DataFrame({"time": times, "latency_ms": [10.0, 12, 11, 20, 21, 22, 23],
+                            "success": True, "label": "classify"})
+    ax = plots.latency_over_time(latency, window="10s").axes[0]
+    lines = ax.get_lines()
+    assert len(lines) == 2  # one segment before the 5-minute gap, one after
+    assert [len(line.get_xdata()) for line in lines] == [3, 4]
+    assert lines[0].get_color() == lines[1].get_color()
+    assert [t.get_text() for t in ax.get_legend().get_texts()].count("classify rolling median (10s)") == 1
+
+
 def test_throughput_plot(run):
     inv = run["invocations"]
     tp = stats.throughput(inv["start_time"], inv["end_time"], inv.loc[inv["status"] != "success", "end_time"])

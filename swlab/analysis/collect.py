@@ -339,12 +339,10 @@ def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: da
 # ---- JMeter --------------------------------------------------------------------------------
 
 def read_jtl(path: str | Path) -> pd.DataFrame:
-    """A JMeter CSV results file → DataFrame (timeStamp as UTC datetime, elapsed ms int, success bool)."""
-    df = pd.read_csv(path)
-    df["timeStamp"] = pd.to_datetime(df["timeStamp"], unit="ms", utc=True)
-    df["success"] = df["success"].astype(str).str.lower().eq("true")
-    df["elapsed"] = df["elapsed"].astype("int64")
-    return df
+    """A JMeter CSV results file → DataFrame: the load-test module's parser, so both read JTLs alike."""
+    from swlab.jmeter import parse_jtl
+
+    return parse_jtl(Path(path))
 
 
 # ---- one run ---------------------------------------------------------------------------------

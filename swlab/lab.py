@@ -37,12 +37,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
 import yaml
 
+from swlab.provenance import TOOLS, git_info, tool_versions  # noqa: F401 (part of lab's API)
 from swlab.settings import Settings, load_settings
 
 MANIFEST = "manifest.json"
@@ -50,10 +50,6 @@ LATEST = "latest"
 NOTEBOOK_RE = re.compile(r"^\d\d_[A-Za-z0-9_]+\.ipynb$")
 ALWAYS_RUN = ("teardown",)  # stages whose name contains one of these run even after a failure
 COMMON_PARAMETERS = ("run_dir",)  # passed to every notebook that declares it
-TOOLS = ("swlab", "boto3", "botocore", "moto", "awslambdaric", "pandas", "numpy", "pyarrow", "matplotlib",
-         "Pillow", "papermill", "nbclient", "ipykernel", "jupyter-book", "sphinx", "nbval", "torch", "torchvision")
-
-
 class LabError(RuntimeError):
     """A lab run cannot proceed; the message says what to fix."""
 
@@ -158,32 +154,6 @@ def plan_parameters(parameters: dict[str, Any], books: list[Path]) -> dict[str, 
 
 
 # ----------------------------------------------------------------------------- provenance
-
-
-def git_info(root: Path) -> dict[str, Any]:
-    """Commit, branch and whether the work tree differs from it (``None`` values outside git)."""
-    def git(*args: str) -> str | None:
-        try:
-            out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return out.stdout.strip() if out.returncode == 0 else None
-
-    commit = git("rev-parse", "HEAD")
-    status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD") if commit else None,
-            "dirty": bool(status) if status is not None else None}
-
-
-def tool_versions(names: Iterable[str] = TOOLS) -> dict[str, str | None]:
-    """Installed versions of the lab's tools (``None`` when not installed)."""
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in names:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
 
 
 def provenance(root: Path | None = None) -> dict[str, Any]:

@@ -19,11 +19,8 @@ A run directory holds one Parquet file per table and ``manifest.json``;
 from __future__ import annotations
 
 import json
-import platform
-import subprocess
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from importlib import metadata
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
@@ -31,6 +28,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from swlab.analysis.logs import parse_log_events
+from swlab.provenance import git_info, tool_versions
 
 TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",
           "state_machine_log_events", "jtl")
@@ -38,9 +36,6 @@ METRIC_STATS = {  # AWS/Lambda metric → statistics collected (no percentiles: 
     "Invocations": ("Sum",), "Errors": ("Sum",), "Throttles": ("Sum",),
     "Duration": ("Average", "Maximum", "SampleCount"), "ConcurrentExecutions": ("Maximum",),
 }
-_TOOLS = ("boto3", "botocore", "moto", "pandas", "pyarrow", "numpy", "matplotlib", "swlab")
-
-
 @dataclass
 class Run:
     """The telemetry of one run: named tables plus the manifest that describes them."""
@@ -412,32 +407,19 @@ def _executions_frame(rows: list[dict]) -> pd.DataFrame:
 
 def make_manifest(settings: Any, start: datetime, end: datetime, period_s: int, extra: dict | None) -> dict:
     """Provenance of a run: resolved settings, target, stack, window, git commit, tool versions."""
-    versions = {"python": platform.python_version()}
-    for tool in _TOOLS:
-        try:
-            versions[tool] = metadata.version(tool)
-        except metadata.PackageNotFoundError:
-            versions[tool] = None
     return {
         "settings": settings.as_dict(), "target": settings.target, "stack": settings.stack,
         "region": settings.region,
         "window": {"start": start.isoformat(), "end": end.isoformat()}, "metric_period_s": period_s,
-        "git_commit": git_commit(), "tool_versions": versions,
+        "git_commit": git_commit(), "tool_versions": tool_versions(),
         "collected_at": datetime.now(timezone.utc).isoformat(), **(extra or {}),
     }
 
 
 def git_commit(repo_dir: Path | None = None) -> str | None:
     """HEAD of the lab's repository (``-dirty`` appended when the tree has changes), or None."""
-    cwd = repo_dir or Path(__file__).resolve().parents[2]
-    try:
-        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                              timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                               capture_output=True, text=True, timeout=10).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return head + ("-dirty" if dirty else "")
+    git = git_info(repo_dir or Path(__file__).resolve().parents[2])
+    return git["commit"] and git["commit"] + ("-dirty" if git["dirty"] else "")
 
 
 def save_run(run: Run, run_dir: str | Path) -> Path:

@@ -2,7 +2,7 @@
 
 import boto3
 
-import swl_step
+import swl_log
 from fetch_image import fetch_image
 
 S3 = boto3.client("s3")
@@ -10,4 +10,6 @@ S3 = boto3.client("s3")
 
 def handler(event, context):
     result = fetch_image(event, S3)
-    return swl_step.log_result("fetch_image", result, context)
+    swl_log.log("fetch_image", image_id=result["image_id"], key=result["image"]["key"], ms=result["ms"],
+                request_id=getattr(context, "aws_request_id", None))
+    return result

@@ -7,6 +7,13 @@ so a burst of classifications never holds more than that many environments per
 model: the excess invocations are throttled (``Lambda.TooManyRequestsException``)
 and the state machine's Retry absorbs them, so every execution still succeeds
 with all three models. Bounds are counts, not timings.
+
+Whether a natural burst overlaps at the model stage depends on how the
+executions spread out in the preprocessing steps before it (cold starts on a
+shared 2-core machine), so the test does not rely on it: it holds one model at
+reserved concurrency 0 (AWS's "throttle every invocation") until the first
+throttle of the burst is recorded, then gives it back its limit. That makes the
+throttle → Retry → success path happen in every run.
 """
 
 from __future__ import annotations
@@ -69,25 +76,32 @@ def throttles(aws, function_name: str, since: datetime) -> float:
 
 
 def test_a_burst_is_throttled_and_retried_instead_of_scaling_out(aws, lab_settings, stack, ingested, warm):
-    sfn, ids = aws("stepfunctions", read_timeout=300), list(ingested.values())
+    sfn, lam, ids = aws("stepfunctions", read_timeout=300), aws("lambda"), list(ingested.values())
+    limit = RESERVED_CONCURRENCY_DEFAULT["local"]
+    held = stack["functions"]["mobilenet"]["function_name"]
     since = datetime.now(timezone.utc) - timedelta(minutes=1)
+    before = throttles(aws, held, since)
 
     def classify(i: int) -> dict:
         return sfn.start_sync_execution(stateMachineArn=stack["state_machine"]["arn"],
                                         input=json.dumps({"image_id": ids[i % len(ids)]}))
 
-    with PeakEnvironments(lab_settings.endpoint_url) as seen, ThreadPoolExecutor(BURST) as pool:
-        results = list(pool.map(classify, range(BURST)))
+    lam.put_function_concurrency(FunctionName=held, ReservedConcurrentExecutions=0)
+    try:
+        with PeakEnvironments(lab_settings.endpoint_url) as seen, ThreadPoolExecutor(BURST) as pool:
+            pending = [pool.submit(classify, i) for i in range(BURST)]
+            deadline = time.monotonic() + 120  # the burst's first execution reaches the models well inside this
+            while throttles(aws, held, since) == before and time.monotonic() < deadline:
+                time.sleep(0.2)  # metrics are flushed to CloudWatch every 0.2 s
+            throttled = throttles(aws, held, since) - before
+            lam.put_function_concurrency(FunctionName=held, ReservedConcurrentExecutions=limit)
+            results = [f.result() for f in pending]
+    finally:
+        lam.put_function_concurrency(FunctionName=held, ReservedConcurrentExecutions=limit)
+    assert throttled > 0, "an invocation of a model at reserved concurrency 0 was not throttled"
     assert [r["status"] for r in results] == ["SUCCEEDED"] * BURST, [r.get("cause") for r in results]
     for r in results:
         out = json.loads(r["output"])
         assert sorted(out["models_contributing"]) == sorted(MODELS) and not out["models_failed"], out
-    limit = RESERVED_CONCURRENCY_DEFAULT["local"]
     for model in MODELS:
         assert 1 <= seen.peak[stack["functions"][model]["function_name"]] <= limit, seen.peak
-    deadline = time.monotonic() + 30  # metrics are flushed to CloudWatch in batches
-    total = 0.0
-    while time.monotonic() < deadline and total == 0:
-        total = sum(throttles(aws, stack["functions"][m]["function_name"], since) for m in MODELS)
-        time.sleep(0.5)
-    assert total > 0, "a burst of 4x the reserved concurrency was never throttled"

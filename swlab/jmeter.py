@@ -715,6 +715,14 @@ def arrival_gaps_s(df: pd.DataFrame, skip_first_s: float = 5.0) -> pd.Series:
     return starts.diff().dropna().dt.total_seconds().reset_index(drop=True)
 
 
+def returned_ids(samples: pd.DataFrame) -> list[str]:
+    """The ids the successful samples returned (``sample_id``, e.g. Workflow 1's ``image_id``), in order.
+
+    What Workflow 2's load test classifies: only the images Workflow 1 accepted.
+    """
+    return samples.loc[samples["success"] & (samples["sample_id"] != ""), "sample_id"].tolist()
+
+
 def summarize_jtl(df: pd.DataFrame, samples_planned: int, skip_first_s: float = 5.0) -> dict[str, float]:
     """Samples, error %, latency percentiles (ms, all samples) and the largest arrival gap."""
     gaps = arrival_gaps_s(df, skip_first_s)
@@ -744,7 +752,7 @@ def bench_loadtest(target: Target, urls_file: Path, runs_dir: Path, profile: Loa
     figures: dict[str, float] = {}
     wf1 = run_workflow("wf1", target, urls_file, Path(runs_dir) / "wf1", profile, install=install, progress=progress)
     df1 = parse_jtl(wf1.jtl)
-    ids = df1.loc[df1["success"] & (df1["sample_id"] != ""), "sample_id"].tolist()
+    ids = returned_ids(df1)
     if not ids:
         raise JMeterRunError(f"Workflow 1 returned no image ids (see {wf1.jtl}); Workflow 2 has nothing to classify")
     ids_file = write_data_file(Path(runs_dir) / "wf2_image_ids.csv", ids, WORKFLOWS["wf2"].field)

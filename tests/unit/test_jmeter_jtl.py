@@ -41,6 +41,12 @@ def test_unset_sample_variables_are_empty_not_the_word_null():
     assert df["sample_id"].tolist() == ["img-1", "", "", "img-4"]
 
 
+def test_returned_ids_are_those_of_successful_samples_in_order():
+    assert jmeter.returned_ids(jmeter.parse_jtl(FIXTURES / "edge_cases.jtl")) == ["img-1", "img-4"]
+    samples = pd.DataFrame({"success": [True, False, True, True], "sample_id": ["b", "lost", "", "a"]})
+    assert jmeter.returned_ids(samples) == ["b", "a"]  # a failure's id and an empty id are not returned
+
+
 def test_real_jmeter_output_with_failures():
     """Files written by JMeter 5.5 against the stub API (fail_every=3)."""
     ingest = jmeter.parse_jtl(FIXTURES / "ingest_with_failures.jtl")

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 import swl_env
+import swl_log
 from swl_errors import ModelFailure
 from swl_event import image_id_of
 from swl_s3 import pointer, read_image
@@ -192,3 +193,10 @@ def classify(event: Mapping[str, Any], name: str, cfg: InferenceConfig, s3: Any)
         "top5": top_k(probabilities, classifier.categories, cfg.top_k),
         "inference_ms": inference_ms, "cold": cold, "load_ms": classifier.load_ms if cold else 0.0,
     }
+
+
+def log_result(model: str, result: Mapping[str, Any]) -> Mapping[str, Any]:
+    """One structured log line per inference (what every model function's handler logs); returns ``result``."""
+    swl_log.log(model, image_id=result["image_id"], weights=result["weights"], top1=result["top5"][0],
+                inference_ms=result["inference_ms"], cold=result["cold"], load_ms=result["load_ms"])
+    return result

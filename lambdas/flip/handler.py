@@ -2,7 +2,7 @@
 
 import boto3
 
-import swl_log
+import swl_step
 from flip import flip, default_direction
 
 S3 = boto3.client("s3")
@@ -11,6 +11,4 @@ DEFAULT_DIRECTION = default_direction()
 
 def handler(event, context):
     result = flip(event, S3, DEFAULT_DIRECTION)
-    swl_log.log("flip", image_id=result["image_id"], key=result["image"]["key"], ms=result["ms"],
-                request_id=getattr(context, "aws_request_id", None))
-    return result
+    return swl_step.log_result("flip", result, context)

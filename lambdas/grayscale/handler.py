@@ -2,7 +2,7 @@
 
 import boto3
 
-import swl_log
+import swl_step
 from grayscale import grayscale
 
 S3 = boto3.client("s3")
@@ -10,6 +10,4 @@ S3 = boto3.client("s3")
 
 def handler(event, context):
     result = grayscale(event, S3)
-    swl_log.log("grayscale", image_id=result["image_id"], key=result["image"]["key"], ms=result["ms"],
-                request_id=getattr(context, "aws_request_id", None))
-    return result
+    return swl_step.log_result("grayscale", result, context)

@@ -2,7 +2,7 @@
 
 import boto3
 
-import swl_log
+import swl_step
 from resize import resize, default_size
 
 S3 = boto3.client("s3")
@@ -11,6 +11,4 @@ DEFAULT_SIZE = default_size()
 
 def handler(event, context):
     result = resize(event, S3, DEFAULT_SIZE)
-    swl_log.log("resize", image_id=result["image_id"], key=result["image"]["key"], ms=result["ms"],
-                request_id=getattr(context, "aws_request_id", None))
-    return result
+    return swl_step.log_result("resize", result, context)

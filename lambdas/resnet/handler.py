@@ -3,7 +3,6 @@
 import boto3
 
 import swl_infer
-import swl_log
 from resnet import MODEL, classify
 
 CONFIG = swl_infer.config_from_env()
@@ -11,7 +10,4 @@ S3 = boto3.client("s3")
 
 
 def handler(event, context):
-    result = classify(event, CONFIG, S3)
-    swl_log.log(MODEL, image_id=result["image_id"], weights=result["weights"], top1=result["top5"][0],
-                inference_ms=result["inference_ms"], cold=result["cold"], load_ms=result["load_ms"])
-    return result
+    return swl_infer.log_result(MODEL, classify(event, CONFIG, S3))

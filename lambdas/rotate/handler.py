@@ -2,7 +2,7 @@
 
 import boto3
 
-import swl_log
+import swl_step
 from rotate import rotate, default_degrees
 
 S3 = boto3.client("s3")
@@ -11,6 +11,4 @@ DEFAULT_DEGREES = default_degrees()
 
 def handler(event, context):
     result = rotate(event, S3, DEFAULT_DEGREES)
-    swl_log.log("rotate", image_id=result["image_id"], key=result["image"]["key"], ms=result["ms"],
-                request_id=getattr(context, "aws_request_id", None))
-    return result
+    return swl_step.log_result("rotate", result, context)

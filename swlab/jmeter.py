@@ -18,6 +18,7 @@ Pieces, in the order a run uses them:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import json
@@ -38,6 +39,11 @@ from typing import Callable, Iterable, Mapping
 from urllib.parse import urlsplit
 
 import pandas as pd
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None
 
 JMETER_VERSION = "5.5"
 MIN_JMETER_VERSION = (5, 5)
@@ -298,6 +304,25 @@ def ensure_jmeter(home: Path | None = None, cache_dir: Path | None = None, downl
     """
     env = os.environ if env is None else env
     cache_dir = cache_dir or default_cache_dir(env)
+    with cache_lock(cache_dir):  # two lab runs on one machine must not assemble (or replace) the same home
+        return _ensure_jmeter(home, cache_dir, download, env)
+
+
+@contextlib.contextmanager
+def cache_lock(cache_dir: Path):
+    """An exclusive lock on the JMeter cache, across processes (``flock``; no lock where there is no fcntl)."""
+    Path(cache_dir).mkdir(parents=True, exist_ok=True)
+    with open(Path(cache_dir) / ".lock", "a") as fh:
+        if fcntl is not None:
+            fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            if fcntl is not None:
+                fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _ensure_jmeter(home: Path | None, cache_dir: Path, download: bool, env: Mapping[str, str]) -> JMeterInstall:
     java = find_java(env, cache_dir, install=download)
     if home is not None:
         version = jmeter_home_version(home)

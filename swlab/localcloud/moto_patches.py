@@ -55,6 +55,14 @@ compact finished history    a finished execution keeps its event history as live
 TMP_THREADS pruning         moto appends every worker thread (one per execution, one per
                             program, one per Task) to a module list it never empties;
                             finished threads are dropped from it every 200 starts.
+DynamoDB consumed capacity  ``ConsumedCapacity`` is a constant (PutItem 1, GetItem and
+                            UpdateItem 0.5, whatever the item's size or ConsistentRead),
+                            and UpdateItem returns it even when not asked. The lab's cost
+                            model reads it (swl_log's ``aws_calls`` line), so it is computed
+                            as AWS does: writes ceil(KB) (UpdateItem: of the larger of the
+                            item before and after; PutItem: of the new item), reads
+                            ceil(size / 4 KB), halved when not ConsistentRead; min 1 unit
+                            (0.5 read); only when ``ReturnConsumedCapacity`` asks.
 ==========================  ===============================================================
 
 Not patched, documented: a Task's ``TimeoutSeconds`` raises ``States.Timeout``
@@ -118,6 +126,7 @@ def apply(options: dict[str, Any] | None = None) -> None:
         _patch_states_error_names()
         _patch_jsonpath_parse_cache()
         _patch_compact_finished_history()
+        _patch_dynamodb_consumed_capacity()
         _applied = True
 
 
@@ -575,3 +584,60 @@ def _patch_compact_finished_history() -> None:
             logging.getLogger("swlab.localcloud").exception("compacting execution history failed")
 
     BaseExecutionWorkerCommunication.terminated = terminated
+
+
+# -- DynamoDB consumed capacity -----------------------------------------------------------------
+
+_WRITE_UNIT_BYTES, _READ_UNIT_BYTES = 1024, 4096
+
+
+def consumed_capacity_units(operation: str, size_bytes: int, consistent_read: bool = False) -> float:
+    """Capacity units AWS charges one single-item operation on an item of ``size_bytes`` (on-demand: request units)."""
+    if operation == "get_item":
+        units = max(1, math.ceil(size_bytes / _READ_UNIT_BYTES))
+        return float(units) if consistent_read else units / 2
+    return float(max(1, math.ceil(size_bytes / _WRITE_UNIT_BYTES)))
+
+
+def _stored_size(handler: Any) -> int:
+    try:
+        item = handler.dynamodb_backend.get_item(handler.body["TableName"], handler.body["Key"])
+    except Exception:  # noqa: BLE001 - the operation itself reports a bad table or key
+        return 0
+    return item.size() if item is not None else 0
+
+
+def _request_item_size(handler: Any) -> int:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+    from moto.dynamodb.models.utilities import bytesize
+
+    return sum(bytesize(k) + DynamoType(v).size() for k, v in (handler.body.get("Item") or {}).items())
+
+
+def _patch_dynamodb_consumed_capacity() -> None:
+    """moto 5.2.5 answers a constant ``ConsumedCapacity`` per operation (UpdateItem: always, 0.5)."""
+    from moto.dynamodb.responses import DynamoHandler
+
+    for operation in ("put_item", "get_item", "update_item", "delete_item"):
+        original = getattr(DynamoHandler, operation)
+        ORIGINALS[f"dynamodb.{operation}"] = original
+        setattr(DynamoHandler, operation, _with_consumed_capacity(operation, original))
+
+
+def _with_consumed_capacity(operation: str, original: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(original)
+    def handler(self) -> Any:
+        before = _stored_size(self) if operation in ("update_item", "delete_item") else 0
+        result = original(self)
+        body = result.result
+        body.pop("ConsumedCapacity", None)
+        mode = self.body.get("ReturnConsumedCapacity", "NONE")
+        if mode in ("TOTAL", "INDEXES"):
+            size = {"put_item": _request_item_size, "delete_item": lambda h: before}.get(
+                operation, lambda h: max(before, _stored_size(h)))(self)
+            units = consumed_capacity_units(operation, size, bool(self.body.get("ConsistentRead")))
+            body["ConsumedCapacity"] = {"TableName": self.body["TableName"], "CapacityUnits": units,
+                                        **({"Table": {"CapacityUnits": units}} if mode == "INDEXES" else {})}
+        return result
+
+    return handler

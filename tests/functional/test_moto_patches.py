@@ -243,3 +243,62 @@ def test_moto_still_keeps_live_history_and_compaction_preserves_it(parser_backen
     assert isinstance(execution.exec_worker.env.event_manager, moto_patches.CompactEventHistory)
     assert execution.to_history_output()["events"] == history
     assert execution.exec_worker.env.event_manager.size_bytes < 2000
+
+
+TABLE_SPEC = {"AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+              "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST"}
+
+
+def test_moto_dynamodb_still_answers_a_constant_consumed_capacity(monkeypatch):
+    import boto3
+    from moto import mock_aws
+
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(TableName="t", **TABLE_SPEC)
+        big = {"k": {"S": "a"}, "body": {"S": "x" * 5000}}  # ~5 KB: 5 write units, 2 consistent read units on AWS
+        put = ddb.put_item(TableName="t", Item=big, ReturnConsumedCapacity="TOTAL")
+        update = ddb.update_item(TableName="t", Key={"k": {"S": "a"}}, UpdateExpression="SET n = :n",
+                                 ExpressionAttributeValues={":n": {"N": "1"}})  # capacity not asked for
+        get = ddb.get_item(TableName="t", Key={"k": {"S": "a"}}, ConsistentRead=True, ReturnConsumedCapacity="TOTAL")
+    assert put["ConsumedCapacity"]["CapacityUnits"] == 1.0
+    assert update["ConsumedCapacity"]["CapacityUnits"] == 0.5
+    assert get["ConsumedCapacity"]["CapacityUnits"] == 0.5
+
+
+def test_consumed_capacity_units_follow_aws_rules():
+    units = moto_patches.consumed_capacity_units
+    assert units("put_item", 10) == units("update_item", 1024) == 1.0 and units("put_item", 1025) == 2.0
+    assert units("get_item", 0) == 0.5 and units("get_item", 4096, consistent_read=True) == 1.0
+    assert units("get_item", 4097) == 1.0 and units("get_item", 4097, consistent_read=True) == 2.0
+
+
+def test_local_cloud_reports_consumed_capacity_as_aws_does(aws):
+    ddb = aws("dynamodb")
+    name = f"capacity-{time.monotonic_ns()}"
+    ddb.create_table(TableName=name, **TABLE_SPEC)
+    try:
+        item = {"k": {"S": "a"}, "body": {"S": "x" * 5000}}  # 1 + 1 + 4 + 5000 bytes: 5 write units
+        assert ddb.put_item(TableName=name, Item=item, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"] == {
+            "TableName": name, "CapacityUnits": 5.0}
+        update = ddb.update_item(TableName=name, Key={"k": {"S": "a"}}, UpdateExpression="SET n = :n",
+                                 ExpressionAttributeValues={":n": {"N": "1"}})
+        assert "ConsumedCapacity" not in update  # not asked for
+        shrink = ddb.update_item(TableName=name, Key={"k": {"S": "a"}}, UpdateExpression="REMOVE body",
+                                 ReturnConsumedCapacity="TOTAL")
+        assert shrink["ConsumedCapacity"]["CapacityUnits"] == 5.0  # the larger of before and after
+        ddb.put_item(TableName=name, Item=item)
+        key = {"k": {"S": "a"}}
+        assert ddb.get_item(TableName=name, Key=key, ConsistentRead=True,
+                            ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 2.0
+        assert ddb.get_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"][
+            "CapacityUnits"] == 1.0
+        assert ddb.get_item(TableName=name, Key={"k": {"S": "none"}}, ReturnConsumedCapacity="INDEXES")[
+            "ConsumedCapacity"] == {"TableName": name, "CapacityUnits": 0.5, "Table": {"CapacityUnits": 0.5}}
+        assert ddb.delete_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"][
+            "CapacityUnits"] == 5.0
+    finally:
+        ddb.delete_table(TableName=name)

@@ -42,6 +42,7 @@ def update_existing(ddb: Any, table: str, image_id: str, fields: Mapping[str, An
         ConditionExpression="attribute_exists(image_id)",
         ExpressionAttributeNames=names,
         ExpressionAttributeValues=values,
+        ReturnConsumedCapacity="TOTAL",  # the units it cost, for the lab's cost model (swl_log)
     )
 
 

@@ -2,13 +2,15 @@
 
 import boto3
 
+import swl_log
 import swl_step
 from flip import flip, default_direction
 
-S3 = boto3.client("s3")
+S3 = swl_log.watch_calls(boto3.client("s3"))
 DEFAULT_DIRECTION = default_direction()
 
 
+@swl_log.reports_calls
 def handler(event, context):
     result = flip(event, S3, DEFAULT_DIRECTION)
     return swl_step.log_result("flip", result, context)

@@ -136,7 +136,8 @@ def ingest(
     s3.put_object(Bucket=cfg.bucket, Key=key, Body=fetched.body, ContentType=info["content_type"],
                   Metadata={"image-id": image_id, "sha256": sha256}, IfNoneMatch="*")  # never overwrite
     try:
-        ddb.put_item(TableName=cfg.table, Item=to_dynamodb(item), ConditionExpression="attribute_not_exists(image_id)")
+        ddb.put_item(TableName=cfg.table, Item=to_dynamodb(item), ConditionExpression="attribute_not_exists(image_id)",
+                     ReturnConsumedCapacity="TOTAL")  # the units it cost, for the lab's cost model (swl_log)
     except Exception:
         s3.delete_object(Bucket=cfg.bucket, Key=key)  # no object without its item either
         raise

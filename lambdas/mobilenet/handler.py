@@ -3,11 +3,13 @@
 import boto3
 
 import swl_infer
+import swl_log
 from mobilenet import MODEL, classify
 
 CONFIG = swl_infer.config_from_env()
-S3 = boto3.client("s3")
+S3 = swl_log.watch_calls(boto3.client("s3"))
 
 
+@swl_log.reports_calls
 def handler(event, context):
     return swl_infer.log_result(MODEL, classify(event, CONFIG, S3))

@@ -2,13 +2,15 @@
 
 import boto3
 
+import swl_log
 import swl_step
 from resize import resize, default_size
 
-S3 = boto3.client("s3")
+S3 = swl_log.watch_calls(boto3.client("s3"))
 DEFAULT_SIZE = default_size()
 
 
+@swl_log.reports_calls
 def handler(event, context):
     result = resize(event, S3, DEFAULT_SIZE)
     return swl_step.log_result("resize", result, context)

@@ -42,6 +42,31 @@ def test_classify_records_labels_and_writes_processed_images(aws, stack, ingeste
     assert all(any(image_id in k for k in processed) for image_id in ingested.values()), processed
 
 
+def aws_calls_of(aws, function_name: str) -> list[dict]:
+    """The ``aws_calls`` records (swl_log) in a function's log group: what the cost model counts."""
+    pages = aws("logs").get_paginator("filter_log_events").paginate(
+        logGroupName=f"/aws/lambda/{function_name}", filterPattern='"aws_calls"')
+    records = [json.loads(e["message"]) for page in pages for e in page["events"] if e["message"].startswith("{")]
+    return [r for r in records if r.get("message") == "aws_calls"]
+
+
+def test_each_function_logs_the_aws_calls_it_made(aws, stack, ingested, warm):
+    fn = {name: f["function_name"] for name, f in stack["functions"].items()}
+    ingest = aws_calls_of(aws, fn["ingest"])
+    assert len(ingest) >= len(ingested)
+    for record in ingest:  # one object and one item (< 1 KB: one write unit) per accepted image
+        assert record["calls"] == {"s3:PutObject": 1, "dynamodb:PutItem": 1}, record
+        assert record["capacity_units"] == {"dynamodb:PutItem": 1.0}, record
+    for step in ("fetch_image", "grayscale", "flip", "rotate", "resize"):
+        assert {"s3:GetObject": 1, "s3:PutObject": 1} in [r["calls"] for r in aws_calls_of(aws, fn[step])], step
+    for model in ("alexnet", "resnet", "mobilenet"):
+        assert all(r["calls"].get("s3:GetObject", 0) >= 1 for r in aws_calls_of(aws, fn[model])), model
+    updates = aws_calls_of(aws, fn["update"])
+    assert updates and all(r["calls"] == {"dynamodb:UpdateItem": 1} for r in updates), updates
+    assert all(r["capacity_units"]["dynamodb:UpdateItem"] >= 1.0 for r in updates), updates  # AWS's minimum
+    assert aws_calls_of(aws, fn["aggregate"]) == []  # it calls nothing
+
+
 @pytest.mark.parametrize("url_of, reason", [
     (lambda srv: "file:///etc/passwd", "bad_scheme"),
     (lambda srv: "ftp://127.0.0.1/x.jpg", "bad_scheme"),

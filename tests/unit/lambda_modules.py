@@ -8,6 +8,7 @@ exactly as in the deployed zip; handlers are loaded under unique module names
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 from pathlib import Path
 from types import ModuleType
@@ -21,6 +22,12 @@ def add_paths(*functions: str) -> None:
     for folder in (LAMBDAS / "_shared", *(LAMBDAS / f for f in functions)):
         if str(folder) not in sys.path:
             sys.path.insert(0, str(folder))
+
+
+def aws_calls_lines(stdout: str) -> list[dict]:
+    """The ``aws_calls`` records a handler printed (one per invocation that called AWS), as the cost model reads them."""
+    records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
+    return [{"calls": r["calls"], "capacity_units": r["capacity_units"]} for r in records if r["message"] == "aws_calls"]
 
 
 def load_handler(function: str) -> ModuleType:

@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_modules import REGION, add_paths, load_handler, make_stack
+from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler, make_stack
 from swlab.samples import ImageServer, list_samples
 
 add_paths("ingest")
@@ -308,14 +308,19 @@ def test_handle_reports_storage_failure_as_500(server, aws):
     assert ddb.scan(TableName=ENV["TABLE"])["Items"] == []
 
 
-def test_handler_module_reads_env_and_allows_the_lab_server(server, aws, monkeypatch):
+def test_handler_module_reads_env_and_allows_the_lab_server(server, aws, monkeypatch, capsys):
     for name, value in {**ENV, "ALLOWED_HOSTS": server.allowed_host}.items():
         monkeypatch.setenv(name, value)
     handler = load_handler("ingest")
     ok = handler.handler({"body": json.dumps({"image_url": server.url("/samples/rocket.jpg")})}, None)
     assert ok["statusCode"] == 201, ok
+    # the requests the cost model counts: one object, one item (and the write units DynamoDB reported)
+    (line,) = aws_calls_lines(capsys.readouterr().out)
+    assert line["calls"] == {"s3:PutObject": 1, "dynamodb:PutItem": 1}
+    assert list(line["capacity_units"]) == ["dynamodb:PutItem"] and line["capacity_units"]["dynamodb:PutItem"] > 0
     private = handler.handler({"body": json.dumps({"image_url": server.url("/redirect/private")})}, None)
     assert private["statusCode"] == 400 and json.loads(private["body"])["error"] == "forbidden_address"
+    assert aws_calls_lines(capsys.readouterr().out) == []  # refused before any AWS call
 
 
 def test_config_rejects_missing_and_malformed_values():

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from lambda_modules import REGION, add_paths, load_handler, make_stack
+from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler, make_stack
 
 add_paths("aggregate", "update", "mark_failed")
 import swl_errors  # noqa: E402
@@ -122,10 +122,24 @@ def test_mark_failed_records_error_and_cause(ddb):
         mark_failed({"image_id": "ghost", "error": caught}, ddb, TABLE)
 
 
-def test_handlers_read_the_table_from_env(ddb, monkeypatch):
+def test_handlers_read_the_table_from_env(ddb, monkeypatch, capsys):
     monkeypatch.setenv("TABLE", TABLE)
     result = load_handler("aggregate").handler({"image_id": "img1", "models": [A, R, M]}, None)
     load_handler("update").handler({"image_id": "img1", "result": result, "timings_ms": {}}, None)
     assert item(ddb)["status"] == "CLASSIFIED"
     load_handler("mark_failed").handler({"image_id": "img1", "error": {"Error": "States.Timeout", "Cause": ""}}, None)
     assert item(ddb)["status"] == "FAILED" and item(ddb)["error"] == "States.Timeout"
+    lines = aws_calls_lines(capsys.readouterr().out)  # aggregate calls nothing: two lines, update and mark_failed
+    assert [line["calls"] for line in lines] == [{"dynamodb:UpdateItem": 1}] * 2
+    # the units DynamoDB reported (asked for with ReturnConsumedCapacity; their size rules: test_moto_patches)
+    assert all(list(line["capacity_units"]) == ["dynamodb:UpdateItem"] for line in lines), lines
+    assert all(line["capacity_units"]["dynamodb:UpdateItem"] > 0 for line in lines), lines
+
+
+def test_a_failed_call_is_counted_too(ddb, monkeypatch, capsys):
+    """DynamoDB bills a failed conditional write, so the call is reported even though the handler raised."""
+    monkeypatch.setenv("TABLE", TABLE)
+    with pytest.raises(Exception, match="ConditionalCheckFailed"):
+        load_handler("mark_failed").handler({"image_id": "ghost", "error": {"Error": "States.Timeout"}}, None)
+    (line,) = aws_calls_lines(capsys.readouterr().out)
+    assert line["calls"] == {"dynamodb:UpdateItem": 1}

@@ -10,7 +10,7 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from lambda_modules import REGION, add_paths, load_handler
+from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler
 from swlab.samples import list_samples
 
 add_paths("fetch_image", "grayscale", "flip", "rotate", "resize")
@@ -155,15 +155,19 @@ def test_steps_refuse_missing_input_objects(s3):
             step(event, s3)
 
 
-def test_the_chain_through_the_handlers(s3, monkeypatch):
+def test_the_chain_through_the_handlers(s3, monkeypatch, capsys):
     """The five handlers as Step Functions calls them: each result's pointer feeds the next."""
     monkeypatch.setenv("ROTATE_DEGREES", "270")
     _, event = put_sample(s3, "rocket")
+    capsys.readouterr()
     state = load_handler("fetch_image").handler(event, None)
-    keys = [state["image"]["key"]]
+    keys, calls = [state["image"]["key"]], aws_calls_lines(capsys.readouterr().out)
     for name in ("grayscale", "flip", "rotate", "resize"):
         state = load_handler(name).handler({"image_id": "id-rocket", "image": state["image"]}, None)
         keys.append(state["image"]["key"])
+        calls += aws_calls_lines(capsys.readouterr().out)
+    # each step reads its input and writes its output once: the S3 requests the cost model counts
+    assert calls == [{"calls": {"s3:GetObject": 1, "s3:PutObject": 1}, "capacity_units": {}}] * 5, calls
     assert keys == [f"processed/id-rocket/{s}.png" for s in ("original", "grayscale", "flip", "rotate", "resize")]
     assert state["size"] == [224, 224] and load(s3, state["image"]).mode == "L"
     assert set(state) >= {"image_id", "image", "width", "height", "mode", "ms"}

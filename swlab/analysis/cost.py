@@ -5,9 +5,14 @@ on target aws, from the Price List API (:func:`refresh_prices`); every table say
 Free tier is never subtracted: :func:`cost_table` shows, beside each line, how much of it a
 monthly free tier would cover.
 
-What telemetry cannot show (S3 and DynamoDB request counts) comes from
-:data:`REQUEST_PROFILE`, the requests one run of each workflow makes by design; pass your own
-when the functions change.
+S3 requests and DynamoDB request units are measured: each function writes, per invocation
+that made AWS SDK calls, an ``aws_calls`` log line (read by
+:func:`swlab.analysis.logs.aws_calls`), and the state machine's direct DynamoDB states are
+counted from the execution history (:func:`sfn_dynamodb_units`). A workflow whose functions
+wrote no such line (a run directory from before the line existed) falls back to
+:data:`REQUEST_PROFILE`, the requests one run makes by design. Storage and API Gateway requests
+always come from the profile. Every usage line says which in its ``basis`` column
+("measured" or "design").
 """
 
 from __future__ import annotations
@@ -22,12 +27,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from swlab.analysis.logs import aws_calls
+
 PRICES_PATH = Path(__file__).resolve().parents[1] / "data" / "prices.json"
 BYTES_PER_GB = 1024 ** 3
 LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs bills each event as UTF-8 message bytes + 26
 EXPRESS_MEMORY_MB = 64  # 50 MB + definition + pointer-sized payloads → one 64-MB chunk
-# Requests to S3/DynamoDB/API Gateway that one run of each workflow makes (design, not measured).
-# Storage: what a run leaves behind, kept for one month (a ~200 KB photo; five ~100 KB
+# Requests to S3/DynamoDB/API Gateway that one run of each workflow makes (design, not measured):
+# API Gateway always, S3/DynamoDB requests only for a run whose functions logged no aws_calls line.
+# Storage (always from here): what a run leaves behind, kept for one month (a ~200 KB photo; five ~100 KB
 # intermediates; a ~1 KB item). Change these when measuring other images.
 REQUEST_PROFILE: dict[str, dict[str, float]] = {
     "ingest": {"apigateway_requests": 1, "s3_put_requests": 1, "dynamodb_write_units": 1,
@@ -106,12 +114,14 @@ def lambda_billed_ms(invocations: pd.DataFrame, init_billed: bool = True) -> pd.
 # ---- usage of a run → itemized cost ---------------------------------------------------------
 
 _USAGE_COLUMNS = ["workflow", "runs", "service", "item", "variant", "quantity", "unit", "price_key", "per",
-                  "free_tier_key"]
+                  "free_tier_key", "basis"]
+MEASURED, DESIGN = "measured", "design"  # basis of a usage line: the run's telemetry, or REQUEST_PROFILE
 
 
-def _line(workflow, runs, service, item, quantity, unit, price_key, per=1.0, free=None, variant="all"):
+def _line(workflow, runs, service, item, quantity, unit, price_key, per=1.0, free=None, variant="all",
+          basis=MEASURED):
     return dict(zip(_USAGE_COLUMNS, (workflow, runs, service, item, variant, float(quantity), unit, price_key,
-                                     per, free)))
+                                     per, free, basis)))
 
 
 def workflows_of_run(tables: dict[str, pd.DataFrame], stack: str) -> dict[str, dict]:
@@ -136,9 +146,17 @@ def workflows_of_run(tables: dict[str, pd.DataFrame], stack: str) -> dict[str, d
 
 def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | None = None,
                 init_billed: bool = True) -> pd.DataFrame:
-    """What a run consumed, per workflow and service (quantities with units; no prices yet)."""
+    """What a run consumed, per workflow and service (quantities with units; no prices yet).
+
+    ``basis`` says where each quantity comes from: "measured" (REPORT lines, execution histories,
+    log bytes, the functions' aws_calls lines) or "design" (``profile``, default
+    :data:`REQUEST_PROFILE`: storage, API Gateway requests, and S3/DynamoDB requests of a
+    workflow whose functions logged no aws_calls line).
+    """
     profile = REQUEST_PROFILE if profile is None else profile
     inv = tables["invocations"]
+    events = tables.get("log_events")
+    calls = aws_calls(events) if events is not None and len(events) else aws_calls([])
     arch = tables.get("functions", pd.DataFrame()).set_index("function")["architecture"].to_dict() \
         if len(tables.get("functions", [])) else {}
     rows: list[dict] = []
@@ -147,7 +165,8 @@ def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | Non
         rows += _lambda_lines(wf, runs, inv[inv["function"].isin(fns)], arch, init_billed)
         if info["state_machine"]:
             rows += _sfn_lines(wf, runs, tables, info["state_machine"])
-        rows += _profile_lines(wf, runs, profile.get(wf, {}))
+        rows += _request_lines(wf, runs, profile.get(wf, {}), calls[calls["function"].isin(fns)],
+                               tables.get("states"), info["state_machine"])
         rows += _logs_lines(wf, runs, tables.get("log_events"), fns, tables.get("state_machine_log_events"),
                             info["state_machine"])
     return pd.DataFrame(rows, columns=_USAGE_COLUMNS)
@@ -173,12 +192,7 @@ def _lambda_lines(wf: str, runs: int, inv: pd.DataFrame, arch: dict, init_billed
 def _sfn_lines(wf: str, runs: int, tables: dict, sm: str) -> list[dict]:
     states = tables["states"]
     mine = states[states["state_machine"] == sm]
-    # a state transition per state entered, plus one per retry (a failed attempt that was tried again)
-    retries = 0
-    if "failed_attempts" in mine:
-        last_failed = (mine["status"] == "failed").astype(int) if "status" in mine else 0
-        retries = int((mine["failed_attempts"].fillna(0) - last_failed).clip(lower=0).sum())
-    transitions = len(mine) + retries
+    transitions = int(state_attempts(mine).sum())  # a transition per state entered, plus one per retry
     ex = tables["executions"]
     durations = ex.loc[(ex["state_machine"] == sm) & ex["duration_ms"].notna(), "duration_ms"]
     gb_s = sum(sfn_express_billed_gb_s(d) for d in durations)
@@ -192,11 +206,101 @@ def _sfn_lines(wf: str, runs: int, tables: dict, sm: str) -> list[dict]:
     ]
 
 
+def state_attempts(states: pd.DataFrame) -> pd.Series:
+    """Attempts per state visit: 1 + its retries (failed attempts that were tried again; a visit
+    whose last attempt failed was not retried after it)."""
+    retries = pd.Series(0, index=states.index, dtype="int64")
+    if "failed_attempts" in states:
+        last_failed = (states["status"] == "failed").astype(int) if "status" in states else 0
+        retries = (states["failed_attempts"].fillna(0) - last_failed).clip(lower=0).astype("int64")
+    return 1 + retries
+
+
+# ---- S3 and DynamoDB requests: measured (aws_calls lines, SFN DynamoDB states) or by design -------
+
+# S3 bills PUT, COPY, POST and LIST requests as Tier 1 and GET, SELECT and all other requests as
+# Tier 2; DELETE and CANCEL requests are free (https://aws.amazon.com/s3/pricing/). By API operation:
+_S3_TIER1_PREFIXES = ("Put", "Copy", "Post", "List", "Create", "Upload", "Complete", "Restore")
+_S3_FREE_PREFIXES = ("Delete", "AbortMultipartUpload")
+# DynamoDB operations that consume write / read request units (on-demand).
+DYNAMODB_WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
+                                       "TransactWriteItems"})
+DYNAMODB_READ_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
+# Units per call when DynamoDB reported no ConsumedCapacity: one, i.e. single items of <= 1 KB
+# written and <= 4 KB read strongly consistently (an eventually consistent read is half a unit;
+# batch and transactional calls cost per item, twice for transactions, so they count low).
+DYNAMODB_UNITS_PER_CALL = 1.0
+# Step Functions' direct DynamoDB integrations (states.resource) → (usage key, units per attempt);
+# GetMetadata in asl/classify.asl.json reads with ConsistentRead (1 RRU for an item <= 4 KB).
+SFN_DYNAMODB_UNITS = {"dynamodb:getItem": ("dynamodb_read_units", 1.0),
+                      "dynamodb:putItem": ("dynamodb_write_units", 1.0),
+                      "dynamodb:updateItem": ("dynamodb_write_units", 1.0),
+                      "dynamodb:deleteItem": ("dynamodb_write_units", 1.0)}
+_MEASURED_KEYS = ("s3_put_requests", "s3_get_requests", "dynamodb_read_units", "dynamodb_write_units")
+
+
+def request_kind(call: str) -> str | None:
+    """``"service:Operation"`` → the usage key it is billed under (``s3_put_requests`` = Tier 1,
+    ``s3_get_requests`` = Tier 2, ``dynamodb_read_units``, ``dynamodb_write_units``), or None
+    (free, such as S3 DELETE, or not priced by this model)."""
+    service, _, op = call.partition(":")
+    if service == "s3":
+        if op.startswith(_S3_FREE_PREFIXES):
+            return None
+        return "s3_put_requests" if op.startswith(_S3_TIER1_PREFIXES) else "s3_get_requests"
+    if service == "dynamodb":
+        if op in DYNAMODB_WRITE_OPERATIONS:
+            return "dynamodb_write_units"
+        if op in DYNAMODB_READ_OPERATIONS:
+            return "dynamodb_read_units"
+    return None
+
+
+def measured_request_usage(calls: pd.DataFrame) -> dict[str, float]:
+    """aws_calls rows → {usage key: total}: S3 requests counted; DynamoDB units as reported
+    (``capacity_units``), else :data:`DYNAMODB_UNITS_PER_CALL` per call."""
+    kind = calls["call"].map(request_kind)
+    units = calls["capacity_units"].where(calls["capacity_units"].notna(), calls["count"] * DYNAMODB_UNITS_PER_CALL)
+    amount = calls["count"].where(kind.str.startswith("s3_", na=False), units)
+    return {k: float(v) for k, v in amount.groupby(kind).sum().items()}
+
+
+def sfn_dynamodb_units(states: pd.DataFrame | None, sm: str | None) -> dict[str, float]:
+    """{usage key: units} of the state machine's direct DynamoDB states: units per attempt
+    (:data:`SFN_DYNAMODB_UNITS`) x attempts (visits + retries, as transitions are counted)."""
+    if not sm or states is None or not len(states) or "resource" not in states:
+        return {}
+    mine = states[(states["state_machine"] == sm) & states["resource"].isin(list(SFN_DYNAMODB_UNITS))]
+    out: dict[str, float] = {}
+    for resource, attempts in state_attempts(mine).groupby(mine["resource"]).sum().items():
+        key, per_attempt = SFN_DYNAMODB_UNITS[resource]
+        out[key] = out.get(key, 0.0) + float(attempts) * per_attempt
+    return out
+
+
+def _request_lines(wf: str, runs: int, per_run: dict, calls: pd.DataFrame, states: pd.DataFrame | None,
+                   sm: str | None) -> list[dict]:
+    """S3/DynamoDB request lines measured when the workflow's functions logged aws_calls lines (plus
+    its SFN DynamoDB states), else by design; storage and API Gateway lines by design always."""
+    if not len(calls):
+        return _profile_lines(wf, runs, per_run)
+    rows = _profile_lines(wf, runs, {k: v for k, v in per_run.items() if k not in _MEASURED_KEYS})
+    measured = measured_request_usage(calls)
+    for key, units in sfn_dynamodb_units(states, sm).items():
+        measured[key] = measured.get(key, 0.0) + units
+    for key in _MEASURED_KEYS:
+        if measured.get(key, 0.0) > 0:
+            rows.append(_item_line(wf, runs, key, measured[key], MEASURED))
+    return rows
+
+
 _PROFILE_ITEMS = {  # profile key → (service, item, unit, price key, per, free tier key)
     "apigateway_requests": ("API Gateway", "REST requests", "requests", "apigateway_rest_usd_per_million_requests",
                             1e6, "apigateway_rest_requests"),
-    "s3_put_requests": ("S3", "PUT requests", "requests", "s3_put_usd_per_1k_requests", 1e3, "s3_put_requests"),
-    "s3_get_requests": ("S3", "GET requests", "requests", "s3_get_usd_per_1k_requests", 1e3, "s3_get_requests"),
+    "s3_put_requests": ("S3", "Tier 1 requests (PUT, COPY, POST, LIST)", "requests", "s3_put_usd_per_1k_requests",
+                        1e3, "s3_put_requests"),
+    "s3_get_requests": ("S3", "Tier 2 requests (GET and all other)", "requests", "s3_get_usd_per_1k_requests",
+                        1e3, "s3_get_requests"),
     "dynamodb_read_units": ("DynamoDB", "read request units", "RRU",
                             "dynamodb_usd_per_million_read_request_units", 1e6, None),
     "dynamodb_write_units": ("DynamoDB", "write request units", "WRU",
@@ -208,12 +312,14 @@ _PROFILE_ITEMS = {  # profile key → (service, item, unit, price key, per, free
 }
 
 
+def _item_line(wf: str, runs: int, key: str, quantity: float, basis: str) -> dict:
+    service, item, unit, price_key, per, free = _PROFILE_ITEMS[key]
+    return _line(wf, runs, service, item, quantity, unit, price_key, per, free, basis=basis)
+
+
 def _profile_lines(wf: str, runs: int, per_run: dict) -> list[dict]:
-    rows = []
-    for key, count in per_run.items():
-        service, item, unit, price_key, per, free = _PROFILE_ITEMS[key]
-        rows.append(_line(wf, runs, service, item, count * runs, unit, price_key, per, free))
-    return rows
+    """Design lines: a per-run profile value x runs."""
+    return [_item_line(wf, runs, key, count * runs, DESIGN) for key, count in per_run.items()]
 
 
 def _logs_lines(wf: str, runs: int, events: pd.DataFrame | None, fns: list[str],
@@ -253,7 +359,8 @@ def per_million_runs(costs: pd.DataFrame) -> pd.DataFrame:
     df = costs[costs["runs"] > 0].copy()
     df["usd_per_run"] = df["cost_usd"] / df["runs"]
     df["usd_per_million_runs"] = df["usd_per_run"] * 1e6
-    return df[["workflow", "service", "item", "variant", "usd_per_run", "usd_per_million_runs"]]
+    cols = ["workflow", "service", "item", "variant", "basis", "usd_per_run", "usd_per_million_runs"]
+    return df[[c for c in cols if c in df.columns]]
 
 
 def workflow_totals(costs: pd.DataFrame) -> pd.DataFrame:

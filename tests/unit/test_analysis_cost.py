@@ -68,7 +68,9 @@ def test_itemized_table_for_a_hand_computed_run():
     assert costs.loc["requests", "cost_usd"] == pytest.approx(2 * 0.2e-6)
     assert costs.loc["requests", "free_tier_value_usd"] == pytest.approx(0.2e-6)  # 1 free request, shown apart
     assert costs.loc["REST requests", "cost_usd"] == pytest.approx(2 * 3.5e-6)
-    assert costs.loc["PUT requests", "cost_usd"] == pytest.approx(2 * 0.005e-3)
+    assert costs.loc["Tier 1 requests (PUT, COPY, POST, LIST)", "cost_usd"] == pytest.approx(2 * 0.005e-3)
+    # no aws_calls lines in these tables: S3/DynamoDB by design (REQUEST_PROFILE), Lambda measured
+    assert costs.loc["write request units", "basis"] == "design" and costs.loc["requests", "basis"] == "measured"
     assert costs.loc["write request units", "cost_usd"] == pytest.approx(2 * 0.625e-6)
     totals = cost.workflow_totals(cost.cost_table(cost.usage_lines(tiny_tables(), "swlab"), prices))
     per_run = (2.5e-5 + 0.4e-6 + 7e-6 + 1e-5 + 1.25e-6) / 2
@@ -172,3 +174,116 @@ def test_standard_transitions_count_retries():
                                           "duration_ms": [100.0]}), "states": states}
     usage = cost.usage_lines(tables, "swlab", profile={}).set_index("item")
     assert usage.loc["Standard state transitions", "quantity"] == 3 + 2  # 2 retries; the last failure no retry
+
+
+# ---- S3/DynamoDB requests measured from the functions' aws_calls lines ----
+
+def calls_line(calls: dict, units: dict | None = None) -> str:
+    rec = {"ts": 1795755000.1, "level": "INFO", "message": "aws_calls", "calls": calls}
+    return json.dumps(rec if units is None else {**rec, "capacity_units": units})
+
+
+def lambda_inv(functions: list[str]) -> pd.DataFrame:
+    n = len(functions)
+    return pd.DataFrame({"function": functions, "billed_duration_ms": [10] * n, "duration_ms": [9.5] * n,
+                         "init_duration_ms": [np.nan] * n, "memory_size_mb": [128] * n})
+
+
+def log_events(function: str, messages: list[str]) -> pd.DataFrame:
+    return pd.DataFrame({"log_group": f"/aws/lambda/{function}", "log_stream": "s", "function": function,
+                         "timestamp": range(len(messages)), "message": messages})
+
+
+INGEST_PROFILE = {"ingest": {"apigateway_requests": 1, "s3_put_requests": 7, "dynamodb_write_units": 7,
+                             "s3_storage_gb_month": 0.5}}
+
+
+def ingest_tables(messages: list[str]) -> dict:
+    return {"invocations": lambda_inv(["swlab-ingest"] * 2), "log_events": log_events("swlab-ingest", messages)}
+
+
+def test_request_kind_follows_s3_and_dynamodb_billing():
+    kinds = {c: cost.request_kind(c) for c in (
+        "s3:PutObject", "s3:CopyObject", "s3:ListObjectsV2", "s3:CreateMultipartUpload", "s3:UploadPart",
+        "s3:CompleteMultipartUpload", "s3:GetObject", "s3:HeadObject", "s3:DeleteObject", "s3:DeleteObjects",
+        "s3:AbortMultipartUpload", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem",
+        "dynamodb:GetItem", "dynamodb:Query", "dynamodb:DescribeTable", "sts:GetCallerIdentity")}
+    tier1 = ["s3:PutObject", "s3:CopyObject", "s3:ListObjectsV2", "s3:CreateMultipartUpload", "s3:UploadPart",
+             "s3:CompleteMultipartUpload"]
+    assert [c for c, k in kinds.items() if k == "s3_put_requests"] == tier1
+    assert [c for c, k in kinds.items() if k == "s3_get_requests"] == ["s3:GetObject", "s3:HeadObject"]
+    assert [c for c, k in kinds.items() if k == "dynamodb_write_units"] == \
+        ["dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:BatchWriteItem"]
+    assert [c for c, k in kinds.items() if k == "dynamodb_read_units"] == ["dynamodb:GetItem", "dynamodb:Query"]
+    assert [c for c, k in kinds.items() if k is None] == [
+        "s3:DeleteObject", "s3:DeleteObjects", "s3:AbortMultipartUpload", "dynamodb:DescribeTable",
+        "sts:GetCallerIdentity"]
+
+
+def test_measured_s3_and_dynamodb_lines_by_hand():
+    tables = ingest_tables([
+        "START RequestId: r1 Version: $LATEST",
+        calls_line({"s3:PutObject": 1, "s3:HeadObject": 1, "dynamodb:PutItem": 1}, {"dynamodb:PutItem": 2.0}),
+        calls_line({"s3:PutObject": 1, "s3:ListObjectsV2": 1, "s3:DeleteObject": 4, "dynamodb:PutItem": 1,
+                    "dynamodb:GetItem": 2}),  # no capacity reported: one unit per call
+    ])
+    usage = cost.usage_lines(tables, "swlab", profile=INGEST_PROFILE).set_index("item")
+    assert usage.loc["Tier 1 requests (PUT, COPY, POST, LIST)", "quantity"] == 3  # 2 PUT + 1 LIST (DELETE free)
+    assert usage.loc["Tier 2 requests (GET and all other)", "quantity"] == 1  # HEAD
+    assert usage.loc["write request units", "quantity"] == 2.0 + 1  # reported 2.0; then 1 call x 1 WRU
+    assert usage.loc["read request units", "quantity"] == 2  # 2 calls x 1 RRU
+    basis = usage["basis"].to_dict()
+    assert {basis[i] for i in ("Tier 1 requests (PUT, COPY, POST, LIST)", "Tier 2 requests (GET and all other)",
+                               "write request units", "read request units", "requests", "ingestion")} == {"measured"}
+    assert basis["REST requests"] == "design" and basis["storage (kept one month)"] == "design"
+    assert usage.loc["storage (kept one month)", "quantity"] == 2 * 0.5  # still the profile x 2 runs
+    assert (usage["service"] == "S3").sum() == 3 and (usage["service"] == "DynamoDB").sum() == 2  # no design dupes
+    prices = {"prices": {"s3_put_usd_per_1k_requests": 0.005, "s3_get_usd_per_1k_requests": 0.0004}}
+    costs = cost.cost_table(usage.reset_index(), prices).set_index("item")
+    assert costs.loc["Tier 1 requests (PUT, COPY, POST, LIST)", "cost_usd"] == pytest.approx(3 * 0.005e-3)
+    assert costs.loc["Tier 2 requests (GET and all other)", "basis"] == "measured"
+    assert "basis" in cost.per_million_runs(costs.reset_index().assign(runs=2)).columns
+
+
+def test_no_aws_calls_lines_falls_back_to_the_design_profile():
+    tables = ingest_tables(["START RequestId: r1 Version: $LATEST", '{"message":"ingest","image_id":"a"}'])
+    usage = cost.usage_lines(tables, "swlab", profile=INGEST_PROFILE).set_index("item")
+    assert usage.loc["Tier 1 requests (PUT, COPY, POST, LIST)", "quantity"] == 7 * 2  # profile x 2 runs
+    assert usage.loc["write request units", "quantity"] == 7 * 2
+    assert usage.loc["write request units", "basis"] == "design"
+    assert usage.loc["Tier 1 requests (PUT, COPY, POST, LIST)", "basis"] == "design"
+    assert usage.loc["requests", "basis"] == "measured"
+
+
+def classify_tables(messages: list[str]) -> dict:
+    """Two executions; GetMetadata (dynamodb:getItem) retried once in the first; one Lambda state."""
+    sm = "swlab-classify"
+    states = pd.DataFrame({"state_machine": sm, "execution_arn": ["e1", "e1", "e2", "e2"],
+                           "state": ["GetMetadata", "Update", "GetMetadata", "Update"],
+                           "resource": ["dynamodb:getItem", "swlab-update", "dynamodb:getItem", "swlab-update"],
+                           "status": ["succeeded", "succeeded", "failed", "succeeded"],
+                           "failed_attempts": [1, 0, 3, 0]})
+    return {"invocations": lambda_inv(["swlab-update"] * 2), "states": states,
+            "executions": pd.DataFrame({"execution_arn": ["e1", "e2"], "state_machine": sm,
+                                        "duration_ms": [100.0, 200.0]}),
+            "log_events": log_events("swlab-update", messages)}
+
+
+def test_state_machine_dynamodb_states_count_every_attempt():
+    tables = classify_tables([calls_line({"dynamodb:UpdateItem": 1, "dynamodb:GetItem": 1},
+                                         {"dynamodb:UpdateItem": 1.0, "dynamodb:GetItem": 0.5})] * 2)
+    usage = cost.usage_lines(tables, "swlab", profile={}).set_index("item")
+    # GetMetadata: e1 1 visit + 1 retry = 2 attempts; e2 3 failed attempts, the last not retried = 3
+    assert cost.sfn_dynamodb_units(tables["states"], "swlab-classify") == {"dynamodb_read_units": 5.0}
+    assert usage.loc["read request units", "quantity"] == 5 + 2 * 0.5  # SFN 5 RRU + the function's reported 0.5 x 2
+    assert usage.loc["write request units", "quantity"] == 2 * 1.0
+    assert usage.loc["read request units", "basis"] == "measured"
+    assert usage.loc["Standard state transitions", "quantity"] == 4 + 1 + 2  # 4 visits + retries (1, 2)
+
+
+def test_state_machine_fallback_uses_the_profile_only():
+    tables = classify_tables(["no aws calls here"])
+    usage = cost.usage_lines(tables, "swlab", profile={"classify": {"dynamodb_read_units": 1}}).set_index("item")
+    assert usage.loc["read request units", "quantity"] == 2  # profile x 2 runs; no SFN units added on top
+    assert usage.loc["read request units", "basis"] == "design"
+    assert "write request units" not in usage.index

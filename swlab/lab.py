@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import platform
 import re
@@ -175,6 +176,17 @@ def now() -> datetime:
 # ----------------------------------------------------------------------------- run directories
 
 
+def _strict_json(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (JSON has no NaN)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _strict_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_strict_json(v) for v in value]
+    return value
+
+
 @dataclass(frozen=True)
 class Run:
     """One run directory. The manifest is re-read on every access: notebooks and the runner both write it."""
@@ -203,11 +215,14 @@ class Run:
         return json.loads(self.manifest_path.read_text()) if self.manifest_path.exists() else {}
 
     def record(self, key: str, value: Any) -> None:
-        """Store ``value`` (JSON-serialisable) under ``key`` in the manifest, replacing what was there."""
+        """Store ``value`` (JSON-serialisable) under ``key`` in the manifest, replacing what was there.
+
+        NaN and infinities (pandas' "no value") are written as ``null``: the manifest is strict JSON.
+        """
         data = self.manifest()
-        data[key] = value
+        data[key] = _strict_json(value)
         tmp = self.manifest_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+        tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str, allow_nan=False) + "\n")
         tmp.replace(self.manifest_path)
 
     def window(self, margin_s: float = 5.0) -> tuple[datetime, datetime]:

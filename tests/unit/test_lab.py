@@ -181,6 +181,17 @@ def test_settings_come_back_with_the_local_cloud_endpoint(tmp_path):
     assert (settings.target, settings.region, settings.endpoint_url) == ("local", "eu-west-1", "http://127.0.0.1:5555")
 
 
+def test_the_manifest_is_strict_json_even_with_missing_values(tmp_path):
+    import json
+    import numpy as np
+
+    run = lab.start_run(tmp_path / "r", root=ROOT)
+    run.record("cost", [{"workflow": "ingest", "step_functions": float("nan"), "lambda": np.float64(1.5),
+                         "per": [float("inf"), 2.0]}])
+    strict = json.loads(run.manifest_path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the manifest"))
+    assert strict["cost"] == [{"workflow": "ingest", "step_functions": None, "lambda": 1.5, "per": [None, 2.0]}]
+
+
 def test_a_run_without_setup_says_what_to_do(tmp_path):
     run = lab.start_run(tmp_path / "r", root=ROOT)
     with pytest.raises(lab.LabError, match="run notebooks/00_setup.ipynb first"):

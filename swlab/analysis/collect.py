@@ -29,9 +29,10 @@ from botocore.exceptions import ClientError
 
 from swlab.analysis.logs import parse_log_events
 from swlab.provenance import git_info, tool_versions
+from swlab.stack import Names
 
 TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",
-          "state_machine_log_events", "jtl")
+          "state_machine_log_events", "s3_objects", "jtl")
 METRIC_STATS = {  # AWS/Lambda metric → statistics collected (no percentiles: moto has none)
     "Invocations": ("Sum",), "Errors": ("Sum",), "Throttles": ("Sum",),
     "Duration": ("Average", "Maximum", "SampleCount"), "ConcurrentExecutions": ("Maximum",),
@@ -122,6 +123,26 @@ def fetch_lambda_metrics(cw_client: Any, functions: Iterable[str], start: dateti
 
 
 # ---- Step Functions: executions and per-state rows -----------------------------------------
+
+def list_stack_objects(s3_client: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Objects of the stack's bucket written in [start, end] (key, size, last_modified): what the run stored.
+
+    A bucket that does not exist (torn down already) gives an empty table.
+    """
+    rows: list[dict] = []
+    try:
+        for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            rows += [{"key": o["Key"], "size": int(o["Size"]), "last_modified": o["LastModified"]}
+                     for o in page.get("Contents", [])]
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+            raise
+    df = pd.DataFrame(rows, columns=["key", "size", "last_modified"])
+    df["last_modified"] = pd.to_datetime(df["last_modified"], utc=True)
+    # S3 keeps whole seconds: an object written in the run's first second still counts
+    within = (df["last_modified"] >= pd.Timestamp(start).floor("s")) & (df["last_modified"] <= pd.Timestamp(end))
+    return df[within].reset_index(drop=True)
+
 
 def list_stack_state_machines(sfn_client: Any, stack: str) -> pd.DataFrame:
     """The stack's state machines (name prefix ``<stack>-``) with type and log group."""
@@ -347,7 +368,7 @@ def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFr
     """Collect everything of ``settings.stack`` in [start, end] into a :class:`Run`.
 
     ``clients`` may inject boto3 clients by service name (logs, cloudwatch,
-    lambda, stepfunctions); missing ones come from :func:`swlab.settings.client`.
+    lambda, stepfunctions, s3, sts); missing ones come from :func:`swlab.settings.client`.
     """
     from swlab.settings import client as make_client
 
@@ -372,8 +393,10 @@ def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFr
         ex_rows += rows
         state_frames += frames
         sm_logs += [] if sm_events is None else [sm_events]
+    names = Names(settings.stack, get("sts").get_caller_identity()["Account"], settings.region)
     tables = {
         "functions": functions, "log_events": events, "invocations": parse_log_events(events),
+        "s3_objects": list_stack_objects(get("s3"), names.bucket, start, end),
         "metrics": fetch_lambda_metrics(get("cloudwatch"), functions["function"], start, end, period_s),
         "state_machines": machines, "executions": _executions_frame(ex_rows),
         "states": pd.concat(state_frames, ignore_index=True) if state_frames else history_to_states([], ""),

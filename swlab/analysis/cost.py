@@ -10,9 +10,10 @@ that made AWS SDK calls, an ``aws_calls`` log line (read by
 :func:`swlab.analysis.logs.aws_calls`), and the state machine's direct DynamoDB states are
 counted from the execution history (:func:`sfn_dynamodb_units`). A workflow whose functions
 wrote no such line (a run directory from before the line existed) falls back to
-:data:`REQUEST_PROFILE`, the requests one run makes by design. Storage and API Gateway requests
-always come from the profile. Every usage line says which in its ``basis`` column
-("measured" or "design").
+:data:`REQUEST_PROFILE`, the requests one run makes by design. S3 storage is measured too: the
+bytes the run's objects take (``s3_objects``, listed at collection), kept for a month.
+DynamoDB storage and API Gateway requests always come from the profile. Every usage line says
+which in its ``basis`` column ("measured" or "design").
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ BYTES_PER_GB = 1024 ** 3
 LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs bills each event as UTF-8 message bytes + 26
 EXPRESS_MEMORY_MB = 64  # 50 MB + definition + pointer-sized payloads → one 64-MB chunk
 # Requests to S3/DynamoDB/API Gateway that one run of each workflow makes (design, not measured):
-# API Gateway always, S3/DynamoDB requests only for a run whose functions logged no aws_calls line.
-# Storage (always from here): what a run leaves behind, kept for one month (a ~200 KB photo; five ~100 KB
-# intermediates; a ~1 KB item). Change these when measuring other images.
+# API Gateway and DynamoDB storage always; S3/DynamoDB requests only for a run whose functions logged
+# no aws_calls line; S3 storage only for a run collected without its bucket's objects (s3_objects).
+# Storage: what a run leaves behind, kept for one month (a ~200 KB photo; five ~100 KB
+# intermediates; a ~1 KB item).
 REQUEST_PROFILE: dict[str, dict[str, float]] = {
     "ingest": {"apigateway_requests": 1, "s3_put_requests": 1, "dynamodb_write_units": 1,
                "s3_storage_gb_month": 200e3 / BYTES_PER_GB, "dynamodb_storage_gb_month": 1e3 / BYTES_PER_GB},
@@ -165,7 +167,12 @@ def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | Non
         rows += _lambda_lines(wf, runs, inv[inv["function"].isin(fns)], arch, init_billed)
         if info["state_machine"]:
             rows += _sfn_lines(wf, runs, tables, info["state_machine"])
-        rows += _request_lines(wf, runs, profile.get(wf, {}), calls[calls["function"].isin(fns)],
+        per_run = profile.get(wf, {})
+        if tables.get("s3_objects") is not None and wf in STORAGE_PREFIXES:
+            per_run = {k: v for k, v in per_run.items() if k != "s3_storage_gb_month"}
+            rows.append(_item_line(wf, runs, "s3_storage_gb_month",
+                                   stored_gb(tables["s3_objects"], STORAGE_PREFIXES[wf]), MEASURED))
+        rows += _request_lines(wf, runs, per_run, calls[calls["function"].isin(fns)],
                                tables.get("states"), info["state_machine"])
         rows += _logs_lines(wf, runs, tables.get("log_events"), fns, tables.get("state_machine_log_events"),
                             info["state_machine"])
@@ -276,6 +283,15 @@ def sfn_dynamodb_units(states: pd.DataFrame | None, sm: str | None) -> dict[str,
         key, per_attempt = SFN_DYNAMODB_UNITS[resource]
         out[key] = out.get(key, 0.0) + float(attempts) * per_attempt
     return out
+
+
+# Where each workflow's functions write (lambdas/ingest: raw/; swl_s3.processed_key: processed/<id>/<step>.png).
+STORAGE_PREFIXES = {"ingest": "raw/", "classify": "processed/"}
+
+
+def stored_gb(objects: pd.DataFrame, prefix: str) -> float:
+    """GB the run left under ``prefix`` (the collected ``s3_objects``: objects written during the run)."""
+    return float(objects.loc[objects["key"].str.startswith(prefix), "size"].sum()) / BYTES_PER_GB
 
 
 def _request_lines(wf: str, runs: int, per_run: dict, calls: pd.DataFrame, states: pd.DataFrame | None,

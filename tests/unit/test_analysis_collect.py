@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from swlab.analysis.collect import collect_run, fetch_log_events, load_run, read_jtl, save_run
+from swlab.analysis.collect import collect_run, fetch_log_events, list_stack_objects, load_run, read_jtl, save_run
 from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
@@ -40,7 +40,7 @@ def put_events(logs, group, events, shift_ms):
 def cloud():
     with mock_aws():
         s = boto3.Session(region_name="us-east-1")
-        clients = {svc: s.client(svc) for svc in ("lambda", "logs", "cloudwatch", "stepfunctions", "iam")}
+        clients = {svc: s.client(svc) for svc in ("lambda", "logs", "cloudwatch", "stepfunctions", "iam", "s3", "sts")}
         yield clients
 
 
@@ -82,13 +82,30 @@ def test_fetch_log_events_pages_through_everything(cloud):
     assert len(missing) == 0 and "message" in missing.columns
 
 
+BUCKET = "swlab-images-123456789012-us-east-1"  # swlab.stack.Names("swlab", moto's account, us-east-1).bucket
+
+
+def test_stack_objects_are_those_written_in_the_window(cloud):
+    now = datetime.now(timezone.utc)
+    assert len(list_stack_objects(cloud["s3"], BUCKET, now, now)) == 0  # no bucket (torn down): nothing
+    cloud["s3"].create_bucket(Bucket=BUCKET)
+    cloud["s3"].put_object(Bucket=BUCKET, Key="raw/a.jpg", Body=b"12345")
+    inside = list_stack_objects(cloud["s3"], BUCKET, now, now + timedelta(minutes=1))
+    assert inside[["key", "size"]].to_dict("records") == [{"key": "raw/a.jpg", "size": 5}]
+    assert len(list_stack_objects(cloud["s3"], BUCKET, now - timedelta(hours=2), now - timedelta(hours=1))) == 0
+
+
 def test_collect_run_and_reload(cloud, tmp_path):
     now = datetime.now(timezone.utc).replace(microsecond=0)
     deploy(cloud, now)
     settings = load_settings(env={}, target="local", stack="swlab")
+    cloud["s3"].create_bucket(Bucket=BUCKET)
+    cloud["s3"].put_object(Bucket=BUCKET, Key="raw/a.jpg", Body=b"x" * 1000)
+    cloud["s3"].put_object(Bucket=BUCKET, Key="processed/a/grayscale.png", Body=b"x" * 300)
     run = collect_run(settings, now - timedelta(minutes=1), now + timedelta(minutes=5), clients=cloud,
                       jtl=FIXTURES / "jmeter_results.jtl", period_s=60)
     t = run.tables
+    assert t["s3_objects"].set_index("key")["size"].to_dict() == {"raw/a.jpg": 1000, "processed/a/grayscale.png": 300}
     assert sorted(t["functions"]["function"]) == ["swlab-flip", "swlab-grayscale"]  # other stacks excluded
     assert t["functions"].set_index("function").loc["swlab-flip", "architecture"] == "arm64"
     assert len(t["log_events"]) == 20 and len(t["invocations"]) == 5

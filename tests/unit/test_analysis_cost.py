@@ -236,13 +236,27 @@ def test_measured_s3_and_dynamodb_lines_by_hand():
     assert {basis[i] for i in ("Tier 1 requests (PUT, COPY, POST, LIST)", "Tier 2 requests (GET and all other)",
                                "write request units", "read request units", "requests", "ingestion")} == {"measured"}
     assert basis["REST requests"] == "design" and basis["storage (kept one month)"] == "design"
-    assert usage.loc["storage (kept one month)", "quantity"] == 2 * 0.5  # still the profile x 2 runs
+    assert usage.loc["storage (kept one month)", "quantity"] == 2 * 0.5  # no s3_objects table: profile x 2 runs
     assert (usage["service"] == "S3").sum() == 3 and (usage["service"] == "DynamoDB").sum() == 2  # no design dupes
     prices = {"prices": {"s3_put_usd_per_1k_requests": 0.005, "s3_get_usd_per_1k_requests": 0.0004}}
     costs = cost.cost_table(usage.reset_index(), prices).set_index("item")
     assert costs.loc["Tier 1 requests (PUT, COPY, POST, LIST)", "cost_usd"] == pytest.approx(3 * 0.005e-3)
     assert costs.loc["Tier 2 requests (GET and all other)", "basis"] == "measured"
     assert "basis" in cost.per_million_runs(costs.reset_index().assign(runs=2)).columns
+
+
+def test_s3_storage_is_what_the_run_stored_under_its_workflow_prefix():
+    objects = pd.DataFrame({"key": ["raw/a.jpg", "raw/b.jpg", "processed/a/grayscale.png", "_deploy/x.zip"],
+                            "size": [3 * 2**20, 1 * 2**20, 5 * 2**20, 7 * 2**20]})
+    tables = {**ingest_tables([calls_line({"s3:PutObject": 1})]), "s3_objects": objects}
+    usage = cost.usage_lines(tables, "swlab", profile=INGEST_PROFILE)
+    storage = usage[usage["item"] == "storage (kept one month)"].set_index("service")
+    assert storage.loc["S3", "quantity"] == pytest.approx(4 / 1024)  # raw/ only: 4 MB, whatever the profile says
+    assert storage.loc["S3", "basis"] == "measured" and (usage["service"] == "S3").sum() == 2  # no design line
+    empty = cost.usage_lines({**tables, "s3_objects": objects.iloc[:0]}, "swlab", profile=INGEST_PROFILE)
+    assert empty.loc[empty["item"] == "storage (kept one month)", "quantity"].tolist() == [0.0]  # stored nothing
+    older = cost.usage_lines(ingest_tables([]), "swlab", profile=INGEST_PROFILE)  # no s3_objects table: design
+    assert older.loc[older["item"] == "storage (kept one month)", "basis"].tolist() == ["design"]
 
 
 def test_no_aws_calls_lines_falls_back_to_the_design_profile():

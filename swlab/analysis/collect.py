@@ -29,7 +29,7 @@ from botocore.exceptions import ClientError
 
 from swlab.analysis.logs import parse_log_events
 from swlab.provenance import git_info, tool_versions
-from swlab.stack import Names
+from swlab.stack import Names, error_code
 
 TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",
           "state_machine_log_events", "s3_objects", "jtl")
@@ -135,7 +135,7 @@ def list_stack_objects(s3_client: Any, bucket: str, start: datetime, end: dateti
             rows += [{"key": o["Key"], "size": int(o["Size"]), "last_modified": o["LastModified"]}
                      for o in page.get("Contents", [])]
     except ClientError as exc:
-        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
+        if error_code(exc) != "NoSuchBucket":
             raise
     df = pd.DataFrame(rows, columns=["key", "size", "last_modified"])
     df["last_modified"] = pd.to_datetime(df["last_modified"], utc=True)

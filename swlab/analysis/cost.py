@@ -158,7 +158,7 @@ def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | Non
     profile = REQUEST_PROFILE if profile is None else profile
     inv = tables["invocations"]
     events = tables.get("log_events")
-    calls = aws_calls(events) if events is not None and len(events) else aws_calls([])
+    calls = aws_calls([] if events is None else events)
     arch = tables.get("functions", pd.DataFrame()).set_index("function")["architecture"].to_dict() \
         if len(tables.get("functions", [])) else {}
     rows: list[dict] = []
@@ -174,7 +174,7 @@ def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | Non
                                    stored_gb(tables["s3_objects"], STORAGE_PREFIXES[wf]), MEASURED))
         rows += _request_lines(wf, runs, per_run, calls[calls["function"].isin(fns)],
                                tables.get("states"), info["state_machine"])
-        rows += _logs_lines(wf, runs, tables.get("log_events"), fns, tables.get("state_machine_log_events"),
+        rows += _logs_lines(wf, runs, events, fns, tables.get("state_machine_log_events"),
                             info["state_machine"])
     return pd.DataFrame(rows, columns=_USAGE_COLUMNS)
 

@@ -123,7 +123,7 @@ def parse_report_line(message: str) -> dict | None:
 def _json_or_none(message: str) -> dict | None:
     try:
         obj = json.loads(message)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return obj if isinstance(obj, dict) else None
 
@@ -479,23 +479,15 @@ def _empty_aws_calls() -> pd.DataFrame:
 
 def _aws_calls_record(message: str) -> dict | None:
     """The aws_calls object in a message: itself, or embedded (as object or JSON string) in ``message``."""
-    rec = _json_object(message)
+    rec = _json_or_none(message)
     for _ in range(2):  # the line itself, then what the JSON log format wrapped it in
         if rec is None:
             return None
         inner = rec.get("message")
         if inner == AWS_CALLS_MESSAGE:
             return rec
-        rec = inner if isinstance(inner, dict) else _json_object(inner) if isinstance(inner, str) else None
+        rec = inner if isinstance(inner, dict) else _json_or_none(inner) if isinstance(inner, str) else None
     return None
-
-
-def _json_object(text: str) -> dict | None:
-    try:
-        obj = json.loads(text)
-    except (ValueError, RecursionError):
-        return None
-    return obj if isinstance(obj, dict) else None
 
 
 def _call_entries(rec: dict) -> list[tuple[str, float, float]]:

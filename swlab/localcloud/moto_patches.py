@@ -633,8 +633,12 @@ def _with_consumed_capacity(operation: str, original: Callable[..., Any]) -> Cal
         body.pop("ConsumedCapacity", None)
         mode = self.body.get("ReturnConsumedCapacity", "NONE")
         if mode in ("TOTAL", "INDEXES"):
-            size = {"put_item": _request_item_size, "delete_item": lambda h: before}.get(
-                operation, lambda h: max(before, _stored_size(h)))(self)
+            if operation == "put_item":
+                size = _request_item_size(self)
+            elif operation == "delete_item":
+                size = before
+            else:  # get_item reads what is stored; update_item bills the larger of before and after
+                size = max(before, _stored_size(self))
             units = consumed_capacity_units(operation, size, bool(self.body.get("ConsistentRead")))
             body["ConsumedCapacity"] = {"TableName": self.body["TableName"], "CapacityUnits": units,
                                         **({"Table": {"CapacityUnits": units}} if mode == "INDEXES" else {})}

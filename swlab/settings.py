@@ -34,6 +34,7 @@ from botocore.config import Config
 TARGETS = ("local", "aws")
 DEFAULT_REGION = "us-east-1"
 DEFAULT_STACK = "swlab"
+STACK_TAG_KEY = "swlab:stack"  # every resource of a stack carries this tag with the stack's name
 # Credentials the local cloud accepts; never used for target "aws".
 LOCAL_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
 _STACK_RE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")

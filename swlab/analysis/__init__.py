@@ -1,11 +1,17 @@
 """Telemetry of a run → tables, statistics, plots and cost.
 
-Modules: :mod:`.logs` (Lambda log lines), :mod:`.collect` (boto3 collection, run directories),
-:mod:`.stats` (percentiles with CIs, cold/warm, throughput, errors), :mod:`.workflow`
-(per-state rows, critical path, orchestration overhead), :mod:`.plots` (matplotlib figures),
-:mod:`.cost` (cost model and prices), :mod:`.synthetic` (seeded fake telemetry), :mod:`.bench`.
+Pure modules (no boto3, no files): :mod:`.logs` (Lambda log lines), :mod:`.aws_calls` (the
+functions' ``aws_calls`` lines), :mod:`.histories` (Step Functions histories → executions and
+state visits), :mod:`.stats` (percentiles with CIs, cold/warm, throughput, errors),
+:mod:`.workflow` (critical path, orchestration overhead), :mod:`.cost` (cost model),
+:mod:`.plots` (matplotlib figures).
 
-Tables of a run (``Run.tables``; one Parquet file each in the run directory):
+I/O modules: :mod:`.collect` (boto3 collection of one run), :mod:`.dataset` (:class:`RunData`
+saved to and loaded from a run directory), :mod:`.prices` (price table, Price List API).
+
+This package imports nothing on import, so ``import swlab.analysis.stats`` loads no boto3.
+
+Tables of a run (``RunData.tables``; one Parquet file each in the run directory):
 
 =========================  =====================================================================
 ``functions``              function, memory_mb, architecture, timeout_s, package_type, log_group,
@@ -29,8 +35,3 @@ Tables of a run (``Run.tables``; one Parquet file each in the run directory):
 =========================  =====================================================================
 """
 
-from swlab.analysis.collect import Run, collect_run, load_run, read_jtl, save_run
-from swlab.analysis.logs import format_report_line, parse_log_events, parse_report_line
-
-__all__ = ["Run", "collect_run", "load_run", "save_run", "read_jtl", "parse_log_events", "parse_report_line",
-           "format_report_line"]

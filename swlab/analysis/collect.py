@@ -12,14 +12,13 @@ include execution data). :func:`collect_run` reads that group when the
 machine is EXPRESS and logs to one, and falls back to the history API
 (which the local cloud offers for Express too) when the group is empty.
 
-A run directory holds one Parquet file per table and ``manifest.json``;
-:func:`load_run` re-reads it without any cloud.
+The result is a :class:`swlab.analysis.dataset.RunData`; :mod:`swlab.analysis.dataset` saves
+it as a run directory that analysis reads without any cloud. History parsing is pure and lives
+in :mod:`swlab.analysis.histories`.
 """
 
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -27,27 +26,18 @@ from typing import Any, Callable, Iterable
 import pandas as pd
 from botocore.exceptions import ClientError
 
+from swlab.analysis.dataset import RunData, tidy_strings
+from swlab.analysis.histories import (executions_frame, executions_from_history, express_log_records,
+                                      history_to_states, normalise_history_event)
 from swlab.analysis.logs import parse_log_events
-from swlab.provenance import git_info, tool_versions
-from swlab.stack import Names, error_code
-
-TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",
-          "state_machine_log_events", "s3_objects", "jtl")
+from swlab.loadtest.jtl import parse_jtl
+from swlab.run.provenance import git_info, tool_versions
+from swlab.settings import STACK_TAG_KEY
+from swlab.settings import client as make_client
 METRIC_STATS = {  # AWS/Lambda metric → statistics collected (no percentiles: moto has none)
     "Invocations": ("Sum",), "Errors": ("Sum",), "Throttles": ("Sum",),
     "Duration": ("Average", "Maximum", "SampleCount"), "ConcurrentExecutions": ("Maximum",),
 }
-@dataclass
-class Run:
-    """The telemetry of one run: named tables plus the manifest that describes them."""
-
-    manifest: dict[str, Any]
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> pd.DataFrame:
-        return self.tables.get(name, pd.DataFrame())
-
-
 def _paginate(call: Callable[..., dict], key: str, token: str = "nextToken", request_token: str | None = None,
               **kwargs: Any) -> Iterable[dict]:
     """Items under ``key`` from every page; ``token`` names the response's continuation field."""
@@ -135,13 +125,34 @@ def list_stack_objects(s3_client: Any, bucket: str, start: datetime, end: dateti
             rows += [{"key": o["Key"], "size": int(o["Size"]), "last_modified": o["LastModified"]}
                      for o in page.get("Contents", [])]
     except ClientError as exc:
-        if error_code(exc) != "NoSuchBucket":
+        if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
             raise
-    df = pd.DataFrame(rows, columns=["key", "size", "last_modified"])
-    df["last_modified"] = pd.to_datetime(df["last_modified"], utc=True)
+    df = _objects_frame(rows)
     # S3 keeps whole seconds: an object written in the run's first second still counts
     within = (df["last_modified"] >= pd.Timestamp(start).floor("s")) & (df["last_modified"] <= pd.Timestamp(end))
     return df[within].reset_index(drop=True)
+
+
+def _objects_frame(rows: list[dict]) -> pd.DataFrame:
+    df = pd.DataFrame(rows, columns=["key", "size", "last_modified"])
+    df["last_modified"] = pd.to_datetime(df["last_modified"], utc=True)
+    return df
+
+
+def stack_bucket(s3_client: Any, stack: str) -> str | None:
+    """The stack's image bucket: named ``<stack>-images-...`` and tagged with the stack, or None."""
+    for name in sorted(b["Name"] for b in s3_client.list_buckets().get("Buckets", [])):
+        if name.startswith(f"{stack}-images-") and _bucket_stack(s3_client, name) == stack:
+            return name
+    return None
+
+
+def _bucket_stack(s3_client: Any, bucket: str) -> str | None:
+    try:
+        tags = s3_client.get_bucket_tagging(Bucket=bucket).get("TagSet", [])
+    except ClientError:
+        return None
+    return next((t["Value"] for t in tags if t["Key"] == STACK_TAG_KEY), None)
 
 
 def list_stack_state_machines(sfn_client: Any, stack: str) -> pd.DataFrame:
@@ -194,129 +205,6 @@ def fetch_history(sfn_client: Any, execution_arn: str) -> list[dict]:
     return [normalise_history_event(e) for e in events]
 
 
-def normalise_history_event(event: dict) -> dict:
-    """A ``get_execution_history`` event or an Express log record → (id, previous_id, type, timestamp, details).
-
-    Express log records (CloudWatch Logs, level ALL) look like
-    ``{"id": "3", "type": "TaskStateEntered", "details": {...}, "previous_event_id": "2",
-    "event_timestamp": "1700000000123", "execution_arn": ...}``.
-    """
-    if "event_timestamp" in event:
-        ts = pd.Timestamp(int(event["event_timestamp"]), unit="ms", tz="UTC")
-        return {"id": int(event["id"]), "previous_id": int(event.get("previous_event_id") or 0),
-                "type": event["type"], "timestamp": ts, "details": event.get("details") or {},
-                "execution_arn": event.get("execution_arn")}
-    details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-    return {"id": int(event["id"]), "previous_id": int(event.get("previousEventId") or 0),
-            "type": event["type"], "timestamp": pd.Timestamp(event["timestamp"]).tz_convert("UTC")
-            if pd.Timestamp(event["timestamp"]).tzinfo else pd.Timestamp(event["timestamp"], tz="UTC"),
-            "details": details}
-
-
-_FAILED_SUFFIXES = ("Failed", "TimedOut", "StartFailed", "SubmitFailed", "ScheduleFailed")
-
-
-def history_to_states(events: list[dict], execution_arn: str) -> pd.DataFrame:
-    """Normalised history events → one row per state visit.
-
-    Columns: execution_arn, state, state_type, entered, exited, duration_ms,
-    status (succeeded/failed/unfinished: the outcome of the last attempt),
-    resource (Lambda function name or the service integration), error (the
-    last error seen, also when a retry then succeeded), failed_attempts.
-    """
-    by_id = {e["id"]: e for e in events}
-    open_states: dict[str, list[dict]] = {}
-    rows: list[dict] = []
-    row_of_entered: dict[int, dict] = {}
-    for e in sorted(events, key=lambda e: e["id"]):
-        t = e["type"]
-        if t.endswith("StateEntered"):
-            row = {"execution_arn": execution_arn, "state": e["details"].get("name"),
-                   "state_type": t[: -len("StateEntered")], "entered": e["timestamp"], "exited": pd.NaT,
-                   "status": "unfinished", "resource": None, "error": None, "failed_attempts": 0}
-            rows.append(row)
-            row_of_entered[e["id"]] = row
-            open_states.setdefault(row["state"], []).append(row)
-        elif t.endswith("StateExited"):
-            stack = open_states.get(e["details"].get("name"), [])
-            if stack:
-                row = stack.pop(0)
-                row["exited"] = e["timestamp"]
-                row["status"] = "failed" if row.pop("_last_failed", False) else "succeeded"
-        elif t.endswith("Scheduled") and (row := _owner(e, by_id, row_of_entered)) is not None:
-            row["resource"] = _resource_name(e["details"])
-        elif t.endswith(_FAILED_SUFFIXES) and (row := _owner(e, by_id, row_of_entered)) is not None:
-            row["error"] = e["details"].get("error") or t
-            row["failed_attempts"] += 1
-            row["status"], row["_last_failed"] = "failed", True
-        elif t.endswith("Succeeded") and (row := _owner(e, by_id, row_of_entered)) is not None:
-            row["_last_failed"] = False
-    for row in rows:
-        row.pop("_last_failed", None)
-    df = pd.DataFrame(rows, columns=["execution_arn", "state", "state_type", "entered", "exited", "status",
-                                     "resource", "error", "failed_attempts"])
-    df["duration_ms"] = (pd.to_datetime(df["exited"], utc=True) - pd.to_datetime(df["entered"], utc=True)) \
-        .dt.total_seconds() * 1000
-    return df
-
-
-def _owner(event: dict, by_id: dict, row_of_entered: dict) -> dict | None:
-    """The state visit an event belongs to: follow previous ids back to a ``*StateEntered`` event."""
-    seen, cur = 0, event
-    while cur is not None and seen < 1000:
-        if cur["id"] in row_of_entered:
-            return row_of_entered[cur["id"]]
-        cur, seen = by_id.get(cur["previous_id"]), seen + 1
-    return None
-
-
-def _resource_name(details: dict) -> str | None:
-    """Lambda function name (from a resource ARN or the ``FunctionName`` parameter), else the resource."""
-    params = details.get("parameters")
-    if isinstance(params, str):
-        try:
-            params = json.loads(params)
-        except ValueError:
-            params = {}
-    name = (params or {}).get("FunctionName") if isinstance(params, dict) else None
-    resource = name or details.get("resource")
-    if not resource:
-        return None
-    rtype = details.get("resourceType")
-    if rtype and rtype != "lambda" and not name:
-        return f"{rtype}:{resource}"
-    if ":function:" in resource:
-        return resource.split(":function:", 1)[1].split(":", 1)[0]
-    return resource.split(":", 1)[0] if name else resource
-
-
-def executions_from_history(events: list[dict], execution_arn: str, state_machine: str) -> dict:
-    """One executions row (status, start, stop, duration_ms) from normalised history events."""
-    start = next((e["timestamp"] for e in events if e["type"] == "ExecutionStarted"), pd.NaT)
-    end_ev = next((e for e in reversed(events) if e["type"].startswith("Execution")
-                   and e["type"] != "ExecutionStarted"), None)
-    status = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT",
-              "ExecutionAborted": "ABORTED"}.get(end_ev["type"], "RUNNING") if end_ev else "RUNNING"
-    stop = end_ev["timestamp"] if end_ev else pd.NaT
-    return {"execution_arn": execution_arn, "state_machine": state_machine, "status": status,
-            "start_date": start, "stop_date": stop,
-            "error": (end_ev or {}).get("details", {}).get("error") if status == "FAILED" else None}
-
-
-
-def express_log_records(log_events: pd.DataFrame) -> dict[str, list[dict]]:
-    """Express execution events from a state machine's log group → {execution_arn: normalised events}."""
-    out: dict[str, list[dict]] = {}
-    for msg in log_events.get("message", []):
-        try:
-            rec = json.loads(msg)
-        except ValueError:
-            continue
-        if isinstance(rec, dict) and "event_timestamp" in rec and rec.get("execution_arn"):
-            out.setdefault(rec["execution_arn"], []).append(normalise_history_event(rec))
-    return out
-
-
 def _has_log_group(sm: dict) -> bool:
     return isinstance(sm.get("log_group"), str) and bool(sm["log_group"])
 
@@ -352,26 +240,18 @@ def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: da
     return rows, states
 
 
-# ---- JMeter --------------------------------------------------------------------------------
-
-def read_jtl(path: str | Path) -> pd.DataFrame:
-    """A JMeter CSV results file → DataFrame: the load-test module's parser, so both read JTLs alike."""
-    from swlab.jmeter import parse_jtl
-
-    return parse_jtl(Path(path))
-
-
 # ---- one run ---------------------------------------------------------------------------------
 
 def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFrame | str | Path | None = None,
-                clients: dict[str, Any] | None = None, period_s: int = 60, extra: dict | None = None) -> Run:
-    """Collect everything of ``settings.stack`` in [start, end] into a :class:`Run`.
+                clients: dict[str, Any] | None = None, period_s: int = 60, extra: dict | None = None,
+                bucket: str | None = None) -> RunData:
+    """Collect everything of ``settings.stack`` in [start, end] into a :class:`RunData`.
 
     ``clients`` may inject boto3 clients by service name (logs, cloudwatch,
-    lambda, stepfunctions, s3, sts); missing ones come from :func:`swlab.settings.client`.
+    lambda, stepfunctions, s3); missing ones come from :func:`swlab.settings.client`.
+    ``bucket``: the stack's bucket (the deploy outputs name it); found by its name prefix
+    ``<stack>-images-`` when not given.
     """
-    from swlab.settings import client as make_client
-
     clients = dict(clients or {})
 
     def get(service: str) -> Any:
@@ -393,39 +273,20 @@ def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFr
         ex_rows += rows
         state_frames += frames
         sm_logs += [] if sm_events is None else [sm_events]
-    names = Names(settings.stack, get("sts").get_caller_identity()["Account"], settings.region)
+    bucket = bucket or stack_bucket(get("s3"), settings.stack)
     tables = {
         "functions": functions, "log_events": events, "invocations": parse_log_events(events),
-        "s3_objects": list_stack_objects(get("s3"), names.bucket, start, end),
+        "s3_objects": list_stack_objects(get("s3"), bucket, start, end) if bucket else _objects_frame([]),
         "metrics": fetch_lambda_metrics(get("cloudwatch"), functions["function"], start, end, period_s),
-        "state_machines": machines, "executions": _executions_frame(ex_rows),
+        "state_machines": machines, "executions": executions_frame(ex_rows),
         "states": pd.concat(state_frames, ignore_index=True) if state_frames else history_to_states([], ""),
         "state_machine_log_events": pd.concat(sm_logs, ignore_index=True) if sm_logs else pd.DataFrame(
             columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "state_machine"]),
     }
     if jtl is not None:
-        tables["jtl"] = jtl if isinstance(jtl, pd.DataFrame) else read_jtl(jtl)
+        tables["jtl"] = jtl if isinstance(jtl, pd.DataFrame) else parse_jtl(Path(jtl))
     tables = {name: tidy_strings(df) for name, df in tables.items()}
-    return Run(manifest=make_manifest(settings, start, end, period_s, extra), tables=tables)
-
-
-def tidy_strings(df: pd.DataFrame) -> pd.DataFrame:
-    """Object columns holding only strings and missing values → the ``str`` dtype (as Parquet gives back)."""
-    out = df.copy()
-    for col in out.columns[out.dtypes == object]:
-        values = out[col].dropna()
-        if len(values) == 0 or values.map(type).eq(str).all():
-            out[col] = out[col].astype("str")
-    return out
-
-
-def _executions_frame(rows: list[dict]) -> pd.DataFrame:
-    cols = ["execution_arn", "state_machine", "status", "start_date", "stop_date", "error", "source"]
-    df = pd.DataFrame(rows, columns=cols)
-    for c in ("start_date", "stop_date"):
-        df[c] = pd.to_datetime(df[c], utc=True)
-    df["duration_ms"] = (df["stop_date"] - df["start_date"]).dt.total_seconds() * 1000
-    return df
+    return RunData(manifest=make_manifest(settings, start, end, period_s, extra), tables=tables)
 
 
 def make_manifest(settings: Any, start: datetime, end: datetime, period_s: int, extra: dict | None) -> dict:
@@ -443,26 +304,3 @@ def git_commit(repo_dir: Path | None = None) -> str | None:
     """HEAD of the lab's repository (``-dirty`` appended when the tree has changes), or None."""
     git = git_info(repo_dir or Path(__file__).resolve().parents[2])
     return git["commit"] and git["commit"] + ("-dirty" if git["dirty"] else "")
-
-
-def save_run(run: Run, run_dir: str | Path) -> Path:
-    """Write every table as Parquet and ``manifest.json`` (with the table list) into ``run_dir``."""
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    files = {}
-    for name, df in run.tables.items():
-        path = run_dir / f"{name}.parquet"
-        df.reset_index(drop=True).to_parquet(path, index=False)
-        files[name] = {"file": path.name, "rows": int(len(df))}
-    manifest = {**run.manifest, "tables": files}
-    (run_dir / "manifest.json").write_text(json.dumps(manifest, indent=2, default=str) + "\n")
-    run.manifest = manifest
-    return run_dir
-
-
-def load_run(run_dir: str | Path) -> Run:
-    """Re-read a run directory written by :func:`save_run` (no cloud needed)."""
-    run_dir = Path(run_dir)
-    manifest = json.loads((run_dir / "manifest.json").read_text())
-    tables = {name: pd.read_parquet(run_dir / info["file"]) for name, info in manifest.get("tables", {}).items()}
-    return Run(manifest=manifest, tables=tables)

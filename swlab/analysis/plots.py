@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
+from swlab.analysis.cost import per_million_runs
 from swlab.analysis.stats import QUANTILES, percentile_ci
 
 COLD, WARM = "tab:red", "tab:blue"
@@ -199,8 +200,6 @@ def errors_plot(errors: pd.DataFrame) -> Figure:
 
 def cost_breakdown_plot(costs: pd.DataFrame, per_million: bool = True) -> Figure:
     """Stacked bars by service for each workflow (and Step Functions variant): USD per 1M runs or per run."""
-    from swlab.analysis.cost import per_million_runs
-
     pm = per_million_runs(costs)
     value = "usd_per_million_runs" if per_million else "usd_per_run"
     bars: dict[str, pd.Series] = {}

@@ -10,7 +10,8 @@ import pytest
 
 from conftest import invoke_json, log_messages, wait_for
 from sfn_helpers import create_state_machine, run_execution
-from swlab.analysis import collect_run, load_run, save_run
+from swlab.analysis.collect import collect_run
+from swlab.analysis.dataset import load_run, save_run
 from swlab.analysis import stats, workflow
 
 pytestmark = pytest.mark.functional

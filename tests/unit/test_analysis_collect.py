@@ -12,7 +12,9 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from swlab.analysis.collect import collect_run, fetch_log_events, list_stack_objects, load_run, read_jtl, save_run
+from swlab.analysis.collect import collect_run, fetch_executions, fetch_log_events, list_stack_objects
+from swlab.analysis.dataset import load_run, save_run
+from swlab.loadtest.jtl import parse_jtl
 from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
@@ -132,7 +134,7 @@ def test_collect_run_and_reload(cloud, tmp_path):
 
 
 def test_read_jtl_types():
-    jtl = read_jtl(FIXTURES / "jmeter_results.jtl")
+    jtl = parse_jtl(FIXTURES / "jmeter_results.jtl")
     assert str(jtl["timeStamp"].dt.tz) == "UTC" and jtl["success"].dtype == bool
     assert jtl["elapsed"].tolist()[:2] == [1450, 320] and set(jtl["label"]) == {"ingest", "classify"}
 
@@ -152,7 +154,6 @@ class FakeListing:
 
 
 def test_fetch_executions_window_in_either_listing_order():
-    from swlab.analysis.collect import fetch_executions
 
     t = [datetime(2026, 1, 1, 0, 0, s, tzinfo=timezone.utc) for s in range(10)]
     newest_first = FakeListing(t[::-1])

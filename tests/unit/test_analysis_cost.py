@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from swlab.analysis import cost
+from swlab.analysis import cost, prices
 from swlab.analysis.synthetic import synthetic_run
 
 pytestmark = pytest.mark.unit
@@ -80,7 +80,7 @@ def test_itemized_table_for_a_hand_computed_run():
 
 def test_workflow2_shows_standard_and_express():
     run = synthetic_run(n_ingest=3, n_classify=4)
-    costs = cost.cost_table(cost.usage_lines(run.tables, "swlab"), cost.load_prices())
+    costs = cost.cost_table(cost.usage_lines(run.tables, "swlab"), prices.load_prices())
     totals = cost.workflow_totals(costs).set_index(["workflow", "step_functions"])
     assert {("classify", "standard"), ("classify", "express")} <= set(totals.index)
     sfn = costs[(costs["workflow"] == "classify") & (costs["service"] == "Step Functions")]
@@ -91,7 +91,7 @@ def test_workflow2_shows_standard_and_express():
 
 
 def test_prices_table_is_dated_and_sourced():
-    p = cost.load_prices()
+    p = prices.load_prices()
     assert p["as_of"] and p["region"] == "us-east-1" and all(u.startswith("https://") for u in p["sources"].values())
     for key in ("lambda_x86_64_usd_per_gb_s", "lambda_arm64_usd_per_gb_s", "sfn_standard_usd_per_1k_transitions",
                 "sfn_express_usd_per_gb_s", "dynamodb_usd_per_million_write_request_units",
@@ -121,10 +121,10 @@ class FakePricing:
 
 def test_refresh_prices_takes_first_tier_and_says_so():
     fake = FakePricing()
-    p = cost.refresh_prices(fake)
+    p = prices.refresh_prices(fake)
     assert p["prices"]["lambda_arm64_usd_per_gb_s"] == pytest.approx(0.0000133)
     assert p["source_kind"] == "AWS Price List API" and p["refreshed_keys"] == ["lambda_arm64_usd_per_gb_s"]
-    assert p["prices"]["lambda_x86_64_usd_per_gb_s"] == cost.load_prices()["prices"]["lambda_x86_64_usd_per_gb_s"]
+    assert p["prices"]["lambda_x86_64_usd_per_gb_s"] == prices.load_prices()["prices"]["lambda_x86_64_usd_per_gb_s"]
     assert all(c["Filters"][0]["Value"] == "us-east-1" for c in fake.calls)
 
 

@@ -11,7 +11,8 @@ import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from swlab.analysis import cost, plots, stats, workflow  # noqa: E402
+from swlab.analysis import cost, plots, prices, stats, workflow  # noqa: E402
+from swlab.analysis.histories import executions_frame, history_to_states  # noqa: E402
 from swlab.analysis.logs import parse_log_events  # noqa: E402
 from swlab.analysis.synthetic import synthetic_run  # noqa: E402
 
@@ -78,7 +79,7 @@ def test_errors_and_cost_plots(run):
     assert labels(plots.errors_plot(stats.errors_table(run["invocations"]))) == ("function", "count")
     empty = pd.DataFrame(columns=["function", "error_type", "count"])
     assert labels(plots.errors_plot(empty)) == ("function", "count")
-    costs = cost.cost_table(cost.usage_lines(run.tables, "swlab"), cost.load_prices())
+    costs = cost.cost_table(cost.usage_lines(run.tables, "swlab"), prices.load_prices())
     fig = plots.cost_breakdown_plot(costs)
     assert labels(fig) == ("USD per 1,000,000 runs", "workflow")
     ticks = [t.get_text() for t in fig.axes[0].get_yticklabels()]
@@ -86,10 +87,9 @@ def test_errors_and_cost_plots(run):
 
 
 def test_plots_of_an_empty_run_say_no_data(recwarn):
-    from swlab.analysis.collect import _executions_frame, history_to_states
 
     inv = parse_log_events([])
-    ex = _executions_frame([])
+    ex = executions_frame([])
     states = history_to_states([], "").assign(state_machine=pd.Series(dtype=str))
     figs = [plots.cold_start_timeline(inv), plots.latency_cdf({"a": pd.Series([], dtype=float)}),
             plots.latency_over_time(stats.server_latency(ex)), plots.throughput_plot(stats.throughput([], [])),
@@ -97,6 +97,6 @@ def test_plots_of_an_empty_run_say_no_data(recwarn):
             plots.critical_path_plot(workflow.median_critical_path(states, ex)),
             plots.errors_plot(stats.errors_table(inv)),
             plots.cost_breakdown_plot(cost.cost_table(cost.usage_lines({"invocations": inv}, "swlab"),
-                                                      cost.load_prices()))]
+                                                      prices.load_prices()))]
     assert all(isinstance(f, Figure) for f in figs)
     assert not [w for w in recwarn if "legend" in str(w.message)]

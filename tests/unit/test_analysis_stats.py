@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from swlab.analysis import stats, workflow
-from swlab.analysis.collect import executions_from_history, history_to_states, normalise_history_event
+from swlab.analysis.histories import executions_from_history, history_to_states, normalise_history_event
+from swlab.loadtest.jtl import parse_jtl
 from swlab.analysis.synthetic import synthetic_run
 
 pytestmark = pytest.mark.unit
@@ -130,9 +131,8 @@ def test_median_critical_path_on_synthetic_run_is_ordered_and_complete():
 
 
 def test_throughput_of_client_samples_splits_throttles_from_errors():
-    from swlab.analysis.collect import read_jtl
 
-    client = stats.client_latency(read_jtl(FIXTURES / "jmeter_results.jtl"))
+    client = stats.client_latency(parse_jtl(FIXTURES / "jmeter_results.jtl"))
     assert client["throttled"].tolist() == [False, False, False, True, False, False, False]
     tp = stats.throughput_of(client, interval="10s")
     assert tp["started"].sum() == 7 and tp["throttles"].sum() == 1 and tp["errors"].sum() == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from swlab.bench_workflows import Figures, warm_p50_ms
+from swlab.bench.workflows import Figures, warm_p50_ms
 from swlab.smoke import Answer
 
 pytestmark = pytest.mark.unit

@@ -31,8 +31,14 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
+from swlab.analysis.collect import fetch_log_events
+from swlab.analysis.logs import parse_log_events
+from swlab.localcloud.server import LocalCloudProcess
+from swlab.provision import deploy as deploy_mod
+from swlab.provision.teardown import teardown
+from swlab.run.smoke import Answer, post
+from swlab.samples import ImageServer
 from swlab.settings import Settings, client, load_settings
-from swlab.smoke import Answer, post
 
 API_GATEWAY_TIMEOUT_MS = 29_000
 STACK = "bench"
@@ -65,9 +71,6 @@ def cold_starts(settings: Settings, functions: dict[str, Any], since: datetime) 
     """(median Init Duration, median Duration) in ms of each function's cold invocations since ``since``,
     from its REPORT lines. The Duration of a cold invocation holds what a handler loads lazily (the
     model functions import torch at init but load their model on the first event)."""
-    from swlab.analysis.collect import fetch_log_events
-    from swlab.analysis.logs import parse_log_events
-
     logs, out = client(settings, "logs"), {}
     until = datetime.now(timezone.utc) + timedelta(minutes=1)
     for name, fn in sorted(functions.items()):
@@ -120,11 +123,6 @@ def measure(settings: Settings, outputs: dict[str, Any], urls: list[str], figure
 def run(n_warm: int = 20, work_dir: Path | None = None, progress: Callable[[str], None] = print,
         **deploy_options: Any) -> Figures:
     """Fresh local cloud → deploy → measure → teardown → stop; returns the figures."""
-    from swlab import deploy as deploy_mod
-    from swlab.localcloud.server import LocalCloudProcess
-    from swlab.samples import ImageServer
-    from swlab.teardown import teardown
-
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="swlab-bench-workflows-") as tmp:
         work = Path(work_dir or tmp)

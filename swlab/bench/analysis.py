@@ -16,13 +16,13 @@ import subprocess
 import sys
 import time
 
+from swlab.analysis.logs import parse_log_events
+from swlab.analysis.stats import cold_warm_table, summarize
+from swlab.bench.synthetic import report_events
+
 
 def measure(n: int, with_start_end: bool) -> dict:
     """In this process: build ``n`` synthetic invocations, then time parse + cold/warm table."""
-    from swlab.analysis.logs import parse_log_events
-    from swlab.analysis.stats import cold_warm_table, summarize
-    from swlab.analysis.synthetic import report_events
-
     parse_log_events(report_events(1000, with_start_end=with_start_end))  # warm-up: kernels, imports
     events = report_events(n, with_start_end=with_start_end)
     t0, c0 = time.perf_counter(), time.process_time()
@@ -36,7 +36,7 @@ def measure(n: int, with_start_end: bool) -> dict:
 
 
 def _child(n: int, with_start_end: bool) -> dict:
-    cmd = [sys.executable, "-m", "swlab.analysis.bench", "--child", str(n)]
+    cmd = [sys.executable, "-m", "swlab.bench.analysis", "--child", str(n)]
     if with_start_end:
         cmd.append("--start-end")
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)

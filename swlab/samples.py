@@ -31,6 +31,7 @@ import struct
 import sys
 import threading
 import time
+from typing import Any
 import zlib
 from collections import Counter
 from dataclasses import dataclass
@@ -170,7 +171,7 @@ class _Server(ThreadingHTTPServer):
         self.hits: Counter[str] = Counter()
         self._lock = threading.Lock()
 
-    def handle_error(self, request: object, client_address: tuple[str, int]) -> None:
+    def handle_error(self, request: Any, client_address: Any) -> None:
         if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
             return  # a client that hung up (size limit, timeout, end of a load test) is not an error
         super().handle_error(request, client_address)
@@ -189,7 +190,7 @@ class ImageServer:
 
     @property
     def host(self) -> str:
-        return self._server.server_address[0]
+        return str(self._server.server_address[0])
 
     @property
     def port(self) -> int:

@@ -77,7 +77,7 @@ def list_stack_functions(lambda_client: Any, stack: str) -> pd.DataFrame:
 
 def fetch_log_events(logs_client: Any, log_group: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Every event of ``log_group`` in [start, end], all pages (no filter pattern: moto ignores them)."""
-    kwargs = {"logGroupName": log_group, "startTime": _ms(start), "endTime": _ms(end)}
+    kwargs: dict[str, Any] = {"logGroupName": log_group, "startTime": _ms(start), "endTime": _ms(end)}
     try:
         events = list(_paginate(logs_client.filter_log_events, "events", **kwargs))
     except logs_client.exceptions.ResourceNotFoundException:
@@ -91,7 +91,8 @@ def fetch_log_events(logs_client: Any, log_group: str, start: datetime, end: dat
 def fetch_lambda_metrics(cw_client: Any, functions: Iterable[str], start: datetime, end: datetime,
                          period_s: int = 60) -> pd.DataFrame:
     """AWS/Lambda metrics per function → long table (function, metric, stat, timestamp, value)."""
-    queries, labels = [], {}
+    queries: list[dict[str, Any]] = []
+    labels: dict[str, tuple[str, str, str]] = {}
     for fn in functions:
         for metric, stats in METRIC_STATS.items():
             for stat in stats:

@@ -122,10 +122,11 @@ def workflows_of_run(tables: dict[str, pd.DataFrame], stack: str) -> dict[str, d
     A state machine is a workflow with the functions its Task states called; every other
     function is a workflow of its own (Workflow 1 is one Lambda behind API Gateway).
     """
-    inv, states, ex = tables.get("invocations"), tables.get("states"), tables.get("executions")
+    empty = pd.DataFrame(columns=["function", "state_machine", "resource"])
+    inv, states, ex = (tables.get(name, empty) for name in ("invocations", "states", "executions"))
     out: dict[str, dict] = {}
     used: set[str] = set()
-    if ex is not None and len(ex):
+    if len(ex):
         for sm, g in ex.groupby("state_machine"):
             fns = sorted(set(states.loc[states["state_machine"] == sm, "resource"].dropna()) & set(inv["function"]))
             used |= set(fns)

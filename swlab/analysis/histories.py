@@ -8,6 +8,7 @@ local cloud) and the JSON records an Express state machine writes to its CloudWa
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import pandas as pd
 
@@ -23,7 +24,7 @@ def normalise_history_event(event: dict) -> dict:
         return {"id": int(event["id"]), "previous_id": int(event.get("previous_event_id") or 0),
                 "type": event["type"], "timestamp": ts, "details": event.get("details") or {},
                 "execution_arn": event.get("execution_arn")}
-    details = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
+    details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
     return {"id": int(event["id"]), "previous_id": int(event.get("previousEventId") or 0),
             "type": event["type"], "timestamp": pd.Timestamp(event["timestamp"]).tz_convert("UTC")
             if pd.Timestamp(event["timestamp"]).tzinfo else pd.Timestamp(event["timestamp"], tz="UTC"),
@@ -60,14 +61,14 @@ def history_to_states(events: list[dict], execution_arn: str) -> pd.DataFrame:
                 row = stack.pop(0)
                 row["exited"] = e["timestamp"]
                 row["status"] = "failed" if row.pop("_last_failed", False) else "succeeded"
-        elif t.endswith("Scheduled") and (row := _owner(e, by_id, row_of_entered)) is not None:
-            row["resource"] = _resource_name(e["details"])
-        elif t.endswith(_FAILED_SUFFIXES) and (row := _owner(e, by_id, row_of_entered)) is not None:
-            row["error"] = e["details"].get("error") or t
-            row["failed_attempts"] += 1
-            row["status"], row["_last_failed"] = "failed", True
-        elif t.endswith("Succeeded") and (row := _owner(e, by_id, row_of_entered)) is not None:
-            row["_last_failed"] = False
+        elif t.endswith("Scheduled") and (owner := _owner(e, by_id, row_of_entered)) is not None:
+            owner["resource"] = _resource_name(e["details"])
+        elif t.endswith(_FAILED_SUFFIXES) and (owner := _owner(e, by_id, row_of_entered)) is not None:
+            owner["error"] = e["details"].get("error") or t
+            owner["failed_attempts"] += 1
+            owner["status"], owner["_last_failed"] = "failed", True
+        elif t.endswith("Succeeded") and (owner := _owner(e, by_id, row_of_entered)) is not None:
+            owner["_last_failed"] = False
     for row in rows:
         row.pop("_last_failed", None)
     df = pd.DataFrame(rows, columns=["execution_arn", "state", "state_type", "entered", "exited", "status",
@@ -79,11 +80,13 @@ def history_to_states(events: list[dict], execution_arn: str) -> pd.DataFrame:
 
 def _owner(event: dict, by_id: dict, row_of_entered: dict) -> dict | None:
     """The state visit an event belongs to: follow previous ids back to a ``*StateEntered`` event."""
-    seen, cur = 0, event
-    while cur is not None and seen < 1000:
+    cur: dict | None = event
+    for _ in range(1000):
+        if cur is None:
+            return None
         if cur["id"] in row_of_entered:
             return row_of_entered[cur["id"]]
-        cur, seen = by_id.get(cur["previous_id"]), seen + 1
+        cur = by_id.get(cur["previous_id"])
     return None
 
 

@@ -101,7 +101,7 @@ def latency_over_time(latency: pd.DataFrame, window: str = "10s") -> Figure:
         ax.scatter(g.loc[~ok, "time"], g.loc[~ok, "latency_ms"], s=20, marker="x", color=COLD)
         med = g.set_index("time")["latency_ms"].rolling(window).median()
         segment = (med.index.to_series().diff() > pd.Timedelta(window)).cumsum().to_numpy()
-        colour = tuple(points.get_facecolor()[0][:3]) if len(points.get_offsets()) else None
+        colour = tuple(points.get_facecolor()[0][:3]) if len(points.get_offsets()) else None  # type: ignore[index, arg-type]
         for i, (_, part) in enumerate(med.groupby(segment)):
             ax.plot(part.index, part.to_numpy(), linewidth=1.5, color=colour,
                     label=f"{label} rolling median ({window})" if i == 0 else None)

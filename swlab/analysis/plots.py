@@ -50,6 +50,24 @@ def cold_start_timeline(invocations: pd.DataFrame, functions: list[str] | None =
     return fig
 
 
+def cold_start_cost_plot(cost: pd.DataFrame) -> Figure:
+    """Per function, a cold start's cost as stacked bars: Init Duration, then the extra Duration of
+    the first invocation over a warm one (from :func:`swlab.analysis.stats.cold_start_cost`)."""
+    fig = Figure(figsize=(8, 0.45 * max(len(cost), 1) + 1.4), layout="constrained")
+    ax = fig.subplots()
+    names = [_short(fn) for fn in cost.index]
+    init = cost["init_ms"].to_numpy(dtype=float) if len(cost) else np.array([])
+    extra = cost["extra_duration_ms"].fillna(0).to_numpy(dtype=float) if len(cost) else np.array([])
+    if len(cost):
+        ax.barh(names, init, color="black", label="Init Duration")
+        ax.barh(names, extra, left=init, color=COLD, label="extra Duration of the first invocation")
+        ax.invert_yaxis()
+    ax.set_xlabel("ms (medians)")
+    _legend(ax, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    ax.set_title("What a cold start costs, per function")
+    return fig
+
+
 def latency_cdf(samples: Mapping[str, pd.Series]) -> Figure:
     """Empirical CDF of latency for each named sample (e.g. client and server side)."""
     fig = Figure(figsize=(7, 4.5), layout="constrained")

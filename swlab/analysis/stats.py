@@ -109,6 +109,30 @@ def cold_warm_table(invocations: pd.DataFrame, quantiles: Iterable[float] = (0.5
     return pd.DataFrame(rows).set_index("function") if rows else pd.DataFrame()
 
 
+def cold_start_cost(invocations: pd.DataFrame) -> pd.DataFrame:
+    """Per function, what a cold start costs, in the two parts AWS reports (medians, ms).
+
+    ``init_ms``: the Init Duration of cold invocations; ``extra_duration_ms``: how much longer a cold
+    invocation's Duration is than a warm one's (work the handler does on its first event; NaN
+    without warm invocations to compare with, never below zero); ``cold_cost_ms``: their sum,
+    the time a request waits for a new environment. ``cold`` and ``warm`` count the samples behind
+    each median.
+    """
+    rows = []
+    for fn, g in invocations.groupby("function", sort=True):
+        cold, warm = g[g["cold"]], g[~g["cold"]]
+        if not len(cold):
+            continue
+        init = float(cold["init_duration_ms"].median())
+        first, usual = float(cold["duration_ms"].median()), float(warm["duration_ms"].median())
+        extra = max(first - usual, 0.0) if len(warm) else math.nan
+        rows.append({"function": fn, "cold": len(cold), "warm": len(warm), "init_ms": init,
+                     "cold_duration_ms": first, "warm_duration_ms": usual if len(warm) else math.nan,
+                     "extra_duration_ms": extra, "cold_cost_ms": init + (0.0 if math.isnan(extra) else extra)})
+    columns = ["cold", "warm", "init_ms", "cold_duration_ms", "warm_duration_ms", "extra_duration_ms", "cold_cost_ms"]
+    return pd.DataFrame(rows, columns=["function", *columns]).set_index("function")
+
+
 # ---- latency -------------------------------------------------------------------------------
 
 def client_latency(jtl: pd.DataFrame, label: str | None = None) -> pd.DataFrame:

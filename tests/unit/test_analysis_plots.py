@@ -38,6 +38,19 @@ def test_cold_start_timeline_on_fixture_logs():
     assert fig.axes[0].get_title(loc="left").endswith("1 cold of 2")  # swlab-flip
 
 
+def test_cold_start_cost_plot_stacks_init_and_extra_duration():
+    inv = parse_log_events(json.loads((FIXTURES / "text_format.json").read_text())["events"])
+    cost_ms = stats.cold_start_cost(inv)
+    fig = plots.cold_start_cost_plot(cost_ms)
+    ax = fig.axes[0]
+    assert labels(fig) == ("ms (medians)", "")
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "Init Duration", "extra Duration of the first invocation"]
+    init_bar, extra_bar = ax.patches[0], ax.patches[len(cost_ms)]
+    assert init_bar.get_width() == cost_ms["init_ms"].iloc[0]
+    assert extra_bar.get_x() == init_bar.get_width()  # the extra part starts where Init ends
+
+
 def test_latency_plots(run):
     client = stats.client_latency(run["jtl"])
     server = stats.server_latency(run["executions"])
@@ -91,7 +104,8 @@ def test_plots_of_an_empty_run_say_no_data(recwarn):
     inv = parse_log_events([])
     ex = executions_frame([])
     states = history_to_states([], "").assign(state_machine=pd.Series(dtype=str))
-    figs = [plots.cold_start_timeline(inv), plots.latency_cdf({"a": pd.Series([], dtype=float)}),
+    figs = [plots.cold_start_timeline(inv), plots.cold_start_cost_plot(stats.cold_start_cost(inv)),
+            plots.latency_cdf({"a": pd.Series([], dtype=float)}),
             plots.latency_over_time(stats.server_latency(ex)), plots.throughput_plot(stats.throughput([], [])),
             plots.gantt(workflow.attach_lambda_durations(states, inv), ex),
             plots.critical_path_plot(workflow.median_critical_path(states, ex)),

@@ -64,6 +64,21 @@ def test_cold_warm_table_from_invocations():
     assert t.loc["b", "init_p50_ms"] == 150 and math.isnan(t.loc["b", "duration_warm_p50_ms"])
 
 
+def test_cold_start_cost_is_init_plus_the_first_invocations_extra_duration():
+    inv = pd.DataFrame({"function": ["a"] * 4 + ["b"] * 2 + ["c"], "cold": [True, False, False, False, True, True, False],
+                        "init_duration_ms": [300.0, np.nan, np.nan, np.nan, 100.0, 200.0, np.nan],
+                        "duration_ms": [50.0, 10.0, 20.0, 30.0, 5.0, 7.0, 3.0]})
+    t = stats.cold_start_cost(inv)
+    assert list(t.index) == ["a", "b"]  # c was never cold
+    assert t.loc["a", "init_ms"] == 300 and t.loc["a", "extra_duration_ms"] == 30 and t.loc["a", "cold_cost_ms"] == 330
+    assert (t.loc["a", "cold"], t.loc["a", "warm"]) == (1, 3)
+    # no warm invocation to compare with: the extra part is unknown, the cost is Init alone
+    assert math.isnan(t.loc["b", "extra_duration_ms"]) and t.loc["b", "cold_cost_ms"] == 150
+    faster_cold = pd.DataFrame({"function": ["d", "d"], "cold": [True, False], "init_duration_ms": [80.0, np.nan],
+                                "duration_ms": [5.0, 9.0]})
+    assert stats.cold_start_cost(faster_cold).loc["d", "extra_duration_ms"] == 0  # never below zero
+
+
 def test_throughput_counts_per_interval_with_empty_intervals():
     t = pd.to_datetime(["2026-01-01T00:00:01Z", "2026-01-01T00:00:02Z", "2026-01-01T00:00:25Z"])
     tp = stats.throughput(t, ends=t + pd.Timedelta(seconds=1), errors=t[:1], interval="10s")

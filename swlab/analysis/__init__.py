@@ -3,7 +3,7 @@
 Modules: :mod:`.logs` (Lambda log lines), :mod:`.collect` (boto3 collection, run directories),
 :mod:`.stats` (percentiles with CIs, cold/warm, throughput, errors), :mod:`.workflow`
 (per-state rows, critical path, orchestration overhead), :mod:`.plots` (matplotlib figures),
-:mod:`.cost` (cost model and prices), :mod:`.synthetic` (seeded fake telemetry), :mod:`.bench`.
+:mod:`.cost` (cost model and prices), :mod:`.bench`.
 
 Tables of a run (``Run.tables``; one Parquet file each in the run directory):
 
@@ -30,7 +30,6 @@ Tables of a run (``Run.tables``; one Parquet file each in the run directory):
 """
 
 from swlab.analysis.collect import Run, collect_run, load_run, read_jtl, save_run
-from swlab.analysis.logs import format_report_line, parse_log_events, parse_report_line
+from swlab.analysis.logs import parse_log_events, parse_report_line
 
-__all__ = ["Run", "collect_run", "load_run", "save_run", "read_jtl", "parse_log_events", "parse_report_line",
-           "format_report_line"]
+__all__ = ["Run", "collect_run", "load_run", "save_run", "read_jtl", "parse_log_events", "parse_report_line"]

@@ -21,7 +21,7 @@ def measure(n: int, with_start_end: bool) -> dict:
     """In this process: build ``n`` synthetic invocations, then time parse + cold/warm table."""
     from swlab.analysis.logs import parse_log_events
     from swlab.analysis.stats import cold_warm_table, summarize
-    from swlab.analysis.synthetic import report_events
+    from swlab.bench.synthetic import report_events
 
     parse_log_events(report_events(1000, with_start_end=with_start_end))  # warm-up: kernels, imports
     events = report_events(n, with_start_end=with_start_end)

@@ -63,6 +63,7 @@ from urllib.parse import parse_qsl, quote
 import urllib3
 
 from swlab.localcloud.apigw_vtl import TemplateError, TemplateInput, render
+from swlab.localcloud.routes import Host, Route
 
 log = logging.getLogger("swlab.localcloud.apigw")
 
@@ -89,10 +90,8 @@ def _message(status: int, message: str, error_type: str | None = None) -> Reply:
     return Reply(status, json.dumps({"message": message}).encode(), headers)
 
 
-def mount(cloud: Any) -> None:
+def mount(cloud: Host) -> None:
     """Register the API Gateway data plane on a :class:`LocalCloud`."""
-    from swlab.localcloud.server import Route
-
     plane = ApiGatewayDataPlane(cloud.endpoint_url, cloud.account_id, cloud.region)
     cloud.routes.append(Route("apigateway", plane.matches, plane.wsgi))
     cloud.components.append(plane)

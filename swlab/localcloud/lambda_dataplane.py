@@ -50,7 +50,8 @@ from urllib.parse import parse_qs
 
 from swlab.localcloud.lambda_env import (Environment, FunctionSpec, Invocation, OutputPump, aws_runtime_dir,
                                          error_body, extract_code)
-from swlab.localcloud.server import Route
+from swlab.localcloud import report_lines
+from swlab.localcloud.routes import Host, Route
 
 log = logging.getLogger("swlab.localcloud.lambda")
 
@@ -93,23 +94,6 @@ def parse_function_ref(ref: str) -> tuple[str, str | None, str | None, str | Non
     parts = head.split(":")
     region = parts[3] if len(parts) >= 5 and parts[0] == "arn" else None
     return name, qualifier or None, parts[-1] or None, region
-
-
-def report_line(request_id: str, duration_ms: float, billed_ms: int, memory_mb: int, used_mb: int,
-                init_ms: float | None, status: str | None = None, error_type: str | None = None) -> str:
-    """AWS's text REPORT line: tab-separated, trailing tab (Status/Error Type only on platform failures)."""
-    text = (f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {billed_ms} ms\t"
-            f"Memory Size: {memory_mb} MB\tMax Memory Used: {used_mb} MB\t")
-    if init_ms is not None:
-        text += f"Init Duration: {init_ms:.2f} ms\t"
-    if status:
-        text += f"Status: {status}\t" + (f"Error Type: {error_type}\t" if error_type else "")
-    return text + "\n"
-
-
-def _iso_now() -> str:
-    now = datetime.now(timezone.utc)
-    return now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z"
 
 
 def _lambda_backends() -> Any:
@@ -446,7 +430,7 @@ class LambdaDataPlane:
             inv.started = time.perf_counter()
             inv.finish(env.killed_for or "exit")
         if inv.status is None:
-            self._log(env, f"START RequestId: {inv.request_id} Version: {spec.version}\n", inv)
+            self._log(env, report_lines.start_line(inv.request_id, spec.version) + "\n", inv)
             env.dispatch(inv)
             if not inv.done.wait(spec.timeout_s):
                 env.kill("timeout")
@@ -455,8 +439,7 @@ class LambdaDataPlane:
     def _spawn(self, spec: FunctionSpec) -> Environment:
         env = Environment(spec, self.options.python, self.catalog.runtime_dir, self.endpoint_url, self._on_output)
         self.pool.add(env)
-        self._log(env, f"INIT_START Runtime Version: {spec.runtime.replace('python', 'python:')}.localcloud\t"
-                       f"Runtime Version ARN: arn:aws:lambda:{spec.region}::runtime:localcloud\n")
+        self._log(env, report_lines.init_start_line(spec.runtime, spec.region) + "\n")
         env.start(self.pump)
         if self._stop.is_set():  # shutting down: no environment may outlive the server
             env.kill("shutdown")
@@ -482,9 +465,8 @@ class LambdaDataPlane:
         status = "timeout" if inv.status == "timeout" else "error"
         error_type = {"init_error": inv.error_type, "oom": "Runtime.OutOfMemory"}.get(inv.status or "",
                                                                                        "Runtime.ExitError")
-        self._log(env, f"INIT_REPORT Init Duration: {env.init_ms:.2f} ms\tPhase: init\tStatus: {status}\t"
-                       + (f"Error Type: {error_type}\t" if status == "error" else "") + "\n")
-        self._log(env, f"START RequestId: {inv.request_id} Version: {env.spec.version}\n", inv)
+        self._log(env, report_lines.init_report_line(env.init_ms, status, error_type) + "\n")
+        self._log(env, report_lines.start_line(inv.request_id, env.spec.version) + "\n", inv)
 
     def _finish(self, env: Environment, inv: Invocation, cold: bool, tail: bool) -> Outcome:
         spec = env.spec
@@ -497,13 +479,14 @@ class LambdaDataPlane:
         billed = math.ceil(duration_ms + (init_ms or 0))  # the INIT phase is billed (AWS, since Aug 2025)
         status, body, error_type, platform_status = self._classify(env, inv, duration_ms)
         if platform_status and inv.status in ("oom", "exit"):
-            self._log(env, f"RequestId: {inv.request_id} Error: Runtime exited with error: "
-                           f"{env.exit_reason or 'signal: killed'}\n{error_type}\n", inv)
-        self._log(env, f"END RequestId: {inv.request_id}\n", inv)
-        self._log(env, report_line(inv.request_id, duration_ms, billed, spec.memory_mb, used_mb, init_ms,
-                                   platform_status, error_type if platform_status == "error" else None), inv)
+            self._log(env, report_lines.runtime_exit_line(inv.request_id, env.exit_reason or "signal: killed",
+                                                          error_type) + "\n", inv)
+        self._log(env, report_lines.end_line(inv.request_id) + "\n", inv)
+        self._log(env, report_lines.report_line(inv.request_id, duration_ms, billed, spec.memory_mb, used_mb, init_ms,
+                                                platform_status, error_type if platform_status == "error" else None)
+                  + "\n", inv)
         if inv.status == "timeout":
-            self._log(env, f"{_iso_now()} {inv.request_id} Task timed out after {duration_ms / 1000:.2f} seconds\n")
+            self._log(env, report_lines.timeout_line(inv.request_id, duration_ms / 1000) + "\n")
         self._release(env, inv)
         self._metrics(spec, status != "ok", duration_ms)
         headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", spec.version),
@@ -528,7 +511,7 @@ class LambdaDataPlane:
         if inv.status == "init_error":
             return "error", inv.body, inv.error_type, "error"
         if inv.status == "timeout":
-            message = f"{_iso_now()} {rid} Task timed out after {duration_ms / 1000:.2f} seconds"
+            message = report_lines.timeout_line(rid, duration_ms / 1000)
             return "error", json.dumps({"errorMessage": message}).encode(), "Sandbox.Timedout", "timeout"
         error_type = "Runtime.OutOfMemory" if inv.status == "oom" else "Runtime.ExitError"
         reason = "signal: killed" if inv.status == "oom" else (env.exit_reason or "signal: killed")
@@ -705,7 +688,7 @@ _STATUS_TEXT = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request
                 429: "Too Many Requests"}
 
 
-def mount(cloud: Any) -> LambdaDataPlane:
+def mount(cloud: Host) -> LambdaDataPlane:
     """Build the data plane from ``cloud.options`` and register its routes and itself on ``cloud``."""
     options = LambdaOptions.from_options(cloud.options)
     plane = LambdaDataPlane(options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id,

@@ -13,7 +13,7 @@ from matplotlib.figure import Figure  # noqa: E402
 
 from swlab.analysis import cost, plots, stats, workflow  # noqa: E402
 from swlab.analysis.logs import parse_log_events  # noqa: E402
-from swlab.analysis.synthetic import synthetic_run  # noqa: E402
+from swlab.bench.synthetic import synthetic_run  # noqa: E402
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"

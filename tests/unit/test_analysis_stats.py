@@ -10,7 +10,7 @@ import pytest
 
 from swlab.analysis import stats, workflow
 from swlab.analysis.collect import executions_from_history, history_to_states, normalise_history_event
-from swlab.analysis.synthetic import synthetic_run
+from swlab.bench.synthetic import synthetic_run
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"

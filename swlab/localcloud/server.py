@@ -36,14 +36,15 @@ from typing import Any, Callable, Iterable
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
-from swlab.localcloud import apigw, lambda_dataplane, moto_patches
+from swlab.localcloud import apigw, moto_patches
+from swlab.localcloud.lambda_runtime import invoke_api
 from swlab.localcloud.routes import Route, WSGIApp
 
 log = logging.getLogger("swlab.localcloud")
 
 HEALTH_PATH = "/_localcloud/health"
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
-DATA_PLANES = (lambda_dataplane.mount, apigw.mount)  # in dispatch order: each mount(cloud) adds its routes
+DATA_PLANES = (invoke_api.mount, apigw.mount)  # in dispatch order: each mount(cloud) adds its routes
 
 
 def _json_response(start_response: Callable, status: str, body: dict) -> list[bytes]:

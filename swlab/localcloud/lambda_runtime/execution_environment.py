@@ -29,8 +29,9 @@ from swlab.localcloud.lambda_runtime.output_pump import OutputPump, PipeLines
 from swlab.localcloud.lambda_runtime.runtime_api import RuntimeApi
 from swlab.localcloud.lambda_runtime.spec import RuntimeSpec, build_environment, log_stream_name
 
-_SIGNAL_NAMES = {signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
-                 signal.SIGABRT: "aborted", signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
+_SIGNAL_NAMES: dict[int, str] = {
+    signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted", signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
 
 
 class EnvState(Enum):

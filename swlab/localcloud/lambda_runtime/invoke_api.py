@@ -105,6 +105,7 @@ class InvokeApi:
     def admin_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         query = parse_qs(environ.get("QUERY_STRING", ""))
+        body: dict[str, Any]
         if method == "DELETE":
             ended = self.plane.end_idle((query.get("FunctionName") or [None])[0])
             body = {"ended": ended}

@@ -175,7 +175,7 @@ def _read_request(rfile: Any, conn: socket.socket) -> tuple[str, str, dict[str, 
 
 
 def _read_chunked(rfile: Any) -> bytes:
-    chunks = []
+    chunks: list[bytes] = []
     while True:
         size = int(rfile.readline().split(b";")[0].strip() or b"0", 16)
         if size == 0:

@@ -8,14 +8,13 @@ import os
 
 import pytest
 
+from swlab.localcloud.server import LocalCloudProcess
 from swlab.settings import Settings, client, load_settings
 
 
 @pytest.fixture(scope="session")
 def local_cloud(tmp_path_factory):
     """The embedded local cloud on a free port, for the whole session; stopped at the end."""
-    from swlab.localcloud.server import LocalCloudProcess
-
     work_dir = tmp_path_factory.mktemp("localcloud")
     # Short idle TTL keeps the test session's Lambda environments few.
     cloud = LocalCloudProcess(port=0, work_dir=work_dir, options={"idle_ttl_s": 120})

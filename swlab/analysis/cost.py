@@ -7,7 +7,7 @@ monthly free tier would cover.
 
 S3 requests and DynamoDB request units are measured: each function writes, per invocation
 that made AWS SDK calls, an ``aws_calls`` log line (read by
-:func:`swlab.analysis.logs.aws_calls`), and the state machine's direct DynamoDB states are
+:func:`swlab.analysis.aws_calls.aws_calls`), and the state machine's direct DynamoDB states are
 counted from the execution history (:func:`sfn_dynamodb_units`). A workflow whose functions
 wrote no such line (a run directory from before the line existed) falls back to
 :data:`REQUEST_PROFILE`, the requests one run makes by design. S3 storage is measured too: the
@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from swlab.analysis.logs import aws_calls
+from swlab.analysis.aws_calls import aws_calls
 
 BYTES_PER_GB = 1024 ** 3
 LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs bills each event as UTF-8 message bytes + 26

@@ -1,4 +1,4 @@
-"""Lambda log lines → invocation rows (text and JSON log formats), and the reverse.
+"""Lambda log lines → invocation rows (text and JSON log formats).
 
 Lambda writes, per invocation, into ``/aws/lambda/<function>``:
 
@@ -21,24 +21,18 @@ Lambda writes, per invocation, into ``/aws/lambda/<function>``:
   "errorType"?}}`` (Lambda Telemetry API schema); unhandled exceptions as
   ``{"timestamp", "level": "ERROR", "errorType", "errorMessage", "requestId", "stackTrace"}``.
 
-The lab's functions add, per invocation that made AWS SDK calls, one line of
-their own (read by :func:`aws_calls` for the cost model)::
-
-    {"ts": 1795755000.123, "level": "INFO", "message": "aws_calls",
-     "calls": {"s3:GetObject": 1, "dynamodb:UpdateItem": 1},
-     "capacity_units": {"dynamodb:UpdateItem": 1.0}}
-
 Public API: :func:`parse_report_line`, :func:`parse_log_events` (→ one row per
-invocation, columns in :data:`INVOCATION_COLUMNS`), :func:`aws_calls` (→ one row
-per call kind and invocation, :data:`AWS_CALLS_COLUMNS`), :func:`format_report_line`
-and friends (used by the local cloud's data plane to write AWS's format).
+invocation, columns in :data:`INVOCATION_COLUMNS`), :func:`classify_line`, :func:`json_object`.
+The lines are written (by the local cloud, and into synthetic fixtures) by
+``swlab.localcloud.report_lines``; tests/unit/test_report_lines.py checks that
+what it writes parses back here to the same values. The functions' own
+``aws_calls`` lines are read by :mod:`swlab.analysis.aws_calls`.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
 from typing import Any, Iterable
 
 import numpy as np
@@ -106,7 +100,7 @@ def parse_report_line(message: str) -> dict | None:
         g = m.groupdict()
         return _report_dict(g["request_id"], g, g["status"], g["error_type"])
     if message.startswith("{") and '"platform.report"' in message:
-        obj = _json_or_none(message)
+        obj = json_object(message)
         if not obj or obj.get("type") != "platform.report":
             return None
         rec = obj.get("record") or {}
@@ -120,7 +114,8 @@ def parse_report_line(message: str) -> dict | None:
     return None
 
 
-def _json_or_none(message: str) -> dict | None:
+def json_object(message: str) -> dict | None:
+    """The JSON object a message holds, or None (not JSON, or JSON but not an object)."""
     try:
         obj = json.loads(message)
     except (ValueError, RecursionError):
@@ -161,7 +156,7 @@ def classify_line(message: str) -> tuple[str, str | None, dict | None]:
 
 
 def _classify_json(message: str) -> tuple[str, str | None, dict | None]:
-    obj = _json_or_none(message)
+    obj = json_object(message)
     if obj is None:
         return "other", None, None
     kind = obj.get("type")
@@ -413,155 +408,3 @@ def _apply_failures(out: pd.DataFrame, failures: dict) -> None:
     mask = joined["f_status"].notna() & (out["status"] == "success")
     out.loc[mask, "status"] = joined.loc[mask, "f_status"]
     out.loc[mask, "error_type"] = joined.loc[mask, "f_error_type"]
-
-
-# ---- the functions' own "aws_calls" line (SDK calls per invocation, for the cost model) ----
-
-AWS_CALLS_MESSAGE = "aws_calls"
-AWS_CALLS_COLUMNS = ["function", "timestamp", "call", "count", "capacity_units"]
-
-
-def aws_calls(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
-    """The ``aws_calls`` lines of Lambda log events → one row per invocation line and call kind.
-
-    Columns :data:`AWS_CALLS_COLUMNS`: ``function``, ``timestamp`` (the event's, UTC),
-    ``call`` (``"service:Operation"``, e.g. ``"s3:GetObject"``), ``count`` (calls made,
-    successful or not) and ``capacity_units`` (the ConsumedCapacity DynamoDB reported for that
-    operation in that invocation; NaN when not reported).
-
-    A line counts when its message is a JSON object with ``"message": "aws_calls"``, or (JSON
-    log format) an object whose ``message`` is such an object or a JSON string of one. Anything
-    else (other lines, malformed JSON, counts that are not non-negative numbers) is skipped,
-    never an error. Only messages containing ``aws_calls`` are decoded (a pyarrow prefilter).
-    """
-    df = events if isinstance(events, pd.DataFrame) else pd.DataFrame(list(events))
-    if len(df) == 0 or "message" not in df.columns:
-        return _empty_aws_calls()
-    msgs = pa.array(df["message"].astype(str), type=pa.large_string())
-    sel = np.flatnonzero(pc.match_substring(msgs, AWS_CALLS_MESSAGE).to_numpy(zero_copy_only=False))
-    df = df.iloc[sel].reset_index(drop=True)
-    funcs = _function_names(df).to_numpy(object)
-    times = _event_times(df).to_numpy()
-    rows = []
-    for i, msg in enumerate(df["message"].astype(str)):
-        rec = _aws_calls_record(msg)
-        for call, count, units in _call_entries(rec) if rec else ():
-            rows.append((funcs[i], times[i], call, count, units))
-    if not rows:
-        return _empty_aws_calls()
-    out = pd.DataFrame(rows, columns=AWS_CALLS_COLUMNS)
-    return out.assign(timestamp=pd.to_datetime(out["timestamp"], utc=True),
-                      capacity_units=out["capacity_units"].astype(float))
-
-
-def _function_names(df: pd.DataFrame) -> pd.Series:
-    """The ``function`` column, else the log group (``logGroupName``) without ``/aws/lambda/``."""
-    if "function" in df.columns:
-        return df["function"]
-    group = df.get("log_group", df.get("logGroupName"))
-    return pd.Series("", index=df.index) if group is None else \
-        group.astype(str).str.replace("/aws/lambda/", "", regex=False)
-
-
-def _event_times(df: pd.DataFrame) -> pd.Series:
-    """Event times in UTC (epoch ms or datetimes; NaT where there is none or it does not parse)."""
-    ts = df["timestamp"] if "timestamp" in df.columns else pd.Series(pd.NaT, index=df.index)
-    if pd.api.types.is_numeric_dtype(ts):
-        return pd.to_datetime(ts, unit="ms", utc=True, errors="coerce")
-    return pd.to_datetime(ts, utc=True, errors="coerce", format="mixed")
-
-
-def _empty_aws_calls() -> pd.DataFrame:
-    return pd.DataFrame({"function": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-                         "call": pd.Series(dtype=object), "count": pd.Series(dtype=float),
-                         "capacity_units": pd.Series(dtype=float)})
-
-
-def _aws_calls_record(message: str) -> dict | None:
-    """The aws_calls object in a message: itself, or embedded (as object or JSON string) in ``message``."""
-    rec = _json_or_none(message)
-    for _ in range(2):  # the line itself, then what the JSON log format wrapped it in
-        if rec is None:
-            return None
-        inner = rec.get("message")
-        if inner == AWS_CALLS_MESSAGE:
-            return rec
-        rec = inner if isinstance(inner, dict) else _json_or_none(inner) if isinstance(inner, str) else None
-    return None
-
-
-def _call_entries(rec: dict) -> list[tuple[str, float, float]]:
-    """(call, count, capacity units or NaN) for each well-formed entry of ``calls``."""
-    calls, units = rec.get("calls"), rec.get("capacity_units")
-    if not isinstance(calls, dict):
-        return []
-    units = units if isinstance(units, dict) else {}
-    out = []
-    for call, count in calls.items():
-        if isinstance(call, str) and ":" in call and _non_negative(count):
-            cu = units.get(call)
-            out.append((call, float(count), float(cu) if _non_negative(cu) else np.nan))
-    return out
-
-
-def _non_negative(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and np.isfinite(x) and x >= 0
-
-
-# ---- formatting (AWS's exact text, for the local cloud's data plane and for fixtures) ----
-
-def format_start_line(request_id: str, version: str = "$LATEST") -> str:
-    return f"START RequestId: {request_id} Version: {version}"
-
-
-def format_end_line(request_id: str) -> str:
-    return f"END RequestId: {request_id}"
-
-
-def format_report_line(request_id: str, duration_ms: float, billed_duration_ms: int, memory_size_mb: int,
-                       max_memory_used_mb: int, init_duration_ms: float | None = None,
-                       status: str | None = None, error_type: str | None = None) -> str:
-    """A text REPORT line as Lambda writes it (tab-separated, trailing tab).
-
-    ``status``/``error_type`` are appended only for a non-success invocation
-    (``Status: timeout``, ``Status: error\\tError Type: Runtime.OutOfMemory``).
-    """
-    parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms",
-             f"Billed Duration: {int(billed_duration_ms)} ms", f"Memory Size: {int(memory_size_mb)} MB",
-             f"Max Memory Used: {int(max_memory_used_mb)} MB"]
-    if init_duration_ms is not None:
-        parts.append(f"Init Duration: {init_duration_ms:.2f} ms")
-    if status and status != "success":
-        parts.append(f"Status: {status}")
-        if error_type:
-            parts.append(f"Error Type: {error_type}")
-    return "\t".join(parts) + "\t"
-
-
-def format_timeout_line(request_id: str, timeout_s: float, when: datetime) -> str:
-    """``2024-01-01T00:00:03.123Z <id> Task timed out after 3.00 seconds``."""
-    return f"{_iso_ms(when)} {request_id} Task timed out after {timeout_s:.2f} seconds"
-
-
-def format_report_json(request_id: str, duration_ms: float, billed_duration_ms: int, memory_size_mb: int,
-                       max_memory_used_mb: int, when: datetime, init_duration_ms: float | None = None,
-                       status: str = "success", error_type: str | None = None) -> str:
-    """A JSON-format ``platform.report`` event (Lambda Telemetry API field names)."""
-    metrics: dict[str, Any] = {"durationMs": round(duration_ms, 2), "billedDurationMs": int(billed_duration_ms),
-                               "memorySizeMB": int(memory_size_mb), "maxMemoryUsedMB": int(max_memory_used_mb)}
-    if init_duration_ms is not None:
-        metrics["initDurationMs"] = round(init_duration_ms, 2)
-    record: dict[str, Any] = {"requestId": request_id, "metrics": metrics, "status": status}
-    if error_type:
-        record["errorType"] = error_type
-    return json.dumps({"time": _iso_ms(when), "type": "platform.report", "record": record})
-
-
-def billed_duration_ms(duration_ms: float) -> int:
-    """Lambda bills duration rounded up to the next millisecond."""
-    return int(np.ceil(duration_ms))
-
-
-def _iso_ms(when: datetime) -> str:
-    when = when.astimezone(timezone.utc) if when.tzinfo else when.replace(tzinfo=timezone.utc)
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"

@@ -52,17 +52,19 @@ import base64
 import json
 import logging
 import re
-import threading
-import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from http import HTTPStatus
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 import urllib3
 
-from swlab.localcloud.apigw_vtl import TemplateError, TemplateInput, render
+from swlab.localcloud.apigw_request import HttpRequest, RouteTable
+from swlab.localcloud.apigw_usage import UsageLimiter
+from swlab.localcloud.apigw_vtl import TemplateError, render
+from swlab.localcloud.routes import Host, Route
 
 log = logging.getLogger("swlab.localcloud.apigw")
 
@@ -89,10 +91,8 @@ def _message(status: int, message: str, error_type: str | None = None) -> Reply:
     return Reply(status, json.dumps({"message": message}).encode(), headers)
 
 
-def mount(cloud: Any) -> None:
+def mount(cloud: Host) -> None:
     """Register the API Gateway data plane on a :class:`LocalCloud`."""
-    from swlab.localcloud.server import Route
-
     plane = ApiGatewayDataPlane(cloud.endpoint_url, cloud.account_id, cloud.region)
     cloud.routes.append(Route("apigateway", plane.matches, plane.wsgi))
     cloud.components.append(plane)
@@ -105,7 +105,7 @@ class ApiGatewayDataPlane:
         self.region = region
         self.http = urllib3.PoolManager(num_pools=4, maxsize=64, retries=False)
         self.limiter = UsageLimiter()
-        self._routes: dict[str, tuple[Any, "RouteTable"]] = {}
+        self._routes: dict[str, tuple[Any, RouteTable]] = {}
 
     @staticmethod
     def matches(environ: dict) -> bool:
@@ -156,7 +156,7 @@ class ApiGatewayDataPlane:
         request.stage_variables = dict(stage.variables or {})
         return self._integrate(api, integration, request)
 
-    def _integrate(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+    def _integrate(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
         kind = integration.integration_type
         try:
             if kind == "AWS_PROXY" and _LAMBDA_URI.search(integration.uri or ""):
@@ -168,7 +168,8 @@ class ApiGatewayDataPlane:
         except TemplateError as exc:
             log.error("mapping template of %s %s: %s", request.method, request.resource_path, exc)
             return _message(500, "Internal server error")
-        log.error("unsupported integration %s %r on %s %s", kind, integration.uri, request.method, request.resource_path)
+        log.error("unsupported integration %s %r on %s %s", kind, integration.uri, request.method,
+                  request.resource_path)
         return _message(500, "Internal server error")
 
     # -- configuration ----------------------------------------------------------------
@@ -182,7 +183,7 @@ class ApiGatewayDataPlane:
                 return api
         return None
 
-    def _route_table(self, api: Any) -> "RouteTable":
+    def _route_table(self, api: Any) -> RouteTable:
         fingerprint = tuple((rid, r.path_part, r.parent_id) for rid, r in list(api.resources.items()))
         cached = self._routes.get(api.id)
         if cached is None or cached[0] != fingerprint:
@@ -190,7 +191,7 @@ class ApiGatewayDataPlane:
             self._routes[api.id] = cached
         return cached[1]
 
-    def _check_api_key(self, api: Any, stage: str, request: "HttpRequest") -> Reply | None:
+    def _check_api_key(self, api: Any, stage: str, request: HttpRequest) -> Reply | None:
         from moto.apigateway.models import apigateway_backends
 
         value = request.header("x-api-key")
@@ -207,7 +208,7 @@ class ApiGatewayDataPlane:
         return _message(403, "Forbidden", "ForbiddenException")
 
     # -- integrations -----------------------------------------------------------------
-    def _lambda_proxy(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+    def _lambda_proxy(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
         function = _LAMBDA_URI.search(integration.uri)["fn"]
         event = request.proxy_event(api.id)
         try:
@@ -225,7 +226,7 @@ class ApiGatewayDataPlane:
             return _message(502, "Internal server error")
         return _proxy_reply(resp.data) or _message(502, "Internal server error")
 
-    def _aws_action(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+    def _aws_action(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
         uri = _ACTION_URI.match(integration.uri)
         target = _JSON_TARGETS.get(uri["service"])
         if target is None:
@@ -248,182 +249,13 @@ class ApiGatewayDataPlane:
             return _message(504, "Endpoint request timed out")
         return _integration_reply(integration, request, api.id, resp.status, resp.data.decode("utf-8", "replace"))
 
-    def _mock(self, api: Any, integration: Any, request: "HttpRequest") -> Reply:
+    def _mock(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
         rendered = _request_body(integration, request, api.id) or "{}"
         try:
             status = int(json.loads(rendered).get("statusCode", 200))
         except (ValueError, AttributeError):
             status = 500
         return _integration_reply(integration, request, api.id, status, "")
-
-
-# -- requests -------------------------------------------------------------------------
-
-
-@dataclass
-class HttpRequest:
-    method: str
-    path: str
-    stage: str
-    request_id: str
-    headers: list[tuple[str, str]]
-    query: list[tuple[str, str]]
-    body: bytes
-    source_ip: str
-    path_params: dict[str, str] | None = None
-    resource_path: str = ""
-    stage_variables: dict[str, str] | None = None
-    api_key: str | None = None
-    api_key_id: str | None = None
-    received_at: float = 0.0
-    account_id: str = ""
-    resource_id: str = ""
-
-    @classmethod
-    def from_environ(cls, environ: dict, path: str, stage: str, request_id: str) -> "HttpRequest":
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        headers = [(k[5:].replace("_", "-").title(), v) for k, v in environ.items() if k.startswith("HTTP_")]
-        for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
-            if environ.get(key):
-                headers.append((key.replace("_", "-").title(), environ[key]))
-        return cls(method=environ["REQUEST_METHOD"].upper(), path=path, stage=stage, request_id=request_id,
-                   headers=headers, query=parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True),
-                   body=body, source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"), received_at=time.time())
-
-    def header(self, name: str) -> str | None:
-        name = name.lower()
-        return next((v for k, v in reversed(self.headers) if k.lower() == name), None)
-
-    def context(self, api_id: str) -> dict[str, Any]:
-        epoch_ms = int(self.received_at * 1000)
-        return {
-            "resourceId": self.resource_id, "resourcePath": self.resource_path, "httpMethod": self.method, "path": f"/{self.stage}{self.path}",
-            "accountId": self.account_id, "protocol": "HTTP/1.1", "stage": self.stage, "requestId": self.request_id,
-            "extendedRequestId": self.request_id, "apiId": api_id, "domainPrefix": api_id,
-            "domainName": f"{api_id}.execute-api.localhost", "requestTimeEpoch": epoch_ms,
-            "requestTime": datetime.fromtimestamp(self.received_at, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "identity": {"sourceIp": self.source_ip, "userAgent": self.header("user-agent"),
-                         "apiKey": self.api_key, "apiKeyId": self.api_key_id, "accountId": None, "caller": None,
-                         "user": None, "userArn": None, "cognitoIdentityId": None, "accessKey": None},
-        }
-
-    def proxy_event(self, api_id: str) -> dict[str, Any]:
-        """API Gateway's Lambda proxy event, payload format 1.0."""
-        multi_headers: dict[str, list[str]] = {}
-        for k, v in self.headers:
-            multi_headers.setdefault(k, []).append(v)
-        multi_query: dict[str, list[str]] = {}
-        for k, v in self.query:
-            multi_query.setdefault(k, []).append(v)
-        try:
-            body, encoded = (self.body.decode("utf-8"), False) if self.body else (None, False)
-        except UnicodeDecodeError:
-            body, encoded = base64.b64encode(self.body).decode(), True
-        ctx = self.context(api_id)
-        return {
-            "resource": self.resource_path, "path": self.path, "httpMethod": self.method,
-            "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
-            "multiValueHeaders": multi_headers or None,
-            "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
-            "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": self.path_params or None, "stageVariables": self.stage_variables or None,
-            "requestContext": ctx, "body": body, "isBase64Encoded": encoded,
-        }
-
-    def template_input(self, api_id: str, body: str | None = None) -> TemplateInput:
-        return TemplateInput(
-            body=self.body.decode("utf-8", "replace") if body is None else body,
-            path_params=dict(self.path_params or {}), query_params=dict(self.query),
-            headers=dict(self.headers), context=self.context(api_id),
-            stage_variables=dict(self.stage_variables or {}))
-
-
-class RouteTable:
-    """Resource paths (``/a/{id}/{proxy+}``) matched most-specific first, as AWS does."""
-
-    def __init__(self, resources: list[tuple[str, Any]]) -> None:
-        entries = []
-        for path, resource in resources:
-            parts = [p for p in path.split("/") if p]
-            literal = sum(1 for p in parts if not p.startswith("{"))
-            greedy = bool(parts) and parts[-1].endswith("+}")
-            entries.append(((not greedy, literal, len(parts)), parts, resource))
-        self.entries = sorted(entries, key=lambda e: e[0], reverse=True)
-
-    def find(self, path: str) -> tuple[Any, dict[str, str]] | None:
-        segments = [s for s in path.split("/") if s]
-        for _, parts, resource in self.entries:
-            params = _match(parts, segments)
-            if params is not None:
-                return resource, params
-        return None
-
-
-def _match(parts: list[str], segments: list[str]) -> dict[str, str] | None:
-    params: dict[str, str] = {}
-    for i, part in enumerate(parts):
-        if part.startswith("{") and part.endswith("+}"):
-            if i >= len(segments):
-                return None
-            params[part[1:-2]] = "/".join(segments[i:])
-            return params
-        if i >= len(segments):
-            return None
-        if part.startswith("{") and part.endswith("}"):
-            params[part[1:-1]] = segments[i]
-        elif part != segments[i]:
-            return None
-    return params if len(parts) == len(segments) else None
-
-
-# -- usage plans ----------------------------------------------------------------------
-
-
-class UsageLimiter:
-    """Usage-plan throttle (token bucket per plan and key) and quota (per UTC period)."""
-
-    def __init__(self, clock: Callable[[], float] = time.monotonic, now: Callable[[], datetime] | None = None) -> None:
-        self.clock = clock
-        self.now = now or (lambda: datetime.now(timezone.utc))
-        self._lock = threading.Lock()
-        self._buckets: dict[tuple, list[float]] = {}  # key -> [tokens, last refill]
-        self._quotas: dict[tuple, int] = {}
-
-    def admit(self, plan_id: str, key_id: str, throttle: dict, quota: dict) -> str | None:
-        """None if the request may go on, else the 429 message."""
-        with self._lock:
-            if throttle and not self._take_token(plan_id, key_id, throttle):
-                return "Too Many Requests"
-            if quota and quota.get("limit") is not None:
-                window = (plan_id, key_id, _period_start(self.now(), quota.get("period", "DAY")))
-                if self._quotas.get(window, 0) >= int(quota["limit"]):
-                    return "Limit Exceeded"
-                self._quotas[window] = self._quotas.get(window, 0) + 1
-        return None
-
-    def _take_token(self, plan_id: str, key_id: str, throttle: dict) -> bool:
-        rate = float(throttle.get("rateLimit", 0) or 0)
-        burst = float(throttle.get("burstLimit", 0) or 0)
-        if rate <= 0 and burst <= 0:
-            return True  # no throttle configured
-        key = (plan_id, key_id, rate, burst)
-        now = self.clock()
-        bucket = self._buckets.setdefault(key, [max(burst, 1.0), now])
-        bucket[0] = min(max(burst, 1.0), bucket[0] + (now - bucket[1]) * rate)
-        bucket[1] = now
-        if bucket[0] >= 1.0:
-            bucket[0] -= 1.0
-            return True
-        return False
-
-
-def _period_start(now: datetime, period: str) -> str:
-    if period == "MONTH":
-        return now.strftime("%Y-%m")
-    if period == "WEEK":
-        return now.strftime("%G-W%V")
-    return now.strftime("%Y-%m-%d")
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -501,8 +333,6 @@ def _proxy_reply(payload: bytes) -> Reply | None:
 
 
 def _reason(status: int) -> str:
-    from http import HTTPStatus
-
     try:
         return HTTPStatus(status).phrase
     except ValueError:

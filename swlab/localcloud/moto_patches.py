@@ -1,5 +1,10 @@
 """Every change the local cloud makes to moto 5.2.5, in one place.
 
+One module on purpose, though it is longer than the lab's others (~650 lines):
+it is one concern — what we change in moto — and keeping every patch here,
+each beside its reason, is what makes a moto upgrade reviewable (read this
+file, run tests/functional/test_moto_patches.py) and none forgotten.
+
 Each patch names the moto version and the reason (measured on this machine),
 and has a test in tests/functional/test_moto_patches.py that fails when
 upstream behaviour changes: the test calls moto's *original* function and

@@ -30,26 +30,21 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from swlab.localcloud import apigw, moto_patches
+from swlab.localcloud.lambda_runtime import invoke_api
+from swlab.localcloud.routes import Route, WSGIApp
+
 log = logging.getLogger("swlab.localcloud")
 
 HEALTH_PATH = "/_localcloud/health"
 DEFAULT_ACCOUNT_ID = "123456789012"  # moto's default account
-WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
-
-
-@dataclass(frozen=True)
-class Route:
-    """A data plane mounted in front of moto: ``matches(environ)`` picks the requests it answers."""
-
-    name: str
-    matches: Callable[[dict], bool]
-    app: WSGIApp
+DATA_PLANES = (invoke_api.mount, apigw.mount)  # in dispatch order: each mount(cloud) adds its routes
 
 
 def _json_response(start_response: Callable, status: str, body: dict) -> list[bytes]:
@@ -86,8 +81,6 @@ class LocalCloud:
 
     # -- lifecycle -----------------------------------------------------------------
     def start(self) -> "LocalCloud":
-        from swlab.localcloud import moto_patches
-
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self._server = make_server(
             self.host, self.requested_port, self._dispatch, threaded=True, request_handler=_request_handler()
@@ -104,8 +97,8 @@ class LocalCloud:
         return self
 
     def _mount_data_planes(self) -> None:
-        """Build the data planes; each may add routes and components. Missing ones are skipped."""
-        for mount in _data_plane_mounts():
+        """Build the data planes; each adds its routes and components."""
+        for mount in DATA_PLANES:
             mount(self)
 
     def stop(self) -> None:
@@ -180,23 +173,6 @@ def _request_handler() -> type:
             pass
 
     return Handler
-
-
-def _data_plane_mounts() -> list[Callable[[LocalCloud], None]]:
-    mounts = []
-    try:
-        from swlab.localcloud.lambda_dataplane import mount as mount_lambda
-
-        mounts.append(mount_lambda)
-    except ImportError as exc:  # pragma: no cover - during development only
-        log.warning("Lambda data plane not available: %s", exc)
-    try:
-        from swlab.localcloud.apigw import mount as mount_apigw
-
-        mounts.append(mount_apigw)
-    except ImportError as exc:  # pragma: no cover
-        log.warning("API Gateway data plane not available: %s", exc)
-    return mounts
 
 
 # ---------------------------------------------------------------------------------
@@ -293,8 +269,6 @@ class LocalCloudProcess:
 
 def wait_healthy(endpoint_url: str, timeout_s: float = 30.0) -> bool:
     """Poll the health endpoint until it answers 200 or the time is up."""
-    import urllib.request
-
     deadline = time.monotonic() + timeout_s
     while True:
         try:

@@ -12,6 +12,7 @@ from botocore.exceptions import ClientError
 
 from conftest import environments, invoke_json
 from swlab.analysis.logs import parse_report_line
+from swlab.settings import client
 
 pytestmark = pytest.mark.functional
 
@@ -150,8 +151,6 @@ def test_exit_mid_invoke_is_runtime_exit_error_and_replaces_the_environment(aws,
 
 
 def test_timeout_kills_the_environment_and_answers_like_aws(aws, deploy_probe, local_cloud, lab_settings):
-    from swlab.settings import client
-
     lam = client(lab_settings, "lambda", read_timeout=30, retries={"total_max_attempts": 1})
     name = deploy_probe("sleep", Timeout=1)
     started = time.monotonic()

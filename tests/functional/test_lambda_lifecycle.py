@@ -9,6 +9,7 @@ import psutil
 import pytest
 
 from conftest import deploy, environments, invoke_json, wait_for
+from swlab.localcloud.server import LocalCloudProcess
 from swlab.settings import client, load_settings
 from test_lambda_invoke import report_of
 
@@ -72,8 +73,6 @@ def test_admin_endpoint_forces_cold_starts(aws, deploy_probe, local_cloud):
 @pytest.fixture(scope="module")
 def small_cloud(tmp_path_factory):
     """A second local cloud: short idle TTL and a tiny account concurrency limit."""
-    from swlab.localcloud.server import LocalCloudProcess
-
     cloud = LocalCloudProcess(port=0, work_dir=tmp_path_factory.mktemp("small-cloud"),
                               options={"idle_ttl_s": 1.5, "account_concurrency": 3,
                                                                             "log_events_per_group": 40})
@@ -133,8 +132,6 @@ def test_log_groups_keep_a_bounded_number_of_events(small_cloud):
 
 
 def test_shutdown_leaves_no_process_behind(tmp_path):
-    from swlab.localcloud.server import LocalCloudProcess
-
     cloud = LocalCloudProcess(port=0, work_dir=tmp_path / "cloud", options={"idle_ttl_s": 300}).start()
     try:
         lam, iam = small_clients(cloud)

@@ -1,8 +1,8 @@
-"""The local cloud's own smoke check (python -m swlab.localcloud.smoke) passes on a fresh cloud."""
+"""The local cloud's own smoke check (python -m swlab.bench.localcloud_smoke) passes on a fresh cloud."""
 
 import pytest
 
-from swlab.localcloud.smoke import run_smoke
+from swlab.bench.localcloud_smoke import run_smoke
 
 pytestmark = pytest.mark.functional
 

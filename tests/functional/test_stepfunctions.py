@@ -6,12 +6,16 @@ and bounded execution memory. Lambda tasks: test_stepfunctions_lambda.py."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 
 import pytest
 from botocore.exceptions import ClientError
 from sfn_helpers import chain, create_state_machine, history_events, run_execution, unique
+
+from swlab.localcloud.server import LocalCloudProcess
+from swlab.settings import client, load_settings
 
 pytestmark = pytest.mark.functional
 
@@ -223,11 +227,6 @@ def test_unnamed_sync_executions_are_unique(sfn):
 
 def test_finished_executions_are_bounded(tmp_path):
     """A local cloud keeping 5 finished executions per state machine lists at most ~10% more."""
-    import os
-
-    from swlab.localcloud.server import LocalCloudProcess
-    from swlab.settings import client, load_settings
-
     env = {**os.environ, "SWLAB_SFN_KEEP_EXECUTIONS": "5"}
     with LocalCloudProcess(port=0, work_dir=tmp_path / "lc", env=env) as cloud:
         sfn = client(load_settings(env={}, endpoint_url=cloud.endpoint_url), "stepfunctions")

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from swlab.analysis import cost, prices
-from swlab.analysis.synthetic import synthetic_run
+from swlab.bench.synthetic import synthetic_run
 
 pytestmark = pytest.mark.unit
 

@@ -1,15 +1,13 @@
-"""Lambda log parsing on hand-written fixture logs (text and JSON formats) and formatter round trips."""
+"""Lambda log parsing on hand-written fixture logs (text and JSON formats); the writer's round trips are in
+test_report_lines.py."""
 
 import json
-from datetime import datetime, timezone
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from swlab.analysis.logs import (AWS_CALLS_COLUMNS, INVOCATION_COLUMNS, TIMEOUT_ERROR_TYPE, aws_calls,
-                                 format_report_json, format_report_line, format_timeout_line, parse_log_events,
-                                 parse_report_line)
+from swlab.analysis.logs import INVOCATION_COLUMNS, TIMEOUT_ERROR_TYPE, parse_log_events, parse_report_line
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
@@ -104,26 +102,6 @@ def test_empty_input_gives_empty_frame_with_columns():
     assert len(df) == 0 and list(df.columns) == INVOCATION_COLUMNS
 
 
-def test_format_report_line_is_aws_text_and_round_trips():
-    line = format_report_line("r-1", 12.3456, 13, 128, 45, 123.454)
-    assert line == ("REPORT RequestId: r-1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
-                    "Max Memory Used: 45 MB\tInit Duration: 123.45 ms\t")
-    assert parse_report_line(line)["init_duration_ms"] == 123.45
-    warm = format_report_line("r-2", 3000, 3000, 128, 47, status="timeout")
-    assert warm.endswith("Max Memory Used: 47 MB\tStatus: timeout\t")
-    assert parse_report_line(warm)["status"] == "timeout"
-
-
-def test_format_timeout_and_json_report_parse_back():
-    when = datetime(2026, 11, 27, 4, 0, 5, 2000, tzinfo=timezone.utc)
-    assert format_timeout_line("r-3", 3, when) == "2026-11-27T04:00:05.002Z r-3 Task timed out after 3.00 seconds"
-    js = format_report_json("r-4", 10.5, 11, 256, 60, when, init_duration_ms=99.0)
-    rep = parse_report_line(js)
-    assert (rep["request_id"], rep["duration_ms"], rep["init_duration_ms"], rep["memory_size_mb"]) == \
-        ("r-4", 10.5, 99.0, 256)
-    assert json.loads(js)["time"] == "2026-11-27T04:00:05.002Z"
-
-
 def test_order_of_events_does_not_matter():
     evs = events("text_format.json") + events("json_format.json")
     shuffled = [evs[i] for i in __import__("numpy").random.default_rng(3).permutation(len(evs))]
@@ -155,56 +133,3 @@ def test_failed_init_counts_once_through_its_report_line():
     row = parse_log_events(ev).iloc[0]
     assert (row["request_id"], row["cold"], row["status"], row["error_type"]) == \
         ("r1", True, "timeout", TIMEOUT_ERROR_TYPE)
-
-
-# ---- the functions' aws_calls lines ----
-
-PLAIN_CALLS = ('{"ts":1795755000.123,"level":"INFO","message":"aws_calls","calls":{"s3:GetObject":1,'
-               '"s3:PutObject":2,"dynamodb:UpdateItem":1},"capacity_units":{"dynamodb:UpdateItem":1.5}}\n')
-
-
-def test_aws_calls_reads_plain_and_json_format_lines_and_skips_the_rest():
-    inner = {"ts": 1.0, "level": "INFO", "message": "aws_calls", "calls": {"dynamodb:GetItem": 3}}
-    ev = pd.DataFrame({
-        "log_group": ["/aws/lambda/swlab-resize"] * 4 + ["/aws/lambda/swlab-ingest"] * 5,
-        "log_stream": "s", "timestamp": [1000, 2000, 3000, 4000, 5000, 6000, 7000, 8000, 9000],
-        "message": [
-            "START RequestId: r1 Version: $LATEST",
-            PLAIN_CALLS,
-            '{"ts":2,"level":"INFO","message":"resize","image_id":"aws_calls"}',  # mentions it, is not it
-            "REPORT RequestId: r1\tDuration: 1.00 ms\tBilled Duration: 1 ms\tMemory Size: 128 MB\t"
-            "Max Memory Used: 4 MB\t",
-            # JSON log format: the line as a string in "message", and as an object
-            json.dumps({"timestamp": "2026-11-27T08:00:00Z", "level": "INFO", "requestId": "r2",
-                        "message": json.dumps(inner)}),
-            json.dumps({"timestamp": "2026-11-27T08:00:01Z", "level": "INFO", "message": inner}),
-            '{"message":"aws_calls","calls":{"s3:GetObject":1',  # truncated: malformed
-            '{"message":"aws_calls","calls":{"s3:HeadObject":"2","s3:ListObjectsV2":-1,"s3:CopyObject":true,'
-            '"nocolon":1,"s3:PutObject":1},"capacity_units":"x"}',  # only s3:PutObject is well formed
-            '[1, "aws_calls"]',
-        ]})
-    got = aws_calls(ev)
-    assert list(got.columns) == AWS_CALLS_COLUMNS
-    rows = sorted(zip(got["function"], got["call"], got["count"], got["capacity_units"].fillna(-1)))
-    assert rows == [("swlab-ingest", "dynamodb:GetItem", 3.0, -1), ("swlab-ingest", "dynamodb:GetItem", 3.0, -1),
-                    ("swlab-ingest", "s3:PutObject", 1.0, -1),
-                    ("swlab-resize", "dynamodb:UpdateItem", 1.0, 1.5), ("swlab-resize", "s3:GetObject", 1.0, -1),
-                    ("swlab-resize", "s3:PutObject", 2.0, -1)]
-    first = got[got["call"] == "s3:GetObject"].iloc[0]
-    assert first["timestamp"] == pd.Timestamp(2000, unit="ms", tz="UTC")
-
-
-def test_aws_calls_on_no_lines_is_an_empty_frame_with_the_columns():
-    for ev in ([], pd.DataFrame({"function": ["f"], "timestamp": [1], "message": ["END RequestId: r"]})):
-        got = aws_calls(ev)
-        assert len(got) == 0 and list(got.columns) == AWS_CALLS_COLUMNS
-
-
-def test_aws_calls_prefilter_keeps_function_column_and_scales():
-    n = 200_000
-    msgs = pd.Series(["END RequestId: x"] * n)
-    msgs.iloc[::1000] = PLAIN_CALLS
-    ev = pd.DataFrame({"function": "swlab-flip", "log_stream": "s", "timestamp": range(n), "message": msgs})
-    got = aws_calls(ev)
-    assert len(got) == 3 * (n // 1000) and set(got["function"]) == {"swlab-flip"}
-    assert got.loc[got["call"] == "s3:PutObject", "count"].sum() == 2 * (n // 1000)

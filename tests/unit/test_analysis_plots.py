@@ -14,7 +14,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from swlab.analysis import cost, plots, prices, stats, workflow  # noqa: E402
 from swlab.analysis.histories import executions_frame, history_to_states  # noqa: E402
 from swlab.analysis.logs import parse_log_events  # noqa: E402
-from swlab.analysis.synthetic import synthetic_run  # noqa: E402
+from swlab.bench.synthetic import synthetic_run  # noqa: E402
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"

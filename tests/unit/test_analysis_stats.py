@@ -10,8 +10,8 @@ import pytest
 
 from swlab.analysis import stats, workflow
 from swlab.analysis.histories import executions_from_history, history_to_states, normalise_history_event
+from swlab.bench.synthetic import synthetic_run
 from swlab.loadtest.jtl import parse_jtl
-from swlab.analysis.synthetic import synthetic_run
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"

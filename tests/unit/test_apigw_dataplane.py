@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from swlab.localcloud.apigw import RouteTable, UsageLimiter
+from swlab.localcloud.apigw_request import RouteTable
+from swlab.localcloud.apigw_usage import UsageLimiter
 from swlab.localcloud.apigw_vtl import TemplateError, TemplateInput, escape_javascript, json_path, render
 
 pytestmark = pytest.mark.unit

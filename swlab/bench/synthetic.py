@@ -11,9 +11,9 @@ import uuid
 import numpy as np
 import pandas as pd
 
-from swlab.analysis.collect import Run, tidy_strings
-from swlab.analysis.logs import (format_end_line, format_report_line, format_start_line, format_timeout_line,
-                                 parse_log_events)
+from swlab.analysis.dataset import RunData, tidy_strings
+from swlab.analysis.logs import parse_log_events
+from swlab.localcloud.report_lines import end_line, report_line, start_line, timeout_line
 
 T0 = pd.Timestamp("2026-11-27T04:00:00Z")
 CHAIN = ("fetch-image", "grayscale", "flip", "rotate", "resize")
@@ -36,8 +36,8 @@ def report_events(n: int, function: str = "swlab-grayscale", cold_every: int = 1
     for i in range(n):
         cold = i % cold_every == 0
         stream = f"2026/11/27/[$LATEST]{i // cold_every:032x}"
-        rep = format_report_line(rids[i], dur[i], int(np.ceil(dur[i])), 128, 45 + i % 7, init[i] if cold else None)
-        lines = [format_start_line(rids[i]), format_end_line(rids[i]), rep] if with_start_end else [rep]
+        rep = report_line(rids[i], dur[i], int(np.ceil(dur[i])), 128, 45 + i % 7, init[i] if cold else None)
+        lines = [start_line(rids[i]), end_line(rids[i]), rep] if with_start_end else [rep]
         offsets = [-int(dur[i]) - 1, 0, 0] if with_start_end else [0]
         for m, off in zip(lines, offsets):
             msgs.append(m)
@@ -49,13 +49,13 @@ def report_events(n: int, function: str = "swlab-grayscale", cold_every: int = 1
 def _invocation_lines(fn: str, rid: str, start_ms: int, dur: float, mem: int, init: float | None,
                       timeout_s: float | None = None) -> list[tuple[str, int, str]]:
     end = start_ms + int(np.ceil(dur))
-    lines = [(fn, start_ms, format_start_line(rid))]
+    lines = [(fn, start_ms, start_line(rid))]
     status = None
     if timeout_s is not None:
-        lines.append((fn, end, format_timeout_line(rid, timeout_s, pd.Timestamp(end, unit="ms", tz="UTC"))))
+        lines.append((fn, end, timeout_line(rid, timeout_s, pd.Timestamp(end, unit="ms", tz="UTC"))))
         status = "timeout"
-    lines += [(fn, end, format_end_line(rid)),
-              (fn, end, format_report_line(rid, dur, int(np.ceil(dur)), mem, mem // 3, init, status))]
+    lines += [(fn, end, end_line(rid)),
+              (fn, end, report_line(rid, dur, int(np.ceil(dur)), mem, mem // 3, init, status))]
     return lines
 
 
@@ -134,4 +134,4 @@ def _assemble(stack, lines, ex_rows, state_rows, jtl) -> Run:
               "metrics": pd.DataFrame(columns=["function", "metric", "stat", "timestamp", "value"]),
               "executions": ex, "states": states, "jtl": j.sort_values("timeStamp").reset_index(drop=True)}
     manifest = {"target": "synthetic", "stack": stack, "note": "synthetic data, not a measurement"}
-    return Run(manifest=manifest, tables={k: tidy_strings(v) for k, v in tables.items()})
+    return RunData(manifest=manifest, tables={k: tidy_strings(v) for k, v in tables.items()})

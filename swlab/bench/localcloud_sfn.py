@@ -1,4 +1,4 @@
-"""Benchmark of Step Functions on the local cloud: ``python -m swlab.localcloud.bench_sfn``.
+"""Benchmark of Step Functions on the local cloud: ``python -m swlab.bench.localcloud_sfn``.
 
 Prints ``name: value`` lines:
 
@@ -31,6 +31,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import psutil
+
+from swlab.analysis.logs import parse_report_line
+from swlab.bench.localcloud_lambda import deploy_trivial, percentile
+from swlab.localcloud.server import LocalCloudProcess
+from swlab.settings import client, load_settings
+
 CHAIN_LENGTH = 10
 
 
@@ -42,8 +49,6 @@ def chain_definition(function_name: str, n: int = CHAIN_LENGTH) -> dict:
 
 
 def _clients(endpoint_url: str) -> tuple[Any, Any]:
-    from swlab.settings import client, load_settings
-
     settings = load_settings(env={}, target="local", endpoint_url=endpoint_url)
     return (client(settings, "stepfunctions", max_pool_connections=32, read_timeout=120),
             client(settings, "logs"))
@@ -67,8 +72,6 @@ def run_once(sfn: Any, arn: str) -> float:
 
 def report_durations(logs: Any, function_name: str, expected: int, timeout_s: float = 30.0) -> list[float]:
     """Every REPORT Duration of the function, in log order; waits until ``expected`` are there."""
-    from swlab.analysis.logs import parse_report_line
-
     deadline = time.monotonic() + timeout_s
     while True:
         events = []
@@ -82,8 +85,6 @@ def report_durations(logs: Any, function_name: str, expected: int, timeout_s: fl
 
 
 def bench_overhead(endpoint_url: str, function_name: str, arn: str, sample: int, warmup: int) -> dict[str, float]:
-    from swlab.localcloud.bench_lambda import percentile
-
     sfn, logs = _clients(endpoint_url)
     for _ in range(warmup):
         run_once(sfn, arn)
@@ -105,8 +106,6 @@ def bench_overhead(endpoint_url: str, function_name: str, arn: str, sample: int,
 
 def bench_rss(endpoint_url: str, pid: int, arn: str, executions: int, threads: int) -> dict[str, float]:
     """RSS of the local cloud before/after ``executions`` runs of the chain (``threads`` clients)."""
-    import psutil
-
     proc = psutil.Process(pid)
     sfn, _ = _clients(endpoint_url)
     before = proc.memory_info().rss
@@ -138,8 +137,6 @@ def bench_rss(endpoint_url: str, pid: int, arn: str, executions: int, threads: i
 
 
 def run(endpoint_url: str, pid: int, sample: int, warmup: int, executions: int, threads: int) -> dict[str, float]:
-    from swlab.localcloud.bench_lambda import deploy_trivial
-
     function_name = deploy_trivial(endpoint_url)
     sfn, _ = _clients(endpoint_url)
     arn = create_chain(sfn, function_name)
@@ -164,8 +161,6 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--endpoint needs --pid (the local cloud's process id, for its RSS)")
         results = run(args.endpoint, args.pid, args.sample, args.warmup, args.executions, args.threads)
     else:
-        from swlab.localcloud.server import LocalCloudProcess
-
         with tempfile.TemporaryDirectory(prefix="bench-sfn-") as work_dir:
             with LocalCloudProcess(port=0, work_dir=work_dir, options=json.loads(args.options)) as cloud:
                 results = run(cloud.endpoint_url, cloud.pid, args.sample, args.warmup, args.executions, args.threads)

@@ -1,4 +1,4 @@
-"""Benchmark of the Lambda data plane: ``python -m swlab.localcloud.bench_lambda`` prints ``name: value`` lines.
+"""Benchmark of the Lambda data plane: ``python -m swlab.bench.localcloud_lambda`` prints ``name: value`` lines.
 
 * ``invoke_warm_p50_ms`` / ``invoke_warm_p99_ms`` — warm invoke round trip of a
   trivial handler through the local endpoint, raw HTTP/1.1 with keep-alive
@@ -31,6 +31,8 @@ import uuid
 import zipfile
 from typing import Any
 from urllib.parse import urlsplit
+
+from swlab.localcloud.server import LocalCloudProcess
 
 TRIVIAL_HANDLER = "def handler(event, context):\n    return event\n"
 _INIT = re.compile(r"Init Duration: ([\d.]+) ms")
@@ -167,8 +169,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.endpoint:
         results = run(args.endpoint, **sizes)
     else:
-        from swlab.localcloud.server import LocalCloudProcess
-
         with tempfile.TemporaryDirectory(prefix="bench-lambda-") as tmp:
             with LocalCloudProcess(port=0, work_dir=tmp, options={"idle_ttl_s": 600}) as cloud:
                 results = run(cloud.endpoint_url, **sizes)

@@ -1,6 +1,6 @@
 """A smoke check of a running local cloud (or of AWS): one real call per service the lab uses.
 
-``python -m swlab.localcloud.smoke`` (with ``AWS_ENDPOINT_URL`` set) or
+``python -m swlab.bench.localcloud_smoke`` (with ``AWS_ENDPOINT_URL`` set) or
 :func:`run_smoke` from code. It creates a few short-lived resources under the
 name prefix ``swlab-smoke-<random>``, checks each answer, deletes them again,
 and prints one ``ok``/``FAIL`` line per check. Exit code 0 only if all pass.

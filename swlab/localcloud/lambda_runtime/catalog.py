@@ -1,0 +1,96 @@
+"""Functions known to moto's Lambda backend → a cached :class:`RuntimeSpec` per configuration signature.
+
+Function configuration is read from moto's Lambda backend on every invoke (a
+dict lookup); the spec built from it (unzipped code, environment) is cached
+until its signature (code hash, handler, runtime, memory, timeout,
+environment, packaging tag) changes — then ``on_change(key)`` retires the old
+environments, as AWS does after UpdateFunctionCode/UpdateFunctionConfiguration.
+
+Zip functions run isolated (``isolation``): ``python -S`` with ``PYTHONPATH`` =
+the code, then the AWS runtime's packages, so a dependency missing from the zip
+fails locally as it would on AWS. A function tagged ``swlab:packaging=image``
+stands for a container image, which brings its own packages: it sees the lab's
+whole environment (torch, ...).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from swlab.localcloud.lambda_runtime.spec import RuntimeSpec, aws_runtime_dir, extract_code
+
+PACKAGING_TAG = "swlab:packaging"  # "image": the function's image would bring its packages → not isolated
+_LAMBDA_BACKENDS: Any = None
+
+
+def _lambda_backends() -> Any:
+    global _LAMBDA_BACKENDS
+    if _LAMBDA_BACKENDS is None:
+        from moto.awslambda.models import lambda_backends
+
+        _LAMBDA_BACKENDS = lambda_backends
+    return _LAMBDA_BACKENDS
+
+
+class FunctionCatalog:
+    """Function configuration from moto's Lambda backend → cached :class:`RuntimeSpec` per signature."""
+
+    def __init__(self, work_dir: Path, isolation: bool, on_change: Callable[[tuple], None]) -> None:
+        self.code_root = work_dir / "code"
+        self.runtime_dir = aws_runtime_dir(work_dir / "runtime")
+        self.isolation = isolation
+        self._on_change = on_change
+        self._specs: dict[tuple, RuntimeSpec] = {}
+        self._lock = threading.Lock()
+        self._reserved: dict[tuple, tuple[float, int]] = {}
+
+    @staticmethod
+    def backend(account: str, region: str) -> Any:
+        return _lambda_backends()[account][region]
+
+    def lookup(self, account: str, region: str, name: str) -> tuple[RuntimeSpec, Any] | None:
+        try:
+            fn = self.backend(account, region).get_function(name, "$LATEST")
+        except Exception:  # noqa: BLE001 — moto's UnknownFunctionException and friends
+            return None
+        signature = (fn.code_sha_256, fn.handler, fn.run_time, fn.memory_size, fn.timeout, fn.package_type,
+                     tuple(sorted((fn.environment_vars or {}).items())), (fn.tags or {}).get(PACKAGING_TAG))
+        key = (account, region, fn.function_name)
+        spec = self._specs.get(key)
+        if spec is not None and spec.signature == signature:
+            return spec, fn
+        with self._lock:
+            spec = self._specs.get(key)
+            if spec is None or spec.signature != signature:
+                old, spec = spec, self._build(account, region, fn, signature)
+                self._specs[key] = spec
+                if old is not None:
+                    self._on_change(key)
+        return spec, fn
+
+    def _build(self, account: str, region: str, fn: Any, signature: tuple) -> RuntimeSpec:
+        if fn.package_type != "Zip" or not getattr(fn, "code_bytes", b""):
+            raise ValueError(f"function {fn.function_name}: the local cloud runs Zip packages only")
+        code_dir = extract_code(fn.code_bytes, self.code_root, fn.code_digest)
+        image_like = (fn.tags or {}).get(PACKAGING_TAG) == "image"
+        return RuntimeSpec(
+            name=fn.function_name, arn=fn.function_arn, account_id=account, region=region, handler=fn.handler,
+            runtime=fn.run_time or "python3.11", memory_mb=int(fn.memory_size), timeout_s=float(fn.timeout),
+            code_dir=code_dir, user_env=tuple(sorted((fn.environment_vars or {}).items())),
+            isolated=self.isolation and not image_like, signature=signature)
+
+    def reserved_total(self, account: str, region: str) -> int:
+        """Sum of reserved concurrency over the region's functions (cached for a second)."""
+        now = time.monotonic()
+        cached = self._reserved.get((account, region))
+        if cached and now - cached[0] < 1.0:
+            return cached[1]
+        total = sum(int(f.reserved_concurrency or 0) for f in self.backend(account, region).list_functions())
+        self._reserved[(account, region)] = (now, total)
+        return total
+
+    def current(self, key: tuple) -> RuntimeSpec | None:
+        return self._specs.get(key)

@@ -1,0 +1,148 @@
+"""The Lambda data plane's HTTP routes, in front of moto's Lambda control plane.
+
+* ``POST /2015-03-31/functions/{name|arn|partial arn}/invocations`` — Invoke
+  (RequestResponse, Event → 202 and a worker, DryRun → 204; payload limits and
+  JSON checks as AWS; ``X-Amz-Log-Type: Tail``, ``X-Amz-Client-Context``);
+* ``/_localcloud/lambda`` — GET lists the environments; DELETE (optionally
+  ``?FunctionName=x``) ends idle environments, forcing cold starts.
+
+``mount(cloud)`` builds the :class:`~.dataplane.LambdaDataPlane` from
+``cloud.options`` and registers both routes and the plane (its ``shutdown()``) on the cloud.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+from urllib.parse import parse_qs
+
+from swlab.localcloud.lambda_runtime.dataplane import (ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, LambdaDataPlane,
+                                                       LambdaOptions, Outcome, json_error)
+from swlab.localcloud.lambda_runtime.execution_environment import EnvState, ExecutionEnvironment
+from swlab.localcloud.lambda_runtime.spec import MIB
+from swlab.localcloud.routes import Host, Route
+
+INVOKE_PREFIX = "/2015-03-31/functions/"
+INVOKE_SUFFIX = "/invocations"
+ADMIN_PATH = "/_localcloud/lambda"
+_CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
+_STATUS_TEXT = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found",
+                429: "Too Many Requests"}
+
+
+def parse_function_ref(ref: str) -> tuple[str, str | None, str | None, str | None]:
+    """``name``, ``name:qualifier``, a full ARN or ``account:function:name`` → (name, qualifier, account, region)."""
+    if ":function:" not in ref:
+        name, _, qualifier = ref.partition(":")
+        return name, qualifier or None, None, None
+    head, _, tail = ref.partition(":function:")
+    name, _, qualifier = tail.partition(":")
+    parts = head.split(":")
+    region = parts[3] if len(parts) >= 5 and parts[0] == "arn" else None
+    return name, qualifier or None, parts[-1] or None, region
+
+
+class InvokeApi:
+    """The WSGI apps of the routes; the work is done by ``plane``."""
+
+    def __init__(self, plane: LambdaDataPlane) -> None:
+        self.plane = plane
+
+    @staticmethod
+    def matches_invoke(environ: dict) -> bool:
+        path = environ.get("PATH_INFO", "")
+        return path.startswith(INVOKE_PREFIX) and path.endswith(INVOKE_SUFFIX) and environ["REQUEST_METHOD"] == "POST"
+
+    @staticmethod
+    def matches_admin(environ: dict) -> bool:
+        return environ.get("PATH_INFO", "").startswith(ADMIN_PATH)
+
+    def invoke_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        outcome = self._handle_invoke(environ)
+        start_response(f"{outcome.status} {_STATUS_TEXT.get(outcome.status, 'OK')}",
+                       outcome.headers + [("Content-Length", str(len(outcome.body)))])
+        return [outcome.body]
+
+    def _handle_invoke(self, environ: dict) -> Outcome:
+        ref = environ["PATH_INFO"][len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
+        name, _qualifier, account, region = parse_function_ref(ref)
+        if region is None:
+            m = _CREDENTIAL_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+            region = m.group(1) if m else self.plane.region
+        account = account or self.plane.account_id
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        payload = environ["wsgi.input"].read(length) if length else b""
+        try:
+            found = self.plane.catalog.lookup(account, region, name)
+        except ValueError as exc:
+            return json_error(400, "InvalidParameterValueException", str(exc))
+        if found is None:
+            arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
+            return json_error(404, "ResourceNotFoundException", f"Function not found: {arn}")
+        spec, fn = found
+        invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
+        invalid = _invalid_payload(payload, invocation_type)
+        if invalid is not None:
+            return invalid
+        if invocation_type == "DryRun":
+            return Outcome(204, [("x-amzn-RequestId", "dryrun")], b"")
+        client_context = environ.get("HTTP_X_AMZ_CLIENT_CONTEXT")
+        if client_context:
+            try:
+                client_context = base64.b64decode(client_context).decode("utf-8", "replace")
+            except ValueError:
+                return json_error(400, "InvalidRequestContentException", "Client context must be base64")
+        if invocation_type == "Event":
+            self.plane.submit_async(spec, fn, payload or b"{}", client_context)
+            return Outcome(202, [("Content-Type", "application/json")], b"")
+        tail = environ.get("HTTP_X_AMZ_LOG_TYPE") == "Tail"
+        return self.plane.invoke(spec, fn, payload or b"{}", client_context, tail)
+
+    def admin_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        body: dict[str, Any]
+        if method == "DELETE":
+            ended = self.plane.end_idle((query.get("FunctionName") or [None])[0])
+            body = {"ended": ended}
+        else:
+            body = {"environments": [_describe(e, time.monotonic()) for e in self.plane.pool.snapshot()],
+                    "options": {k: v for k, v in self.plane.options.__dict__.items()}}
+        data = json.dumps(body).encode()
+        start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+        return [data]
+
+
+def _describe(e: ExecutionEnvironment, now: float) -> dict[str, Any]:
+    return {"id": e.id, "function": e.spec.name, "state": e.state.value, "pid": e.proc.pid if e.proc else None,
+            "log_stream": e.log_stream, "idle_s": round(now - e.last_used, 3) if e.state is EnvState.IDLE else 0,
+            "init_ms": e.init_ms, "peak_rss_mb": round(e.peak_rss / MIB, 1)}
+
+
+def _invalid_payload(payload: bytes, invocation_type: str) -> Outcome | None:
+    limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
+    if len(payload) > limit:
+        return json_error(413, "RequestTooLargeException",
+                          f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+    if payload.strip():
+        try:
+            json.loads(payload)
+        except ValueError as exc:
+            return json_error(400, "InvalidRequestContentException", f"Could not parse request body into json: {exc}")
+    return None
+
+
+def mount(cloud: Host) -> LambdaDataPlane:
+    """Build the data plane from ``cloud.options`` and register its routes and itself on ``cloud``."""
+    options = LambdaOptions.from_options(cloud.options)
+    plane = LambdaDataPlane(options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id,
+                            cloud.region)
+    api = InvokeApi(plane)
+    cloud.routes.append(Route("lambda-invoke", api.matches_invoke, api.invoke_app))
+    cloud.routes.append(Route("lambda-admin", api.matches_admin, api.admin_app))
+    cloud.components.append(plane)
+    return plane

@@ -59,7 +59,7 @@ def _invocation_lines(fn: str, rid: str, start_ms: int, dur: float, mem: int, in
     return lines
 
 
-def synthetic_run(n_ingest: int = 30, n_classify: int = 10, stack: str = "swlab", seed: int = 1) -> Run:
+def synthetic_run(n_ingest: int = 30, n_classify: int = 10, stack: str = "swlab", seed: int = 1) -> RunData:
     """A small two-workflow run: ingest (one Lambda) and classify (a chain, a Parallel of three models,
     an aggregator) with cold starts at the beginning, one timeout, JMeter samples and executions."""
     rng = np.random.default_rng(seed)
@@ -115,7 +115,7 @@ def _lambda_state(rng, lines, state_rows, arn, stack, name, t_in, cold, mem) -> 
     return t_out
 
 
-def _assemble(stack, lines, ex_rows, state_rows, jtl) -> Run:
+def _assemble(stack, lines, ex_rows, state_rows, jtl) -> RunData:
     events = pd.DataFrame(lines, columns=["function", "timestamp", "message"])
     events["log_group"] = "/aws/lambda/" + events["function"]
     events["log_stream"] = "2026/11/27/[$LATEST]" + events["function"].map(lambda f: f"{abs(hash(f)) % 16**32:032x}")

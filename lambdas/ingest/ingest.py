@@ -21,6 +21,8 @@ from typing import Any, Callable, Mapping
 from PIL import Image
 
 import swl_env
+import swl_image
+from swl_errors import InvalidImage
 from urlguard import FetchError, FetchLimits, Fetched, fetch
 
 FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "GIF": ("gif", "image/gif"), "WEBP": ("webp", "image/webp")}
@@ -89,8 +91,11 @@ def inspect_image(body: bytes, max_pixels: int) -> dict[str, Any]:
                 image.verify()
             with Image.open(io.BytesIO(body), formats=list(FORMATS)) as image:
                 image.load()  # verify() does not decode pixel data: load() finds truncated files
+                swl_image.check(image, "the image")  # what fetch_image and the models could not convert
     except IngestError:
         raise
+    except InvalidImage as exc:
+        raise IngestError("unsupported_image", str(exc), 400) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise IngestError("too_many_pixels", f"decompression bomb refused: {exc}", 400) from None
     except Image.UnidentifiedImageError:

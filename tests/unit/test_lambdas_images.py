@@ -200,7 +200,8 @@ def test_animated_images_give_their_first_frame(aws, fmt):
 def test_the_models_see_alpha_composited_on_white():
     image = Image.open(io.BytesIO(rgba()))
     batch = swl_infer.preprocess(image.resize((224, 224), Image.Resampling.NEAREST))
-    top_left = [batch[0, c, 0, 0] * s + m for c, (m, s) in enumerate(zip(swl_infer.IMAGENET_MEAN, swl_infer.IMAGENET_STD))]
+    stats = zip(swl_infer.IMAGENET_MEAN, swl_infer.IMAGENET_STD)
+    top_left = [batch[0, c, 0, 0] * s + m for c, (m, s) in enumerate(stats)]
     assert top_left == pytest.approx([1.0, 1.0, 1.0], abs=1e-3)
 
 

@@ -30,6 +30,7 @@ import swl_env
 import swl_log
 from swl_errors import ModelFailure
 from swl_event import image_id_of
+from swl_image import to_rgb
 from swl_s3 import pointer, read_image
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -93,7 +94,7 @@ def preprocess(image: Any) -> Any:
     import numpy as np
     from PIL import Image
 
-    rgb = image.convert("RGB")
+    rgb = to_rgb(image)  # 16-bit scaled, alpha on white (swl_image)
     if rgb.size != (INPUT_SIZE, INPUT_SIZE):
         rgb = rgb.resize((INPUT_SIZE, INPUT_SIZE), resample=Image.Resampling.BILINEAR)
     array = (np.asarray(rgb, dtype=np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)

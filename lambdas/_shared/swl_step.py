@@ -13,6 +13,7 @@ from typing import Any, Callable, Mapping
 from PIL import Image
 
 from swl_event import image_id_of
+from swl_image import to_8bit
 import swl_log
 from swl_log import Timer
 from swl_s3 import pointer, processed_key, read_image, write_png
@@ -21,11 +22,11 @@ Transform = Callable[[Image.Image], tuple[Image.Image, dict[str, Any]]]
 
 
 def run_step(event: Mapping[str, Any], s3: Any, step: str, transform: Transform) -> dict[str, Any]:
-    """Read the input image, transform it, write ``processed/<id>/<step>.png``, return the pointer."""
+    """Read the input image (as 8-bit L or RGB, swl_image), transform it, write ``processed/<id>/<step>.png``."""
     image_id = image_id_of(event)
     source = pointer(event.get("image"))
     with Timer() as timer:
-        image, params = transform(read_image(s3, source))
+        image, params = transform(to_8bit(read_image(s3, source), f"s3://{source['bucket']}/{source['key']}"))
         out = write_png(s3, image, source["bucket"], processed_key(image_id, step))
     return {"image_id": image_id, "image": out, "width": image.width, "height": image.height,
             "mode": image.mode, "ms": timer.ms, **params}

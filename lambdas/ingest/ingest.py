@@ -9,6 +9,7 @@ its object.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import io
 import json
@@ -21,6 +22,8 @@ from typing import Any, Callable, Mapping
 from PIL import Image
 
 import swl_env
+import swl_image
+from swl_errors import InvalidImage
 from urlguard import FetchError, FetchLimits, Fetched, fetch
 
 FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "GIF": ("gif", "image/gif"), "WEBP": ("webp", "image/webp")}
@@ -37,6 +40,7 @@ class IngestConfig:
     limits: FetchLimits
     max_pixels: int = 40_000_000
     raw_prefix: str = "raw/"
+    max_body_bytes: int = 16 * 1024  # MAX_BODY_BYTES: a request is {"image_url": ...}; more is refused with 413
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> IngestConfig:
@@ -53,23 +57,46 @@ def config_from_env(env: Mapping[str, str] | None = None) -> IngestConfig:
         table=swl_env.get_str("TABLE", env=env),
         limits=limits,
         max_pixels=swl_env.get_int("MAX_IMAGE_PIXELS", 40_000_000, env, minimum=1),
+        max_body_bytes=swl_env.get_int("MAX_BODY_BYTES", IngestConfig.max_body_bytes, env, minimum=1),
     )
 
 
-def parse_request(event: Mapping[str, Any]) -> str:
+def _body(event: Mapping[str, Any], max_bytes: int) -> bytes:
+    """The proxy event's body as bytes: 413 over ``max_bytes``, 400 if it is not a string or not valid base64."""
+    raw = event.get("body") or ""
+    if not isinstance(raw, str):
+        raise IngestError("bad_json", "the request body is not valid JSON", 400)
+    too_large = IngestError("body_too_large", f"the request body is more than {max_bytes} bytes", 413)
+    if not event.get("isBase64Encoded"):
+        if len(raw) > max_bytes or len(body := raw.encode("utf-8", "surrogatepass")) > max_bytes:
+            raise too_large
+        return body
+    if len(raw) > (max_bytes + 2) // 3 * 4 + 4:
+        raise too_large
+    try:
+        body = base64.b64decode(raw, validate=True)
+    except (binascii.Error, ValueError):
+        raise IngestError("bad_json", "the request body is marked base64 but is not valid base64", 400) from None
+    if len(body) > max_bytes:
+        raise too_large
+    return body
+
+
+def parse_request(event: Mapping[str, Any], max_body_bytes: int = IngestConfig.max_body_bytes) -> str:
     """The image URL from an API Gateway proxy event (or a direct ``{"image_url": ...}`` invoke)."""
+    if not isinstance(event, Mapping):
+        raise IngestError("bad_request", f"the event must be a JSON object, got {type(event).__name__}", 400)
     if "body" in event or "httpMethod" in event:
-        raw = event.get("body") or ""
-        if event.get("isBase64Encoded"):
-            raw = base64.b64decode(raw).decode("utf-8", "replace")
+        body = _body(event, max_body_bytes)
         try:
-            payload = json.loads(raw)
-        except (json.JSONDecodeError, TypeError):
+            payload = json.loads(body)
+        except (ValueError, RecursionError):  # JSONDecodeError and UnicodeDecodeError are ValueErrors
             raise IngestError("bad_json", "the request body is not valid JSON", 400) from None
     else:
         payload = event
     if not isinstance(payload, dict):
-        raise IngestError("bad_request", "the request body must be a JSON object", 400)
+        kind = {list: "an array", str: "a string", type(None): "null"}.get(type(payload), type(payload).__name__)
+        raise IngestError("bad_request", f"the request body must be a JSON object, got {kind}", 400)
     url = payload.get("image_url")
     if not isinstance(url, str) or not url.strip():
         raise IngestError("missing_image_url", "the request body needs a non-empty string field image_url", 400)
@@ -89,8 +116,11 @@ def inspect_image(body: bytes, max_pixels: int) -> dict[str, Any]:
                 image.verify()
             with Image.open(io.BytesIO(body), formats=list(FORMATS)) as image:
                 image.load()  # verify() does not decode pixel data: load() finds truncated files
+                swl_image.check(image, "the image")  # what fetch_image and the models could not convert
     except IngestError:
         raise
+    except InvalidImage as exc:
+        raise IngestError("unsupported_image", str(exc), 400) from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise IngestError("too_many_pixels", f"decompression bomb refused: {exc}", 400) from None
     except Image.UnidentifiedImageError:
@@ -150,9 +180,9 @@ def response(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def handle(event: Mapping[str, Any], cfg: IngestConfig, s3: Any, ddb: Any, fetcher: Callable[..., Fetched] = fetch) -> dict[str, Any]:
-    """Event in, proxy response out: 201 created, 4xx refused, 502 upstream failure, 500 storage failure."""
+    """Event in, proxy response out: 201 created, 400/413 refused, 502 upstream failure, 500 storage failure."""
     try:
-        item = ingest(parse_request(event), cfg, s3, ddb, fetcher=fetcher)
+        item = ingest(parse_request(event, cfg.max_body_bytes), cfg, s3, ddb, fetcher=fetcher)
     except FetchError as exc:
         return response(exc.status, {"error": exc.reason, "message": exc.message})
     except Exception as exc:  # noqa: BLE001 - S3/DynamoDB failures: nothing was left behind

@@ -1,8 +1,10 @@
 """Download a URL without letting the caller reach internal addresses (SSRF guard).
 
 Every hop (the URL and each redirect target) is checked: scheme http/https,
-hostname resolved, *every* address public (not loopback, private, link-local,
-multicast, reserved, unspecified, shared or a cloud-metadata address), and the
+no user name or password in it (``user:password@`` is refused, so credentials
+are never sent nor stored), no spaces or control characters, hostname
+resolved, *every* address public (not loopback, private, link-local, multicast,
+reserved, unspecified, shared or a cloud-metadata address), and the
 connection is made to the address that was checked, so a DNS answer that
 changes between check and connect cannot redirect it. Redirects are followed
 here, a bounded number of times. The body is streamed with connect/read
@@ -85,9 +87,17 @@ def forbidden_reason(address: str) -> str | None:
 
 
 def _target(url: str) -> tuple[str, str, int]:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError as exc:  # e.g. an unclosed IPv6 bracket
+        raise FetchError("bad_url", f"the URL cannot be parsed: {exc}", 400) from None
+    if any(ch <= " " or ch == "\x7f" for ch in url):
+        raise FetchError("bad_url", "the URL contains spaces or control characters (encode them, e.g. %20)", 400)
     if parts.scheme not in ("http", "https"):
         raise FetchError("bad_scheme", f"only http and https URLs can be fetched, got {parts.scheme or 'none'!r}", 400)
+    if "@" in parts.netloc:  # the message never repeats the URL: it holds a secret
+        raise FetchError("credentials_in_url", "the URL carries a user name or password; these are refused "
+                         "(use a URL that needs no credentials, e.g. a presigned one)", 400)
     if not parts.hostname:
         raise FetchError("bad_url", "the URL has no host", 400)
     try:

@@ -29,7 +29,8 @@ from botocore.exceptions import ClientError
 
 from swlab.analysis.logs import parse_log_events
 from swlab.provenance import git_info, tool_versions
-from swlab.stack import Names, error_code
+from swlab.provision.awserrors import error_code
+from swlab.provision.naming import Names
 
 TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",
           "state_machine_log_events", "s3_objects", "jtl")

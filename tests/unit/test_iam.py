@@ -1,4 +1,4 @@
-"""swlab.iam: every role names only its own resources, with only the actions its code uses."""
+"""swlab.provision.iam: every role names only its own resources, with only the actions its code uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from swlab import asl, iam
+from swlab.provision import asl, iam
 
 pytestmark = pytest.mark.unit
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"

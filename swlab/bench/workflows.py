@@ -35,6 +35,7 @@ from swlab.analysis.collect import fetch_log_events
 from swlab.analysis.logs import parse_log_events
 from swlab.localcloud.server import LocalCloudProcess
 from swlab.provision import deploy as deploy_mod
+from swlab.provision.outputs import DeployOutputs
 from swlab.provision.teardown import teardown
 from swlab.run.smoke import Answer, post
 from swlab.samples import ImageServer
@@ -93,10 +94,10 @@ def warm_p50_ms(send: Callable[[int], Answer], n: int) -> float:
     return statistics.median(times)
 
 
-def measure(settings: Settings, outputs: dict[str, Any], urls: list[str], figures: Figures, n_warm: int,
+def measure(settings: Settings, outputs: DeployOutputs, urls: list[str], figures: Figures, n_warm: int,
             progress: Callable[[str], None]) -> None:
     """Cold then warm requests of both workflows over HTTP, and each function's init duration."""
-    api, since = outputs["api"], datetime.now(timezone.utc) - timedelta(seconds=5)
+    api, since = outputs.api, datetime.now(timezone.utc) - timedelta(seconds=5)
     ingest, classify, key = api["endpoints"]["ingest"], api["endpoints"]["classify"], api["api_key"]
     cold1 = post(ingest, {"image_url": urls[0]}, key)
     if cold1.status != 201:
@@ -108,12 +109,12 @@ def measure(settings: Settings, outputs: dict[str, Any], urls: list[str], figure
     figures.add("wf2_cold_ms", cold2.elapsed_ms)
     figures.add("wf2_cold_status", cold2.status)
     sfn = client(settings, "stepfunctions")
-    took = execution_ms(sfn, outputs["state_machine"]["arn"])
+    took = execution_ms(sfn, outputs.state_machine["arn"])
     figures.add("wf2_cold_execution_ms", took if took is not None else float("nan"))
     progress(f"wf2 cold: HTTP {cold2.status} after {cold2.elapsed_ms:.0f} ms, execution {took} ms; warm runs")
     figures.add("wf1_warm_p50_ms", warm_p50_ms(lambda i: post(ingest, {"image_url": urls[i % len(urls)]}, key), n_warm))
     figures.add("wf2_warm_p50_ms", warm_p50_ms(lambda i: post(classify, {"image_id": ids[i % len(ids)]}, key), n_warm))
-    colds = cold_starts(settings, outputs["functions"], since)
+    colds = cold_starts(settings, outputs.functions, since)
     for name, (init_ms, _) in colds.items():
         figures.add(f"init_ms_{name}", init_ms)
     for name, (_, duration_ms) in colds.items():
@@ -131,7 +132,8 @@ def run(n_warm: int = 20, work_dir: Path | None = None, progress: Callable[[str]
                                      stack=STACK, runs_dir=work / "runs")
             started = time.monotonic()
             result = deploy_mod.deploy(settings, progress=lambda line: None,
-                                       placeholders={"AllowedHosts": images.allowed_host}, **deploy_options)
+                                       placeholders={"AllowedHosts": images.allowed_host},
+                                       **{**deploy_mod.LOCAL_CLOUD_OPTIONS, **deploy_options})
             figures.add("deploy_s", time.monotonic() - started)
             progress(f"deployed in {figures.values['deploy_s']} s")
             try:

@@ -7,6 +7,8 @@ import urllib.error
 import urllib.request
 from typing import Any
 
+from swlab.provision.outputs import DeployOutputs
+
 
 def post(url: str, body: object, key: str | None, timeout_s: float = 120) -> tuple[int, dict]:
     """POST ``body`` as JSON with the API key (if any); (status, JSON answer) also for 4xx/5xx."""
@@ -19,14 +21,14 @@ def post(url: str, body: object, key: str | None, timeout_s: float = 120) -> tup
         return err.code, json.loads(err.read() or b"{}")
 
 
-def item(aws: Any, stack: dict, image_id: str) -> dict:
+def item(aws: Any, stack: DeployOutputs, image_id: str) -> dict:
     """The image's DynamoDB item (attribute-value form), {} if there is none."""
-    return aws("dynamodb").get_item(TableName=stack["table"], Key={"image_id": {"S": image_id}},
+    return aws("dynamodb").get_item(TableName=stack.table, Key={"image_id": {"S": image_id}},
                                     ConsistentRead=True).get("Item", {})
 
 
-def keys(aws: Any, stack: dict, prefix: str) -> list[str]:
-    pages = aws("s3").get_paginator("list_objects_v2").paginate(Bucket=stack["bucket"], Prefix=prefix)
+def keys(aws: Any, stack: DeployOutputs, prefix: str) -> list[str]:
+    pages = aws("s3").get_paginator("list_objects_v2").paginate(Bucket=stack.bucket, Prefix=prefix)
     return [o["Key"] for page in pages for o in page.get("Contents", [])]
 
 

@@ -32,7 +32,7 @@ def install():
 
 @pytest.fixture(scope="module")
 def target(stack):
-    return jmeter.Target.from_url(stack["api"]["base_url"], stack["api"]["api_key"])
+    return jmeter.Target.from_url(stack.api["base_url"], stack.api["api_key"])
 
 
 @pytest.fixture(scope="module")

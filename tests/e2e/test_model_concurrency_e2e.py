@@ -2,7 +2,7 @@
 
 Each model function (torch, 0.7-0.95 GB resident per environment) would
 otherwise scale out one environment per concurrent request. The local target
-deploys them with a reserved concurrency (:data:`swlab.deploy.RESERVED_CONCURRENCY_DEFAULT`),
+deploys them with a reserved concurrency (:data:`swlab.provision.options.LOCAL_CLOUD_OPTIONS`),
 so a burst of classifications never holds more than that many environments per
 model: the excess invocations are throttled (``Lambda.TooManyRequestsException``)
 and the state machine's Retry absorbs them, so every execution still succeeds
@@ -28,7 +28,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from e2e_helpers import environments
-from swlab.deploy import RESERVED_CONCURRENCY_DEFAULT
+from swlab.provision.options import LOCAL_CLOUD_OPTIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
 
@@ -38,9 +38,9 @@ BURST = 8  # concurrent executions: 4x the reserved concurrency of each model
 
 def test_model_functions_are_deployed_with_the_local_default(aws, stack):
     lam = aws("lambda")
-    for name, fn in stack["functions"].items():
+    for name, fn in stack.functions.items():
         have = lam.get_function_concurrency(FunctionName=fn["function_name"]).get("ReservedConcurrentExecutions")
-        expected = RESERVED_CONCURRENCY_DEFAULT["local"] if name in MODELS else None
+        expected = LOCAL_CLOUD_OPTIONS["model_reserved_concurrency"] if name in MODELS else None
         assert have == expected == fn["reserved_concurrency"], name
 
 
@@ -77,13 +77,13 @@ def throttles(aws, function_name: str, since: datetime) -> float:
 
 def test_a_burst_is_throttled_and_retried_instead_of_scaling_out(aws, lab_settings, stack, ingested, warm):
     sfn, lam, ids = aws("stepfunctions", read_timeout=300), aws("lambda"), list(ingested.values())
-    limit = RESERVED_CONCURRENCY_DEFAULT["local"]
-    held = stack["functions"]["mobilenet"]["function_name"]
+    limit = LOCAL_CLOUD_OPTIONS["model_reserved_concurrency"]
+    held = stack.functions["mobilenet"]["function_name"]
     since = datetime.now(timezone.utc) - timedelta(minutes=1)
     before = throttles(aws, held, since)
 
     def classify(i: int) -> dict:
-        return sfn.start_sync_execution(stateMachineArn=stack["state_machine"]["arn"],
+        return sfn.start_sync_execution(stateMachineArn=stack.state_machine["arn"],
                                         input=json.dumps({"image_id": ids[i % len(ids)]}))
 
     lam.put_function_concurrency(FunctionName=held, ReservedConcurrentExecutions=0)
@@ -104,4 +104,4 @@ def test_a_burst_is_throttled_and_retried_instead_of_scaling_out(aws, lab_settin
         out = json.loads(r["output"])
         assert sorted(out["models_contributing"]) == sorted(MODELS) and not out["models_failed"], out
     for model in MODELS:
-        assert 1 <= seen.peak[stack["functions"][model]["function_name"]] <= limit, seen.peak
+        assert 1 <= seen.peak[stack.functions[model]["function_name"]] <= limit, seen.peak

@@ -15,9 +15,10 @@ import json
 import pytest
 
 from e2e_helpers import item, keys, post
-from swlab import deploy as deploy_mod
-from swlab.stack import Clients, Names
-from swlab.teardown import remaining, teardown
+from swlab.provision import deploy as deploy_mod
+from swlab.provision.context import Clients
+from swlab.provision.naming import Names
+from swlab.provision.teardown import remaining, teardown
 
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
 
@@ -33,7 +34,7 @@ def test_ingest_stores_each_image_and_its_metadata(aws, stack, ingested):
 
 def test_classify_records_labels_and_writes_processed_images(aws, stack, ingested, warm):
     for image_id in ingested.values():
-        status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": image_id}, stack["api"]["api_key"])
+        status, body = post(stack.api["endpoints"]["classify"], {"image_id": image_id}, stack.api["api_key"])
         assert status == 200 and body["status"] == "SUCCEEDED", (body.get("error"), body.get("cause"))
         record = item(aws, stack, image_id)
         assert record["status"]["S"] == "CLASSIFIED", record
@@ -51,7 +52,7 @@ def aws_calls_of(aws, function_name: str) -> list[dict]:
 
 
 def test_each_function_logs_the_aws_calls_it_made(aws, stack, ingested, warm):
-    fn = {name: f["function_name"] for name, f in stack["functions"].items()}
+    fn = {name: f["function_name"] for name, f in stack.functions.items()}
     ingest = aws_calls_of(aws, fn["ingest"])
     assert len(ingest) >= len(ingested)
     for record in ingest:  # one object and one item (< 1 KB: one write unit) per accepted image
@@ -81,26 +82,26 @@ def test_each_function_logs_the_aws_calls_it_made(aws, stack, ingested, warm):
 ], ids=["file", "ftp", "loopback-other-host", "loopback-other-port", "redirect-to-refused", "not-image",
         "oversized", "oversized-chunked", "bomb", "upstream-503"])
 def test_bad_inputs_get_a_clear_error_and_write_nothing(aws, stack, images, url_of, reason):
-    before = (aws("dynamodb").scan(TableName=stack["table"], Select="COUNT")["Count"], len(keys(aws, stack, "raw/")))
-    status, body = post(stack["api"]["endpoints"]["ingest"], {"image_url": url_of(images)}, stack["api"]["api_key"])
+    before = (aws("dynamodb").scan(TableName=stack.table, Select="COUNT")["Count"], len(keys(aws, stack, "raw/")))
+    status, body = post(stack.api["endpoints"]["ingest"], {"image_url": url_of(images)}, stack.api["api_key"])
     assert 400 <= status < 600 and body["error"] == reason, (status, body)
-    after = (aws("dynamodb").scan(TableName=stack["table"], Select="COUNT")["Count"], len(keys(aws, stack, "raw/")))
+    after = (aws("dynamodb").scan(TableName=stack.table, Select="COUNT")["Count"], len(keys(aws, stack, "raw/")))
     assert after == before
 
 
 def test_truncated_jpeg_is_refused(stack, images):
-    status, body = post(stack["api"]["endpoints"]["ingest"], {"image_url": images.url("/bad/truncated")},
-                        stack["api"]["api_key"])
+    status, body = post(stack.api["endpoints"]["ingest"], {"image_url": images.url("/bad/truncated")},
+                        stack.api["api_key"])
     assert status == 400 and body["error"], body
 
 
 def test_requests_without_the_key_are_forbidden(stack, images):
-    assert post(stack["api"]["endpoints"]["ingest"], {"image_url": images.sample_urls()[0]}, None)[0] == 403
-    assert post(stack["api"]["endpoints"]["classify"], {"image_id": "x"}, None)[0] == 403
+    assert post(stack.api["endpoints"]["ingest"], {"image_url": images.sample_urls()[0]}, None)[0] == 403
+    assert post(stack.api["endpoints"]["classify"], {"image_id": "x"}, None)[0] == 403
 
 
 def test_unknown_image_id_fails_clearly(stack):
-    status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": "no-such-image"}, stack["api"]["api_key"])
+    status, body = post(stack.api["endpoints"]["classify"], {"image_id": "no-such-image"}, stack.api["api_key"])
     assert status == 200 and body["status"] == "FAILED" and body.get("error") == "ImageNotFound", body
 
 
@@ -108,9 +109,9 @@ def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, setti
     changed = deploy_mod.deploy(settings, options, progress=lambda line: None,
                                 extra_environment={"alexnet": {"FAIL_MODEL": "1"}})
     try:
-        assert [c.name for c in changed.report.changes if c.action != "unchanged"] == [f"{stack['stack']}-alexnet"]
+        assert [c.name for c in changed.report.changes if c.action != "unchanged"] == [f"{stack.stack}-alexnet"]
         image_id = next(iter(ingested.values()))
-        status, body = post(stack["api"]["endpoints"]["classify"], {"image_id": image_id}, stack["api"]["api_key"])
+        status, body = post(stack.api["endpoints"]["classify"], {"image_id": image_id}, stack.api["api_key"])
         assert status == 200 and body["status"] == "SUCCEEDED", body
         record = item(aws, stack, image_id)
         assert record["status"]["S"] == "CLASSIFIED"
@@ -122,5 +123,5 @@ def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, setti
 def test_teardown_leaves_nothing(aws, settings, stack):
     report = teardown(settings, progress=lambda line: None)
     assert report.clean and report.deleted
-    names = Names(stack["stack"], stack["account_id"], settings.region)
+    names = Names(stack.stack, stack.account_id, settings.region)
     assert remaining(Clients(settings, aws), names, settings) == []

@@ -15,10 +15,11 @@ from pathlib import Path
 
 import pytest
 
-from swlab import deploy as deploy_mod
-from swlab import iam
-from swlab.stack import TAG_KEY, Clients, Names
-from swlab.teardown import remaining, teardown
+from swlab.provision import deploy as deploy_mod
+from swlab.provision import iam, storage
+from swlab.provision.context import Clients
+from swlab.provision.naming import TAG_KEY, Names
+from swlab.provision.teardown import remaining, teardown
 
 pytestmark = pytest.mark.functional
 
@@ -36,7 +37,8 @@ def settings(lab_settings, tmp_path_factory):
 def options(tmp_path_factory):
     return deploy_mod.DeployOptions(
         lambdas_dir=FIXTURES / "lambdas", asl_path=FIXTURES / "asl" / "classify.asl.json",
-        cache_dir=tmp_path_factory.mktemp("deps"), placeholders={"AllowedHosts": "127.0.0.1:9"})
+        cache_dir=tmp_path_factory.mktemp("deps"), placeholders={"AllowedHosts": "127.0.0.1:9"},
+        **deploy_mod.LOCAL_CLOUD_OPTIONS)
 
 
 @pytest.fixture(scope="module")
@@ -49,7 +51,7 @@ def first(settings, options):
 
 @pytest.fixture(scope="module")
 def names(first, settings):
-    return Names(STACK, first.outputs["account_id"], settings.region)
+    return Names(STACK, first.outputs.account_id, settings.region)
 
 
 def post(url: str, body: dict, key: str | None) -> tuple[int, dict]:
@@ -74,30 +76,30 @@ def test_first_deploy_creates_every_resource_and_reports_each(first):
 def test_outputs_are_recorded_and_match_the_cloud(first, aws):
     outputs = deploy_mod.load_outputs(first.outputs_path)
     assert outputs == first.outputs
-    assert set(outputs["functions"]) == FUNCTIONS
-    for name, fn in outputs["functions"].items():
+    assert set(outputs.functions) == FUNCTIONS
+    for name, fn in outputs.functions.items():
         cfg = aws("lambda").get_function_configuration(FunctionName=fn["function_name"])
         assert fn["function_name"] == f"{STACK}-{name}" and cfg["CodeSha256"] == fn["code_sha256"]
-    machine = aws("stepfunctions").describe_state_machine(stateMachineArn=outputs["state_machine"]["arn"])
-    assert machine["type"] == outputs["state_machine"]["type"] == "EXPRESS"
+    machine = aws("stepfunctions").describe_state_machine(stateMachineArn=outputs.state_machine["arn"])
+    assert machine["type"] == outputs.state_machine["type"] == "EXPRESS"
     assert machine["loggingConfiguration"]["level"] == "ALL"
-    api = outputs["api"]
+    api = outputs.api
     assert api["endpoints"]["ingest"].endswith(f"/restapis/{api['id']}/lab/_user_request_/ingest")
     assert api["api_key"] == aws("apigateway").get_api_key(apiKey=api["api_key_id"], includeValue=True)["value"]
 
 
 def test_bucket_is_private_and_encrypted(first, aws):
-    s3, bucket = aws("s3"), first.outputs["bucket"]
+    s3, bucket = aws("s3"), first.outputs.bucket
     block = s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"]
-    assert block == deploy_mod.PUBLIC_ACCESS_BLOCK and all(block.values())
+    assert block == storage.PUBLIC_ACCESS_BLOCK and all(block.values())
     rules = s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]
     assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
     assert {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]} == {TAG_KEY: STACK}
-    assert first.outputs["bucket_tls_only"] is False  # the local cloud speaks plain HTTP (see the next test)
+    assert first.outputs.bucket_tls_only is False  # the local cloud speaks plain HTTP (see the next test)
 
 
 def test_tls_only_policy_denies_plain_http_and_is_removed_again(first, settings, options, aws):
-    s3, bucket = aws("s3"), first.outputs["bucket"]
+    s3, bucket = aws("s3"), first.outputs.bucket
     tls = deploy_mod.deploy(settings, options, progress=lambda line: None, tls_only=True)
     assert [(c.kind, c.detail) for c in tls.report.changes if c.action != "unchanged"] == [("s3 bucket", "policy")]
     (statement,) = json.loads(s3.get_bucket_policy(Bucket=bucket)["Policy"])["Statement"]
@@ -111,7 +113,7 @@ def test_tls_only_policy_denies_plain_http_and_is_removed_again(first, settings,
 
 
 def test_table_is_on_demand_keyed_by_image_id(first, aws):
-    table = aws("dynamodb").describe_table(TableName=first.outputs["table"])["Table"]
+    table = aws("dynamodb").describe_table(TableName=first.outputs.table)["Table"]
     assert table["BillingModeSummary"]["BillingMode"] == "PAY_PER_REQUEST"
     assert table["KeySchema"] == [{"AttributeName": "image_id", "KeyType": "HASH"}]
 
@@ -136,9 +138,9 @@ def test_second_deploy_changes_nothing(first, settings, options, aws):
     again = deploy_mod.deploy(settings, options, progress=lambda line: None)
     assert again.report.all_unchanged, [c for c in again.report.changes if c.action != "unchanged"]
     assert len(again.report.changes) == len(first.report.changes)
-    assert {n: f["code_sha256"] for n, f in again.outputs["functions"].items()} == {
-        n: f["code_sha256"] for n, f in first.outputs["functions"].items()}
-    assert again.outputs["api"]["id"] == first.outputs["api"]["id"]
+    assert {n: f["code_sha256"] for n, f in again.outputs.functions.items()} == {
+        n: f["code_sha256"] for n, f in first.outputs.functions.items()}
+    assert again.outputs.api["id"] == first.outputs.api["id"]
 
 
 def test_a_changed_setting_updates_only_that_resource(settings, options, aws):
@@ -152,7 +154,7 @@ def test_a_changed_setting_updates_only_that_resource(settings, options, aws):
 
 
 def test_the_api_answers_over_http_with_the_key_only(first):
-    api = first.outputs["api"]
+    api = first.outputs.api
     status, body = post(api["endpoints"]["ingest"], {"image_url": "http://example.invalid/a.jpg"}, api["api_key"])
     assert status == 201 and body["got"] == {"image_url": "http://example.invalid/a.jpg"}
     assert post(api["endpoints"]["ingest"], {}, None)[0] == 403
@@ -160,19 +162,19 @@ def test_the_api_answers_over_http_with_the_key_only(first):
     status, body = post(api["endpoints"]["classify"], {"image_id": "img-1"}, api["api_key"])
     assert status == 200 and body["status"] == "SUCCEEDED"
     output = json.loads(body["output"])
-    assert output["echo"] is True and output["model"] == "fixture" and output["config"]["bucket"] == first.outputs["bucket"]
+    assert output["echo"] is True and output["model"] == "fixture" and output["config"]["bucket"] == first.outputs.bucket
 
 
 def test_switching_to_standard_replaces_the_state_machine_and_the_integration(settings, options, aws):
     standard = deploy_mod.deploy(settings, options, progress=lambda line: None, workflow_type="STANDARD")
     touched = {(c.kind, c.action) for c in standard.report.changes if c.action != "unchanged"}
     assert touched == {("state machine", "updated"), ("rest api", "updated")}
-    api = standard.outputs["api"]
+    api = standard.outputs.api
     status, body = post(api["endpoints"]["classify"], {"image_id": "img-2"}, api["api_key"])
-    assert status == 200 and body["executionArn"].startswith(standard.outputs["state_machine"]["arn"].replace(
+    assert status == 200 and body["executionArn"].startswith(standard.outputs.state_machine["arn"].replace(
         ":stateMachine:", ":execution:"))
     assert aws("stepfunctions").describe_state_machine(
-        stateMachineArn=standard.outputs["state_machine"]["arn"])["type"] == "STANDARD"
+        stateMachineArn=standard.outputs.state_machine["arn"])["type"] == "STANDARD"
 
 
 def test_teardown_leaves_nothing_and_spares_other_stacks(first, settings, aws, names):

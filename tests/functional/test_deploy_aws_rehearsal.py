@@ -18,10 +18,10 @@ from pathlib import Path
 import pytest
 from moto import mock_aws
 
-from swlab import deploy as deploy_mod
-from swlab import deploy_compute
+from swlab.provision import deploy as deploy_mod
+from swlab.provision import images
 from swlab.settings import client, load_settings
-from swlab.teardown import teardown
+from swlab.provision.teardown import teardown
 
 pytestmark = pytest.mark.functional
 
@@ -62,9 +62,9 @@ def aws_env(monkeypatch, tmp_path):
     with mock_aws():
         settings = load_settings(env={}, target="aws", region=REGION, stack="rehearse", runs_dir=tmp_path / "runs")
         docker = FakeDocker(settings)
-        monkeypatch.setattr(deploy_compute, "docker_available", lambda: True)
-        monkeypatch.setattr(deploy_compute, "_docker", docker.run)
-        monkeypatch.setattr(deploy_compute, "_docker_login", docker.login)
+        monkeypatch.setattr(images, "docker_available", lambda: True)
+        monkeypatch.setattr(images, "_docker", docker.run)
+        monkeypatch.setattr(images, "_docker_login", docker.login)
         yield settings, docker
 
 
@@ -80,11 +80,11 @@ def test_deploy_and_teardown_on_the_aws_target(aws_env, tmp_path):
 
     # The torch functions are container images pushed to one ECR repository each; the rest are zips.
     assert docker.calls == ["build", "login", "push"] * len(MODELS)
-    for name, fn in out["functions"].items():
+    for name, fn in out.functions.items():
         cfg = lam.get_function(FunctionName=fn["function_name"])
         if name in MODELS:
             uri = cfg["Code"]["ImageUri"]
-            repo = f"{out['account_id']}.dkr.ecr.{REGION}.amazonaws.com/rehearse-{name}"
+            repo = f"{out.account_id}.dkr.ecr.{REGION}.amazonaws.com/rehearse-{name}"
             assert uri.startswith(f"{repo}@sha256:"), uri
             assert cfg["Configuration"]["PackageType"] == "Image"
             tags = {t["Key"]: t["Value"] for t in ecr.list_tags_for_resource(
@@ -102,19 +102,19 @@ def test_deploy_and_teardown_on_the_aws_target(aws_env, tmp_path):
     assert {"Dockerfile", "requirements.txt", "handler.py", "alexnet.py", "swl_infer.py"} <= set(ctx)
     assert ctx["Dockerfile"].startswith("FROM public.ecr.aws/lambda/python:3.11\n")
     assert 'CMD ["handler.handler"]' in ctx["Dockerfile"]
-    assert f"--extra-index-url {deploy_compute.TORCH_CPU_INDEX}" in ctx["Dockerfile"]  # CPU wheels, no CUDA
+    assert f"--extra-index-url {images.TORCH_CPU_INDEX}" in ctx["Dockerfile"]  # CPU wheels, no CUDA
     assert {"torch==2.14.1", "torchvision==0.29.1"} <= set(ctx["requirements.txt"].split())
 
     # Private bucket that refuses plain HTTP; public execute-api URLs.
     s3 = client(settings, "s3")
-    policy = json.loads(s3.get_bucket_policy(Bucket=out["bucket"])["Policy"])
+    policy = json.loads(s3.get_bucket_policy(Bucket=out.bucket)["Policy"])
     assert any(st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
                for st in policy["Statement"]), policy
-    assert out["bucket_tls_only"] is True
-    block = s3.get_public_access_block(Bucket=out["bucket"])["PublicAccessBlockConfiguration"]
+    assert out.bucket_tls_only is True
+    block = s3.get_public_access_block(Bucket=out.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values()), block
-    assert out["api"]["endpoints"]["classify"].startswith(
-        f"https://{out['api']['id']}.execute-api.{REGION}.amazonaws.com/"), out["api"]
+    assert out.api["endpoints"]["classify"].startswith(
+        f"https://{out.api['id']}.execute-api.{REGION}.amazonaws.com/"), out.api
 
     # Deploying again rebuilds nothing: the image tag is the hash of its build context and it is in ECR.
     docker.calls.clear()
@@ -129,7 +129,7 @@ def test_deploy_and_teardown_on_the_aws_target(aws_env, tmp_path):
 
 def test_a_push_that_ecr_does_not_list_is_a_clear_error(aws_env, tmp_path, monkeypatch):
     settings, docker = aws_env
-    monkeypatch.setattr(deploy_compute, "_docker", lambda *args: docker.calls.append(args[0]))  # push is lost
-    with pytest.raises(deploy_compute.PackagingError, match="succeeded but ECR does not list the image"):
+    monkeypatch.setattr(images, "_docker", lambda *args: docker.calls.append(args[0]))  # push is lost
+    with pytest.raises(images.PackagingError, match="succeeded but ECR does not list the image"):
         deploy_mod.deploy(settings, options(tmp_path), progress=lambda line: None)
     assert teardown(settings, progress=lambda line: None, verify_timeout_s=0).clean

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from swlab import deploy as deploy_mod
-from swlab.asl import AslError
-from swlab.packaging import PackagingError
-from swlab.stack import Clients, Names
-from swlab.teardown import remaining
+from swlab.provision import deploy as deploy_mod
+from swlab.provision.asl import AslError
+from swlab.provision.packaging import PackagingError
+from swlab.provision.context import Clients
+from swlab.provision.naming import Names
+from swlab.provision.teardown import remaining
 
 pytestmark = pytest.mark.functional
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from swlab import deploy as deploy_mod
-from swlab.teardown import teardown
+from swlab.provision import deploy as deploy_mod
+from swlab.provision.teardown import teardown
 
 pytestmark = pytest.mark.functional
 
@@ -22,10 +22,10 @@ def test_removed_function_is_pruned_and_nothing_else_changes(lab_settings, aws, 
     shutil.copytree(lambdas / "echo", lambdas / "extra")
     settings = lab_settings.with_(stack=STACK, runs_dir=tmp_path / "runs")
     options = deploy_mod.DeployOptions(lambdas_dir=lambdas, asl_path=FIXTURES / "asl" / "classify.asl.json",
-                                       cache_dir=tmp_path / "cache")
+                                       cache_dir=tmp_path / "cache", **deploy_mod.LOCAL_CLOUD_OPTIONS)
     try:
         first = deploy_mod.deploy(settings, options, progress=lambda line: None)
-        assert "extra" in first.outputs["functions"]
+        assert "extra" in first.outputs.functions
         shutil.rmtree(lambdas / "extra")
         second = deploy_mod.deploy(settings, options, progress=lambda line: None)
         changed = [(c.kind, c.name, c.action) for c in second.report.changes if c.action != "unchanged"]

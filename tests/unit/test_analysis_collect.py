@@ -84,7 +84,7 @@ def test_fetch_log_events_pages_through_everything(cloud):
     assert len(missing) == 0 and "message" in missing.columns
 
 
-BUCKET = "swlab-images-123456789012-us-east-1"  # swlab.stack.Names("swlab", moto's account, us-east-1).bucket
+BUCKET = "swlab-images-123456789012-us-east-1"  # swlab.provision.naming.Names("swlab", moto's account, us-east-1).bucket
 
 
 def test_stack_objects_are_those_written_in_the_window(cloud):

@@ -1,4 +1,4 @@
-"""asl/classify.asl.json and swlab.asl: placeholders, structure, and real runs on moto 5.2.5's interpreter.
+"""asl/classify.asl.json and swlab.provision.asl: placeholders, structure, and real runs on moto 5.2.5's interpreter.
 
 The runs use moto in-process (``mock_aws`` with execute_state_machine on): the
 DynamoDB getItem integration hits moto's DynamoDB, and Lambda invocations are
@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from moto import mock_aws
 
 from lambda_modules import REGION, FakeClassifier, add_paths, make_stack
-from swlab import asl
+from swlab.provision import asl
 from swlab.samples import list_samples
 
 pytestmark = pytest.mark.unit

@@ -1,41 +1,85 @@
-"""Reserved concurrency chosen per deploy: the target's default for torch functions, or what was asked."""
+"""Reserved concurrency and the TLS-only policy chosen per deploy: options, set by whoever deploys (profiles,
+the CLI's target defaults), never by a branch on the target inside provisioning."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
-from swlab import deploy as deploy_mod
-from swlab.packaging import FunctionSpec
+import pytest
+import yaml
+
+from swlab.provision import cli
+from swlab.provision.options import LOCAL_CLOUD_OPTIONS, DeployOptions, reserved_concurrency_for
+from swlab.provision.packaging import FunctionConfig
 from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
 
+PROFILES = Path(__file__).resolve().parents[2] / "profiles"
 
-def spec(name: str, packaging: str) -> FunctionSpec:
-    fields = {f: None for f in FunctionSpec.__dataclass_fields__}
+
+def config(name: str, packaging: str) -> FunctionConfig:
+    fields = {f: None for f in FunctionConfig.__dataclass_fields__}
     fields.update(name=name, packaging=packaging)
-    return FunctionSpec(**fields)
+    return FunctionConfig(**fields)
 
 
-@pytest.mark.parametrize("target, model, step", [("local", 2, None), ("aws", None, None)])
-def test_default_bounds_torch_functions_on_the_local_cloud_only(target, model, step):
-    settings = load_settings(env={}, target=target, region="us-east-1")
-    options = deploy_mod.DeployOptions()
-    assert deploy_mod.reserved_concurrency_for(settings, options, spec("resnet", "image")) == model
-    assert deploy_mod.reserved_concurrency_for(settings, options, spec("grayscale", "zip")) == step
+def test_the_defaults_are_the_safe_aws_ones():
+    options = DeployOptions()
+    assert options.tls_only is True
+    assert reserved_concurrency_for(options, config("resnet", "image")) is None
+    assert reserved_concurrency_for(options, config("grayscale", "zip")) is None
 
 
-@pytest.mark.parametrize("target", ["local", "aws"])
-def test_an_explicit_mapping_replaces_the_default(target):
-    settings = load_settings(env={}, target=target, region="us-east-1")
-    options = deploy_mod.DeployOptions(reserved_concurrency={"*": 4, "resnet": 1})
-    assert deploy_mod.reserved_concurrency_for(settings, options, spec("resnet", "image")) == 1
-    assert deploy_mod.reserved_concurrency_for(settings, options, spec("flip", "zip")) == 4
-    none = deploy_mod.DeployOptions(reserved_concurrency={})
-    assert deploy_mod.reserved_concurrency_for(settings, none, spec("resnet", "image")) is None
+def test_the_local_cloud_options_bound_the_torch_functions_only():
+    options = DeployOptions(**LOCAL_CLOUD_OPTIONS)
+    assert options.tls_only is False
+    assert reserved_concurrency_for(options, config("resnet", "image")) == 2
+    assert reserved_concurrency_for(options, config("grayscale", "zip")) is None
 
 
-@pytest.mark.parametrize("value", [0, -1, 1.5, "2"])
+@pytest.mark.parametrize("model", [None, 2])
+def test_an_explicit_mapping_wins_over_the_model_bound(model):
+    options = DeployOptions(reserved_concurrency={"*": 4, "resnet": 1}, model_reserved_concurrency=model)
+    assert reserved_concurrency_for(options, config("resnet", "image")) == 1
+    assert reserved_concurrency_for(options, config("alexnet", "image")) == 4
+    assert reserved_concurrency_for(options, config("flip", "zip")) == 4
+    named = DeployOptions(reserved_concurrency={"flip": 3}, model_reserved_concurrency=model)
+    assert reserved_concurrency_for(named, config("resnet", "image")) == model
+
+
+@pytest.mark.parametrize("value", [0, -1, 1.5, "2", True])
 def test_reserved_concurrency_must_be_a_positive_integer(value):
     with pytest.raises(ValueError, match="reserved concurrency"):
-        deploy_mod.DeployOptions(reserved_concurrency={"resnet": value})
+        DeployOptions(reserved_concurrency={"resnet": value})
+    with pytest.raises(ValueError, match="reserved concurrency"):
+        DeployOptions(model_reserved_concurrency=value)
+
+
+@pytest.mark.parametrize("profile", ["mission", "ci"])
+def test_the_local_profiles_set_the_local_cloud_options(profile):
+    parameters = yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())["parameters"]
+    assert parameters["target"] == "local"
+    assert {k: parameters[k] for k in LOCAL_CLOUD_OPTIONS} == LOCAL_CLOUD_OPTIONS
+
+
+def reservations(target: str, *argv: str) -> dict:
+    settings = load_settings(env={}, target=target, region="us-east-1")
+    return cli._reservations(cli._parser().parse_args(["deploy", *argv]), settings)
+
+
+def test_the_cli_applies_the_local_cloud_options_on_the_local_target_only():
+    assert reservations("local") == {"reserved_concurrency": {}, "model_reserved_concurrency": 2}
+    assert reservations("aws") == {"reserved_concurrency": {}, "model_reserved_concurrency": None}
+    assert cli._target_defaults(load_settings(env={}, target="local")) == LOCAL_CLOUD_OPTIONS
+    assert cli._target_defaults(load_settings(env={}, target="aws", region="us-east-1")) == {}
+
+
+def test_the_cli_per_function_values_replace_the_model_bound_and_none_reserves_nothing():
+    assert reservations("local", "--reserved-concurrency", "resnet=1") == {
+        "reserved_concurrency": {"resnet": 1}, "model_reserved_concurrency": None}
+    assert reservations("local", "--reserved-concurrency", "none") == {
+        "reserved_concurrency": {}, "model_reserved_concurrency": None}
+    assert reservations("aws", "--model-reserved-concurrency", "3") == {
+        "reserved_concurrency": {}, "model_reserved_concurrency": 3}
+    assert reservations("local", "--model-reserved-concurrency", "none")["model_reserved_concurrency"] is None

@@ -7,10 +7,17 @@ from pathlib import Path
 
 import pytest
 
-from swlab import deploy, deploy_api, packaging
-from swlab.deploy_compute import CodeSource, configuration_diff, desired_configuration, logging_configuration
+from botocore.exceptions import ClientError
+
+from swlab.provision import api, awserrors, packaging, state_machine
+from swlab.provision.awserrors import role_not_ready
+from swlab.provision.changes import ChangeReport, outcome
+from swlab.provision.functions import configuration_diff, desired_configuration
+from swlab.provision.naming import Names, invoke_url
+from swlab.provision.options import DeployOptions
+from swlab.provision.packaging import CodeSource
+from swlab.provision.state_machine import logging_configuration
 from swlab.settings import load_settings
-from swlab.stack import ChangeReport, Names, invoke_url, outcome
 
 pytestmark = pytest.mark.unit
 
@@ -48,11 +55,11 @@ def test_change_report_prints_one_line_per_resource_and_summarises():
 
 def test_workflow_type_is_checked():
     with pytest.raises(ValueError, match="workflow_type"):
-        deploy.DeployOptions(workflow_type="SYNC")
+        DeployOptions(workflow_type="SYNC")
 
 
 def test_configuration_diff_names_what_differs_only():
-    spec = packaging.FunctionSpec("f", REPO, memory_mb=256, timeout_s=9)
+    spec = packaging.FunctionConfig("f", REPO, memory_mb=256, timeout_s=9)
     desired = desired_configuration(spec, CodeSource("zip", "sha", {}), "arn:role", {"A": "1"}, "d")
     current = {"Role": "arn:role", "Timeout": 9, "MemorySize": 256, "Description": "d", "Handler": "handler.handler",
                "Runtime": "python3.11", "Environment": {"Variables": {"A": "1"}}}
@@ -67,7 +74,7 @@ def test_configuration_diff_names_what_differs_only():
 def test_classify_integration_follows_the_workflow_type(kind, action):
     machine = {"arn": NAMES.arn("states", "stateMachine:swlab-classify"), "type": kind}
     ingest_arn = NAMES.arn("lambda", "function:swlab-ingest")
-    integrations = deploy_api.desired_integrations(NAMES, ingest_arn, machine, "arn:aws:iam::1:role/r")
+    integrations = api.desired_integrations(NAMES, ingest_arn, machine, "arn:aws:iam::1:role/r")
     classify = integrations["classify"]
     assert classify["uri"] == f"arn:aws:apigateway:us-east-1:states:action/{action}"
     assert classify["credentials"] == "arn:aws:iam::1:role/r"
@@ -88,8 +95,8 @@ def test_usage_plan_patch_only_for_differences():
     throttle = {"rateLimit": 50.0, "burstLimit": 100}
     stages = [{"apiId": "a1", "stage": "lab"}]
     plan = {"throttle": {"rateLimit": 50.0, "burstLimit": 100}, "apiStages": stages}
-    assert deploy_api._usage_plan_patch(plan, throttle, stages) == []
-    ops = deploy_api._usage_plan_patch({"throttle": {"rateLimit": 10, "burstLimit": 100}}, throttle, stages)
+    assert api._usage_plan_patch(plan, throttle, stages) == []
+    ops = api._usage_plan_patch({"throttle": {"rateLimit": 10, "burstLimit": 100}}, throttle, stages)
     assert ops == [{"op": "replace", "path": "/throttle/rateLimit", "value": "50"},
                    {"op": "add", "path": "/apiStages", "value": "a1:lab"}]
 
@@ -97,29 +104,24 @@ def test_usage_plan_patch_only_for_differences():
 def test_the_labs_state_machine_gets_every_placeholder_from_the_labs_functions():
     specs = packaging.discover_functions(REPO / "lambdas")
     functions = {s.name: {"arn": NAMES.arn("lambda", f"function:{NAMES.function(s.name)}")} for s in specs}
-    definition = json.loads(deploy.load_definition(REPO / "asl" / "classify.asl.json",
-                                                   deploy.state_machine_values(NAMES, functions)))
+    definition = json.loads(state_machine.load_definition(REPO / "asl" / "classify.asl.json",
+                                                   state_machine.state_machine_values(NAMES, functions)))
     text = json.dumps(definition)
     assert "${" not in text and NAMES.table in text
     assert NAMES.function("fetch_image") in text and NAMES.function("ingest") not in text
 
 
 def client_error(code: str, message: str):
-    from botocore.exceptions import ClientError
-
     return ClientError({"Error": {"Code": code, "Message": message}}, "CreateFunction")
 
 
 def test_role_propagation_errors_are_retried_and_others_are_not(monkeypatch):
-    from swlab import stack
-    from swlab.deploy_compute import _role_not_ready
-
-    assert _role_not_ready(client_error("InvalidParameterValueException",
+    assert role_not_ready(client_error("InvalidParameterValueException",
                                         "The role defined for the function cannot be assumed by Lambda."))
-    assert _role_not_ready(client_error("AccessDeniedException", "Neither the global service principal "
+    assert role_not_ready(client_error("AccessDeniedException", "Neither the global service principal "
                                         "states.amazonaws.com, nor the regional one is authorized to assume the role"))
-    assert not _role_not_ready(client_error("InvalidParameterValueException", "Unzipped size must be smaller"))
-    monkeypatch.setattr(stack.time, "sleep", lambda s: None)
+    assert not role_not_ready(client_error("InvalidParameterValueException", "Unzipped size must be smaller"))
+    monkeypatch.setattr(awserrors.time, "sleep", lambda s: None)
     calls = []
 
     def flaky():
@@ -128,7 +130,7 @@ def test_role_propagation_errors_are_retried_and_others_are_not(monkeypatch):
             raise client_error("InvalidParameterValueException", "cannot be assumed by Lambda")
         return "ok"
 
-    assert stack.retry(flaky, _role_not_ready, timeout_s=60) == "ok" and len(calls) == 3
+    assert awserrors.retry(flaky, role_not_ready, timeout_s=60) == "ok" and len(calls) == 3
     with pytest.raises(Exception, match="Unzipped"):
-        stack.retry(lambda: (_ for _ in ()).throw(client_error("InvalidParameterValueException", "Unzipped")),
-                    _role_not_ready)
+        awserrors.retry(lambda: (_ for _ in ()).throw(client_error("InvalidParameterValueException", "Unzipped")),
+                    role_not_ready)

@@ -1,4 +1,4 @@
-"""swlab.iam: every role names only its own resources, with only the actions its code uses."""
+"""swlab.provision.iam: every role names only its own resources, with only the actions its code uses."""
 
 from __future__ import annotations
 
@@ -7,7 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from swlab import asl, iam
+from swlab.provision import asl, iam, roles
+from swlab.provision.changes import ChangeReport
+from swlab.provision.context import Clients, DeployContext
+from swlab.provision.naming import Names, stack_tags
+from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
@@ -129,3 +133,27 @@ def test_moto_iam_accepts_every_document():
             client.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(iam.trust_policy(service)))
             client.put_role_policy(RoleName=role, PolicyName="least-privilege", PolicyDocument=json.dumps(policy))
         assert len(client.list_roles()["Roles"]) == 14
+
+
+def test_deploy_creates_its_roles_with_the_one_trust_policy(monkeypatch):
+    """The roles module uses iam.trust_policy (once there were two; the tested one was not the deployed one)."""
+    import boto3
+    from moto import mock_aws
+
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        settings = load_settings(env={}, target="aws", region="us-east-1")
+        lines: list[str] = []
+        ctx = DeployContext(settings, Clients(settings, lambda s: boto3.client(s, region_name="us-east-1")),
+                            ChangeReport(lines.append), Names("swlab", "123456789012", "us-east-1"),
+                            tags=stack_tags("swlab"))
+        policy = iam.api_gateway_policy(RES.state_machine_arn("swlab-classify"))
+        for service in ("lambda", "states", "apigateway"):
+            roles.ensure_role(ctx, f"swlab-{service}", service, policy)
+            role = ctx.clients("iam").get_role(RoleName=f"swlab-{service}")["Role"]
+            assert role["AssumeRolePolicyDocument"] == iam.trust_policy(service)
+            roles.ensure_role(ctx, f"swlab-{service}", service, policy)
+        assert [line.split()[0] for line in lines] == ["created", "unchanged"] * 3

@@ -11,8 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from swlab import packaging
-from swlab.packaging import PackagingError
+from swlab.provision import packaging
+from swlab.provision.functions import DEFAULT_PLACEHOLDERS
+from swlab.provision.packaging import PackagingError
 
 pytestmark = pytest.mark.unit
 
@@ -65,21 +66,21 @@ def test_discovery_fails_clearly_on_an_empty_folder(tmp_path):
 def test_bad_configuration_is_refused(tmp_path):
     make_function(tmp_path, "odd", packaging="tarball")
     with pytest.raises(PackagingError, match="packaging must be one of"):
-        packaging.load_function_spec(tmp_path / "odd")
+        packaging.load_function_config(tmp_path / "odd")
     make_function(tmp_path, "nohandler", handler="missing.handler")
     with pytest.raises(PackagingError, match="needs missing.py"):
-        packaging.load_function_spec(tmp_path / "nohandler")
+        packaging.load_function_config(tmp_path / "nohandler")
 
 
 def test_zip_holds_function_modules_and_shared_modules_at_top_level(lambdas, tmp_path):
-    spec = packaging.load_function_spec(lambdas / "alpha")
+    spec = packaging.load_function_config(lambdas / "alpha")
     pkg = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
     assert names_in(pkg.zip_bytes) == ["common.py", "domain.py", "handler.py"]
     assert pkg.dependencies is None  # empty requirements.txt: pip is not run
 
 
 def test_zip_is_deterministic_whatever_the_file_times(lambdas, tmp_path):
-    spec = packaging.load_function_spec(lambdas / "alpha")
+    spec = packaging.load_function_config(lambdas / "alpha")
     first = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
     for path in (lambdas / "alpha").glob("*.py"):
         os.utime(path, (1_700_000_000, 1_700_000_000))
@@ -91,7 +92,7 @@ def test_zip_is_deterministic_whatever_the_file_times(lambdas, tmp_path):
 
 
 def test_changed_source_changes_the_code_sha(lambdas, tmp_path):
-    spec = packaging.load_function_spec(lambdas / "alpha")
+    spec = packaging.load_function_config(lambdas / "alpha")
     before = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache").code_sha256
     (lambdas / "_shared" / "common.py").write_text("X = 2\n")
     after = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache").code_sha256
@@ -103,13 +104,13 @@ def test_code_sha256_is_lambdas_base64_sha256():
 
 
 def test_placeholders_are_substituted_and_extra_variables_win(lambdas):
-    spec = packaging.load_function_spec(lambdas / "alpha")
+    spec = packaging.load_function_config(lambdas / "alpha")
     env = packaging.resolve_environment(spec, {"Bucket": "b-1"}, {"EXTRA": "${Bucket}/x"})
     assert env == {"B": "b-1", "EXTRA": "b-1/x"}
 
 
 def test_unknown_placeholder_fails_naming_it(lambdas):
-    spec = packaging.load_function_spec(lambdas / "alpha")
+    spec = packaging.load_function_config(lambdas / "alpha")
     with pytest.raises(PackagingError, match=r"unknown placeholder \$\{Bucket\}"):
         packaging.resolve_environment(spec, {"Table": "t"})
 
@@ -139,7 +140,7 @@ def _fake_pip(calls: list, returncode: int = 0, stderr: str = ""):
 
 def test_requirements_installed_for_the_lambda_platform_once_then_cached(lambdas, tmp_path, monkeypatch):
     make_function(lambdas, "withdeps", requirements="# imaging\nsomepkg==1.0\n\n", architecture="arm64")
-    spec = packaging.load_function_spec(lambdas / "withdeps")
+    spec = packaging.load_function_config(lambdas / "withdeps")
     calls: list = []
     monkeypatch.setattr(packaging.subprocess, "run", _fake_pip(calls))
     first = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
@@ -164,7 +165,7 @@ def test_cache_key_depends_on_requirements_and_platform():
 
 def test_pip_failure_is_reported_with_the_platform(lambdas, tmp_path, monkeypatch):
     make_function(lambdas, "baddeps", requirements="nosuch==9\n")
-    spec = packaging.load_function_spec(lambdas / "baddeps")
+    spec = packaging.load_function_config(lambdas / "baddeps")
     monkeypatch.setattr(packaging.subprocess, "run", _fake_pip([], 1, "No matching distribution found for nosuch==9"))
     with pytest.raises(PackagingError, match="manylinux2014_x86_64.*\n.*No matching distribution"):
         packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
@@ -172,7 +173,7 @@ def test_pip_failure_is_reported_with_the_platform(lambdas, tmp_path, monkeypatc
 
 
 def test_image_function_without_dependencies_is_code_only(tmp_path, monkeypatch):
-    spec = packaging.load_function_spec(FIXTURES / "model")
+    spec = packaging.load_function_config(FIXTURES / "model")
     assert spec.packaging == "image" and packaging.requirement_lines(spec.requirements) == ["torch==2.14.1"]
     monkeypatch.setattr(packaging.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
     pkg = packaging.build_zip_package(spec, FIXTURES / "_shared", tmp_path / "cache", with_dependencies=False)
@@ -181,8 +182,6 @@ def test_image_function_without_dependencies_is_code_only(tmp_path, monkeypatch)
 
 @pytest.mark.skipif(not REPO_LAMBDAS.is_dir(), reason="no lambdas/ folder")
 def test_the_labs_functions_all_load_and_their_placeholders_are_known():
-    from swlab.deploy import DEFAULT_PLACEHOLDERS
-
     known = {"Bucket": "b", "Table": "t", "Stack": "s", "Region": "r", "AccountId": "1", **DEFAULT_PLACEHOLDERS}
     specs = packaging.discover_functions(REPO_LAMBDAS)
     assert specs, "lambdas/ holds no function"
@@ -192,7 +191,7 @@ def test_the_labs_functions_all_load_and_their_placeholders_are_known():
 
 
 def test_built_zips_are_cached_by_their_inputs(lambdas, tmp_path, monkeypatch):
-    spec = packaging.load_function_spec(lambdas / "alpha")
+    spec = packaging.load_function_config(lambdas / "alpha")
     first = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
     monkeypatch.setattr(packaging, "deterministic_zip", lambda files: pytest.fail("unchanged inputs: no rebuild"))
     assert packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache").zip_bytes == first.zip_bytes

@@ -20,7 +20,9 @@ import sys
 from pathlib import Path
 from typing import Any, Mapping
 
-LAMBDAS_DIR = Path(__file__).resolve().parent.parent / "lambdas"
+from swlab.samples import list_samples
+
+LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
 # name -> (torchvision builder, weights class); must agree with swl_infer.MODELS (a unit test checks).
 MODELS = {
     "alexnet": ("alexnet", "AlexNet_Weights"),
@@ -103,8 +105,6 @@ def measure_cold_start(name: str, image: Path | str, env: Mapping[str, str] | No
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-if __name__ == "__main__":  # python -m swlab.models: one line per model, e.g. for the README
-    from swlab.samples import list_samples
-
+if __name__ == "__main__":  # python -m swlab.provision.model_weights: one line per model, e.g. for the README
     for model in MODELS:
         print(json.dumps(measure_cold_start(model, list_samples()[0].path)))

@@ -52,7 +52,7 @@ class PackagingError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class FunctionSpec:
+class FunctionConfig:
     """One function as described by its folder's ``function.json``."""
 
     name: str
@@ -77,21 +77,21 @@ class FunctionSpec:
         return self.directory / "requirements.txt"
 
 
-def load_function_spec(directory: Path) -> FunctionSpec:
+def load_function_config(directory: Path) -> FunctionConfig:
     """Read and check ``<directory>/function.json``."""
     path = Path(directory) / FUNCTION_FILE
     try:
         raw = json.loads(path.read_text())
     except (OSError, json.JSONDecodeError) as exc:
         raise PackagingError(f"{path}: cannot read function configuration: {exc}") from exc
-    known = set(FunctionSpec.__dataclass_fields__) - {"name", "directory"}
-    spec = FunctionSpec(name=Path(directory).name, directory=Path(directory).resolve(),
+    known = set(FunctionConfig.__dataclass_fields__) - {"name", "directory"}
+    spec = FunctionConfig(name=Path(directory).name, directory=Path(directory).resolve(),
                         **{k: v for k, v in raw.items() if k in known})
-    _check_spec(spec, path)
+    _check_config(spec, path)
     return spec
 
 
-def _check_spec(spec: FunctionSpec, path: Path) -> None:
+def _check_config(spec: FunctionConfig, path: Path) -> None:
     if spec.packaging not in PACKAGING_KINDS:
         raise PackagingError(f"{path}: packaging must be one of {PACKAGING_KINDS}, got {spec.packaging!r}")
     if spec.architecture not in ARCHITECTURES:
@@ -105,19 +105,19 @@ def _check_spec(spec: FunctionSpec, path: Path) -> None:
         raise PackagingError(f"{path}: environment must map names to strings")
 
 
-def discover_functions(lambdas_dir: Path) -> list[FunctionSpec]:
+def discover_functions(lambdas_dir: Path) -> list[FunctionConfig]:
     """Every ``lambdas_dir/<name>/function.json``, sorted by name (``_*`` folders skipped)."""
     lambdas_dir = Path(lambdas_dir)
     if not lambdas_dir.is_dir():
         raise PackagingError(f"no functions folder at {lambdas_dir}")
-    specs = [load_function_spec(d) for d in sorted(lambdas_dir.iterdir())
+    specs = [load_function_config(d) for d in sorted(lambdas_dir.iterdir())
              if d.is_dir() and not d.name.startswith(("_", ".")) and (d / FUNCTION_FILE).is_file()]
     if not specs:
         raise PackagingError(f"no functions found in {lambdas_dir} (expected <name>/{FUNCTION_FILE})")
     return specs
 
 
-def apply_overrides(spec: FunctionSpec, overrides: Mapping[str, Mapping[str, Any]] | None) -> FunctionSpec:
+def apply_overrides(spec: FunctionConfig, overrides: Mapping[str, Mapping[str, Any]] | None) -> FunctionConfig:
     """Per-deploy overrides: ``{"*": {"memory_mb": 512}, "resnet": {"memory_mb": 3008}}``.
 
     The function's own entry wins over ``"*"``; only memory, timeout and architecture may change.
@@ -145,7 +145,7 @@ def substitute(template: str, values: Mapping[str, str], where: str = "value") -
 
 
 def resolve_environment(
-    spec: FunctionSpec, values: Mapping[str, str], extra: Mapping[str, str] | None = None
+    spec: FunctionConfig, values: Mapping[str, str], extra: Mapping[str, str] | None = None
 ) -> dict[str, str]:
     """The function's environment: its ``function.json`` values substituted, then ``extra`` (which wins)."""
     env = {k: substitute(v, values, f"{spec.name}: environment {k}") for k, v in spec.environment.items()}
@@ -174,7 +174,7 @@ def dependencies_key(lines: list[str], platform: str, python_version: str) -> st
     return hashlib.sha256(text.encode()).hexdigest()[:24]
 
 
-def install_dependencies(spec: FunctionSpec, cache_dir: Path, python: str = sys.executable) -> Path | None:
+def install_dependencies(spec: FunctionConfig, cache_dir: Path, python: str = sys.executable) -> Path | None:
     """Install ``spec``'s requirements for its Lambda platform into a cached folder; ``None`` if it has none."""
     lines = requirement_lines(spec.requirements)
     if not lines:
@@ -218,7 +218,7 @@ def _tree_files(root: Path) -> dict[str, Path]:
     return files
 
 
-def package_files(spec: FunctionSpec, shared_dir: Path | None, deps_dir: Path | None) -> dict[str, Path]:
+def package_files(spec: FunctionConfig, shared_dir: Path | None, deps_dir: Path | None) -> dict[str, Path]:
     """Archive name → source file. The function's modules win over shared ones, both over dependencies."""
     files = _tree_files(deps_dir) if deps_dir else {}
     if shared_dir is not None and Path(shared_dir).is_dir():
@@ -247,6 +247,16 @@ def code_sha256(data: bytes) -> str:
 
 
 @dataclass(frozen=True)
+class CodeSource:
+    """Deployable code: a zip (bytes, or an S3 location for large zips) or a container image."""
+
+    kind: str  # "zip" | "image"
+    sha256: str  # what Lambda reports as CodeSha256
+    code: Mapping[str, Any]  # the ``Code`` argument of create_function
+    size_bytes: int = 0
+
+
+@dataclass(frozen=True)
 class Package:
     """A built zip and what went into it."""
 
@@ -262,7 +272,7 @@ class Package:
 
 
 def build_zip_package(
-    spec: FunctionSpec, shared_dir: Path | None, cache_dir: Path, with_dependencies: bool = True
+    spec: FunctionConfig, shared_dir: Path | None, cache_dir: Path, with_dependencies: bool = True
 ) -> Package:
     """Build ``spec``'s deterministic zip (dependencies installed unless ``with_dependencies`` is false).
 

@@ -1,10 +1,13 @@
-"""Command line of provisioning: ``python -m swlab.deploy_cli {deploy,teardown}`` (scripts/deploy, scripts/teardown).
+"""Command line of provisioning: ``python -m swlab.provision.cli {deploy,teardown}`` (scripts/deploy, scripts/teardown).
 
 Settings come from the usual places (arguments > ``SWLAB_*``/``AWS_*`` environment
 variables > defaults); on the local target ``AWS_ENDPOINT_URL`` (or
-``--endpoint-url``) names the running local cloud. One line per resource is
-printed as it is handled; the exit status is non-zero if anything failed or,
-for teardown, if anything remains.
+``--endpoint-url``) names the running local cloud. Like the lab's profiles, a
+deploy to the local target applies :data:`~swlab.provision.options.LOCAL_CLOUD_OPTIONS`
+(no TLS-only bucket policy, reserved concurrency 2 per torch function) unless
+``--tls-only`` / ``--model-reserved-concurrency`` / ``--reserved-concurrency``
+say otherwise. One line per resource is printed as it is handled; the exit
+status is non-zero if anything failed or, for teardown, if anything remains.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from swlab.settings import load_settings
+from swlab.provision.asl import AslError
+from swlab.provision.deploy import deploy
+from swlab.provision.options import LOCAL_CLOUD_OPTIONS
+from swlab.provision.packaging import PackagingError
+from swlab.provision.teardown import teardown
+from swlab.settings import Settings, SettingsError, load_settings
 
 
 def _pairs(values: list[str], what: str) -> dict[str, str]:
@@ -38,6 +46,26 @@ def _reserved(values: list[str]) -> dict[str, int] | None:
     if values == ["none"]:
         return {}
     return {name: int(v) for name, v in _pairs(values, "--reserved-concurrency").items()} or None
+
+
+def _reservations(args: argparse.Namespace, settings: Settings) -> dict[str, Any]:
+    """The options ``reserved_concurrency`` and ``model_reserved_concurrency`` the arguments ask for.
+
+    ``--reserved-concurrency`` alone replaces the default bound of the torch functions (as it always
+    has); ``none`` reserves nothing. The default bound: the local cloud's, on the local target only."""
+    per_function = _reserved(args.reserved_concurrency)
+    if args.model_reserved_concurrency is not None:
+        model = None if args.model_reserved_concurrency == "none" else int(args.model_reserved_concurrency)
+    elif per_function is not None:
+        model = None
+    else:
+        model = _target_defaults(settings).get("model_reserved_concurrency")
+    return {"reserved_concurrency": per_function or {}, "model_reserved_concurrency": model}
+
+
+def _target_defaults(settings: Settings) -> dict[str, Any]:
+    """What a deploy to the local cloud needs (the lab's profiles set the same); nothing on AWS."""
+    return dict(LOCAL_CLOUD_OPTIONS) if settings.target == "local" else {}
 
 
 def _merge(*overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -72,7 +100,13 @@ def _parser() -> argparse.ArgumentParser:
                           "(default ~/.cache/swlab/lambda-deps)")
     deploy_p.add_argument("--reserved-concurrency", action="append", default=[], metavar="FN=N",
                           help="reserved concurrency per function ('*' for all), repeatable; 'none' reserves "
-                          "nothing. Default: 2 for each torch function on the local target, none on AWS")
+                          "nothing. Replaces the torch functions' default bound (see the next option)")
+    deploy_p.add_argument("--model-reserved-concurrency", metavar="N|none",
+                          help="reserved concurrency of each torch function (packaging image). Default: "
+                          f"{LOCAL_CLOUD_OPTIONS['model_reserved_concurrency']} on the local target, none on AWS")
+    deploy_p.add_argument("--tls-only", action=argparse.BooleanOptionalAction, default=None,
+                          help="deny plain-HTTP requests with a bucket policy. Default: on AWS only (the local "
+                          "cloud speaks plain HTTP)")
     deploy_p.add_argument("--throttle-rate", type=float)
     deploy_p.add_argument("--throttle-burst", type=int)
     deploy_p.add_argument("--json", action="store_true", help="print the outputs as JSON at the end")
@@ -81,10 +115,6 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from swlab.asl import AslError
-    from swlab.packaging import PackagingError
-    from swlab.settings import SettingsError
-
     try:
         return _run(_parser().parse_args(argv))
     except (SettingsError, PackagingError, AslError) as exc:
@@ -98,8 +128,6 @@ def _run(args: argparse.Namespace) -> int:
     print(f"==> {args.command} stack {settings.stack} on {settings.target} ({settings.region})", file=sys.stderr)
     if args.command == "deploy":
         return _deploy(settings, args)
-    from swlab.teardown import teardown
-
     report = teardown(settings, progress=print, outputs_path=args.outputs, verify_timeout_s=args.verify_timeout)
     failed = [c for c in report.deleted if c.action == "failed"]
     print(f"==> teardown: {len(report.deleted) - len(failed)} deleted, {len(failed)} failed, "
@@ -107,20 +135,19 @@ def _run(args: argparse.Namespace) -> int:
     return 0 if report.clean and not failed else 1
 
 
-def _deploy(settings: Any, args: argparse.Namespace) -> int:
-    from swlab.deploy import deploy
-
+def _deploy(settings: Settings, args: argparse.Namespace) -> int:
+    tls_only = _target_defaults(settings).get("tls_only", True) if args.tls_only is None else args.tls_only
     result = deploy(
         settings, progress=print, workflow_type=args.workflow_type, lambdas_dir=args.lambdas_dir,
         asl_path=args.asl, outputs_path=args.outputs, cache_dir=args.cache_dir, throttle_rate=args.throttle_rate,
         throttle_burst=args.throttle_burst, placeholders=_pairs(args.placeholder, "--placeholder") or None,
-        reserved_concurrency=_reserved(args.reserved_concurrency),
+        tls_only=tls_only, **_reservations(args, settings),
         function_overrides=_merge(_per_function(args.memory, "memory_mb"),
                                   _per_function(args.timeout, "timeout_s")) or None)
     print(f"==> deploy: {result.report.summary()} in {result.elapsed_s:.1f} s; outputs {result.outputs_path}",
           file=sys.stderr)
     if args.json:
-        print(json.dumps(result.outputs, indent=2, sort_keys=True))
+        print(json.dumps(result.outputs.to_dict(), indent=2, sort_keys=True))
     return 0
 
 

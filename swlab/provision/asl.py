@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
-ASL_DIR = Path(__file__).resolve().parent.parent / "asl"
+ASL_DIR = Path(__file__).resolve().parents[2] / "asl"
 CLASSIFY = ASL_DIR / "classify.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
 LAMBDA_SERVICE_ERRORS = frozenset({

@@ -1,6 +1,6 @@
-"""The REST API ``<stack>-api``: create-or-update, with its API key and usage plan.
+"""The REST API ``<stack>-api`` with its role, API key and usage plan: create, update, delete.
 
-Part of :mod:`swlab.deploy`. Two routes, both ``apiKeyRequired``:
+Two routes, both ``apiKeyRequired``:
 
 * ``POST /ingest`` — ``AWS_PROXY`` integration with the ingest Lambda (plus the
   Lambda permission that lets API Gateway invoke it);
@@ -11,15 +11,22 @@ Part of :mod:`swlab.deploy`. Two routes, both ``apiKeyRequired``:
 
 A new deployment of stage ``lab`` is made only when something changed (or the
 stage is missing); the usage plan throttles the stage (rate/burst).
+Teardown deletes the usage plan, the key and the API (in that order).
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any, Mapping
+from typing import Any, Iterator, Mapping
 
+from swlab.provision.awserrors import error_code, retry_throttled
+from swlab.provision.changes import ChangeReport, outcome
+from swlab.provision.context import Clients, DeployContext, Found
+from swlab.provision.iam import api_gateway_policy, ingest_invoke_permission
+from swlab.provision.naming import Names, invoke_url, is_ours
+from swlab.provision.options import DeployOptions
+from swlab.provision.roles import ensure_role, stack_resources
 from swlab.settings import Settings
-from swlab.stack import ChangeReport, Clients, Names, error_code, invoke_url, outcome
 
 INGEST_PATH, CLASSIFY_PATH = "ingest", "classify"
 
@@ -49,12 +56,12 @@ def desired_integrations(names: Names, ingest_arn: str | None, machine: Mapping[
 INTEGRATION_RESPONSES = {"200": "", "400": "4\\d{2}", "500": "5\\d{2}"}
 
 
-def deploy_api(settings: Settings, clients: Clients, report: ChangeReport, names: Names, ingest_arn: str | None,
-               machine: Mapping[str, Any], options: Any, tags: dict[str, str]) -> dict[str, Any]:
-    from swlab.deploy import apigw_policy, ensure_role
-
-    role_arn = ensure_role(clients, report, names.apigw_role, "apigateway.amazonaws.com",
-                           apigw_policy(names, machine["arn"]), tags, f"{names.stack}: API Gateway -> Step Functions")
+def deploy_api(ctx: DeployContext, ingest_arn: str | None, machine: Mapping[str, Any]) -> dict[str, Any]:
+    """Role, REST API (routes, stage), API key and usage plan; returns the API's outputs."""
+    settings, clients, report, names, options, tags = (ctx.settings, ctx.clients, ctx.report, ctx.names,
+                                                       ctx.options, ctx.tags)
+    role_arn = ensure_role(ctx, names.apigw_role, "apigateway", api_gateway_policy(machine["arn"]),
+                           f"{names.stack}: API Gateway -> Step Functions")
     apigw = clients("apigateway")
     api_id, created = _ensure_rest_api(apigw, names, tags)
     updated: list[str] = []
@@ -138,12 +145,9 @@ def _ensure_responses(apigw: Any, api_id: str, rid: str, path: str, integration_
 
 
 def _ensure_invoke_permission(lam: Any, names: Names, api_id: str, ingest_arn: str) -> list[str]:
-    """API Gateway may invoke the ingest function for POST /ingest of this API only (:mod:`swlab.iam`)."""
-    from swlab import iam
-    from swlab.deploy import stack_resources
-
+    """API Gateway may invoke the ingest function for POST /ingest of this API only (:mod:`iam`)."""
     function = ingest_arn.rsplit(":function:", 1)[1].removeprefix(f"{names.stack}-")
-    permission = iam.ingest_invoke_permission(stack_resources(names), api_id, function)
+    permission = ingest_invoke_permission(stack_resources(names), api_id, function)
     policy = _maybe(lambda: json.loads(lam.get_policy(FunctionName=ingest_arn)["Policy"])) or {}
     statement = next((s for s in policy.get("Statement", []) if s.get("Sid") == permission["StatementId"]), None)
     if statement is not None:
@@ -179,7 +183,8 @@ def _ensure_api_key(apigw: Any, report: ChangeReport, names: Names, tags: dict[s
     return key["id"], key["value"]
 
 
-def _ensure_usage_plan(apigw: Any, report: ChangeReport, names: Names, api_id: str, options: Any, key_id: str,
+def _ensure_usage_plan(apigw: Any, report: ChangeReport, names: Names, api_id: str, options: DeployOptions,
+                       key_id: str,
                        tags: dict[str, str]) -> str:
     throttle = {"rateLimit": float(options.throttle_rate), "burstLimit": int(options.throttle_burst)}
     stages = [{"apiId": api_id, "stage": options.stage}]
@@ -224,3 +229,36 @@ def _maybe(read: Any) -> Any:
         if error_code(exc) in ("NotFoundException", "ResourceNotFoundException"):
             return None
         raise
+
+
+# -- teardown: usage plans, API keys, REST APIs --------------------------------------------------
+
+
+def find_usage_plans(clients: Clients, names: Names, settings: Settings) -> Iterator[Found]:
+    apigw = clients("apigateway")
+    for plan in (p for page in apigw.get_paginator("get_usage_plans").paginate() for p in page["items"]):
+        if plan["name"] == names.usage_plan or is_ours(plan.get("tags"), names.stack):
+            yield "usage plan", plan["name"], lambda plan=plan: _delete_usage_plan(apigw, plan)
+
+
+def _delete_usage_plan(apigw: Any, plan: dict[str, Any]) -> None:
+    ops = [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+           for s in plan.get("apiStages") or []]
+    if ops:
+        apigw.update_usage_plan(usagePlanId=plan["id"], patchOperations=ops)
+    apigw.delete_usage_plan(usagePlanId=plan["id"])
+
+
+def find_api_keys(clients: Clients, names: Names, settings: Settings) -> Iterator[Found]:
+    apigw = clients("apigateway")
+    for key in apigw.get_api_keys(nameQuery=f"{names.stack}-", limit=500)["items"]:
+        if key["name"] == names.api_key or is_ours(key.get("tags"), names.stack):
+            yield "api key", key["name"], lambda key=key: apigw.delete_api_key(apiKey=key["id"])
+
+
+def find_rest_apis(clients: Clients, names: Names, settings: Settings) -> Iterator[Found]:
+    apigw = clients("apigateway")
+    for api in (a for page in apigw.get_paginator("get_rest_apis").paginate() for a in page["items"]):
+        if api["name"] == names.api or is_ours(api.get("tags"), names.stack):
+            yield "rest api", f"{api['name']} ({api['id']})", lambda api=api: retry_throttled(
+                lambda: apigw.delete_rest_api(restApiId=api["id"]))

@@ -356,7 +356,7 @@ def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: da
 
 def read_jtl(path: str | Path) -> pd.DataFrame:
     """A JMeter CSV results file → DataFrame: the load-test module's parser, so both read JTLs alike."""
-    from swlab.jmeter import parse_jtl
+    from swlab.loadtest.jtl import parse_jtl
 
     return parse_jtl(Path(path))
 

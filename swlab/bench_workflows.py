@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from swlab.settings import Settings, client, load_settings
-from swlab.smoke import Answer, post
+from swlab.run.smoke import Answer, post
 
 API_GATEWAY_TIMEOUT_MS = 29_000
 STACK = "bench"

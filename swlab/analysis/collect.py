@@ -28,7 +28,7 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from swlab.analysis.logs import parse_log_events
-from swlab.provenance import git_info, tool_versions
+from swlab.run.provenance import git_info, tool_versions
 from swlab.stack import Names, error_code
 
 TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",

@@ -1,7 +1,7 @@
 """Both workflows load-tested end to end with real Apache JMeter on the local cloud.
 
 The session's deployed stack (tests/e2e/conftest.py) is driven at 2 requests/s
-for 10 s per workflow through :func:`swlab.jmeter.run_workflow`: Workflow 1 with
+for 10 s per workflow through :func:`swlab.loadtest.runner.run_workflow`: Workflow 1 with
 the sample photos' URLs, Workflow 2 with the image ids Workflow 1 returned.
 The stack is warmed first (the ``ingested`` and ``warm`` fixtures: ingests over
 HTTP and one classification through the SDK), because cold torch environments
@@ -15,24 +15,27 @@ from __future__ import annotations
 import pytest
 
 from e2e_helpers import item
-from swlab import jmeter
+from swlab.loadtest.install import JMeterSetupError, ensure_jmeter
+from swlab.loadtest.jtl import parse_jtl
+from swlab.loadtest.plans import ApiEndpoint, LoadProfile, write_data_file
+from swlab.loadtest.runner import run_workflow
 
 pytestmark = [pytest.mark.e2e, pytest.mark.jmeter, pytest.mark.models]
 
-PROFILE = jmeter.LoadProfile(rate_per_s=2.0, duration_s=10)
+PROFILE = LoadProfile(rate_per_s=2.0, duration_s=10)
 
 
 @pytest.fixture(scope="module")
 def install():
     try:
-        return jmeter.ensure_jmeter()
-    except jmeter.JMeterSetupError as exc:
+        return ensure_jmeter()
+    except JMeterSetupError as exc:
         pytest.fail(f"JMeter is needed for this test: {exc}")
 
 
 @pytest.fixture(scope="module")
 def target(stack):
-    return jmeter.Target.from_url(stack.api["base_url"], stack.api["api_key"])
+    return ApiEndpoint.from_url(stack.api["base_url"], stack.api["api_key"])
 
 
 @pytest.fixture(scope="module")
@@ -43,18 +46,18 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def wf1(install, target, images, warm, runs):
     urls = images.sample_urls()
-    data = jmeter.write_data_file(runs / "image_urls.csv",
-                                  [urls[i % len(urls)] for i in range(PROFILE.samples_planned)], "image_url")
-    run = jmeter.run_workflow("wf1", target, data, runs / "wf1", PROFILE, install=install, progress=lambda p: None)
-    return run, jmeter.parse_jtl(run.jtl)
+    data = write_data_file(runs / "image_urls.csv",
+                           [urls[i % len(urls)] for i in range(PROFILE.samples_planned)], "image_url")
+    run = run_workflow("wf1", target, data, runs / "wf1", PROFILE, install=install, progress=lambda p: None)
+    return run, parse_jtl(run.jtl)
 
 
 @pytest.fixture(scope="module")
 def wf2(install, target, wf1, runs):
     ids = wf1[1].loc[wf1[1]["success"], "sample_id"].tolist()
-    data = jmeter.write_data_file(runs / "image_ids.csv", ids, "image_id")
-    run = jmeter.run_workflow("wf2", target, data, runs / "wf2", PROFILE, install=install, progress=lambda p: None)
-    return run, jmeter.parse_jtl(run.jtl)
+    data = write_data_file(runs / "image_ids.csv", ids, "image_id")
+    run = run_workflow("wf2", target, data, runs / "wf2", PROFILE, install=install, progress=lambda p: None)
+    return run, parse_jtl(run.jtl)
 
 
 @pytest.mark.parametrize("workflow", ["wf1", "wf2"])

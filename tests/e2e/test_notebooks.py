@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from swlab import book, lab
+from swlab.run import book
+from swlab.run.paths import notebooks
+from swlab.run.profiles import load_profile
+from swlab.run.stages import prepare_notebooks, run_lab
 
 pytestmark = pytest.mark.e2e
 
@@ -38,13 +41,13 @@ def _alive(pid: int | None) -> bool:
 
 
 def test_the_lab_has_its_notebooks():
-    assert [p.stem for p in lab.notebooks(ROOT)] == EXPECTED_NOTEBOOKS
+    assert [p.stem for p in notebooks(ROOT)] == EXPECTED_NOTEBOOKS
 
 
 @pytest.mark.timeout(1800)
 def test_ci_run_builds_a_book_with_every_figure(tmp_path):
     said: list[str] = []
-    result = lab.run_lab(lab.load_profile("ci", ROOT), run_dir=tmp_path / "run", root=ROOT, say=said.append)
+    result = run_lab(load_profile("ci", ROOT), run_dir=tmp_path / "run", root=ROOT, say=said.append)
     log = "\n".join(said)
     assert result.ok, log
     assert result.book_html and result.book_html.is_file(), log
@@ -62,7 +65,7 @@ def test_ci_run_builds_a_book_with_every_figure(tmp_path):
 
 @pytest.mark.timeout(1800)
 def test_nbval_runs_every_notebook(tmp_path):
-    run = lab.prepare_notebooks(lab.load_profile("ci", ROOT), run_dir=tmp_path / "nbval", root=ROOT)
+    run = prepare_notebooks(load_profile("ci", ROOT), run_dir=tmp_path / "nbval", root=ROOT)
     done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval-lax",
                            "--nbval-cell-timeout=900", str(run.notebooks_dir)],
                           cwd=tmp_path, capture_output=True, text=True, timeout=1750)

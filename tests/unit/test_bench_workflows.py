@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from swlab.bench.workflows import Figures, warm_p50_ms
-from swlab.smoke import Answer
+from swlab.run.smoke import Answer
 
 pytestmark = pytest.mark.unit
 

@@ -32,7 +32,9 @@ from urllib.parse import unquote, urlsplit
 
 import yaml
 
-from swlab.lab import Run, project_root
+from swlab.run.paths import project_root
+from swlab.run.records import ModelsRecord
+from swlab.run.rundir import RunDir
 
 INCLUDED_DIRS = ("book", "asl", "lambdas")  # what the chapters show or include (literalinclude)
 RESULTS_NOTEBOOKS = ("smoke", "analysis", "cost", "load_test")  # pages that show model labels or measurements
@@ -48,10 +50,10 @@ class BookError(RuntimeError):
 # ----------------------------------------------------------------------------- assembling the source tree
 
 
-def assemble(run: Run, root: Path | None = None) -> Path:
+def assemble(run: RunDir, root: Path | None = None) -> Path:
     """Write the book's source tree for ``run`` into ``<run>/book/src`` (replaced if present)."""
     root = root or project_root()
-    src = run.dir / "book" / "src"
+    src = run.book_src
     if src.exists():
         shutil.rmtree(src)
     src.mkdir(parents=True)
@@ -100,7 +102,7 @@ def _toc_for(template: Path, executed: set[str]) -> tuple[dict, list[str]]:
 
 def weights_status(manifest: dict) -> str | None:
     """``"pretrained"``, ``"untrained"`` or ``None`` (not recorded), from what the notebooks recorded."""
-    models = manifest.get("models") or {}
+    models = manifest.get(ModelsRecord.KEY) or {}
     return models.get("weights") if isinstance(models, dict) else None
 
 
@@ -163,13 +165,13 @@ def jupyter_book_command(src: Path, out: Path) -> list[str]:
             "--builder", "html", "-W", "--keep-going", "--all"]
 
 
-def build_book(run: Run, root: Path | None = None) -> Path:
+def build_book(run: RunDir, root: Path | None = None) -> Path:
     """Assemble and build the book of ``run``; return the path of its ``index.html``."""
     src = assemble(run, root)
-    out = run.dir / "book"
-    shutil.rmtree(out / "_build", ignore_errors=True)
+    out = run.book_dir
+    shutil.rmtree(run.book_html.parent, ignore_errors=True)
     done = subprocess.run(jupyter_book_command(src, out), capture_output=True, text=True, timeout=900)
-    index = out / "_build" / "html" / "index.html"
+    index = run.book_html / "index.html"
     if done.returncode != 0 or not index.exists():
         problems = [line for line in (done.stdout + done.stderr).splitlines()
                     if "WARNING" in line or "ERROR" in line or "Error" in line]
@@ -178,8 +180,8 @@ def build_book(run: Run, root: Path | None = None) -> Path:
     return index
 
 
-def html_dir(run: Run) -> Path:
-    return run.dir / "book" / "_build" / "html"
+def html_dir(run: RunDir) -> Path:
+    return run.book_html
 
 
 # ----------------------------------------------------------------------------- checking a page in a browser
@@ -283,7 +285,7 @@ def check_page(page: Path, expected: int = 0, chromium: str | None = None) -> Pa
     return check
 
 
-def check_pages(run: Run, chromium: str | None = None) -> list[PageCheck]:
+def check_pages(run: RunDir, chromium: str | None = None) -> list[PageCheck]:
     """Check every notebook page of the run's book and the architecture chapter; raise on any problem."""
     html = html_dir(run)
     pages = [(html / "book" / "architecture.html", 1)]

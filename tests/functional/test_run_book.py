@@ -17,8 +17,11 @@ import nbformat
 import papermill as pm
 import pytest
 
-from swlab import book, lab
-from tests.unit.test_lab import write_notebook
+from swlab.run import book
+from swlab.run.profiles import load_profile
+from swlab.run.rundir import RunDir
+from swlab.run.stages import run_lab
+from tests.unit.test_run import write_notebook
 
 pytestmark = pytest.mark.functional
 
@@ -34,10 +37,10 @@ def _alive(pid: int) -> bool:
 
 
 @pytest.fixture(scope="module")
-def short_run(tmp_path_factory) -> lab.Run:
+def short_run(tmp_path_factory) -> RunDir:
     run_dir = tmp_path_factory.mktemp("runs") / "short"
     said: list[str] = []
-    result = lab.run_lab(lab.load_profile("ci", ROOT), run_dir=run_dir, only=["00", "08"], build_book=False,
+    result = run_lab(load_profile("ci", ROOT), run_dir=run_dir, only=["00", "08"], build_book=False,
                          root=ROOT, say=said.append)
     assert result.ok, "\n".join(said)
     figure_nb = write_notebook(run_dir / "src" / "06_analysis.ipynb", 'run_dir: str = ""  # run',

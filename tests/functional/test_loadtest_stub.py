@@ -11,18 +11,23 @@ from collections import Counter
 import psutil
 import pytest
 
-from swlab import jmeter
+from swlab.bench.loadtest import bench_loadtest
+from swlab.loadtest.install import JMeterSetupError, ensure_jmeter
+from swlab.loadtest.jtl import arrival_gaps_s, parse_jtl
+from swlab.loadtest.plans import ApiEndpoint, LoadProfile, write_data_file
+from swlab.loadtest.runner import run_workflow
+from swlab.loadtest.stub import StubApi
 
 pytestmark = pytest.mark.jmeter
 
-PROFILE = jmeter.LoadProfile(rate_per_s=2, duration_s=10, timeout_ms=3000)
+PROFILE = LoadProfile(rate_per_s=2, duration_s=10, timeout_ms=3000)
 
 
 @pytest.fixture(scope="module")
 def install():
     try:
-        return jmeter.ensure_jmeter()
-    except jmeter.JMeterSetupError as exc:
+        return ensure_jmeter()
+    except JMeterSetupError as exc:
         pytest.skip(str(exc))
 
 
@@ -53,7 +58,7 @@ def _check_arrivals(df, interval_s):
     to ~1 s, so a couple of hiccups are tolerated; a drift or a slowed rate is not.
     """
     starts = df["timeStamp"].iloc[1:]
-    gaps = jmeter.arrival_gaps_s(df.iloc[1:], skip_first_s=0)
+    gaps = arrival_gaps_s(df.iloc[1:], skip_first_s=0)
     span_s = (starts.iloc[-1] - starts.iloc[0]).total_seconds()
     assert abs(span_s - (len(starts) - 1) * interval_s) <= 1.0, f"arrivals drifted: span {span_s} s"
     assert abs(gaps.median() - interval_s) <= 0.1 * interval_s, gaps.tolist()
@@ -63,13 +68,13 @@ def _check_arrivals(df, interval_s):
 
 def test_ingest_open_model_even_arrivals_each_row_once(install, tmp_path):
     rows = [f"http://127.0.0.1/images/{i:03d}.jpg?size=1,2" for i in range(20)]
-    data = jmeter.write_data_file(tmp_path / "urls.csv", rows, "image_url")
+    data = write_data_file(tmp_path / "urls.csv", rows, "image_url")
     watch = SocketWatch()
     # The API answers in 0.8 s, slower than the 0.5 s between arrivals: arrivals must not wait.
-    with jmeter.StubApi(delay_s=0.8) as stub:
-        run = jmeter.run_workflow("wf1", stub.target(), data, tmp_path / "run", PROFILE, install=install,
-                                  progress=watch)
-    df = jmeter.parse_jtl(run.jtl)
+    with StubApi(delay_s=0.8) as stub:
+        run = run_workflow("wf1", stub.endpoint(), data, tmp_path / "run", PROFILE, install=install,
+                           progress=watch)
+    df = parse_jtl(run.jtl)
     assert run.samples_planned == 20 and len(df) == 20 and len(stub.requests) == 20
     assert df["success"].all(), df.loc[~df["success"], "failureMessage"].tolist()
     assert sorted(df["row_index"]) == list(range(20))
@@ -89,10 +94,10 @@ def test_ingest_open_model_even_arrivals_each_row_once(install, tmp_path):
 
 def test_classify_cycles_rows_and_records_failure_reasons(install, tmp_path):
     ids = ["img-a", "img-b", "img-c"]
-    data = jmeter.write_data_file(tmp_path / "ids.csv", ids, "image_id")
-    with jmeter.StubApi(fail_every=4) as stub:
-        run = jmeter.run_workflow("wf2", stub.target(), data, tmp_path / "run", PROFILE, install=install)
-    df = jmeter.parse_jtl(run.jtl)
+    data = write_data_file(tmp_path / "ids.csv", ids, "image_id")
+    with StubApi(fail_every=4) as stub:
+        run = run_workflow("wf2", stub.endpoint(), data, tmp_path / "run", PROFILE, install=install)
+    df = parse_jtl(run.jtl)
     assert len(df) == 20
     assert sorted(df["row_index"]) == list(range(20))
     assert (df["row_value"] == [ids[i % 3] for i in df["row_index"]]).all()  # row k mod N
@@ -105,26 +110,26 @@ def test_classify_cycles_rows_and_records_failure_reasons(install, tmp_path):
 
 
 def test_wrong_api_key_fails_every_sample_with_the_status(install, tmp_path):
-    data = jmeter.write_data_file(tmp_path / "urls.csv", ["http://127.0.0.1/x.jpg"], "image_url")
-    profile = jmeter.LoadProfile(rate_per_s=2, duration_s=2, timeout_ms=1000)
-    with jmeter.StubApi(api_key="right") as stub:
-        target = jmeter.Target("127.0.0.1", stub.port, base_path=stub.base_path, api_key="wrong")
-        run = jmeter.run_workflow("wf1", target, data, tmp_path / "run", profile, install=install)
-    df = jmeter.parse_jtl(run.jtl)
+    data = write_data_file(tmp_path / "urls.csv", ["http://127.0.0.1/x.jpg"], "image_url")
+    profile = LoadProfile(rate_per_s=2, duration_s=2, timeout_ms=1000)
+    with StubApi(api_key="right") as stub:
+        target = ApiEndpoint("127.0.0.1", stub.port, base_path=stub.base_path, api_key="wrong")
+        run = run_workflow("wf1", target, data, tmp_path / "run", profile, install=install)
+    df = parse_jtl(run.jtl)
     assert len(df) == 4 and not df["success"].any()
     assert (df["failureMessage"] == 'HTTP 403: {"message": "Forbidden"}').all()
     assert (df["sample_id"] == "").all()
 
 
 def test_bench_feeds_workflow_1_ids_to_workflow_2(install, tmp_path):
-    profile = jmeter.LoadProfile(rate_per_s=2, duration_s=3, timeout_ms=1000)
-    with jmeter.StubApi() as stub:
-        urls = jmeter.write_data_file(tmp_path / "urls.csv", [f"http://127.0.0.1/{i}.jpg" for i in range(6)],
-                                      "image_url")
-        figures = jmeter.bench_loadtest(stub.target(), urls, tmp_path / "bench", profile, install=install)
+    profile = LoadProfile(rate_per_s=2, duration_s=3, timeout_ms=1000)
+    with StubApi() as stub:
+        urls = write_data_file(tmp_path / "urls.csv", [f"http://127.0.0.1/{i}.jpg" for i in range(6)],
+                               "image_url")
+        figures = bench_loadtest(stub.endpoint(), urls, tmp_path / "bench", profile, install=install)
         ingested = [b["image_url"] for _, p, b in stub.requests if p.endswith("/ingest")]
         classified = [b["image_id"] for _, p, b in stub.requests if p.endswith("/classify")]
-    wf1 = jmeter.parse_jtl(tmp_path / "bench" / "wf1" / "results.jtl")
+    wf1 = parse_jtl(tmp_path / "bench" / "wf1" / "results.jtl")
     assert len(ingested) == 6 and sorted(classified) == sorted(wf1["sample_id"])
     for wf in ("wf1", "wf2"):
         assert figures[f"{wf}_samples_planned"] == 6 and figures[f"{wf}_samples"] == 6

@@ -6,7 +6,15 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from swlab import jmeter
+from swlab.loadtest.jtl import arrival_gaps_s, parse_jtl, returned_ids, summarize_jtl
+from swlab.loadtest.runner import (
+    NotebookProgress,
+    Progress,
+    SummaryTracker,
+    TerminalProgress,
+    _late_warning,
+    default_progress,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -14,7 +22,7 @@ FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "jtl"
 
 
 def test_parse_types_every_column():
-    df = jmeter.parse_jtl(FIXTURES / "edge_cases.jtl")
+    df = parse_jtl(FIXTURES / "edge_cases.jtl")
     assert len(df) == 4
     assert str(df["timeStamp"].dtype) == "datetime64[ms, UTC]" or str(df["timeStamp"].dtype).endswith(", UTC]")
     assert df["timeStamp"].iloc[0] == pd.Timestamp(1795755000000, unit="ms", tz="UTC")
@@ -28,7 +36,7 @@ def test_parse_types_every_column():
 
 
 def test_failure_messages_keep_newlines_commas_and_quotes():
-    df = jmeter.parse_jtl(FIXTURES / "edge_cases.jtl")
+    df = parse_jtl(FIXTURES / "edge_cases.jtl")
     assert df.loc[2, "failureMessage"] == (
         'HTTP 502: {"message": "Internal server error",\n "detail": "a, b, and c"}\nsecond line, with "quotes"')
     assert df.loc[2, "row_value"] == "http://img/2.jpg?x=1,y=2"
@@ -37,26 +45,26 @@ def test_failure_messages_keep_newlines_commas_and_quotes():
 
 
 def test_unset_sample_variables_are_empty_not_the_word_null():
-    df = jmeter.parse_jtl(FIXTURES / "edge_cases.jtl")
+    df = parse_jtl(FIXTURES / "edge_cases.jtl")
     assert df["sample_id"].tolist() == ["img-1", "", "", "img-4"]
 
 
 def test_returned_ids_are_those_of_successful_samples_in_order():
-    assert jmeter.returned_ids(jmeter.parse_jtl(FIXTURES / "edge_cases.jtl")) == ["img-1", "img-4"]
+    assert returned_ids(parse_jtl(FIXTURES / "edge_cases.jtl")) == ["img-1", "img-4"]
     samples = pd.DataFrame({"success": [True, False, True, True], "sample_id": ["b", "lost", "", "a"]})
-    assert jmeter.returned_ids(samples) == ["b", "a"]  # a failure's id and an empty id are not returned
+    assert returned_ids(samples) == ["b", "a"]  # a failure's id and an empty id are not returned
 
 
 def test_real_jmeter_output_with_failures():
     """Files written by JMeter 5.5 against the stub API (fail_every=3)."""
-    ingest = jmeter.parse_jtl(FIXTURES / "ingest_with_failures.jtl")
+    ingest = parse_jtl(FIXTURES / "ingest_with_failures.jtl")
     assert len(ingest) == 6 and (~ingest["success"]).sum() == 2
     failed = ingest[~ingest["success"]]
     assert failed["failureMessage"].str.startswith("HTTP 500: stub failure, request ").all()
     assert failed["failureMessage"].str.endswith('\n"on purpose"').all()
     assert (failed["sample_id"] == "").all() and (ingest.loc[ingest["success"], "sample_id"] != "").all()
     assert ingest["row_value"].str.contains(',b="q"', regex=False).all()
-    classify = jmeter.parse_jtl(FIXTURES / "classify_with_failures.jtl")
+    classify = parse_jtl(FIXTURES / "classify_with_failures.jtl")
     assert classify["sample_id"].str.startswith("arn:aws:states:").all()
     assert classify.loc[~classify["success"], "failureMessage"].str.startswith("execution FAILED: States.TaskFailed").all()
     assert classify["timeStamp"].is_monotonic_increasing  # sorted by start, JMeter writes in end order
@@ -65,13 +73,13 @@ def test_real_jmeter_output_with_failures():
 def test_parse_rejects_a_file_that_is_not_a_csv_jtl(tmp_path):
     (tmp_path / "x.jtl").write_text("<?xml version='1.0'?>\n<testResults/>\n")
     with pytest.raises(ValueError, match="timeStamp"):
-        jmeter.parse_jtl(tmp_path / "x.jtl")
+        parse_jtl(tmp_path / "x.jtl")
 
 
 def test_header_only_jtl_is_an_empty_frame(tmp_path):
     header = (FIXTURES / "edge_cases.jtl").read_text().splitlines()[0]
     (tmp_path / "empty.jtl").write_text(header + "\n")
-    df = jmeter.parse_jtl(tmp_path / "empty.jtl")
+    df = parse_jtl(tmp_path / "empty.jtl")
     assert df.empty and "failureMessage" in df.columns
 
 
@@ -85,13 +93,13 @@ def _frame(starts_s, elapsed_ms, success):
 
 def test_arrival_gaps_skip_the_first_seconds():
     df = _frame([0, 0.1, 0.2, 5, 6, 7, 9.5], [1] * 7, [True] * 7)
-    assert jmeter.arrival_gaps_s(df, skip_first_s=5).tolist() == [1.0, 1.0, 2.5]
-    assert jmeter.arrival_gaps_s(df, skip_first_s=0).max() == 4.8
+    assert arrival_gaps_s(df, skip_first_s=5).tolist() == [1.0, 1.0, 2.5]
+    assert arrival_gaps_s(df, skip_first_s=0).max() == 4.8
 
 
 def test_summary_figures():
     df = _frame(list(range(10)), [100, 200, 300, 400, 500, 600, 700, 800, 900, 1000], [True] * 9 + [False])
-    figures = jmeter.summarize_jtl(df, samples_planned=12)
+    figures = summarize_jtl(df, samples_planned=12)
     assert figures["samples_planned"] == 12 and figures["samples"] == 10
     assert figures["error_pct"] == 10.0
     assert figures["p50_ms"] == 550.0
@@ -113,7 +121,7 @@ Tidying up ...    @ 2026 Nov 27 04:47:52 UTC (1795754872957)
 
 
 def test_summary_tracker_counts_deltas_and_totals():
-    tracker = jmeter.SummaryTracker()
+    tracker = SummaryTracker()
     seen = []
     for i, line in enumerate(SUMMARISER.splitlines()):
         tracker.feed(line, now=float(i))
@@ -125,10 +133,10 @@ def test_summary_tracker_counts_deltas_and_totals():
 
 def test_terminal_progress_on_a_pipe_prints_plain_lines():
     out = io.StringIO()
-    show = jmeter.TerminalProgress(out, every_s=3600)
-    show(jmeter.Progress("wf1 ingest", 12.0, 190.0, 7, 1))
-    show(jmeter.Progress("wf1 ingest", 13.0, 190.0, 8, 1))  # throttled
-    show(jmeter.Progress("wf1 ingest", 190.0, 190.0, 180, 1, done=True))
+    show = TerminalProgress(out, every_s=3600)
+    show(Progress("wf1 ingest", 12.0, 190.0, 7, 1))
+    show(Progress("wf1 ingest", 13.0, 190.0, 8, 1))  # throttled
+    show(Progress("wf1 ingest", 190.0, 190.0, 180, 1, done=True))
     lines = out.getvalue().splitlines()
     assert lines == ["wf1 ingest:    12/190 s  samples 7  errors 1 (14.3%)  running",
                      "wf1 ingest:   190/190 s  samples 180  errors 1 (0.6%)  done"]
@@ -140,9 +148,9 @@ def test_terminal_progress_on_a_tty_rewrites_one_line():
             return True
 
     out = Tty()
-    show = jmeter.TerminalProgress(out)
-    show(jmeter.Progress("wf2", 1.0, 10.0, 0, 0))
-    show(jmeter.Progress("wf2", 10.0, 10.0, 20, 0, done=True))
+    show = TerminalProgress(out)
+    show(Progress("wf2", 1.0, 10.0, 0, 0))
+    show(Progress("wf2", 10.0, 10.0, 20, 0, done=True))
     text = out.getvalue()
     assert text.count("\r") == 2 and text.count("\n") == 1
     assert text.rstrip().endswith("samples 20  errors 0 (0.0%)  done")
@@ -162,18 +170,18 @@ def test_notebook_progress_updates_one_display(monkeypatch):
         return Handle()
 
     monkeypatch.setattr(IPython.display, "display", display)
-    show = jmeter.NotebookProgress()
-    show(jmeter.Progress("wf1 ingest", 1.0, 10.0, 0, 0))
-    show(jmeter.Progress("wf1 ingest", 10.0, 10.0, 20, 0, done=True))
+    show = NotebookProgress()
+    show(Progress("wf1 ingest", 1.0, 10.0, 0, 0))
+    show(Progress("wf1 ingest", 10.0, 10.0, 20, 0, done=True))
     assert shown[0] == ("display", "wf1 ingest:     1/10 s  samples 0  errors 0 (0.0%)  running", True)
     assert shown[1] == ("update", "wf1 ingest:    10/10 s  samples 20  errors 0 (0.0%)  done")
 
 
 def test_default_progress_outside_a_kernel_is_the_terminal_line():
-    assert isinstance(jmeter.default_progress(), jmeter.TerminalProgress)
+    assert isinstance(default_progress(), TerminalProgress)
 
 
 @pytest.mark.parametrize("late_s, rate, warned", [(0.1, 1.0, False), (0.9, 1.0, False), (0.6, 2.0, True),
                                                   (None, 1.0, False)])
 def test_late_first_arrival_warning(late_s, rate, warned):
-    assert bool(jmeter._late_warning(late_s, rate)) is warned
+    assert bool(_late_warning(late_s, rate)) is warned

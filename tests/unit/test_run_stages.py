@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from swlab import lab
-from tests.unit.test_lab import write_notebook
+from swlab.run.cli import main
+from swlab.run.profiles import LabProfile
+from swlab.run.stages import run_lab
+from tests.unit.test_run import write_notebook
 
 pytestmark = pytest.mark.unit
 
@@ -31,8 +33,8 @@ def tiny_lab(tmp_path: Path) -> Path:
 
 def test_failure_is_named_later_stages_skipped_teardown_run(tiny_lab):
     said: list[str] = []
-    profile = lab.Profile(name="t", description="", parameters={"greeting": "hello"})
-    result = lab.run_lab(profile, run_dir=tiny_lab / "runs" / "r1", build_book=False, root=tiny_lab,
+    profile = LabProfile(name="t", description="", parameters={"greeting": "hello"})
+    result = run_lab(profile, run_dir=tiny_lab / "runs" / "r1", build_book=False, root=tiny_lab,
                          say=said.append)
     run = result.run
     assert [(s.name, s.status) for s in result.stages] == [
@@ -55,15 +57,15 @@ def test_failure_is_named_later_stages_skipped_teardown_run(tiny_lab):
 def test_only_selects_stages_and_cli_exit_code(tiny_lab, monkeypatch, capsys):
     (tiny_lab / "profiles" / "p.yaml").write_text("name: p\nparameters:\n  greeting: yo\n")
     monkeypatch.chdir(tiny_lab)
-    code = lab.main(["--profile", "p", "--only", "00", "--only", "09", "--no-book",
+    code = main(["--profile", "p", "--only", "00", "--only", "09", "--no-book",
                      "--run-dir", str(tiny_lab / "runs" / "r2"), "-p", "greeting=cli"])
     out = capsys.readouterr().out
     assert code == 0, out
     assert (tiny_lab / "runs" / "r2" / "first.txt").read_text() == "cli"
     assert "01_boom" not in out and "00_first" in out and "total" in out
-    code = lab.main(["--profile", "p", "--no-book", "--run-dir", str(tiny_lab / "runs" / "r3")])
+    code = main(["--profile", "p", "--no-book", "--run-dir", str(tiny_lab / "runs" / "r3")])
     assert code == 1
-    assert lab.main(["--profile", "p", "-p", "typo=1", "--run-dir", str(tiny_lab / "runs" / "r4")]) == 2
+    assert main(["--profile", "p", "-p", "typo=1", "--run-dir", str(tiny_lab / "runs" / "r4")]) == 2
 
 
 def test_ctrl_c_in_a_stage_still_runs_teardown(tiny_lab, monkeypatch):
@@ -77,7 +79,7 @@ def test_ctrl_c_in_a_stage_still_runs_teardown(tiny_lab, monkeypatch):
         return real(input_path, *args, **kwargs)
 
     monkeypatch.setattr(papermill, "execute_notebook", interrupted)
-    result = lab.run_lab(lab.Profile("t", "", {}), run_dir=tiny_lab / "runs" / "r5", build_book=False,
+    result = run_lab(LabProfile("t", "", {}), run_dir=tiny_lab / "runs" / "r5", build_book=False,
                          root=tiny_lab, say=lambda _: None)
     assert [(s.name, s.status) for s in result.stages] == [
         ("00_first", "failed"), ("01_boom", "skipped"), ("02_after", "skipped"), ("09_teardown", "ok")]

@@ -1,4 +1,4 @@
-"""swlab.smoke: HTTP with the API key, the item's outcome, the labels table, the step images figure."""
+"""swlab.run.smoke: HTTP with the API key, the item's outcome, the labels table, the step images figure."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ import pytest
 from moto import mock_aws
 from PIL import Image
 
-from swlab import smoke
+from swlab.run import smoke
 
 pytestmark = pytest.mark.unit
 

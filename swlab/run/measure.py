@@ -1,0 +1,147 @@
+"""The measured stages of a run: the smoke test (``02``) and the load tests (``03``, ``04``).
+
+Each records a measured period (``started_at``/``ended_at``) in the manifest;
+the collect stage takes the telemetry of the window they span.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Callable
+
+import pandas as pd
+from matplotlib.figure import Figure
+
+from swlab.loadtest.jtl import parse_jtl, returned_ids, summarize_jtl
+from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data_file
+from swlab.loadtest.runner import JMeterRun, Progress, default_progress, run_workflow
+from swlab.run import smoke
+from swlab.run.provisioning import api_endpoint, deployed_outputs
+from swlab.run.records import LoadTestRecord, ModelsRecord, SmokeTestRecord
+from swlab.run.rundir import RunDir, now
+from swlab.run.services import image_urls
+from swlab.settings import client
+
+# ----------------------------------------------------------------------------- the smoke test
+
+
+@dataclass
+class SmokeTest:
+    """One image through both workflows over HTTP, as JMeter will send them (``02_smoke_test``)."""
+
+    run: RunDir
+    image_urls: list[str] = field(default_factory=list)  # public URLs on AWS; empty: the run's image server
+
+    def __post_init__(self) -> None:
+        self.settings = self.run.settings()
+        self.outputs = deployed_outputs(self.run)
+        self.url = image_urls(self.run, self.image_urls)[0]
+        self.started_at: datetime = now()
+        self.ended_at: datetime | None = None
+        self.ingested: smoke.Answer | None = None
+        self.classified: smoke.Answer | None = None
+        self.item: dict[str, Any] = {}
+
+    def ingest(self) -> smoke.Answer:
+        api = self.outputs.api
+        self.ingested = smoke.post(api["endpoints"]["ingest"], {"image_url": self.url}, api["api_key"])
+        return self.ingested
+
+    def classify(self) -> dict[str, Any]:
+        """``POST /classify``, then the image's item once Workflow 2 has written its outcome."""
+        if self.ingested is None:
+            raise RuntimeError("ingest() first")
+        api, image_id = self.outputs.api, self.ingested.body["image_id"]
+        self.classified = smoke.post(api["endpoints"]["classify"], {"image_id": image_id}, api["api_key"])
+        self.item = smoke.wait_for_outcome(client(self.settings, "dynamodb"), self.outputs.table, image_id)
+        self.ended_at = now()
+        return self.item
+
+    def outcome(self) -> dict[str, Any]:
+        return {k: self.item.get(k) for k in ("image_id", "status", "consensus", "models_contributing", "weights",
+                                                "error")}
+
+    def step_images_figure(self) -> Figure:
+        return smoke.step_images_figure(client(self.settings, "s3"), self.outputs.bucket, self.item["image_id"])
+
+    def record(self) -> SmokeTestRecord:
+        """The measured period and the timings; the weights the models used (for the book's banner)."""
+        if self.ingested is None or self.classified is None or self.ended_at is None:
+            raise RuntimeError("ingest() and classify() first")
+        record = SmokeTestRecord(started_at=self.started_at.isoformat(), ended_at=self.ended_at.isoformat(),
+                                 image_id=self.item["image_id"], status=self.item["status"],
+                                 ingest_ms=self.ingested.elapsed_ms, classify_ms=self.classified.elapsed_ms)
+        self.run.save(record)
+        models = self.run.load(ModelsRecord) or ModelsRecord()
+        self.run.save(ModelsRecord(prepared=models.prepared, weights=self.item.get("weights")))
+        return record
+
+    def labels(self) -> pd.DataFrame:
+        return smoke.labels_table(self.item).pivot(index="rank", columns="model", values=["label", "probability"])
+
+
+# ----------------------------------------------------------------------------- the load tests
+
+
+def workflow_rows(run: RunDir, workflow: str, given_urls: list[str] | None = None) -> list[str]:
+    """What a workflow's plan sends: image URLs (wf1), or the ids Workflow 1's load test got back (wf2)."""
+    if workflow == "wf1":
+        return image_urls(run, given_urls)
+    return returned_ids(parse_jtl(run.jtl("wf1")))
+
+
+@dataclass
+class LoadTest:
+    """One workflow load-tested with JMeter at a fixed rate (``03``/``04``)."""
+
+    run: RunDir
+    workflow: str
+    profile: LoadProfile
+    endpoint: ApiEndpoint
+    rows: int
+    result: JMeterRun | None = None
+    samples: pd.DataFrame | None = None
+
+    def describe(self) -> str:
+        what = "URLs" if self.workflow == "wf1" else "ingested images"
+        path = f"{self.endpoint.base_path}/{WORKFLOWS[self.workflow].label}"
+        return (f"{self.profile.samples_planned} requests to {self.endpoint.protocol}://{self.endpoint.host}:"
+                f"{self.endpoint.port}{path} over {self.profile.duration_s} s, from {self.rows} {what}")
+
+    def execute(self, progress: Callable[[Progress], None] | None = None) -> JMeterRun:
+        """Run JMeter, then record the measured period, the client's summary and JMeter's warnings."""
+        started_at = now()
+        self.result = run_workflow(self.workflow, self.endpoint, self.run.data_file(self.workflow),
+                                   self.run.jmeter_dir(self.workflow), self.profile,
+                                   progress=progress or default_progress())
+        ended_at = now()
+        self.samples = parse_jtl(self.result.jtl)
+        self.run.save(LoadTestRecord(workflow=self.workflow, started_at=started_at.isoformat(),
+                                     ended_at=ended_at.isoformat(), summary=self.summary(), jtl=str(self.result.jtl),
+                                     warnings=list(self.result.warnings)))
+        return self.result
+
+    def summary(self) -> dict[str, float]:
+        if self.result is None or self.samples is None:
+            raise RuntimeError("execute() first")
+        return summarize_jtl(self.samples, self.result.samples_planned)
+
+    def first_samples(self, n: int = 10) -> pd.DataFrame:
+        if self.samples is None:
+            raise RuntimeError("execute() first")
+        return self.samples[["timeStamp", "elapsed", "responseCode", "success", "sample_id", "failureMessage"]].head(n)
+
+
+def prepare_load_test(run: RunDir, workflow: str, rate_per_s: float, duration_s: int,
+                      given_urls: list[str] | None = None) -> LoadTest:
+    """The endpoint, the load profile and the data file of one workflow's load test."""
+    rows = workflow_rows(run, workflow, given_urls)
+    write_data_file(run.data_file(workflow), rows, WORKFLOWS[workflow].field)
+    return LoadTest(run, workflow, LoadProfile(rate_per_s=rate_per_s, duration_s=duration_s), api_endpoint(run),
+                    len(rows))
+
+
+def client_samples(run: RunDir) -> pd.DataFrame:
+    """Both load tests' samples, as JMeter recorded them."""
+    return pd.concat([parse_jtl(run.jtl(wf)) for wf in WORKFLOWS], ignore_index=True)

@@ -1,0 +1,100 @@
+"""The run's stack: deploy it (``01_deploy``), read what was deployed, delete it (``08_teardown``).
+
+The one place where a run calls :mod:`swlab.provision`; the notebooks call these.
+What ``08_teardown`` removes is decided by :func:`swlab.run.services.plan_teardown`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from swlab.loadtest.plans import ApiEndpoint
+from swlab.provision.deploy import DeployResult, deploy
+from swlab.provision.model_weights import prepare_models, weights_substitutions
+from swlab.provision.outputs import DeployOutputs, load_outputs
+from swlab.provision.teardown import teardown
+from swlab.run.records import DeployRecord, ModelsRecord
+from swlab.run.rundir import RunDir
+from swlab.run.services import allowed_hosts, plan_teardown
+from swlab.settings import Settings, client
+
+
+def deployed_outputs(run: RunDir) -> DeployOutputs:
+    """What ``01_deploy`` deployed for this run."""
+    return load_outputs(run.deploy_outputs)
+
+
+def api_endpoint(run: RunDir) -> ApiEndpoint:
+    """The run's HTTP API, as the load tests address it."""
+    api = deployed_outputs(run).api
+    return ApiEndpoint.from_url(api["base_url"], api["api_key"])
+
+
+@dataclass
+class Deployment:
+    """``01_deploy``: the stack deployed with the run's settings, the image server's allow-list and the options."""
+
+    run: RunDir
+    workflow_type: str = "EXPRESS"
+    memory_mb: dict[str, int] = field(default_factory=dict)
+    progress: Callable[[str], None] | None = print
+    settings: Settings = field(init=False)
+    result: DeployResult | None = field(default=None, init=False)
+    prepared: dict[str, Any] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self.settings = self.run.settings()
+
+    def describe(self) -> str:
+        s = self.settings
+        return f"deploying stack {s.stack} on {s.target} ({s.region}), Workflow 2 as {self.workflow_type}"
+
+    def deploy(self, **placeholders: str) -> DeployResult:
+        """Create or update the stack; ``placeholders`` are added to the allow-list placeholder."""
+        self.run.deploy_outputs.parent.mkdir(parents=True, exist_ok=True)
+        self.result = deploy(self.settings, progress=self.progress,
+                             placeholders={"AllowedHosts": allowed_hosts(self.run), **placeholders},
+                             workflow_type=self.workflow_type, outputs_path=self.run.deploy_outputs,
+                             function_overrides={name: {"memory_mb": mb} for name, mb in self.memory_mb.items()})
+        return self.result
+
+    @property
+    def outputs(self) -> DeployOutputs:
+        if self.result is None:
+            raise RuntimeError("deploy() first")
+        return self.result.outputs
+
+    def prepare_model_weights(self) -> dict[str, Any]:
+        """Upload the cached pretrained weights; redeploy with their keys when there are any. Recorded."""
+        self.prepared = prepare_models(client(self.settings, "s3"), self.outputs.bucket)
+        keys = weights_substitutions(self.prepared)
+        if any(keys.values()):
+            self.deploy(**keys)
+        self.run.save(ModelsRecord(prepared=self.prepared))
+        return self.prepared
+
+    def record(self) -> DeployRecord:
+        result = self.result
+        if result is None:
+            raise RuntimeError("deploy() first")
+        record = DeployRecord(outputs=str(result.outputs_path), workflow_type=self.workflow_type,
+                              memory_mb=dict(self.memory_mb), changes=result.report.counts(),
+                              seconds=round(result.elapsed_s, 2))
+        self.run.save(record)
+        return record
+
+    def summary(self) -> dict[str, Any]:
+        o = self.outputs
+        return {"state machine": o.state_machine.get("arn"), "API": o.api["base_url"], "bucket": o.bucket,
+                "table": o.table}
+
+
+def delete_stack(run: RunDir, keep_local_cloud: bool = False, progress: Callable[[str], None] | None = print):
+    """``08_teardown``: delete the stack unless :func:`plan_teardown` keeps it; the report (None when kept)."""
+    settings = run.settings()
+    if not plan_teardown(settings.target, keep_local_cloud).delete_stack:
+        return None
+    report = teardown(settings, progress=progress, outputs_path=run.deploy_outputs)
+    run.record("teardown", report.as_dict())
+    return report

@@ -1,0 +1,141 @@
+"""The manifest's records: what each stage of a run writes into ``manifest.json``, as typed dataclasses.
+
+Each record has a ``KEY`` (its key in the manifest; a load test's key names its
+workflow), ``as_dict()`` (``None`` fields left out, so a key is present only once
+it means something, e.g. ``stopped_at``) and ``from_dict()`` (unknown keys ignored).
+The JSON shape is the one the notebooks wrote by hand before, so old runs still read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Record:
+    KEY: ClassVar[str] = ""
+
+    @property
+    def key(self) -> str:
+        return self.KEY
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in asdict(self).items() if v is not None}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})
+
+
+@dataclass(frozen=True)
+class ProfileRecord(Record):
+    """The profile the run was made with."""
+
+    KEY: ClassVar[str] = "profile"
+    name: str = "interactive"
+    description: str | None = None
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class LocalCloudRecord(Record):
+    """The local cloud of a run on target ``local``: its endpoint, and its process when the run started it."""
+
+    KEY: ClassVar[str] = "localcloud"
+    endpoint: str = ""
+    started_by_lab: bool = False
+    work_dir: str | None = None
+    pid: int | None = None
+    options: dict[str, Any] | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+
+
+@dataclass(frozen=True)
+class ImageServerRecord(Record):
+    """The run's local image server (a detached process): where Workflow 1 downloads the sample photos."""
+
+    KEY: ClassVar[str] = "image_server"
+    pid: int | None = None
+    allowed_host: str = ""
+    base_url: str = ""
+    sample_urls: list[str] = field(default_factory=list)
+    started_at: str | None = None
+    stopped_at: str | None = None
+
+
+@dataclass(frozen=True)
+class DeployRecord(Record):
+    """What ``01_deploy`` deployed: the outputs file, the options, the changes and how long it took."""
+
+    KEY: ClassVar[str] = "deploy"
+    outputs: str = ""
+    workflow_type: str = ""
+    memory_mb: dict[str, int] = field(default_factory=dict)
+    changes: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+@dataclass(frozen=True)
+class ModelsRecord(Record):
+    """The model weights: what was uploaded (``prepared``) and what the functions used (``weights``)."""
+
+    KEY: ClassVar[str] = "models"
+    prepared: dict[str, Any] | None = None
+    weights: str | None = None  # "pretrained" | "untrained", as the classified item says
+
+
+@dataclass(frozen=True)
+class SmokeTestRecord(Record):
+    """One image through both workflows (a measured period: ``started_at``/``ended_at``)."""
+
+    KEY: ClassVar[str] = "smoke_test"
+    started_at: str = ""
+    ended_at: str = ""
+    image_id: str = ""
+    status: str = ""
+    ingest_ms: float = 0.0
+    classify_ms: float = 0.0
+
+
+@dataclass(frozen=True)
+class LoadTestRecord(Record):
+    """One workflow's load test (a measured period): the client's summary, its JTL and JMeter's warnings."""
+
+    KEY: ClassVar[str] = "load_{workflow}"
+    workflow: str = ""
+    started_at: str = ""
+    ended_at: str = ""
+    summary: dict[str, Any] = field(default_factory=dict)
+    jtl: str = ""
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def key(self) -> str:
+        return self.KEY.format(workflow=self.workflow)
+
+    @classmethod
+    def key_of(cls, workflow: str) -> str:
+        return cls.KEY.format(workflow=workflow)
+
+
+@dataclass(frozen=True)
+class CollectRecord(Record):
+    """Where the collected telemetry went, and the window it covers."""
+
+    KEY: ClassVar[str] = "collect"
+    data: str = ""
+    window: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class BookRecord(Record):
+    """The book's build: ``ok`` with its index page, or ``failed`` with the error."""
+
+    KEY: ClassVar[str] = "book"
+    status: str = ""
+    seconds: float = 0.0
+    index: str | None = None
+    error: str | None = None

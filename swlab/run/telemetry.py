@@ -1,0 +1,28 @@
+"""``05_collect``: the telemetry of a run's measured window, from the target's APIs into ``<run>/data/``."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from swlab.analysis.collect import collect_run
+from swlab.analysis.dataset import RunData, save_run
+from swlab.run.measure import client_samples
+from swlab.run.records import CollectRecord
+from swlab.run.rundir import RunDir
+
+
+def describe_window(run: RunDir) -> str:
+    settings, (start, end) = run.settings(), run.window()
+    return f"collecting stack {settings.stack} on {settings.target} from {start:%H:%M:%S} to {end:%H:%M:%S} UTC"
+
+
+def collect_telemetry(run: RunDir, settle_s: float = 5.0, metric_period_s: int = 60, **extra: Any) -> RunData:
+    """Wait ``settle_s`` for logs and metrics to arrive, collect the window the notebooks measured, save it."""
+    settings, (start, end) = run.settings(), run.window()
+    time.sleep(settle_s)
+    data = collect_run(settings, start, end, jtl=client_samples(run), period_s=metric_period_s,
+                       extra={"run_id": run.id, **extra})
+    save_run(data, run.data_dir)
+    run.save(CollectRecord(data=str(run.data_dir), window=[start.isoformat(), end.isoformat()]))
+    return data

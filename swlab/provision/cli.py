@@ -20,7 +20,7 @@ from typing import Any
 
 from swlab.provision.asl import AslError
 from swlab.provision.deploy import deploy
-from swlab.provision.options import LOCAL_CLOUD_OPTIONS
+from swlab.provision.options import LOCAL_CLOUD_OPTIONS, target_defaults
 from swlab.provision.packaging import PackagingError
 from swlab.provision.teardown import teardown
 from swlab.settings import Settings, SettingsError, load_settings
@@ -64,8 +64,8 @@ def _reservations(args: argparse.Namespace, settings: Settings) -> dict[str, Any
 
 
 def _target_defaults(settings: Settings) -> dict[str, Any]:
-    """What a deploy to the local cloud needs (the lab's profiles set the same); nothing on AWS."""
-    return dict(LOCAL_CLOUD_OPTIONS) if settings.target == "local" else {}
+    """What a deploy to the local cloud needs; nothing on AWS (:data:`~swlab.provision.options.TARGET_DEFAULTS`)."""
+    return target_defaults(settings.target)
 
 
 def _merge(*overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

@@ -1,8 +1,9 @@
 """What a deploy builds beyond the settings: :class:`DeployOptions` (all have defaults).
 
 The defaults are the safe ones for AWS. Two options exist for the local
-cloud's sake and are set by whoever deploys there (the lab's profiles, the
-e2e tests, ``scripts/deploy --target local``), never chosen here by target:
+cloud's sake and are set by whoever deploys there (the lab's run layer and
+``scripts/deploy`` start from :data:`TARGET_DEFAULTS`, the e2e tests pass them),
+never chosen by the deploy code itself:
 ``tls_only`` (the TLS-only bucket policy) and ``model_reserved_concurrency``
 (the torch functions' bound). :data:`LOCAL_CLOUD_OPTIONS` holds their values
 for the local cloud, with the reasons.
@@ -32,6 +33,14 @@ WORKFLOW_TYPES = ("EXPRESS", "STANDARD")
 #   Lambda.TooManyRequestsException and the model tasks' Retry (10 attempts, up to ~64 s) absorbs them.
 # On AWS (the defaults): TLS-only bucket, nothing reserved (the account's limit applies).
 LOCAL_CLOUD_OPTIONS: Mapping[str, Any] = {"tls_only": False, "model_reserved_concurrency": 2}
+# What a deploy gets, per target, before the caller's own options (the run layer and the CLI apply it):
+# data, not a branch in the deploy code; a profile's or a caller's deploy options win.
+TARGET_DEFAULTS: Mapping[str, Mapping[str, Any]] = {"local": LOCAL_CLOUD_OPTIONS, "aws": {}}
+
+
+def target_defaults(target: str) -> dict[str, Any]:
+    """The deploy options ``target`` starts from (:data:`TARGET_DEFAULTS`)."""
+    return dict(TARGET_DEFAULTS[target])
 
 
 @dataclass(frozen=True)

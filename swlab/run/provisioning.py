@@ -11,6 +11,7 @@ from typing import Any, Callable
 
 from swlab.loadtest.plans import ApiEndpoint
 from swlab.provision.deploy import DeployResult, deploy
+from swlab.provision.options import target_defaults
 from swlab.provision.model_weights import prepare_models, weights_substitutions
 from swlab.provision.outputs import DeployOutputs, load_outputs
 from swlab.provision.teardown import teardown
@@ -38,6 +39,8 @@ class Deployment:
     run: RunDir
     workflow_type: str = "EXPRESS"
     memory_mb: dict[str, int] = field(default_factory=dict)
+    # deploy options over the target's defaults (swlab.provision.options.TARGET_DEFAULTS)
+    deploy_options: dict[str, Any] = field(default_factory=dict)
     progress: Callable[[str], None] | None = print
     settings: Settings = field(init=False)
     result: DeployResult | None = field(default=None, init=False)
@@ -53,7 +56,8 @@ class Deployment:
     def deploy(self, **placeholders: str) -> DeployResult:
         """Create or update the stack; ``placeholders`` are added to the allow-list placeholder."""
         self.run.deploy_outputs.parent.mkdir(parents=True, exist_ok=True)
-        self.result = deploy(self.settings, progress=self.progress,
+        options = {**target_defaults(self.settings.target), **self.deploy_options}
+        self.result = deploy(self.settings, progress=self.progress, **options,
                              placeholders={"AllowedHosts": allowed_hosts(self.run), **placeholders},
                              workflow_type=self.workflow_type, outputs_path=self.run.deploy_outputs,
                              function_overrides={name: {"memory_mb": mb} for name, mb in self.memory_mb.items()})
@@ -79,7 +83,8 @@ class Deployment:
         if result is None:
             raise RuntimeError("deploy() first")
         record = DeployRecord(outputs=str(result.outputs_path), workflow_type=self.workflow_type,
-                              memory_mb=dict(self.memory_mb), changes=result.report.counts(),
+                              memory_mb=dict(self.memory_mb),
+                              options={**target_defaults(self.settings.target), **self.deploy_options}, changes=result.report.counts(),
                               seconds=round(result.elapsed_s, 2))
         self.run.save(record)
         return record

@@ -74,6 +74,7 @@ class DeployRecord(Record):
     outputs: str = ""
     workflow_type: str = ""
     memory_mb: dict[str, int] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
     changes: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 

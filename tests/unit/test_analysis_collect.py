@@ -12,10 +12,10 @@ import pandas as pd
 import pytest
 from moto import mock_aws
 
-from swlab.analysis.collect import collect_run, fetch_executions, fetch_log_events, list_stack_objects
+from swlab.analysis.collect import collect_run, fetch_executions, fetch_log_events, list_stack_objects, stack_bucket
 from swlab.analysis.dataset import load_run, save_run
 from swlab.loadtest.jtl import parse_jtl
-from swlab.settings import load_settings
+from swlab.settings import STACK_TAG_KEY, load_settings
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
@@ -97,11 +97,24 @@ def test_stack_objects_are_those_written_in_the_window(cloud):
     assert len(list_stack_objects(cloud["s3"], BUCKET, now - timedelta(hours=2), now - timedelta(hours=1))) == 0
 
 
+def test_the_stack_bucket_is_found_by_name_and_stack_tag(cloud):
+    s3 = cloud["s3"]
+    assert stack_bucket(s3, "swlab") is None
+    for bucket, stack in (("swlab-images-aaa", None), ("swlab-images-bbb", "other"), ("swlab-images-images-ccc", "swlab-images"),
+                          (BUCKET, "swlab")):
+        s3.create_bucket(Bucket=bucket)
+        if stack:
+            s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": STACK_TAG_KEY, "Value": stack}]})
+    assert stack_bucket(s3, "swlab") == BUCKET  # untagged and other stacks' buckets are not ours
+    assert stack_bucket(s3, "swlab-images") == "swlab-images-images-ccc"
+
+
 def test_collect_run_and_reload(cloud, tmp_path):
     now = datetime.now(timezone.utc).replace(microsecond=0)
     deploy(cloud, now)
     settings = load_settings(env={}, target="local", stack="swlab")
     cloud["s3"].create_bucket(Bucket=BUCKET)
+    cloud["s3"].put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": STACK_TAG_KEY, "Value": "swlab"}]})
     cloud["s3"].put_object(Bucket=BUCKET, Key="raw/a.jpg", Body=b"x" * 1000)
     cloud["s3"].put_object(Bucket=BUCKET, Key="processed/a/grayscale.png", Body=b"x" * 300)
     run = collect_run(settings, now - timedelta(minutes=1), now + timedelta(minutes=5), clients=cloud,

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from swlab.provision import cli
+from swlab.run import provisioning, rundir
 from swlab.provision.options import LOCAL_CLOUD_OPTIONS, DeployOptions, reserved_concurrency_for
 from swlab.provision.packaging import FunctionConfig
 from swlab.settings import load_settings
@@ -57,10 +58,24 @@ def test_reserved_concurrency_must_be_a_positive_integer(value):
 
 
 @pytest.mark.parametrize("profile", ["mission", "ci"])
-def test_the_local_profiles_set_the_local_cloud_options(profile):
+def test_the_profiles_leave_the_local_cloud_options_to_the_target(profile):
+    """So ``run-lab --profile mission --target aws`` deploys AWS's safe defaults, not the local cloud's."""
     parameters = yaml.safe_load((PROFILES / f"{profile}.yaml").read_text())["parameters"]
-    assert parameters["target"] == "local"
-    assert {k: parameters[k] for k in LOCAL_CLOUD_OPTIONS} == LOCAL_CLOUD_OPTIONS
+    assert not set(parameters) & set(LOCAL_CLOUD_OPTIONS)
+    assert not set(parameters.get("deploy_options", {})) & set(LOCAL_CLOUD_OPTIONS)
+
+
+def test_a_run_deploys_with_its_targets_defaults_under_its_own_options(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(provisioning, "deploy", lambda settings, **kw: calls.append(kw) or kw)
+    for target, own, expected in (("local", {}, LOCAL_CLOUD_OPTIONS), ("aws", {}, {}),
+                                  ("local", {"model_reserved_concurrency": 4}, {"tls_only": False,
+                                                                                 "model_reserved_concurrency": 4})):
+        run = rundir.start_run(tmp_path / f"{target}-{len(calls)}", load_settings(
+            env={}, target=target, region="us-east-1", runs_dir=tmp_path))
+        provisioning.Deployment(run, deploy_options=own, progress=None).deploy()
+        got = {k: calls[-1][k] for k in ("tls_only", "model_reserved_concurrency") if k in calls[-1]}
+        assert got == expected
 
 
 def reservations(target: str, *argv: str) -> dict:

@@ -70,6 +70,11 @@ DynamoDB consumed capacity  ``ConsumedCapacity`` is a constant (PutItem 1, GetIt
                             (0.5 read); only when ``ReturnConsumedCapacity`` asks.
 ==========================  ===============================================================
 
+The Step Functions patches that make Task results and errors read as AWS's (nested
+executions, bracket paths in intrinsic functions, ``States.`` names in ErrorEquals, Lambda
+and DynamoDB error names and causes) are in :mod:`swlab.localcloud.moto_patches_sfn`,
+applied from :func:`apply` below; their originals are kept in ``ORIGINALS`` as well.
+
 Not patched, documented: a Task's ``TimeoutSeconds`` raises ``States.Timeout``
 on time but the call it made keeps running in a background thread until it
 returns. That matches AWS for Lambda (a Step Functions timeout does not stop the
@@ -88,6 +93,9 @@ import os
 import threading
 import uuid
 from typing import Any, Callable
+
+from swlab.localcloud import moto_patches_sfn
+from swlab.localcloud.moto_patches_sfn import error_name_for
 
 DEFAULT_KEEP_EXECUTIONS = 1000
 _applied = False
@@ -132,6 +140,7 @@ def apply(options: dict[str, Any] | None = None) -> None:
         _patch_jsonpath_parse_cache()
         _patch_compact_finished_history()
         _patch_dynamodb_consumed_capacity()
+        moto_patches_sfn.apply(ORIGINALS)
         _applied = True
 
 
@@ -482,21 +491,6 @@ _STATES_ERROR_USERS = (
     "moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration.iteration_worker",
     "moto.stepfunctions.parser.asl.component.state.fail.state_fail",
 )
-
-
-def error_name_for(error_name: str | None = None) -> Any:
-    """A ``States.*`` name as moto's StatesErrorName (catchable by Catch/Retry), any other as
-    CustomErrorName: what moto's ``CustomErrorName(name)`` should have built."""
-    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
-    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
-
-    if error_name and error_name.startswith("States."):
-        try:
-            return StatesErrorName.from_name(error_name)
-        except ValueError:
-            return ErrorName(error_name=error_name)
-    return CustomErrorName(error_name)
 
 
 def _patch_states_error_names() -> None:

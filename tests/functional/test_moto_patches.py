@@ -173,7 +173,6 @@ def test_configure_reads_option_then_environment(monkeypatch):
 def test_moto_describe_execution_still_returns_string_output_unencoded():
     import boto3
     from moto import mock_aws
-
     from moto.stepfunctions.responses import StepFunctionResponse
 
     if moto_patches._applied:
@@ -302,3 +301,88 @@ def test_local_cloud_reports_consumed_capacity_as_aws_does(aws):
             "CapacityUnits"] == 5.0
     finally:
         ddb.delete_table(TableName=name)
+
+
+# -- Step Functions patches (swlab.localcloud.moto_patches_sfn) -----------------------------------
+
+
+def test_moto_sfn_integration_still_skips_boto_shape_mapping():
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+        StateTaskServiceSfn,
+    )
+
+    task = StateTaskServiceSfn.__new__(StateTaskServiceSfn)
+    task.resource = type("R", (), {"api_action": "startExecution"})()
+    parameters = {"StateMachineArn": "arn", "Input": {"a": 1}}
+    _original("sfn._normalise_parameters", StateTaskServiceSfn._normalise_parameters)(task, parameters)
+    assert parameters == {"StateMachineArn": "arn", "Input": '{"a":1}'}  # boto wants stateMachineArn
+    response = {"executionArn": "arn"}
+    _original("sfn._normalise_response", StateTaskServiceSfn._normalise_response)(task, response)
+    assert response == {"executionArn": "arn"}  # AWS: ExecutionArn
+
+
+def test_moto_intrinsic_lexer_still_drops_a_second_bracket():
+    from moto.stepfunctions.parser.asl.parse.intrinsic import intrinsic_parser
+
+    lexer_class = _original("ASLIntrinsicLexer", intrinsic_parser.ASLIntrinsicLexer)
+    from antlr4 import InputStream
+
+    texts = [t.text for t in lexer_class(InputStream("States.Format('{}', $['a-b']['c'])")).getAllTokens()]
+    assert "$['a-b']" in texts and "$['a-b']['c']" not in texts
+
+
+def test_bracket_path_lexer_reads_whole_paths():
+    from antlr4 import InputStream
+
+    lexer = moto_patches.moto_patches_sfn.bracket_path_lexer()
+    for src, path in [("States.Format('{}', $['a-b']['c'])", "$['a-b']['c']"),
+                      ("States.Array($.a[0][1].b)", "$.a[0][1].b"),
+                      ("States.Format('{}', $$.Execution['Input']['x'])", "$$.Execution['Input']['x']"),
+                      ("States.Format('{}', $['a']['x]'])", "$['a']['x]']")]:
+        assert path in [t.text for t in lexer(InputStream(src)).getAllTokens()], src
+
+
+def test_moto_still_refuses_states_names_in_error_equals():
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.parse import preprocessor
+
+    assert _original("preprocessor.CustomErrorName", preprocessor.CustomErrorName) is CustomErrorName
+    with pytest.raises(ValueError):
+        CustomErrorName("States.Http.StatusCode.404")
+    assert moto_patches.error_name_for("States.Http.StatusCode.404").error_name == "States.Http.StatusCode.404"
+
+
+def _failure_env():
+    from types import SimpleNamespace
+
+    return SimpleNamespace(next_state_name="T", event_history_context=SimpleNamespace(source_event_id=1))
+
+
+def test_moto_lambda_task_still_names_service_errors_exception():
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.lambda_eval_utils import (
+        LambdaFunctionErrorException,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+
+    from_error = _original("lambda._from_error", StateTaskLambda._from_error)
+    task = StateTaskLambda.__new__(StateTaskLambda)
+    throttled = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate Exceeded."},
+                             "ResponseMetadata": {"HTTPStatusCode": 429}}, "Invoke")
+    assert from_error(task, _failure_env(), throttled).error_name.error_name == "Exception"  # AWS: Lambda.TooMany...
+    no_type = LambdaFunctionErrorException("Unhandled", '{"errorMessage":"x"}')
+    assert from_error(task, _failure_env(), no_type).error_name.error_name == "Exception"  # AWS: Lambda.Unknown
+
+
+def test_moto_dynamodb_task_still_needs_a_request_id():
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_dynamodb import (
+        StateTaskServiceDynamoDB,
+    )
+
+    cause_of = _original("dynamodb._error_cause_from_client_error",
+                         StateTaskServiceDynamoDB._error_cause_from_client_error)
+    server_error = ClientError({"Error": {"Code": "500", "Message": "<html>"},
+                                "ResponseMetadata": {"HTTPStatusCode": 500}}, "DeleteItem")
+    with pytest.raises(KeyError):
+        cause_of(server_error)

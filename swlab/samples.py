@@ -31,12 +31,12 @@ import struct
 import sys
 import threading
 import time
-from typing import Any
 import zlib
 from collections import Counter
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 SAMPLES_DIR = Path(__file__).parent / "data" / "samples"
@@ -60,18 +60,34 @@ def list_samples(directory: Path = SAMPLES_DIR) -> list[Sample]:
     """The sample photographs, sorted by name, as recorded in samples.json."""
     rows = json.loads((directory / "samples.json").read_text())["samples"]
     return sorted(
-        (Sample(name=r["name"], file=r["file"], path=directory / r["file"], width=r["width"], height=r["height"],
-                bytes=r["bytes"], sha256=r["sha256"], license=r["license"], source=r["source"]) for r in rows),
+        (
+            Sample(
+                name=r["name"],
+                file=r["file"],
+                path=directory / r["file"],
+                width=r["width"],
+                height=r["height"],
+                bytes=r["bytes"],
+                sha256=r["sha256"],
+                license=r["license"],
+                source=r["source"],
+            )
+            for r in rows
+        ),
         key=lambda s: s.name,
     )
 
 
 def png_bomb(width: int = 30_000, height: int = 30_000) -> bytes:
     """A tiny PNG whose header claims ``width`` x ``height`` pixels (a decompression bomb)."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     header = struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -23,7 +23,6 @@ from __future__ import annotations
 from typing import Callable
 
 from PIL import Image
-
 from swl_errors import InvalidImage
 
 WHITE = 255
@@ -75,8 +74,10 @@ def _conversion(image: Image.Image, where: str) -> Conversion:
         if mode == "I":
             low, high = image.getextrema()
             if low < 0 or high > 65535:
-                raise InvalidImage(f"{where}: mode I pixel values {low}..{high} are outside 16 bits; "
-                                   "no 8-bit form without guessing their range")
+                raise InvalidImage(
+                    f"{where}: mode I pixel values {low}..{high} are outside 16 bits; "
+                    "no 8-bit form without guessing their range"
+                )
         return _scale_16bit
     if mode in ("L", "RGB"):
         return _flatten_colour if keyed else _same
@@ -88,8 +89,10 @@ def _conversion(image: Image.Image, where: str) -> Conversion:
         return _flatten_colour
     if mode == "P" or mode in PILLOW_TO_RGB:
         return _to_rgb
-    raise InvalidImage(f"{where}: pixel mode {mode} has no correct 8-bit RGB form here (supported: 8/16-bit gray, "
-                       "palette, RGB, CMYK, with or without alpha)")
+    raise InvalidImage(
+        f"{where}: pixel mode {mode} has no correct 8-bit RGB form here (supported: 8/16-bit gray, "
+        "palette, RGB, CMYK, with or without alpha)"
+    )
 
 
 def first_frame(image: Image.Image) -> Image.Image:

@@ -40,8 +40,8 @@ INPUT_SIZE = 224
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name: str        # the lab's name (function name suffix)
-    arch: str        # torchvision builder
+    name: str  # the lab's name (function name suffix)
+    arch: str  # torchvision builder
     weights_enum: str  # torchvision weights class (categories and the cache file name)
 
 
@@ -80,7 +80,7 @@ def config_from_env(env: Mapping[str, str] | None = None) -> InferenceConfig:
 
 class Classifier(Protocol):
     spec: ModelSpec
-    weights: str             # "imagenet" or "untrained"
+    weights: str  # "imagenet" or "untrained"
     categories: Sequence[str]
     load_ms: float
 
@@ -97,11 +97,15 @@ def preprocess(image: Any) -> Any:
     rgb = to_rgb(image)  # 16-bit scaled, alpha on white (swl_image)
     if rgb.size != (INPUT_SIZE, INPUT_SIZE):
         rgb = rgb.resize((INPUT_SIZE, INPUT_SIZE), resample=Image.Resampling.BILINEAR)
-    array = (np.asarray(rgb, dtype=np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    array = (np.asarray(rgb, dtype=np.float32) / 255.0 - np.array(IMAGENET_MEAN, np.float32)) / np.array(
+        IMAGENET_STD, np.float32
+    )
     return array.transpose(2, 0, 1)[None, ...].copy()
 
 
-def _weights_file(spec: ModelSpec, cfg: InferenceConfig, s3: Any, default_file: Callable[[], Path | None]) -> Path | None:
+def _weights_file(
+    spec: ModelSpec, cfg: InferenceConfig, s3: Any, default_file: Callable[[], Path | None]
+) -> Path | None:
     """The pretrained weights file to load, or None for seeded weights."""
     if cfg.weights_path:
         path = Path(cfg.weights_path)
@@ -189,15 +193,28 @@ def classify(event: Mapping[str, Any], name: str, cfg: InferenceConfig, s3: Any)
     probabilities = classifier.probabilities(preprocess(image))
     inference_ms = round((time.perf_counter() - started) * 1000.0, 3)
     return {
-        "image_id": image_id, "model": name, "arch": classifier.spec.arch, "ok": True,
-        "runtime": cfg.runtime, "weights": classifier.weights,
+        "image_id": image_id,
+        "model": name,
+        "arch": classifier.spec.arch,
+        "ok": True,
+        "runtime": cfg.runtime,
+        "weights": classifier.weights,
         "top5": top_k(probabilities, classifier.categories, cfg.top_k),
-        "inference_ms": inference_ms, "cold": cold, "load_ms": classifier.load_ms if cold else 0.0,
+        "inference_ms": inference_ms,
+        "cold": cold,
+        "load_ms": classifier.load_ms if cold else 0.0,
     }
 
 
 def log_result(model: str, result: Mapping[str, Any]) -> Mapping[str, Any]:
     """One structured log line per inference (what every model function's handler logs); returns ``result``."""
-    swl_log.log(model, image_id=result["image_id"], weights=result["weights"], top1=result["top5"][0],
-                inference_ms=result["inference_ms"], cold=result["cold"], load_ms=result["load_ms"])
+    swl_log.log(
+        model,
+        image_id=result["image_id"],
+        weights=result["weights"],
+        top1=result["top5"][0],
+        inference_ms=result["inference_ms"],
+        cold=result["cold"],
+        load_ms=result["load_ms"],
+    )
     return result

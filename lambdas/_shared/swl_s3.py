@@ -6,7 +6,6 @@ import io
 from typing import Any, Mapping
 
 from PIL import Image
-
 from swl_errors import ImageObjectMissing, InvalidImage, InvalidInput
 
 # Formats the workflow accepts (ingest checks the same list).

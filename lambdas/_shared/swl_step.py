@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from typing import Any, Callable, Mapping
 
+import swl_log
 from PIL import Image
-
 from swl_event import image_id_of
 from swl_image import to_8bit
-import swl_log
 from swl_log import Timer
 from swl_s3 import pointer, processed_key, read_image, write_png
 
@@ -28,12 +27,24 @@ def run_step(event: Mapping[str, Any], s3: Any, step: str, transform: Transform)
     with Timer() as timer:
         image, params = transform(to_8bit(read_image(s3, source), f"s3://{source['bucket']}/{source['key']}"))
         out = write_png(s3, image, source["bucket"], processed_key(image_id, step))
-    return {"image_id": image_id, "image": out, "width": image.width, "height": image.height,
-            "mode": image.mode, "ms": timer.ms, **params}
+    return {
+        "image_id": image_id,
+        "image": out,
+        "width": image.width,
+        "height": image.height,
+        "mode": image.mode,
+        "ms": timer.ms,
+        **params,
+    }
 
 
 def log_result(step: str, result: Mapping[str, Any], context: Any) -> Mapping[str, Any]:
     """One structured log line per step invocation (what every image step's handler logs); returns ``result``."""
-    swl_log.log(step, image_id=result["image_id"], key=result["image"]["key"], ms=result["ms"],
-                request_id=getattr(context, "aws_request_id", None))
+    swl_log.log(
+        step,
+        image_id=result["image_id"],
+        key=result["image"]["key"],
+        ms=result["ms"],
+        request_id=getattr(context, "aws_request_id", None),
+    )
     return result

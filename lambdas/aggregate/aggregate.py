@@ -23,8 +23,12 @@ def consensus(records: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
             summed[entry["label"]] += float(entry["probability"])
         votes[record["top5"][0]["label"]] += 1
     label = min(summed, key=lambda name: (-summed[name], -votes[name], name))
-    return {"label": label, "score": round(summed[label] / len(records), 6), "votes": votes.get(label, 0),
-            "method": "summed_probability"}
+    return {
+        "label": label,
+        "score": round(summed[label] / len(records), 6),
+        "votes": votes.get(label, 0),
+        "method": "summed_probability",
+    }
 
 
 def _weights(records: Sequence[Mapping[str, Any]]) -> str:
@@ -39,8 +43,15 @@ def aggregate(event: Mapping[str, Any]) -> dict[str, Any]:
     if not isinstance(records, list) or not records:
         raise InvalidInput("models must be a non-empty list of model results")
     ok = [r for r in records if isinstance(r, Mapping) and r.get("ok") and r.get("top5")]
-    failed = [{"model": r.get("model", "unknown"), "error": r.get("error", "NoResult"), "message": error_message(r.get("cause", ""))}
-              for r in records if r not in ok]
+    failed = [
+        {
+            "model": r.get("model", "unknown"),
+            "error": r.get("error", "NoResult"),
+            "message": error_message(r.get("cause", "")),
+        }
+        for r in records
+        if r not in ok
+    ]
     if not ok:
         detail = "; ".join(f"{f['model']}: {f['error']}" for f in failed)
         raise NoModelSucceeded(f"all {len(records)} models failed ({detail})")

@@ -1,7 +1,6 @@
 """Lambda entry point of the alexnet branch of the Parallel state (Workflow 2)."""
 
 import boto3
-
 import swl_infer
 import swl_log
 from alexnet import MODEL, classify

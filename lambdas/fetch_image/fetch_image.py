@@ -6,10 +6,10 @@ import hashlib
 from typing import Any, Mapping
 
 from swl_errors import InvalidImage
+from swl_event import image_id_of
 from swl_image import to_rgb
 from swl_log import Timer
 from swl_s3 import decode, pointer, processed_key, read_bytes, write_png
-from swl_event import image_id_of
 
 
 def fetch_image(event: Mapping[str, Any], s3: Any) -> dict[str, Any]:
@@ -24,5 +24,12 @@ def fetch_image(event: Mapping[str, Any], s3: Any) -> dict[str, Any]:
         where = f"s3://{source['bucket']}/{source['key']}"
         image = to_rgb(decode(data, where), where)
         out = write_png(s3, image, source["bucket"], processed_key(image_id, "original"))
-    return {"image_id": image_id, "image": out, "width": image.width, "height": image.height,
-            "mode": image.mode, "source_bytes": len(data), "ms": timer.ms}
+    return {
+        "image_id": image_id,
+        "image": out,
+        "width": image.width,
+        "height": image.height,
+        "mode": image.mode,
+        "source_bytes": len(data),
+        "ms": timer.ms,
+    }

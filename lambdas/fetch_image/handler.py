@@ -1,7 +1,6 @@
 """Lambda entry point of the FetchImage state (Workflow 2)."""
 
 import boto3
-
 import swl_log
 import swl_step
 from fetch_image import fetch_image

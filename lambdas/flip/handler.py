@@ -1,10 +1,9 @@
 """Lambda entry point of the Flip state (Workflow 2)."""
 
 import boto3
-
 import swl_log
 import swl_step
-from flip import flip, default_direction
+from flip import default_direction, flip
 
 S3 = swl_log.watch_calls(boto3.client("s3"))
 DEFAULT_DIRECTION = default_direction()

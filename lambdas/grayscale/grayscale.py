@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 from PIL import Image, ImageOps
-
 from swl_step import run_step
 
 

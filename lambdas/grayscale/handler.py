@@ -1,7 +1,6 @@
 """Lambda entry point of the Grayscale state (Workflow 2)."""
 
 import boto3
-
 import swl_log
 import swl_step
 from grayscale import grayscale

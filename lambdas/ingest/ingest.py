@@ -19,14 +19,18 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Callable, Mapping
 
-from PIL import Image
-
 import swl_env
 import swl_image
+from PIL import Image
 from swl_errors import InvalidImage
-from urlguard import FetchError, FetchLimits, Fetched, fetch
+from urlguard import Fetched, FetchError, FetchLimits, fetch
 
-FORMATS = {"JPEG": ("jpg", "image/jpeg"), "PNG": ("png", "image/png"), "GIF": ("gif", "image/gif"), "WEBP": ("webp", "image/webp")}
+FORMATS = {
+    "JPEG": ("jpg", "image/jpeg"),
+    "PNG": ("png", "image/png"),
+    "GIF": ("gif", "image/gif"),
+    "WEBP": ("webp", "image/webp"),
+}
 
 
 class IngestError(FetchError):
@@ -112,7 +116,9 @@ def inspect_image(body: bytes, max_pixels: int) -> dict[str, Any]:
             with Image.open(io.BytesIO(body), formats=list(FORMATS)) as image:
                 fmt, width, height = image.format, image.width, image.height
                 if width * height > max_pixels:
-                    raise IngestError("too_many_pixels", f"{width}x{height} pixels is more than the limit {max_pixels}", 400)
+                    raise IngestError(
+                        "too_many_pixels", f"{width}x{height} pixels is more than the limit {max_pixels}", 400
+                    )
                 image.verify()
             with Image.open(io.BytesIO(body), formats=list(FORMATS)) as image:
                 image.load()  # verify() does not decode pixel data: load() finds truncated files
@@ -158,16 +164,35 @@ def ingest(
     sha256 = hashlib.sha256(fetched.body).hexdigest()
     stamp = now()
     item = {
-        "image_id": image_id, "source_url": url, "bucket": cfg.bucket, "key": key,
-        "content_type": info["content_type"], "format": info["format"], "bytes": len(fetched.body),
-        "width": info["width"], "height": info["height"], "sha256": sha256,
-        "status": "INGESTED", "created_at": stamp, "updated_at": stamp,
+        "image_id": image_id,
+        "source_url": url,
+        "bucket": cfg.bucket,
+        "key": key,
+        "content_type": info["content_type"],
+        "format": info["format"],
+        "bytes": len(fetched.body),
+        "width": info["width"],
+        "height": info["height"],
+        "sha256": sha256,
+        "status": "INGESTED",
+        "created_at": stamp,
+        "updated_at": stamp,
     }
-    s3.put_object(Bucket=cfg.bucket, Key=key, Body=fetched.body, ContentType=info["content_type"],
-                  Metadata={"image-id": image_id, "sha256": sha256}, IfNoneMatch="*")  # never overwrite
+    s3.put_object(
+        Bucket=cfg.bucket,
+        Key=key,
+        Body=fetched.body,
+        ContentType=info["content_type"],
+        Metadata={"image-id": image_id, "sha256": sha256},
+        IfNoneMatch="*",
+    )  # never overwrite
     try:
-        ddb.put_item(TableName=cfg.table, Item=to_dynamodb(item), ConditionExpression="attribute_not_exists(image_id)",
-                     ReturnConsumedCapacity="TOTAL")  # the units it cost, for the lab's cost model (swl_log)
+        ddb.put_item(
+            TableName=cfg.table,
+            Item=to_dynamodb(item),
+            ConditionExpression="attribute_not_exists(image_id)",
+            ReturnConsumedCapacity="TOTAL",
+        )  # the units it cost, for the lab's cost model (swl_log)
     except Exception:
         s3.delete_object(Bucket=cfg.bucket, Key=key)  # no object without its item either
         raise
@@ -179,7 +204,9 @@ def response(status: int, body: Mapping[str, Any]) -> dict[str, Any]:
     return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
 
 
-def handle(event: Mapping[str, Any], cfg: IngestConfig, s3: Any, ddb: Any, fetcher: Callable[..., Fetched] = fetch) -> dict[str, Any]:
+def handle(
+    event: Mapping[str, Any], cfg: IngestConfig, s3: Any, ddb: Any, fetcher: Callable[..., Fetched] = fetch
+) -> dict[str, Any]:
     """Event in, proxy response out: 201 created, 400/413 refused, 502 upstream failure, 500 storage failure."""
     try:
         item = ingest(parse_request(event, cfg.max_body_bytes), cfg, s3, ddb, fetcher=fetcher)

@@ -96,8 +96,12 @@ def _target(url: str) -> tuple[str, str, int]:
     if parts.scheme not in ("http", "https"):
         raise FetchError("bad_scheme", f"only http and https URLs can be fetched, got {parts.scheme or 'none'!r}", 400)
     if "@" in parts.netloc:  # the message never repeats the URL: it holds a secret
-        raise FetchError("credentials_in_url", "the URL carries a user name or password; these are refused "
-                         "(use a URL that needs no credentials, e.g. a presigned one)", 400)
+        raise FetchError(
+            "credentials_in_url",
+            "the URL carries a user name or password; these are refused "
+            "(use a URL that needs no credentials, e.g. a presigned one)",
+            400,
+        )
     if not parts.hostname:
         raise FetchError("bad_url", "the URL has no host", 400)
     try:

@@ -1,7 +1,6 @@
 """Lambda entry point of the MarkFailed state (Workflow 2 failure path)."""
 
 import boto3
-
 import swl_log
 from mark_failed import mark_failed, table_from_env
 

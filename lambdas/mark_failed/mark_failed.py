@@ -20,6 +20,10 @@ def mark_failed(event: Mapping[str, Any], ddb: Any, table: str) -> dict[str, Any
     error = str(caught.get("Error") or "UnknownError")[:256]
     cause = error_message(caught.get("Cause", ""))
     stamp = now_iso()
-    update_existing(ddb, table, image_id, {"status": "FAILED", "error": error, "error_cause": cause,
-                                           "failed_at": stamp, "updated_at": stamp})
+    update_existing(
+        ddb,
+        table,
+        image_id,
+        {"status": "FAILED", "error": error, "error_cause": cause, "failed_at": stamp, "updated_at": stamp},
+    )
     return {"image_id": image_id, "status": "FAILED", "error": error, "cause": cause}

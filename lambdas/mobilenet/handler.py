@@ -1,7 +1,6 @@
 """Lambda entry point of the mobilenet branch of the Parallel state (Workflow 2)."""
 
 import boto3
-
 import swl_infer
 import swl_log
 from mobilenet import MODEL, classify

@@ -1,7 +1,6 @@
 """Lambda entry point of the resnet branch of the Parallel state (Workflow 2)."""
 
 import boto3
-
 import swl_infer
 import swl_log
 from resnet import MODEL, classify

@@ -1,10 +1,9 @@
 """Lambda entry point of the Rotate state (Workflow 2)."""
 
 import boto3
-
 import swl_log
 import swl_step
-from rotate import rotate, default_degrees
+from rotate import default_degrees, rotate
 
 S3 = swl_log.watch_calls(boto3.client("s3"))
 DEFAULT_DEGREES = default_degrees()

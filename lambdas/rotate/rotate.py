@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from PIL import Image
-
 import swl_env
+from PIL import Image
 from swl_errors import InvalidInput
 from swl_event import options_of
 from swl_step import run_step

@@ -1,7 +1,6 @@
 """Lambda entry point of the Update state (Workflow 2)."""
 
 import boto3
-
 import swl_log
 from update import table_from_env, update
 

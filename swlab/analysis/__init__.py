@@ -34,4 +34,3 @@ Tables of a run (``RunData.tables``; one Parquet file each in the run directory)
                            responseCode, ...)
 =========================  =====================================================================
 """
-

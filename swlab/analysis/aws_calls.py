@@ -55,8 +55,9 @@ def aws_calls(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
     if not rows:
         return _empty_aws_calls()
     out = pd.DataFrame(rows, columns=AWS_CALLS_COLUMNS)
-    return out.assign(timestamp=pd.to_datetime(out["timestamp"], utc=True),
-                      capacity_units=out["capacity_units"].astype(float))
+    return out.assign(
+        timestamp=pd.to_datetime(out["timestamp"], utc=True), capacity_units=out["capacity_units"].astype(float)
+    )
 
 
 def _function_names(df: pd.DataFrame) -> pd.Series:
@@ -64,8 +65,11 @@ def _function_names(df: pd.DataFrame) -> pd.Series:
     if "function" in df.columns:
         return df["function"]
     group = df.get("log_group", df.get("logGroupName"))
-    return pd.Series("", index=df.index) if group is None else \
-        group.astype(str).str.replace("/aws/lambda/", "", regex=False)
+    return (
+        pd.Series("", index=df.index)
+        if group is None
+        else group.astype(str).str.replace("/aws/lambda/", "", regex=False)
+    )
 
 
 def _event_times(df: pd.DataFrame) -> pd.Series:
@@ -77,9 +81,15 @@ def _event_times(df: pd.DataFrame) -> pd.Series:
 
 
 def _empty_aws_calls() -> pd.DataFrame:
-    return pd.DataFrame({"function": pd.Series(dtype=object), "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
-                         "call": pd.Series(dtype=object), "count": pd.Series(dtype=float),
-                         "capacity_units": pd.Series(dtype=float)})
+    return pd.DataFrame(
+        {
+            "function": pd.Series(dtype=object),
+            "timestamp": pd.Series(dtype="datetime64[ns, UTC]"),
+            "call": pd.Series(dtype=object),
+            "count": pd.Series(dtype=float),
+            "capacity_units": pd.Series(dtype=float),
+        }
+    )
 
 
 def _aws_calls_record(message: str) -> dict | None:

@@ -27,19 +27,31 @@ import pandas as pd
 from botocore.exceptions import ClientError
 
 from swlab.analysis.dataset import RunData, tidy_strings
-from swlab.analysis.histories import (executions_frame, executions_from_history, express_log_records,
-                                      history_to_states, normalise_history_event)
+from swlab.analysis.histories import (
+    executions_frame,
+    executions_from_history,
+    express_log_records,
+    history_to_states,
+    normalise_history_event,
+)
 from swlab.analysis.logs import parse_log_events
 from swlab.loadtest.jtl import parse_jtl
 from swlab.run.provenance import git_info, tool_versions
 from swlab.settings import STACK_TAG_KEY
 from swlab.settings import client as make_client
+
 METRIC_STATS = {  # AWS/Lambda metric → statistics collected (no percentiles: moto has none)
-    "Invocations": ("Sum",), "Errors": ("Sum",), "Throttles": ("Sum",),
-    "Duration": ("Average", "Maximum", "SampleCount"), "ConcurrentExecutions": ("Maximum",),
+    "Invocations": ("Sum",),
+    "Errors": ("Sum",),
+    "Throttles": ("Sum",),
+    "Duration": ("Average", "Maximum", "SampleCount"),
+    "ConcurrentExecutions": ("Maximum",),
 }
-def _paginate(call: Callable[..., dict], key: str, token: str = "nextToken", request_token: str | None = None,
-              **kwargs: Any) -> Iterable[dict]:
+
+
+def _paginate(
+    call: Callable[..., dict], key: str, token: str = "nextToken", request_token: str | None = None, **kwargs: Any
+) -> Iterable[dict]:
     """Items under ``key`` from every page; ``token`` names the response's continuation field."""
     while True:
         page = call(**kwargs)
@@ -56,6 +68,7 @@ def _ms(t: datetime) -> int:
 
 # ---- Lambda: functions, logs, metrics -------------------------------------------------------
 
+
 def list_stack_functions(lambda_client: Any, stack: str) -> pd.DataFrame:
     """The stack's functions (name prefix ``<stack>-``) with the configuration cost needs."""
     rows = []
@@ -64,13 +77,17 @@ def list_stack_functions(lambda_client: Any, stack: str) -> pd.DataFrame:
         if not name.startswith(f"{stack}-"):
             continue
         logging_cfg = fn.get("LoggingConfig") or {}
-        rows.append({
-            "function": name, "memory_mb": int(fn.get("MemorySize", 128)),
-            "architecture": (fn.get("Architectures") or ["x86_64"])[0],
-            "timeout_s": int(fn.get("Timeout", 3)), "package_type": fn.get("PackageType", "Zip"),
-            "log_group": logging_cfg.get("LogGroup") or f"/aws/lambda/{name}",
-            "log_format": logging_cfg.get("LogFormat", "Text"),
-        })
+        rows.append(
+            {
+                "function": name,
+                "memory_mb": int(fn.get("MemorySize", 128)),
+                "architecture": (fn.get("Architectures") or ["x86_64"])[0],
+                "timeout_s": int(fn.get("Timeout", 3)),
+                "package_type": fn.get("PackageType", "Zip"),
+                "log_group": logging_cfg.get("LogGroup") or f"/aws/lambda/{name}",
+                "log_format": logging_cfg.get("LogFormat", "Text"),
+            }
+        )
     cols = ["function", "memory_mb", "architecture", "timeout_s", "package_type", "log_group", "log_format"]
     return pd.DataFrame(rows, columns=cols)
 
@@ -88,8 +105,9 @@ def fetch_log_events(logs_client: Any, log_group: str, start: datetime, end: dat
     return df
 
 
-def fetch_lambda_metrics(cw_client: Any, functions: Iterable[str], start: datetime, end: datetime,
-                         period_s: int = 60) -> pd.DataFrame:
+def fetch_lambda_metrics(
+    cw_client: Any, functions: Iterable[str], start: datetime, end: datetime, period_s: int = 60
+) -> pd.DataFrame:
     """AWS/Lambda metrics per function → long table (function, metric, stat, timestamp, value)."""
     queries: list[dict[str, Any]] = []
     labels: dict[str, tuple[str, str, str]] = {}
@@ -98,14 +116,31 @@ def fetch_lambda_metrics(cw_client: Any, functions: Iterable[str], start: dateti
             for stat in stats:
                 qid = f"m{len(queries)}"
                 labels[qid] = (fn, metric, stat)
-                queries.append({"Id": qid, "ReturnData": True, "MetricStat": {
-                    "Metric": {"Namespace": "AWS/Lambda", "MetricName": metric,
-                               "Dimensions": [{"Name": "FunctionName", "Value": fn}]},
-                    "Period": period_s, "Stat": stat}})
+                queries.append(
+                    {
+                        "Id": qid,
+                        "ReturnData": True,
+                        "MetricStat": {
+                            "Metric": {
+                                "Namespace": "AWS/Lambda",
+                                "MetricName": metric,
+                                "Dimensions": [{"Name": "FunctionName", "Value": fn}],
+                            },
+                            "Period": period_s,
+                            "Stat": stat,
+                        },
+                    }
+                )
     rows = []
     for i in range(0, len(queries), 500):  # API limit: 500 queries per call
-        for res in _paginate(cw_client.get_metric_data, "MetricDataResults", token="NextToken",
-                             MetricDataQueries=queries[i:i + 500], StartTime=start, EndTime=end):
+        for res in _paginate(
+            cw_client.get_metric_data,
+            "MetricDataResults",
+            token="NextToken",
+            MetricDataQueries=queries[i : i + 500],
+            StartTime=start,
+            EndTime=end,
+        ):
             fn, metric, stat = labels[res["Id"]]
             rows += [(fn, metric, stat, t, v) for t, v in zip(res.get("Timestamps", []), res.get("Values", []))]
     df = pd.DataFrame(rows, columns=["function", "metric", "stat", "timestamp", "value"])
@@ -115,6 +150,7 @@ def fetch_lambda_metrics(cw_client: Any, functions: Iterable[str], start: dateti
 
 # ---- Step Functions: executions and per-state rows -----------------------------------------
 
+
 def list_stack_objects(s3_client: Any, bucket: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Objects of the stack's bucket written in [start, end] (key, size, last_modified): what the run stored.
 
@@ -123,8 +159,10 @@ def list_stack_objects(s3_client: Any, bucket: str, start: datetime, end: dateti
     rows: list[dict] = []
     try:
         for page in s3_client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
-            rows += [{"key": o["Key"], "size": int(o["Size"]), "last_modified": o["LastModified"]}
-                     for o in page.get("Contents", [])]
+            rows += [
+                {"key": o["Key"], "size": int(o["Size"]), "last_modified": o["LastModified"]}
+                for o in page.get("Contents", [])
+            ]
     except ClientError as exc:
         if exc.response.get("Error", {}).get("Code") != "NoSuchBucket":
             raise
@@ -163,10 +201,15 @@ def list_stack_state_machines(sfn_client: Any, stack: str) -> pd.DataFrame:
         if not sm["name"].startswith(f"{stack}-"):
             continue
         desc = sfn_client.describe_state_machine(stateMachineArn=sm["stateMachineArn"])
-        rows.append({"state_machine": sm["name"], "arn": sm["stateMachineArn"],
-                     "type": desc.get("type", sm.get("type", "STANDARD")),
-                     "log_group": _log_group_of(desc.get("loggingConfiguration") or {}),
-                     "definition": desc.get("definition", "")})
+        rows.append(
+            {
+                "state_machine": sm["name"],
+                "arn": sm["stateMachineArn"],
+                "type": desc.get("type", sm.get("type", "STANDARD")),
+                "log_group": _log_group_of(desc.get("loggingConfiguration") or {}),
+                "definition": desc.get("definition", ""),
+            }
+        )
     return pd.DataFrame(rows, columns=["state_machine", "arn", "type", "log_group", "definition"])
 
 
@@ -210,8 +253,9 @@ def _has_log_group(sm: dict) -> bool:
     return isinstance(sm.get("log_group"), str) and bool(sm["log_group"])
 
 
-def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: datetime, end: datetime,
-                          log_events: pd.DataFrame | None = None) -> tuple[list[dict], list[pd.DataFrame]]:
+def collect_state_machine(
+    sfn_client: Any, logs_client: Any, sm: dict, start: datetime, end: datetime, log_events: pd.DataFrame | None = None
+) -> tuple[list[dict], list[pd.DataFrame]]:
     """Executions rows and per-state frames of one state machine, from logs (Express) or the API.
 
     ``log_events``: the machine's log group events if already fetched (else fetched here).
@@ -243,9 +287,18 @@ def collect_state_machine(sfn_client: Any, logs_client: Any, sm: dict, start: da
 
 # ---- one run ---------------------------------------------------------------------------------
 
-def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFrame | str | Path | None = None,
-                clients: dict[str, Any] | None = None, period_s: int = 60, extra: dict | None = None,
-                bucket: str | None = None) -> RunData:
+
+def collect_run(
+    settings: Any,
+    start: datetime,
+    end: datetime,
+    *,
+    jtl: pd.DataFrame | str | Path | None = None,
+    clients: dict[str, Any] | None = None,
+    period_s: int = 60,
+    extra: dict | None = None,
+    bucket: str | None = None,
+) -> RunData:
     """Collect everything of ``settings.stack`` in [start, end] into a :class:`RunData`.
 
     ``clients`` may inject boto3 clients by service name (logs, cloudwatch,
@@ -261,28 +314,42 @@ def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFr
         return clients[service]
 
     functions = list_stack_functions(get("lambda"), settings.stack)
-    log_events = [fetch_log_events(get("logs"), g, start, end).assign(function=f)
-                  for f, g in zip(functions["function"], functions["log_group"])]
-    events = pd.concat(log_events, ignore_index=True) if log_events else pd.DataFrame(
-        columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "function"])
+    log_events = [
+        fetch_log_events(get("logs"), g, start, end).assign(function=f)
+        for f, g in zip(functions["function"], functions["log_group"])
+    ]
+    events = (
+        pd.concat(log_events, ignore_index=True)
+        if log_events
+        else pd.DataFrame(columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "function"])
+    )
     machines = list_stack_state_machines(get("stepfunctions"), settings.stack)
     ex_rows, state_frames, sm_logs = [], [], []
     for sm in machines.to_dict("records"):
-        sm_events = fetch_log_events(get("logs"), sm["log_group"], start, end).assign(
-            state_machine=sm["state_machine"]) if _has_log_group(sm) else None
+        sm_events = (
+            fetch_log_events(get("logs"), sm["log_group"], start, end).assign(state_machine=sm["state_machine"])
+            if _has_log_group(sm)
+            else None
+        )
         rows, frames = collect_state_machine(get("stepfunctions"), get("logs"), sm, start, end, sm_events)
         ex_rows += rows
         state_frames += frames
         sm_logs += [] if sm_events is None else [sm_events]
     bucket = bucket or stack_bucket(get("s3"), settings.stack)
     tables = {
-        "functions": functions, "log_events": events, "invocations": parse_log_events(events),
+        "functions": functions,
+        "log_events": events,
+        "invocations": parse_log_events(events),
         "s3_objects": list_stack_objects(get("s3"), bucket, start, end) if bucket else _objects_frame([]),
         "metrics": fetch_lambda_metrics(get("cloudwatch"), functions["function"], start, end, period_s),
-        "state_machines": machines, "executions": executions_frame(ex_rows),
+        "state_machines": machines,
+        "executions": executions_frame(ex_rows),
         "states": pd.concat(state_frames, ignore_index=True) if state_frames else history_to_states([], ""),
-        "state_machine_log_events": pd.concat(sm_logs, ignore_index=True) if sm_logs else pd.DataFrame(
-            columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "state_machine"]),
+        "state_machine_log_events": pd.concat(sm_logs, ignore_index=True)
+        if sm_logs
+        else pd.DataFrame(
+            columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "state_machine"]
+        ),
     }
     if jtl is not None:
         tables["jtl"] = jtl if isinstance(jtl, pd.DataFrame) else parse_jtl(Path(jtl))
@@ -293,11 +360,16 @@ def collect_run(settings: Any, start: datetime, end: datetime, *, jtl: pd.DataFr
 def make_manifest(settings: Any, start: datetime, end: datetime, period_s: int, extra: dict | None) -> dict:
     """Provenance of a run: resolved settings, target, stack, window, git commit, tool versions."""
     return {
-        "settings": settings.as_dict(), "target": settings.target, "stack": settings.stack,
+        "settings": settings.as_dict(),
+        "target": settings.target,
+        "stack": settings.stack,
         "region": settings.region,
-        "window": {"start": start.isoformat(), "end": end.isoformat()}, "metric_period_s": period_s,
-        "git_commit": git_commit(), "tool_versions": tool_versions(),
-        "collected_at": datetime.now(timezone.utc).isoformat(), **(extra or {}),
+        "window": {"start": start.isoformat(), "end": end.isoformat()},
+        "metric_period_s": period_s,
+        "git_commit": git_commit(),
+        "tool_versions": tool_versions(),
+        "collected_at": datetime.now(timezone.utc).isoformat(),
+        **(extra or {}),
     }
 
 

@@ -14,6 +14,9 @@ wrote no such line (a run directory from before the line existed) falls back to
 bytes the run's objects take (``s3_objects``, listed at collection), kept for a month.
 DynamoDB storage and API Gateway requests always come from the profile. Every usage line says
 which in its ``basis`` column ("measured" or "design").
+
+One concern, kept in one module: the cost model, from a run's tables to usage lines and their
+prices; its parts (unit prices, usage per service, the request profile) only make sense together.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import pandas as pd
 
 from swlab.analysis.aws_calls import aws_calls
 
-BYTES_PER_GB = 1024 ** 3
+BYTES_PER_GB = 1024**3
 LOG_EVENT_OVERHEAD_BYTES = 26  # CloudWatch Logs bills each event as UTF-8 message bytes + 26
 EXPRESS_MEMORY_MB = 64  # 50 MB + definition + pointer-sized payloads → one 64-MB chunk
 # Requests to S3/DynamoDB/API Gateway that one run of each workflow makes (design, not measured):
@@ -35,15 +38,27 @@ EXPRESS_MEMORY_MB = 64  # 50 MB + definition + pointer-sized payloads → one 64
 # Storage: what a run leaves behind, kept for one month (a ~200 KB photo; five ~100 KB
 # intermediates; a ~1 KB item).
 REQUEST_PROFILE: dict[str, dict[str, float]] = {
-    "ingest": {"apigateway_requests": 1, "s3_put_requests": 1, "dynamodb_write_units": 1,
-               "s3_storage_gb_month": 200e3 / BYTES_PER_GB, "dynamodb_storage_gb_month": 1e3 / BYTES_PER_GB},
+    "ingest": {
+        "apigateway_requests": 1,
+        "s3_put_requests": 1,
+        "dynamodb_write_units": 1,
+        "s3_storage_gb_month": 200e3 / BYTES_PER_GB,
+        "dynamodb_storage_gb_month": 1e3 / BYTES_PER_GB,
+    },
     # read metadata; FetchImage→Resize each read one object and write one; 3 models read one each.
-    "classify": {"apigateway_requests": 1, "dynamodb_read_units": 1, "dynamodb_write_units": 2,
-                 "s3_get_requests": 8, "s3_put_requests": 5, "s3_storage_gb_month": 5 * 100e3 / BYTES_PER_GB},
+    "classify": {
+        "apigateway_requests": 1,
+        "dynamodb_read_units": 1,
+        "dynamodb_write_units": 2,
+        "s3_get_requests": 8,
+        "s3_put_requests": 5,
+        "s3_storage_gb_month": 5 * 100e3 / BYTES_PER_GB,
+    },
 }
 
 
 # ---- pure unit functions -------------------------------------------------------------------
+
 
 def lambda_gb_s(billed_ms: float, memory_mb: float) -> float:
     return billed_ms / 1000.0 * memory_mb / 1024.0
@@ -72,8 +87,9 @@ def sfn_express_billed_gb_s(duration_ms: float, memory_mb: float = EXPRESS_MEMOR
     return billed_s * billed_gb
 
 
-def sfn_express_cost_usd(requests: float, billed_gb_s: float, usd_per_million_requests: float,
-                         usd_per_gb_s: float) -> float:
+def sfn_express_cost_usd(
+    requests: float, billed_gb_s: float, usd_per_million_requests: float, usd_per_gb_s: float
+) -> float:
     return per_million_cost_usd(requests, usd_per_million_requests) + billed_gb_s * usd_per_gb_s
 
 
@@ -105,15 +121,28 @@ def lambda_billed_ms(invocations: pd.DataFrame, init_billed: bool = True) -> pd.
 
 # ---- usage of a run → itemized cost ---------------------------------------------------------
 
-_USAGE_COLUMNS = ["workflow", "runs", "service", "item", "variant", "quantity", "unit", "price_key", "per",
-                  "free_tier_key", "basis"]
+_USAGE_COLUMNS = [
+    "workflow",
+    "runs",
+    "service",
+    "item",
+    "variant",
+    "quantity",
+    "unit",
+    "price_key",
+    "per",
+    "free_tier_key",
+    "basis",
+]
 MEASURED, DESIGN = "measured", "design"  # basis of a usage line: the run's telemetry, or REQUEST_PROFILE
 
 
-def _line(workflow, runs, service, item, quantity, unit, price_key, per=1.0, free=None, variant="all",
-          basis=MEASURED):
-    return dict(zip(_USAGE_COLUMNS, (workflow, runs, service, item, variant, float(quantity), unit, price_key,
-                                     per, free, basis)))
+def _line(workflow, runs, service, item, quantity, unit, price_key, per=1.0, free=None, variant="all", basis=MEASURED):
+    return dict(
+        zip(
+            _USAGE_COLUMNS, (workflow, runs, service, item, variant, float(quantity), unit, price_key, per, free, basis)
+        )
+    )
 
 
 def workflows_of_run(tables: dict[str, pd.DataFrame], stack: str) -> dict[str, dict]:
@@ -137,8 +166,9 @@ def workflows_of_run(tables: dict[str, pd.DataFrame], stack: str) -> dict[str, d
     return out
 
 
-def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | None = None,
-                init_billed: bool = True) -> pd.DataFrame:
+def usage_lines(
+    tables: dict[str, pd.DataFrame], stack: str, profile: dict | None = None, init_billed: bool = True
+) -> pd.DataFrame:
     """What a run consumed, per workflow and service (quantities with units; no prices yet).
 
     ``basis`` says where each quantity comes from: "measured" (REPORT lines, execution histories,
@@ -150,8 +180,11 @@ def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | Non
     inv = tables["invocations"]
     events = tables.get("log_events")
     calls = aws_calls([] if events is None else events)
-    arch = tables.get("functions", pd.DataFrame()).set_index("function")["architecture"].to_dict() \
-        if len(tables.get("functions", [])) else {}
+    arch = (
+        tables.get("functions", pd.DataFrame()).set_index("function")["architecture"].to_dict()
+        if len(tables.get("functions", []))
+        else {}
+    )
     rows: list[dict] = []
     for wf, info in workflows_of_run(tables, stack).items():
         runs, fns = info["runs"], info["functions"]
@@ -161,18 +194,32 @@ def usage_lines(tables: dict[str, pd.DataFrame], stack: str, profile: dict | Non
         per_run = profile.get(wf, {})
         if tables.get("s3_objects") is not None and wf in STORAGE_PREFIXES:
             per_run = {k: v for k, v in per_run.items() if k != "s3_storage_gb_month"}
-            rows.append(_item_line(wf, runs, "s3_storage_gb_month",
-                                   stored_gb(tables["s3_objects"], STORAGE_PREFIXES[wf]), MEASURED))
-        rows += _request_lines(wf, runs, per_run, calls[calls["function"].isin(fns)],
-                               tables.get("states"), info["state_machine"])
-        rows += _logs_lines(wf, runs, events, fns, tables.get("state_machine_log_events"),
-                            info["state_machine"])
+            rows.append(
+                _item_line(
+                    wf, runs, "s3_storage_gb_month", stored_gb(tables["s3_objects"], STORAGE_PREFIXES[wf]), MEASURED
+                )
+            )
+        rows += _request_lines(
+            wf, runs, per_run, calls[calls["function"].isin(fns)], tables.get("states"), info["state_machine"]
+        )
+        rows += _logs_lines(wf, runs, events, fns, tables.get("state_machine_log_events"), info["state_machine"])
     return pd.DataFrame(rows, columns=_USAGE_COLUMNS)
 
 
 def _lambda_lines(wf: str, runs: int, inv: pd.DataFrame, arch: dict, init_billed: bool) -> list[dict]:
-    rows = [_line(wf, runs, "Lambda", "requests", len(inv), "requests", "lambda_usd_per_million_requests",
-                  1e6, "lambda_requests")]
+    rows = [
+        _line(
+            wf,
+            runs,
+            "Lambda",
+            "requests",
+            len(inv),
+            "requests",
+            "lambda_usd_per_million_requests",
+            1e6,
+            "lambda_requests",
+        )
+    ]
     a = inv["function"].map(lambda f: arch.get(f, "x86_64"))
     total_ms = lambda_billed_ms(inv, init_billed)
     init_ms = init_billed_ms(inv, total_ms) if init_billed else total_ms * 0
@@ -180,10 +227,22 @@ def _lambda_lines(wf: str, runs: int, inv: pd.DataFrame, arch: dict, init_billed
     invoke_gb_s, init_gb_s = (total_ms - init_ms) / 1000 * gb, init_ms / 1000 * gb
     for name in sorted(set(a)):
         key = f"lambda_{name}_usd_per_gb_s"
-        rows.append(_line(wf, runs, "Lambda", f"duration {name}", invoke_gb_s[a == name].sum(), "GB-s", key,
-                          1, "lambda_gb_s"))
-        rows.append(_line(wf, runs, "Lambda", f"init (cold starts) {name}", init_gb_s[a == name].sum(), "GB-s",
-                          key, 1, "lambda_gb_s"))
+        rows.append(
+            _line(wf, runs, "Lambda", f"duration {name}", invoke_gb_s[a == name].sum(), "GB-s", key, 1, "lambda_gb_s")
+        )
+        rows.append(
+            _line(
+                wf,
+                runs,
+                "Lambda",
+                f"init (cold starts) {name}",
+                init_gb_s[a == name].sum(),
+                "GB-s",
+                key,
+                1,
+                "lambda_gb_s",
+            )
+        )
     return rows
 
 
@@ -195,12 +254,42 @@ def _sfn_lines(wf: str, runs: int, tables: dict, sm: str) -> list[dict]:
     durations = ex.loc[(ex["state_machine"] == sm) & ex["duration_ms"].notna(), "duration_ms"]
     gb_s = sum(sfn_express_billed_gb_s(d) for d in durations)
     return [
-        _line(wf, runs, "Step Functions", "Standard state transitions", transitions, "transitions",
-              "sfn_standard_usd_per_1k_transitions", 1e3, "sfn_standard_transitions", "standard"),
-        _line(wf, runs, "Step Functions", "Express requests", runs, "requests",
-              "sfn_express_usd_per_million_requests", 1e6, None, "express"),
-        _line(wf, runs, "Step Functions", "Express duration (64 MB, 100 ms steps)", gb_s, "GB-s",
-              "sfn_express_usd_per_gb_s", 1, None, "express"),
+        _line(
+            wf,
+            runs,
+            "Step Functions",
+            "Standard state transitions",
+            transitions,
+            "transitions",
+            "sfn_standard_usd_per_1k_transitions",
+            1e3,
+            "sfn_standard_transitions",
+            "standard",
+        ),
+        _line(
+            wf,
+            runs,
+            "Step Functions",
+            "Express requests",
+            runs,
+            "requests",
+            "sfn_express_usd_per_million_requests",
+            1e6,
+            None,
+            "express",
+        ),
+        _line(
+            wf,
+            runs,
+            "Step Functions",
+            "Express duration (64 MB, 100 ms steps)",
+            gb_s,
+            "GB-s",
+            "sfn_express_usd_per_gb_s",
+            1,
+            None,
+            "express",
+        ),
     ]
 
 
@@ -221,8 +310,7 @@ def state_attempts(states: pd.DataFrame) -> pd.Series:
 _S3_TIER1_PREFIXES = ("Put", "Copy", "Post", "List", "Create", "Upload", "Complete", "Restore")
 _S3_FREE_PREFIXES = ("Delete", "AbortMultipartUpload")
 # DynamoDB operations that consume write / read request units (on-demand).
-DYNAMODB_WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem",
-                                       "TransactWriteItems"})
+DYNAMODB_WRITE_OPERATIONS = frozenset({"PutItem", "UpdateItem", "DeleteItem", "BatchWriteItem", "TransactWriteItems"})
 DYNAMODB_READ_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem", "TransactGetItems"})
 # Units per call when DynamoDB reported no ConsumedCapacity: one, i.e. single items of <= 1 KB
 # written and <= 4 KB read strongly consistently (an eventually consistent read is half a unit;
@@ -230,10 +318,12 @@ DYNAMODB_READ_OPERATIONS = frozenset({"GetItem", "Query", "Scan", "BatchGetItem"
 DYNAMODB_UNITS_PER_CALL = 1.0
 # Step Functions' direct DynamoDB integrations (states.resource) → (usage key, units per attempt);
 # GetMetadata in asl/classify.asl.json reads with ConsistentRead (1 RRU for an item <= 4 KB).
-SFN_DYNAMODB_UNITS = {"dynamodb:getItem": ("dynamodb_read_units", 1.0),
-                      "dynamodb:putItem": ("dynamodb_write_units", 1.0),
-                      "dynamodb:updateItem": ("dynamodb_write_units", 1.0),
-                      "dynamodb:deleteItem": ("dynamodb_write_units", 1.0)}
+SFN_DYNAMODB_UNITS = {
+    "dynamodb:getItem": ("dynamodb_read_units", 1.0),
+    "dynamodb:putItem": ("dynamodb_write_units", 1.0),
+    "dynamodb:updateItem": ("dynamodb_write_units", 1.0),
+    "dynamodb:deleteItem": ("dynamodb_write_units", 1.0),
+}
 _MEASURED_KEYS = ("s3_put_requests", "s3_get_requests", "dynamodb_read_units", "dynamodb_write_units")
 
 
@@ -285,8 +375,9 @@ def stored_gb(objects: pd.DataFrame, prefix: str) -> float:
     return float(objects.loc[objects["key"].str.startswith(prefix), "size"].sum()) / BYTES_PER_GB
 
 
-def _request_lines(wf: str, runs: int, per_run: dict, calls: pd.DataFrame, states: pd.DataFrame | None,
-                   sm: str | None) -> list[dict]:
+def _request_lines(
+    wf: str, runs: int, per_run: dict, calls: pd.DataFrame, states: pd.DataFrame | None, sm: str | None
+) -> list[dict]:
     """S3/DynamoDB request lines measured when the workflow's functions logged aws_calls lines (plus
     its SFN DynamoDB states), else by design; storage and API Gateway lines by design always."""
     if not len(calls):
@@ -302,20 +393,62 @@ def _request_lines(wf: str, runs: int, per_run: dict, calls: pd.DataFrame, state
 
 
 _PROFILE_ITEMS = {  # profile key → (service, item, unit, price key, per, free tier key)
-    "apigateway_requests": ("API Gateway", "REST requests", "requests", "apigateway_rest_usd_per_million_requests",
-                            1e6, "apigateway_rest_requests"),
-    "s3_put_requests": ("S3", "Tier 1 requests (PUT, COPY, POST, LIST)", "requests", "s3_put_usd_per_1k_requests",
-                        1e3, "s3_put_requests"),
-    "s3_get_requests": ("S3", "Tier 2 requests (GET and all other)", "requests", "s3_get_usd_per_1k_requests",
-                        1e3, "s3_get_requests"),
-    "dynamodb_read_units": ("DynamoDB", "read request units", "RRU",
-                            "dynamodb_usd_per_million_read_request_units", 1e6, None),
-    "dynamodb_write_units": ("DynamoDB", "write request units", "WRU",
-                             "dynamodb_usd_per_million_write_request_units", 1e6, None),
-    "s3_storage_gb_month": ("S3", "storage (kept one month)", "GB-month", "s3_standard_usd_per_gb_month", 1,
-                            "s3_storage_gb"),
-    "dynamodb_storage_gb_month": ("DynamoDB", "storage (kept one month)", "GB-month", "dynamodb_usd_per_gb_month",
-                                  1, "dynamodb_storage_gb"),
+    "apigateway_requests": (
+        "API Gateway",
+        "REST requests",
+        "requests",
+        "apigateway_rest_usd_per_million_requests",
+        1e6,
+        "apigateway_rest_requests",
+    ),
+    "s3_put_requests": (
+        "S3",
+        "Tier 1 requests (PUT, COPY, POST, LIST)",
+        "requests",
+        "s3_put_usd_per_1k_requests",
+        1e3,
+        "s3_put_requests",
+    ),
+    "s3_get_requests": (
+        "S3",
+        "Tier 2 requests (GET and all other)",
+        "requests",
+        "s3_get_usd_per_1k_requests",
+        1e3,
+        "s3_get_requests",
+    ),
+    "dynamodb_read_units": (
+        "DynamoDB",
+        "read request units",
+        "RRU",
+        "dynamodb_usd_per_million_read_request_units",
+        1e6,
+        None,
+    ),
+    "dynamodb_write_units": (
+        "DynamoDB",
+        "write request units",
+        "WRU",
+        "dynamodb_usd_per_million_write_request_units",
+        1e6,
+        None,
+    ),
+    "s3_storage_gb_month": (
+        "S3",
+        "storage (kept one month)",
+        "GB-month",
+        "s3_standard_usd_per_gb_month",
+        1,
+        "s3_storage_gb",
+    ),
+    "dynamodb_storage_gb_month": (
+        "DynamoDB",
+        "storage (kept one month)",
+        "GB-month",
+        "dynamodb_usd_per_gb_month",
+        1,
+        "dynamodb_storage_gb",
+    ),
 }
 
 
@@ -329,8 +462,14 @@ def _profile_lines(wf: str, runs: int, per_run: dict) -> list[dict]:
     return [_item_line(wf, runs, key, count * runs, DESIGN) for key, count in per_run.items()]
 
 
-def _logs_lines(wf: str, runs: int, events: pd.DataFrame | None, fns: list[str],
-                sm_events: pd.DataFrame | None = None, sm: str | None = None) -> list[dict]:
+def _logs_lines(
+    wf: str,
+    runs: int,
+    events: pd.DataFrame | None,
+    fns: list[str],
+    sm_events: pd.DataFrame | None = None,
+    sm: str | None = None,
+) -> list[dict]:
     """Ingested bytes of the workflow's function logs and of its state machine's log group."""
     msgs = []
     if events is not None and len(events):
@@ -341,8 +480,19 @@ def _logs_lines(wf: str, runs: int, events: pd.DataFrame | None, fns: list[str],
         return []
     all_msgs = pd.concat(msgs, ignore_index=True).astype(str)
     nbytes = float(all_msgs.str.encode("utf-8").str.len().sum() + LOG_EVENT_OVERHEAD_BYTES * len(all_msgs))
-    return [_line(wf, runs, "CloudWatch Logs", "ingestion", nbytes / BYTES_PER_GB, "GB",
-                  "cloudwatch_logs_ingestion_usd_per_gb", 1, "cloudwatch_logs_ingestion_gb")]
+    return [
+        _line(
+            wf,
+            runs,
+            "CloudWatch Logs",
+            "ingestion",
+            nbytes / BYTES_PER_GB,
+            "GB",
+            "cloudwatch_logs_ingestion_usd_per_gb",
+            1,
+            "cloudwatch_logs_ingestion_gb",
+        )
+    ]
 
 
 def cost_table(usage: pd.DataFrame, prices: dict[str, Any]) -> pd.DataFrame:
@@ -378,7 +528,12 @@ def workflow_totals(costs: pd.DataFrame) -> pd.DataFrame:
         variants = sorted(set(g["variant"]) - {"all"}) or ["all"]
         for v in variants:
             sel = g[g["variant"].isin(["all", v])]
-            rows.append({"workflow": wf, "step_functions": v if v != "all" else None,
-                         "usd_per_run": sel["usd_per_run"].sum(),
-                         "usd_per_million_runs": sel["usd_per_million_runs"].sum()})
+            rows.append(
+                {
+                    "workflow": wf,
+                    "step_functions": v if v != "all" else None,
+                    "usd_per_run": sel["usd_per_run"].sum(),
+                    "usd_per_million_runs": sel["usd_per_million_runs"].sum(),
+                }
+            )
     return pd.DataFrame(rows)

@@ -13,8 +13,18 @@ from typing import Any
 
 import pandas as pd
 
-TABLES = ("functions", "log_events", "invocations", "metrics", "state_machines", "executions", "states",
-          "state_machine_log_events", "s3_objects", "jtl")
+TABLES = (
+    "functions",
+    "log_events",
+    "invocations",
+    "metrics",
+    "state_machines",
+    "executions",
+    "states",
+    "state_machine_log_events",
+    "s3_objects",
+    "jtl",
+)
 
 
 @dataclass
@@ -31,7 +41,7 @@ class RunData:
 def tidy_strings(df: pd.DataFrame) -> pd.DataFrame:
     """Object columns holding only strings and missing values → the ``str`` dtype (as Parquet gives back)."""
     out = df.copy()
-    for col in out.columns[out.dtypes == object]:
+    for col in [c for c in out.columns if pd.api.types.is_object_dtype(out[c].dtype)]:
         values = out[col].dropna()
         if len(values) == 0 or values.map(type).eq(str).all():
             out[col] = out[col].astype("str")

@@ -12,6 +12,7 @@ from typing import Any
 
 import pandas as pd
 
+
 def normalise_history_event(event: dict) -> dict:
     """A ``get_execution_history`` event or an Express log record → (id, previous_id, type, timestamp, details).
 
@@ -21,14 +22,24 @@ def normalise_history_event(event: dict) -> dict:
     """
     if "event_timestamp" in event:
         ts = pd.Timestamp(int(event["event_timestamp"]), unit="ms", tz="UTC")
-        return {"id": int(event["id"]), "previous_id": int(event.get("previous_event_id") or 0),
-                "type": event["type"], "timestamp": ts, "details": event.get("details") or {},
-                "execution_arn": event.get("execution_arn")}
+        return {
+            "id": int(event["id"]),
+            "previous_id": int(event.get("previous_event_id") or 0),
+            "type": event["type"],
+            "timestamp": ts,
+            "details": event.get("details") or {},
+            "execution_arn": event.get("execution_arn"),
+        }
     details: dict[str, Any] = next((v for k, v in event.items() if k.endswith("EventDetails")), {})
-    return {"id": int(event["id"]), "previous_id": int(event.get("previousEventId") or 0),
-            "type": event["type"], "timestamp": pd.Timestamp(event["timestamp"]).tz_convert("UTC")
-            if pd.Timestamp(event["timestamp"]).tzinfo else pd.Timestamp(event["timestamp"], tz="UTC"),
-            "details": details}
+    return {
+        "id": int(event["id"]),
+        "previous_id": int(event.get("previousEventId") or 0),
+        "type": event["type"],
+        "timestamp": pd.Timestamp(event["timestamp"]).tz_convert("UTC")
+        if pd.Timestamp(event["timestamp"]).tzinfo
+        else pd.Timestamp(event["timestamp"], tz="UTC"),
+        "details": details,
+    }
 
 
 _FAILED_SUFFIXES = ("Failed", "TimedOut", "StartFailed", "SubmitFailed", "ScheduleFailed")
@@ -49,9 +60,17 @@ def history_to_states(events: list[dict], execution_arn: str) -> pd.DataFrame:
     for e in sorted(events, key=lambda e: e["id"]):
         t = e["type"]
         if t.endswith("StateEntered"):
-            row = {"execution_arn": execution_arn, "state": e["details"].get("name"),
-                   "state_type": t[: -len("StateEntered")], "entered": e["timestamp"], "exited": pd.NaT,
-                   "status": "unfinished", "resource": None, "error": None, "failed_attempts": 0}
+            row = {
+                "execution_arn": execution_arn,
+                "state": e["details"].get("name"),
+                "state_type": t[: -len("StateEntered")],
+                "entered": e["timestamp"],
+                "exited": pd.NaT,
+                "status": "unfinished",
+                "resource": None,
+                "error": None,
+                "failed_attempts": 0,
+            }
             rows.append(row)
             row_of_entered[e["id"]] = row
             open_states.setdefault(row["state"], []).append(row)
@@ -71,10 +90,23 @@ def history_to_states(events: list[dict], execution_arn: str) -> pd.DataFrame:
             owner["_last_failed"] = False
     for row in rows:
         row.pop("_last_failed", None)
-    df = pd.DataFrame(rows, columns=["execution_arn", "state", "state_type", "entered", "exited", "status",
-                                     "resource", "error", "failed_attempts"])
-    df["duration_ms"] = (pd.to_datetime(df["exited"], utc=True) - pd.to_datetime(df["entered"], utc=True)) \
-        .dt.total_seconds() * 1000
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "execution_arn",
+            "state",
+            "state_type",
+            "entered",
+            "exited",
+            "status",
+            "resource",
+            "error",
+            "failed_attempts",
+        ],
+    )
+    df["duration_ms"] = (
+        pd.to_datetime(df["exited"], utc=True) - pd.to_datetime(df["entered"], utc=True)
+    ).dt.total_seconds() * 1000
     return df
 
 
@@ -113,15 +145,28 @@ def _resource_name(details: dict) -> str | None:
 def executions_from_history(events: list[dict], execution_arn: str, state_machine: str) -> dict:
     """One executions row (status, start, stop, duration_ms) from normalised history events."""
     start = next((e["timestamp"] for e in events if e["type"] == "ExecutionStarted"), pd.NaT)
-    end_ev = next((e for e in reversed(events) if e["type"].startswith("Execution")
-                   and e["type"] != "ExecutionStarted"), None)
-    status = {"ExecutionSucceeded": "SUCCEEDED", "ExecutionFailed": "FAILED", "ExecutionTimedOut": "TIMED_OUT",
-              "ExecutionAborted": "ABORTED"}.get(end_ev["type"], "RUNNING") if end_ev else "RUNNING"
+    end_ev = next(
+        (e for e in reversed(events) if e["type"].startswith("Execution") and e["type"] != "ExecutionStarted"), None
+    )
+    status = (
+        {
+            "ExecutionSucceeded": "SUCCEEDED",
+            "ExecutionFailed": "FAILED",
+            "ExecutionTimedOut": "TIMED_OUT",
+            "ExecutionAborted": "ABORTED",
+        }.get(end_ev["type"], "RUNNING")
+        if end_ev
+        else "RUNNING"
+    )
     stop = end_ev["timestamp"] if end_ev else pd.NaT
-    return {"execution_arn": execution_arn, "state_machine": state_machine, "status": status,
-            "start_date": start, "stop_date": stop,
-            "error": (end_ev or {}).get("details", {}).get("error") if status == "FAILED" else None}
-
+    return {
+        "execution_arn": execution_arn,
+        "state_machine": state_machine,
+        "status": status,
+        "start_date": start,
+        "stop_date": stop,
+        "error": (end_ev or {}).get("details", {}).get("error") if status == "FAILED" else None,
+    }
 
 
 def express_log_records(log_events: pd.DataFrame) -> dict[str, list[dict]]:

@@ -42,9 +42,20 @@ import pyarrow.compute as pc
 
 TIMEOUT_ERROR_TYPE = "Sandbox.Timedout"
 INVOCATION_COLUMNS = [
-    "function", "log_stream", "request_id", "start_time", "end_time", "duration_ms",
-    "billed_duration_ms", "memory_size_mb", "max_memory_used_mb", "init_duration_ms",
-    "cold", "status", "error_type", "log_format",
+    "function",
+    "log_stream",
+    "request_id",
+    "start_time",
+    "end_time",
+    "duration_ms",
+    "billed_duration_ms",
+    "memory_size_mb",
+    "max_memory_used_mb",
+    "init_duration_ms",
+    "cold",
+    "status",
+    "error_type",
+    "log_format",
 ]
 
 _REPORT_RE = re.compile(
@@ -64,8 +75,10 @@ _TIMEOUT_RE = re.compile(r"^\S+ (\S+) Task timed out after ([\d.]+) seconds")
 _RUNTIME_ERROR_RE = re.compile(r"^RequestId: (\S+) Error: (.*?)(?:\s+(Runtime\.\w+))?\s*$", re.S)
 _UNHANDLED_RE = re.compile(r"^\[ERROR\] ([A-Za-z_][\w.]*)")
 _JSON_METRICS = {
-    "durationMs": "duration_ms", "billedDurationMs": "billed_duration_ms",
-    "memorySizeMB": "memory_size_mb", "maxMemoryUsedMB": "max_memory_used_mb",
+    "durationMs": "duration_ms",
+    "billedDurationMs": "billed_duration_ms",
+    "memorySizeMB": "memory_size_mb",
+    "maxMemoryUsedMB": "max_memory_used_mb",
     "initDurationMs": "init_duration_ms",
 }
 
@@ -227,8 +240,11 @@ def parse_log_events(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
     starts = _text_starts(df, msgs, is_start)
     rest = np.flatnonzero(~pc.or_(pc.or_(is_report, is_start), is_end).to_numpy(zero_copy_only=False))
     json_reports, json_starts, failures = _scan_other_lines(df, rest, is_start, msgs)
-    out = pd.concat([f for f in (text_reports, json_reports) if len(f)], ignore_index=True) \
-        if len(json_reports) else text_reports
+    out = (
+        pd.concat([f for f in (text_reports, json_reports) if len(f)], ignore_index=True)
+        if len(json_reports)
+        else text_reports
+    )
     if len(out) == 0:
         return _empty_invocations()
     starts = pd.concat([starts, json_starts], ignore_index=True) if len(json_starts) else starts
@@ -282,8 +298,15 @@ def _text_reports_columnar(df: pd.DataFrame, lines: pa.Array, sel: np.ndarray) -
         hit = pc.starts_with(flat, prefix)
         vals = pc.utf8_slice_codeunits(flat.filter(hit), len(prefix), -unit if unit else None)
         cols[name] = _scatter(vals, typ, parent[hit.to_numpy(zero_copy_only=False)], len(good))
-    out = pd.DataFrame({"function": _take(df["function"], good), "log_stream": _take(df["log_stream"], good),
-                        "end_time": df["timestamp"].to_numpy()[good], **cols, "log_format": "text"})
+    out = pd.DataFrame(
+        {
+            "function": _take(df["function"], good),
+            "log_stream": _take(df["log_stream"], good),
+            "end_time": df["timestamp"].to_numpy()[good],
+            **cols,
+            "log_format": "text",
+        }
+    )
     out["status"] = out["status"].fillna("success")
     out = out[valid].astype({"billed_duration_ms": "int64", "memory_size_mb": "int64", "max_memory_used_mb": "int64"})
     return out, np.concatenate([sel[~ok], good[~valid]])
@@ -312,8 +335,15 @@ def _regex_reports(df: pd.DataFrame, msgs: pa.Array, sel: np.ndarray) -> pd.Data
     for i in sel:
         rep = parse_report_line(msgs[int(i)].as_py())
         if rep:
-            rows.append({**rep, "function": df["function"].iat[i], "log_stream": df["log_stream"].iat[i],
-                         "end_time": df["timestamp"].iat[i], "log_format": "text"})
+            rows.append(
+                {
+                    **rep,
+                    "function": df["function"].iat[i],
+                    "log_stream": df["log_stream"].iat[i],
+                    "end_time": df["timestamp"].iat[i],
+                    "log_format": "text",
+                }
+            )
     return pd.DataFrame(rows).drop(columns=["cold"], errors="ignore")
 
 
@@ -321,9 +351,13 @@ def _text_starts(df: pd.DataFrame, msgs: pa.Array, mask: pa.Array) -> pd.DataFra
     sel = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
     words = pc.split_pattern(msgs.filter(mask), " ", max_splits=3)
     rid = pc.utf8_trim_whitespace(pc.list_element(words, 2))
-    return pd.DataFrame({"function": _take(df["function"], sel),
-                         "request_id": pd.array(rid, dtype="str"),
-                         "start_time": df["timestamp"].to_numpy()[sel]})
+    return pd.DataFrame(
+        {
+            "function": _take(df["function"], sel),
+            "request_id": pd.array(rid, dtype="str"),
+            "start_time": df["timestamp"].to_numpy()[sel],
+        }
+    )
 
 
 def _scan_other_lines(df: pd.DataFrame, rest: np.ndarray, is_start: pa.Array, msgs: pa.Array):
@@ -337,8 +371,9 @@ def _scan_other_lines(df: pd.DataFrame, rest: np.ndarray, is_start: pa.Array, ms
         msg = msgs[int(i)].as_py()
         kind, rid, detail = classify_line(msg)
         if kind == "report":
-            reports.append({**detail, "function": funcs[i], "log_stream": streams[i], "end_time": times[i],
-                            "log_format": "json"})
+            reports.append(
+                {**detail, "function": funcs[i], "log_stream": streams[i], "end_time": times[i], "log_format": "json"}
+            )
         elif kind == "start":
             starts.append((funcs[i], rid, times[i]))
         elif kind in ("timeout", "error"):
@@ -362,10 +397,15 @@ def _attribute_orphans(df, orphans, is_start, msgs, failures) -> None:
     """Unhandled-exception lines name no request: give each the last START before it in its stream."""
     start_idx = np.flatnonzero(is_start.to_numpy(zero_copy_only=False))
     pos = np.concatenate([start_idx, np.array([o[0] for o in orphans], dtype=np.int64)])
-    lines = pd.DataFrame({"function": df["function"].to_numpy(object)[pos],
-                          "log_stream": df["log_stream"].to_numpy(object)[pos],
-                          "timestamp": df["timestamp"].to_numpy()[pos], "pos": pos,
-                          "is_start": np.r_[np.ones(len(start_idx), bool), np.zeros(len(orphans), bool)]})
+    lines = pd.DataFrame(
+        {
+            "function": df["function"].to_numpy(object)[pos],
+            "log_stream": df["log_stream"].to_numpy(object)[pos],
+            "timestamp": df["timestamp"].to_numpy()[pos],
+            "pos": pos,
+            "is_start": np.r_[np.ones(len(start_idx), bool), np.zeros(len(orphans), bool)],
+        }
+    )
     lines = lines.sort_values(["function", "log_stream", "timestamp", "pos"], kind="stable")
     lines["open_pos"] = lines["pos"].where(lines["is_start"])
     lines["open_pos"] = lines.groupby(["function", "log_stream"], sort=False)["open_pos"].ffill()

@@ -39,8 +39,9 @@ def cold_start_timeline(invocations: pd.DataFrame, functions: list[str] | None =
         warm, cold = g[~g["cold"]], g[g["cold"]]
         ax.scatter(warm["start_time"], warm["duration_ms"], s=8, color=WARM, label="warm: Duration")
         ax.scatter(cold["start_time"], cold["duration_ms"], s=30, marker="^", color=COLD, label="cold: Duration")
-        ax.scatter(cold["start_time"], cold["init_duration_ms"], s=30, marker="x", color="black",
-                   label="cold: Init Duration")
+        ax.scatter(
+            cold["start_time"], cold["init_duration_ms"], s=30, marker="x", color="black", label="cold: Init Duration"
+        )
         ax.set_yscale("log")
         ax.set_ylabel("ms")
         ax.set_title(f"{_short(fn)}: {len(cold)} cold of {len(g)}", fontsize=9, loc="left")
@@ -121,8 +122,13 @@ def latency_over_time(latency: pd.DataFrame, window: str = "10s") -> Figure:
         segment = (med.index.to_series().diff() > pd.Timedelta(window)).cumsum().to_numpy()
         colour = tuple(points.get_facecolor()[0][:3]) if len(points.get_offsets()) else None  # type: ignore[index, arg-type]
         for i, (_, part) in enumerate(med.groupby(segment)):
-            ax.plot(part.index, part.to_numpy(), linewidth=1.5, color=colour,
-                    label=f"{label} rolling median ({window})" if i == 0 else None)
+            ax.plot(
+                part.index,
+                part.to_numpy(),
+                linewidth=1.5,
+                color=colour,
+                label=f"{label} rolling median ({window})" if i == 0 else None,
+            )
     ax.set_yscale("log")
     ax.set_xlabel("request start (UTC)")
     ax.set_ylabel("latency (ms)")
@@ -140,8 +146,15 @@ def throughput_plot(tp: pd.DataFrame) -> Figure:
     ax.step(t, tp["completed_per_s"], where="post", label="completed")
     width = (t[1] - t[0]) if len(t) > 1 else pd.Timedelta(seconds=1)
     ax.bar(t, tp["errors_per_s"], width=width * 0.4, align="edge", color=COLD, alpha=0.7, label="errors")
-    ax.bar(t + width * 0.4, tp["throttles_per_s"], width=width * 0.4, align="edge", color="tab:orange",
-           alpha=0.7, label="throttles")
+    ax.bar(
+        t + width * 0.4,
+        tp["throttles_per_s"],
+        width=width * 0.4,
+        align="edge",
+        color="tab:orange",
+        alpha=0.7,
+        label="throttles",
+    )
     ax.set_xlabel("time (UTC)")
     ax.set_ylabel("per second")
     _legend(ax, fontsize=8)
@@ -159,8 +172,10 @@ def gantt(states: pd.DataFrame, executions: pd.DataFrame, n: int = 3) -> Figure:
         g = states[states["execution_arn"] == arn].sort_values("entered")
         start = (pd.to_datetime(g["entered"], utc=True) - t0).dt.total_seconds()
         width = g["duration_ms"].fillna(0) / 1000
-        colors = [("lightgray" if t in ("Parallel", "Map") else COLD if s == "failed" else WARM)
-                  for t, s in zip(g["state_type"], g["status"])]
+        colors = [
+            ("lightgray" if t in ("Parallel", "Map") else COLD if s == "failed" else WARM)
+            for t, s in zip(g["state_type"], g["status"])
+        ]
         ax.barh(range(len(g)), width, left=start, color=colors)
         if "lambda_duration_ms" in g:  # drawn against the state's end: Init Duration, then Duration
             dur = g["lambda_duration_ms"].fillna(0) / 1000
@@ -172,9 +187,17 @@ def gantt(states: pd.DataFrame, executions: pd.DataFrame, n: int = 3) -> Figure:
         ax.set_ylabel("state")
         ax.set_title(arn.rsplit(":", 1)[-1], fontsize=8, loc="left")
     axes[-1].set_xlabel("time since execution start (s)")
-    axes[0].legend(handles=[Patch(color=WARM, label="state"), Patch(color=COLD, label="state failed"),
-                            Patch(color="lightgray", label="Parallel/Map"), Patch(color="orange", label="Init Duration"),
-                            Patch(color="navy", label="Lambda Duration")], fontsize=7, loc="lower right")
+    axes[0].legend(
+        handles=[
+            Patch(color=WARM, label="state"),
+            Patch(color=COLD, label="state failed"),
+            Patch(color="lightgray", label="Parallel/Map"),
+            Patch(color="orange", label="Init Duration"),
+            Patch(color="navy", label="Lambda Duration"),
+        ],
+        fontsize=7,
+        loc="lower right",
+    )
     fig.suptitle("Per-state timeline of Step Functions executions")
     return fig
 
@@ -201,8 +224,9 @@ def errors_plot(errors: pd.DataFrame) -> Figure:
     fig = Figure(figsize=(8, 4), layout="constrained")
     ax = fig.subplots()
     if len(errors):
-        table = errors.assign(error_type=errors["error_type"].fillna("unknown")) \
-            .pivot_table(index="function", columns="error_type", values="count", aggfunc="sum", fill_value=0)
+        table = errors.assign(error_type=errors["error_type"].fillna("unknown")).pivot_table(
+            index="function", columns="error_type", values="count", aggfunc="sum", fill_value=0
+        )
         bottom = np.zeros(len(table))
         for col in table.columns:
             ax.bar([_short(f) for f in table.index], table[col], bottom=bottom, label=col)
@@ -237,6 +261,7 @@ def cost_breakdown_plot(costs: pd.DataFrame, per_million: bool = True) -> Figure
     ax.set_ylabel("workflow")
     _legend(ax, fontsize=8)
     src = costs.attrs.get("prices_source", "?")
-    ax.set_title(f"Cost breakdown (prices: {src}, {costs.attrs.get('prices_as_of', '?')}; free tier not subtracted)",
-                 fontsize=9)
+    ax.set_title(
+        f"Cost breakdown (prices: {src}, {costs.attrs.get('prices_as_of', '?')}; free tier not subtracted)", fontsize=9
+    )
     return fig

@@ -47,17 +47,24 @@ def refresh_prices(pricing_client: Any, region: str = "us-east-1", base: dict | 
             if svc == service and (price := _first_tier_usd(products, usage)) is not None:
                 found[key] = price * mult
     table["prices"].update(found)
-    table.update(source_kind="AWS Price List API" if found else table.get("source_kind", "offline table"),
-                 as_of=datetime.now(timezone.utc).date().isoformat() if found else table.get("as_of"),
-                 refreshed_keys=sorted(found), region=region)
+    table.update(
+        source_kind="AWS Price List API" if found else table.get("source_kind", "offline table"),
+        as_of=datetime.now(timezone.utc).date().isoformat() if found else table.get("as_of"),
+        refreshed_keys=sorted(found),
+        region=region,
+    )
     return table
 
 
 def _price_list_products(pricing_client: Any, service: str, region: str) -> list[dict]:
     products, token = [], None
     while True:
-        kwargs = {"ServiceCode": service, "FormatVersion": "aws_v1", "MaxResults": 100,
-                  "Filters": [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}]}
+        kwargs = {
+            "ServiceCode": service,
+            "FormatVersion": "aws_v1",
+            "MaxResults": 100,
+            "Filters": [{"Type": "TERM_MATCH", "Field": "regionCode", "Value": region}],
+        }
         if token:
             kwargs["NextToken"] = token
         page = pricing_client.get_products(**kwargs)

@@ -53,8 +53,11 @@ def _ci_sorted(x: np.ndarray, q: float, confidence: float) -> tuple[float, float
     if len(x) == 0:
         return math.nan, math.nan, math.nan
     lo, hi = quantile_ci_ranks(len(x), q, confidence)
-    return (float(np.quantile(x, q, method="linear")), math.nan if lo is None else float(x[lo - 1]),
-            math.nan if hi is None else float(x[hi - 1]))
+    return (
+        float(np.quantile(x, q, method="linear")),
+        math.nan if lo is None else float(x[lo - 1]),
+        math.nan if hi is None else float(x[hi - 1]),
+    )
 
 
 def percentile_ci(values: Iterable[float], q: float, confidence: float = 0.95) -> tuple[float, float, float]:
@@ -62,8 +65,9 @@ def percentile_ci(values: Iterable[float], q: float, confidence: float = 0.95) -
     return _ci_sorted(_sorted_values(values), q, confidence)
 
 
-def summarize(values: Iterable[float], quantiles: Iterable[float] = QUANTILES,
-              confidence: float = 0.95) -> dict[str, float]:
+def summarize(
+    values: Iterable[float], quantiles: Iterable[float] = QUANTILES, confidence: float = 0.95
+) -> dict[str, float]:
     """n, mean, pXX with pXX_lo/pXX_hi CI bounds for each quantile, and max."""
     x = _sorted_values(values)
     out: dict[str, float] = {"n": int(len(x)), "mean": float(x.mean()) if len(x) else math.nan}
@@ -83,8 +87,9 @@ def summarize_by(df: pd.DataFrame, value: str, by: str | list[str], **kwargs) ->
     return out
 
 
-def percentile_table(values: Iterable[float], quantiles: Iterable[float] = QUANTILES,
-                     confidence: float = 0.95) -> pd.DataFrame:
+def percentile_table(
+    values: Iterable[float], quantiles: Iterable[float] = QUANTILES, confidence: float = 0.95
+) -> pd.DataFrame:
     """Long form: one row per percentile (percentile, value, ci_low, ci_high, n); the max last."""
     x = pd.Series(values, dtype=float).dropna()
     rows = [(f"p{round(q * 100):d}", *percentile_ci(x, q, confidence), len(x)) for q in quantiles]
@@ -94,14 +99,18 @@ def percentile_table(values: Iterable[float], quantiles: Iterable[float] = QUANT
 
 # ---- cold vs warm ---------------------------------------------------------------------------
 
+
 def cold_warm_table(invocations: pd.DataFrame, quantiles: Iterable[float] = (0.5, 0.9, 0.99)) -> pd.DataFrame:
     """Per function: invocations, cold count and share, Init Duration and Duration percentiles warm vs cold."""
     rows = []
     for fn, g in invocations.groupby("function", sort=True):
         cold, warm = g[g["cold"]], g[~g["cold"]]
         row = {"function": fn, "invocations": len(g), "cold": len(cold), "cold_pct": 100 * len(cold) / len(g)}
-        for label, x in (("init", cold["init_duration_ms"]), ("duration_warm", warm["duration_ms"]),
-                         ("duration_cold", cold["duration_ms"])):
+        for label, x in (
+            ("init", cold["init_duration_ms"]),
+            ("duration_warm", warm["duration_ms"]),
+            ("duration_cold", cold["duration_ms"]),
+        ):
             x = x.dropna().to_numpy(dtype=float)
             for q in quantiles:
                 row[f"{label}_p{round(q * 100):d}_ms"] = float(np.quantile(x, q)) if len(x) else math.nan
@@ -126,14 +135,24 @@ def cold_start_cost(invocations: pd.DataFrame) -> pd.DataFrame:
         init = float(cold["init_duration_ms"].median())
         first, usual = float(cold["duration_ms"].median()), float(warm["duration_ms"].median())
         extra = max(first - usual, 0.0) if len(warm) else math.nan
-        rows.append({"function": fn, "cold": len(cold), "warm": len(warm), "init_ms": init,
-                     "cold_duration_ms": first, "warm_duration_ms": usual if len(warm) else math.nan,
-                     "extra_duration_ms": extra, "cold_cost_ms": init + (0.0 if math.isnan(extra) else extra)})
+        rows.append(
+            {
+                "function": fn,
+                "cold": len(cold),
+                "warm": len(warm),
+                "init_ms": init,
+                "cold_duration_ms": first,
+                "warm_duration_ms": usual if len(warm) else math.nan,
+                "extra_duration_ms": extra,
+                "cold_cost_ms": init + (0.0 if math.isnan(extra) else extra),
+            }
+        )
     columns = ["cold", "warm", "init_ms", "cold_duration_ms", "warm_duration_ms", "extra_duration_ms", "cold_cost_ms"]
     return pd.DataFrame(rows, columns=["function", *columns]).set_index("function")
 
 
 # ---- latency -------------------------------------------------------------------------------
+
 
 def client_latency(jtl: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
     """JMeter samples → (label, time, latency_ms, success, throttled); ``label`` filters one sampler.
@@ -141,25 +160,41 @@ def client_latency(jtl: pd.DataFrame, label: str | None = None) -> pd.DataFrame:
     ``throttled`` marks HTTP 429 (API Gateway usage-plan or Lambda concurrency throttling)."""
     df = jtl if label is None else jtl[jtl["label"] == label]
     codes = df["responseCode"].astype(str) if "responseCode" in df else pd.Series("", index=df.index)
-    return pd.DataFrame({"label": df["label"].to_numpy(), "time": df["timeStamp"].to_numpy(),
-                         "latency_ms": df["elapsed"].astype(float).to_numpy(),
-                         "success": df["success"].astype(bool).to_numpy(),
-                         "throttled": codes.eq("429").to_numpy()})
+    return pd.DataFrame(
+        {
+            "label": df["label"].to_numpy(),
+            "time": df["timeStamp"].to_numpy(),
+            "latency_ms": df["elapsed"].astype(float).to_numpy(),
+            "success": df["success"].astype(bool).to_numpy(),
+            "throttled": codes.eq("429").to_numpy(),
+        }
+    )
 
 
 def server_latency(executions: pd.DataFrame, state_machine: str | None = None) -> pd.DataFrame:
     """Executions → (label, time, latency_ms, success): start→stop of each finished execution."""
     df = executions if state_machine is None else executions[executions["state_machine"] == state_machine]
     df = df[df["stop_date"].notna()]
-    return pd.DataFrame({"label": df["state_machine"].to_numpy(), "time": df["start_date"].to_numpy(),
-                         "latency_ms": df["duration_ms"].astype(float).to_numpy(),
-                         "success": (df["status"] == "SUCCEEDED").to_numpy()})
+    return pd.DataFrame(
+        {
+            "label": df["state_machine"].to_numpy(),
+            "time": df["start_date"].to_numpy(),
+            "latency_ms": df["duration_ms"].astype(float).to_numpy(),
+            "success": (df["status"] == "SUCCEEDED").to_numpy(),
+        }
+    )
 
 
 # ---- throughput ----------------------------------------------------------------------------
 
-def throughput(starts: pd.Series, ends: pd.Series | None = None, errors: pd.Series | None = None,
-               throttles: pd.Series | None = None, interval: str = "10s") -> pd.DataFrame:
+
+def throughput(
+    starts: pd.Series,
+    ends: pd.Series | None = None,
+    errors: pd.Series | None = None,
+    throttles: pd.Series | None = None,
+    interval: str = "10s",
+) -> pd.DataFrame:
     """Counts per interval: started, completed, errors, throttles (each a Series of event times).
 
     Columns are per interval and ``*_per_s`` rates; intervals with no event are 0.
@@ -187,8 +222,13 @@ def throughput_of(latency: pd.DataFrame, interval: str = "10s") -> pd.DataFrame:
     t = pd.to_datetime(latency["time"], utc=True)
     throttled = latency["throttled"].astype(bool) if "throttled" in latency else pd.Series(False, index=latency.index)
     failed = ~latency["success"].astype(bool)
-    return throughput(t, t + pd.to_timedelta(latency["latency_ms"], unit="ms"), errors=t[failed & ~throttled],
-                      throttles=t[throttled], interval=interval)
+    return throughput(
+        t,
+        t + pd.to_timedelta(latency["latency_ms"], unit="ms"),
+        errors=t[failed & ~throttled],
+        throttles=t[throttled],
+        interval=interval,
+    )
 
 
 def errors_table(invocations: pd.DataFrame, metrics: pd.DataFrame | None = None) -> pd.DataFrame:

@@ -20,8 +20,9 @@ import pandas as pd
 CONTAINER_TYPES = ("Parallel", "Map")
 
 
-def attach_lambda_durations(states: pd.DataFrame, invocations: pd.DataFrame,
-                            tolerance_ms: float = 50.0) -> pd.DataFrame:
+def attach_lambda_durations(
+    states: pd.DataFrame, invocations: pd.DataFrame, tolerance_ms: float = 50.0
+) -> pd.DataFrame:
     """Add the Lambda invocations that ran inside each Task state: lambda_duration_ms and
     lambda_init_ms (sums), lambda_invocations, lambda_cold, lambda_request_id (comma-separated).
 
@@ -43,11 +44,19 @@ def attach_lambda_durations(states: pd.DataFrame, invocations: pd.DataFrame,
     invocations = invocations.reset_index(drop=True)
     tasks = out[out["resource"].notna() & out["exited"].notna()]
     attempts = 1 + (tasks["failed_attempts"].fillna(0).astype(int) if "failed_attempts" in tasks else 0)
-    tasks = pd.DataFrame({"entered": _ns(tasks["entered"]), "exited": _ns(tasks["exited"]),
-                          "resource": tasks["resource"], "attempts": attempts}, index=tasks.index)
-    inv = invocations.assign(end=_ns(invocations["end_time"]),
-                             begin=_ns(invocations["start_time"])
-                             - (invocations["init_duration_ms"].fillna(0) * 1e6).astype("int64"))
+    tasks = pd.DataFrame(
+        {
+            "entered": _ns(tasks["entered"]),
+            "exited": _ns(tasks["exited"]),
+            "resource": tasks["resource"],
+            "attempts": attempts,
+        },
+        index=tasks.index,
+    )
+    inv = invocations.assign(
+        end=_ns(invocations["end_time"]),
+        begin=_ns(invocations["start_time"]) - (invocations["init_duration_ms"].fillna(0) * 1e6).astype("int64"),
+    )
     tol = int(tolerance_ms * 1e6)
     rows = []
     for fn, t in tasks.groupby("resource", sort=False):
@@ -56,9 +65,12 @@ def attach_lambda_durations(states: pd.DataFrame, invocations: pd.DataFrame,
         fit = pd.DataFrame(rows, columns=["state_index", "position"])
         inv_rows = invocations.iloc[fit["position"].to_numpy()].assign(state_index=fit["state_index"].to_numpy())
         agg = inv_rows.groupby("state_index").agg(
-            lambda_duration_ms=("duration_ms", "sum"), lambda_init_ms=("init_duration_ms", "sum"),
-            lambda_invocations=("request_id", "size"), lambda_cold=("cold", "any"),
-            lambda_request_id=("request_id", ",".join))
+            lambda_duration_ms=("duration_ms", "sum"),
+            lambda_init_ms=("init_duration_ms", "sum"),
+            lambda_invocations=("request_id", "size"),
+            lambda_cold=("cold", "any"),
+            lambda_request_id=("request_id", ",".join),
+        )
         for col in agg.columns:
             out.loc[agg.index, col] = agg[col].to_numpy()
     return out
@@ -77,7 +89,7 @@ def _assign(tasks: pd.DataFrame, inv: pd.DataFrame, tol: int, chunk: int = 500) 
     begin, end = inv["begin"].to_numpy(), inv["end"].to_numpy()
     used: set[int] = set()
     for lo in range(0, len(tasks), chunk):
-        t = tasks.iloc[lo:lo + chunk]
+        t = tasks.iloc[lo : lo + chunk]
         e, x = t["entered"].to_numpy(), t["exited"].to_numpy()
         a, b = np.searchsorted(begin, e.min() - tol), np.searchsorted(begin, x.max() + tol, side="right")
         inside = (begin[None, a:b] >= e[:, None] - tol) & (end[None, a:b] <= x[:, None] + tol)
@@ -87,8 +99,7 @@ def _assign(tasks: pd.DataFrame, inv: pd.DataFrame, tol: int, chunk: int = 500) 
         for k in np.argsort(slack, kind="stable"):
             i, row = a + ii[k], ti[k]
             spans = taken.setdefault(row, [])
-            if i in used or len(spans) >= t["attempts"].iat[row] or \
-                    any(begin[i] < n and end[i] > m for m, n in spans):
+            if i in used or len(spans) >= t["attempts"].iat[row] or any(begin[i] < n and end[i] > m for m, n in spans):
                 continue
             used.add(i)
             spans.append((begin[i], end[i]))
@@ -101,8 +112,9 @@ def critical_path(states: pd.DataFrame, tolerance_ms: float = 1.0) -> pd.DataFra
     leaf = states[~states["state_type"].isin(CONTAINER_TYPES) & states["exited"].notna()]
     if len(leaf) == 0:
         return leaf
-    leaf = leaf.assign(entered=pd.to_datetime(leaf["entered"], utc=True),
-                       exited=pd.to_datetime(leaf["exited"], utc=True))
+    leaf = leaf.assign(
+        entered=pd.to_datetime(leaf["entered"], utc=True), exited=pd.to_datetime(leaf["exited"], utc=True)
+    )
     tol = pd.Timedelta(milliseconds=tolerance_ms)
     cur = leaf.loc[leaf["exited"].idxmax()]
     path = [cur.name]
@@ -156,11 +168,32 @@ def orchestration_overhead(states: pd.DataFrame, executions: pd.DataFrame) -> pd
         lam = p["lambda_duration_ms"].dropna() if "lambda_duration_ms" in p else pd.Series(dtype=float)
         init = float(p["lambda_init_ms"].fillna(0).sum()) if "lambda_init_ms" in p else 0.0
         e2e = float(done.loc[arn, "duration_ms"])
-        rows.append({"execution_arn": arn, "state_machine": done.loc[arn, "state_machine"],
-                     "status": done.loc[arn, "status"], "e2e_ms": e2e,
-                     "lambda_ms": float(lam.sum()), "lambda_init_ms": init,
-                     "overhead_ms": e2e - float(lam.sum()) - init, "hops": len(lam), "path_states": len(p)})
-    df = pd.DataFrame(rows, columns=["execution_arn", "state_machine", "status", "e2e_ms", "lambda_ms", "lambda_init_ms",
-                                     "overhead_ms", "hops", "path_states"])
+        rows.append(
+            {
+                "execution_arn": arn,
+                "state_machine": done.loc[arn, "state_machine"],
+                "status": done.loc[arn, "status"],
+                "e2e_ms": e2e,
+                "lambda_ms": float(lam.sum()),
+                "lambda_init_ms": init,
+                "overhead_ms": e2e - float(lam.sum()) - init,
+                "hops": len(lam),
+                "path_states": len(p),
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "execution_arn",
+            "state_machine",
+            "status",
+            "e2e_ms",
+            "lambda_ms",
+            "lambda_init_ms",
+            "overhead_ms",
+            "hops",
+            "path_states",
+        ],
+    )
     df["overhead_per_hop_ms"] = df["overhead_ms"] / df["hops"].where(df["hops"] > 0)
     return df

@@ -46,8 +46,11 @@ def _child(n: int, with_start_end: bool) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--child", type=int, help=argparse.SUPPRESS)
-    ap.add_argument("--start-end", action="store_true",
-                    help="also emit START/END lines (3 events per invocation) and report those figures")
+    ap.add_argument(
+        "--start-end",
+        action="store_true",
+        help="also emit START/END lines (3 events per invocation) and report those figures",
+    )
     args = ap.parse_args(argv)
     if args.child:
         print(json.dumps(measure(args.child, args.start_end)))

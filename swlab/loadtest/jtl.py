@@ -14,8 +14,16 @@ SAMPLE_VARIABLES = ("row_index", "row_value", "sample_id")
 
 
 _INT_COLUMNS = ("elapsed", "Latency", "Connect", "IdleTime", "bytes", "sentBytes", "grpThreads", "allThreads")
-_STR_COLUMNS = ("label", "responseCode", "responseMessage", "threadName", "dataType", "failureMessage", "URL",
-                *SAMPLE_VARIABLES)
+_STR_COLUMNS = (
+    "label",
+    "responseCode",
+    "responseMessage",
+    "threadName",
+    "dataType",
+    "failureMessage",
+    "URL",
+    *SAMPLE_VARIABLES,
+)
 
 
 def parse_jtl(path: Path) -> pd.DataFrame:
@@ -25,8 +33,9 @@ def parse_jtl(path: Path) -> pd.DataFrame:
     counts nullable ints, ``success`` bool, text columns strings ("" when empty;
     quoted fields may hold commas, quotes and newlines). ``row_index`` is an int.
     """
-    df = pd.read_csv(path, dtype=str, keep_default_na=False, na_filter=False, quotechar='"',
-                     doublequote=True, engine="c")
+    df = pd.read_csv(
+        path, dtype=str, keep_default_na=False, na_filter=False, quotechar='"', doublequote=True, engine="c"
+    )
     if "timeStamp" not in df.columns:
         raise ValueError(f"{path}: not a CSV JTL with a header line (no timeStamp column)")
     df["timeStamp"] = pd.to_datetime(pd.to_numeric(df["timeStamp"]), unit="ms", utc=True)

@@ -16,8 +16,18 @@ from urllib.parse import urlsplit
 
 PLANS_DIR = Path(__file__).resolve().parent.parent.parent / "jmeter"
 # Every property the plans read with ${__P(name,default)}; the launcher passes exactly these.
-PLAN_PROPERTIES = ("protocol", "host", "port", "base_path", "api_key", "rate", "duration", "warmup_s", "timeout_ms",
-                   "data_file")
+PLAN_PROPERTIES = (
+    "protocol",
+    "host",
+    "port",
+    "base_path",
+    "api_key",
+    "rate",
+    "duration",
+    "warmup_s",
+    "timeout_ms",
+    "data_file",
+)
 
 
 @dataclass(frozen=True)
@@ -86,11 +96,16 @@ def plan_properties(endpoint: ApiEndpoint, profile: LoadProfile, data_file: Path
     """The JMeter properties (``-Jname=value``) every plan reads; keys are exactly PLAN_PROPERTIES."""
     base = endpoint.base_path.strip("/")
     return {
-        "protocol": endpoint.protocol, "host": endpoint.host, "port": str(endpoint.port),
-        "base_path": f"/{base}" if base else "", "api_key": endpoint.api_key,
-        "rate": f"{profile.rate_per_s:g}", "duration": str(int(profile.duration_s)),
+        "protocol": endpoint.protocol,
+        "host": endpoint.host,
+        "port": str(endpoint.port),
+        "base_path": f"/{base}" if base else "",
+        "api_key": endpoint.api_key,
+        "rate": f"{profile.rate_per_s:g}",
+        "duration": str(int(profile.duration_s)),
         "warmup_s": f"{profile.warmup_s:g}",
-        "data_file": str(Path(data_file).resolve()), "timeout_ms": str(int(profile.timeout_ms)),
+        "data_file": str(Path(data_file).resolve()),
+        "timeout_ms": str(int(profile.timeout_ms)),
     }
 
 

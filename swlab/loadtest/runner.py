@@ -51,8 +51,14 @@ ENGINE_PROPERTIES = {
 # here (3 alternating runs each, load average ~5): JVM CPU time 3.2 s instead of 6.5 s per short
 # run, launch -> first sample 3.6-4.4 s instead of 3.5-9.3 s, and less CPU taken from the system
 # under test, which shares the machine on the local cloud.
-JVM_ARGS = ("-Xms256m", "-Xmx1g", "-XX:+UseG1GC", "-XX:MaxGCPauseMillis=100", "-XX:TieredStopAtLevel=1",
-            "-Djava.awt.headless=true")
+JVM_ARGS = (
+    "-Xms256m",
+    "-Xmx1g",
+    "-XX:+UseG1GC",
+    "-XX:MaxGCPauseMillis=100",
+    "-XX:TieredStopAtLevel=1",
+    "-Djava.awt.headless=true",
+)
 
 
 class JMeterRunError(RuntimeError):
@@ -76,8 +82,10 @@ class Progress:
 
     def line(self) -> str:
         state = "done" if self.done else "running"
-        return (f"{self.label}: {self.elapsed_s:5.0f}/{self.planned_s:.0f} s  samples {self.samples}  "
-                f"errors {self.errors} ({self.error_pct:.1f}%)  {state}")
+        return (
+            f"{self.label}: {self.elapsed_s:5.0f}/{self.planned_s:.0f} s  samples {self.samples}  "
+            f"errors {self.errors} ({self.error_pct:.1f}%)  {state}"
+        )
 
 
 class TerminalProgress:
@@ -176,13 +184,28 @@ class JMeterRun:
         return {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(self).items()}
 
 
-def jmeter_command(install: JMeterInstall, plan: Path, properties: Mapping[str, str], jtl: Path, log: Path,
-                   report_dir: Path) -> list[str]:
+def jmeter_command(
+    install: JMeterInstall, plan: Path, properties: Mapping[str, str], jtl: Path, log: Path, report_dir: Path
+) -> list[str]:
     """The headless command line: engine settings first, plan properties last."""
     props = {**ENGINE_PROPERTIES, **properties}
-    return [str(install.java), *JVM_ARGS, "-jar", str(install.launcher_jar),
-            "-n", "-t", str(plan), "-l", str(jtl), "-j", str(log), "-e", "-o", str(report_dir),
-            *(f"-J{k}={v}" for k, v in props.items())]
+    return [
+        str(install.java),
+        *JVM_ARGS,
+        "-jar",
+        str(install.launcher_jar),
+        "-n",
+        "-t",
+        str(plan),
+        "-l",
+        str(jtl),
+        "-j",
+        str(log),
+        "-e",
+        "-o",
+        str(report_dir),
+        *(f"-J{k}={v}" for k, v in props.items()),
+    ]
 
 
 def _pump(stream, lines: "queue.Queue[str | None]", copy) -> None:
@@ -193,8 +216,14 @@ def _pump(stream, lines: "queue.Queue[str | None]", copy) -> None:
     lines.put(None)
 
 
-def _watch(proc: subprocess.Popen, copy, label: str, planned_s: float, deadline_s: float,
-           progress: Callable[[Progress], None] | None) -> SummaryTracker:
+def _watch(
+    proc: subprocess.Popen,
+    copy,
+    label: str,
+    planned_s: float,
+    deadline_s: float,
+    progress: Callable[[Progress], None] | None,
+) -> SummaryTracker:
     """Follow JMeter's stdout until it exits, reporting progress about once a second."""
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines, copy), daemon=True).start()
@@ -216,8 +245,16 @@ def _watch(proc: subprocess.Popen, copy, label: str, planned_s: float, deadline_
             progress(Progress(label, now - (tracker.started_at or now), planned_s, tracker.samples, tracker.errors))
     proc.wait()
     if progress:
-        progress(Progress(label, time.monotonic() - (tracker.started_at or launched), planned_s,
-                          tracker.samples, tracker.errors, done=True))
+        progress(
+            Progress(
+                label,
+                time.monotonic() - (tracker.started_at or launched),
+                planned_s,
+                tracker.samples,
+                tracker.errors,
+                done=True,
+            )
+        )
     return tracker
 
 
@@ -228,12 +265,26 @@ def _tail(path: Path, lines: int = 15) -> str:
         return ""
 
 
-def _spawn(cmd: list[str], run_dir: Path, out: Path, label: str, planned_s: float, timeout_s: float,
-           progress: Callable[[Progress], None] | None) -> tuple[int, SummaryTracker]:
+def _spawn(
+    cmd: list[str],
+    run_dir: Path,
+    out: Path,
+    label: str,
+    planned_s: float,
+    timeout_s: float,
+    progress: Callable[[Progress], None] | None,
+) -> tuple[int, SummaryTracker]:
     """Run JMeter in its own process group, copying its stdout to ``out``; kill it on overrun."""
     with open(out, "w") as copy:
-        proc = subprocess.Popen(cmd, cwd=run_dir, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, text=True, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd,
+            cwd=run_dir,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            start_new_session=True,
+        )
         try:
             tracker = _watch(proc, copy, label, planned_s, timeout_s, progress)
         finally:
@@ -243,9 +294,16 @@ def _spawn(cmd: list[str], run_dir: Path, out: Path, label: str, planned_s: floa
     return proc.returncode, tracker
 
 
-def run_jmeter(plan: Path, properties: Mapping[str, str], run_dir: Path, *, install: JMeterInstall | None = None,
-               progress: Callable[[Progress], None] | None = None, label: str | None = None,
-               timeout_s: float | None = None) -> JMeterRun:
+def run_jmeter(
+    plan: Path,
+    properties: Mapping[str, str],
+    run_dir: Path,
+    *,
+    install: JMeterInstall | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    label: str | None = None,
+    timeout_s: float | None = None,
+) -> JMeterRun:
     """Run ``plan`` headless into ``run_dir`` (results.jtl, jmeter.log, stdout.txt, run.json, dashboard/).
 
     ``properties`` are the plan properties (see :func:`plan_properties`).
@@ -266,20 +324,35 @@ def run_jmeter(plan: Path, properties: Mapping[str, str], run_dir: Path, *, inst
     planned_s = warmup_s + duration_s + float(properties.get("timeout_ms", 35_000)) / 1000
     cmd = jmeter_command(install, Path(plan).resolve(), properties, jtl, log, report)
     launched_at, t0 = time.time(), time.monotonic()
-    code, tracker = _spawn(cmd, run_dir, out, label or Path(plan).stem, planned_s, timeout_s or planned_s + 300,
-                           progress)
+    code, tracker = _spawn(
+        cmd, run_dir, out, label or Path(plan).stem, planned_s, timeout_s or planned_s + 300, progress
+    )
     if code != 0 or not jtl.exists():
         raise JMeterRunError(f"JMeter exited with {code} (see {log}):\n{_tail(out)}\n{_tail(log)}")
     first = _first_sample_epoch_s(jtl)
     clock = tracker.schedule_start_epoch_s or tracker.test_start_epoch_s
     late = round(first - clock - warmup_s, 3) if first is not None and clock is not None else None
-    result = JMeterRun(Path(plan), run_dir, jtl, log, out, report / "index.html", code,
-                       {k: ("***" if k == "api_key" and v else v) for k, v in properties.items()},
-                       round(rate * duration_s), launched_at, time.monotonic() - t0,
-                       None if first is None else round(first - launched_at, 3), late,
-                       _late_warning(late, rate), install.version, install.source)
-    (run_dir / "run.json").write_text(json.dumps({**result.as_dict(), "java": str(install.java),
-                                                  "jmeter_home": str(install.home)}, indent=2))
+    result = JMeterRun(
+        Path(plan),
+        run_dir,
+        jtl,
+        log,
+        out,
+        report / "index.html",
+        code,
+        {k: ("***" if k == "api_key" and v else v) for k, v in properties.items()},
+        round(rate * duration_s),
+        launched_at,
+        time.monotonic() - t0,
+        None if first is None else round(first - launched_at, 3),
+        late,
+        _late_warning(late, rate),
+        install.version,
+        install.source,
+    )
+    (run_dir / "run.json").write_text(
+        json.dumps({**result.as_dict(), "java": str(install.java), "jmeter_home": str(install.home)}, indent=2)
+    )
     return result
 
 
@@ -291,19 +364,35 @@ def _late_warning(late_s: float | None, rate_per_s: float) -> tuple[str, ...]:
     """
     if late_s is None or late_s <= 1.0 / rate_per_s:
         return ()
-    return (f"first sample started {late_s:.2f} s after its scheduled arrival: the first arrivals were "
-            "bunched (see 'swlab:' lines in jmeter.log)",)
+    return (
+        f"first sample started {late_s:.2f} s after its scheduled arrival: the first arrivals were "
+        "bunched (see 'swlab:' lines in jmeter.log)",
+    )
 
 
-def run_workflow(workflow: str, endpoint: ApiEndpoint, data_file: Path, run_dir: Path,
-                 profile: LoadProfile = LoadProfile(), *, install: JMeterInstall | None = None,
-                 progress: Callable[[Progress], None] | None = None, plans_dir: Path | None = None) -> JMeterRun:
+def run_workflow(
+    workflow: str,
+    endpoint: ApiEndpoint,
+    data_file: Path,
+    run_dir: Path,
+    profile: LoadProfile = LoadProfile(),
+    *,
+    install: JMeterInstall | None = None,
+    progress: Callable[[Progress], None] | None = None,
+    plans_dir: Path | None = None,
+) -> JMeterRun:
     """Load-test one workflow ("wf1" ingest, "wf2" classify) with its plan; checks the data file first."""
     spec = WORKFLOWS[workflow]
     read_data_file(data_file, spec.field)  # fail here, clearly, rather than in every sample
     props = plan_properties(endpoint, profile, data_file)
-    return run_jmeter(plan_path(workflow, plans_dir), props, run_dir, install=install, progress=progress,
-                      label=f"{workflow} {spec.label}")
+    return run_jmeter(
+        plan_path(workflow, plans_dir),
+        props,
+        run_dir,
+        install=install,
+        progress=progress,
+        label=f"{workflow} {spec.label}",
+    )
 
 
 def _first_sample_epoch_s(jtl: Path) -> float | None:

@@ -21,8 +21,7 @@ class StubApi:
     ``requests`` records (monotonic arrival time, path, parsed body) of every request.
     """
 
-    def __init__(self, api_key: str = "stub-key", base_path: str = "/stub", delay_s: float = 0.0,
-                 fail_every: int = 0):
+    def __init__(self, api_key: str = "stub-key", base_path: str = "/stub", delay_s: float = 0.0, fail_every: int = 0):
         self.api_key, self.base_path, self.delay_s, self.fail_every = api_key, base_path, delay_s, fail_every
         self.requests: list[tuple[float, str, object]] = []
         self._lock = threading.Lock()
@@ -62,8 +61,12 @@ class StubApi:
         if failing and field_name == "image_url":
             return 500, f'stub failure, request {n}\n"on purpose"'
         if failing:
-            return 200, {"executionArn": arn, "status": "FAILED", "error": "States.TaskFailed",
-                         "cause": f'stub failure, request {n}\n"on purpose"'}
+            return 200, {
+                "executionArn": arn,
+                "status": "FAILED",
+                "error": "States.TaskFailed",
+                "cause": f'stub failure, request {n}\n"on purpose"',
+            }
         if field_name == "image_url":
             return 200, {"image_id": f"img-{n:06d}"}
         output = json.dumps({"image_id": body["image_id"], "status": "CLASSIFIED"})

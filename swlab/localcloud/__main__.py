@@ -24,12 +24,17 @@ def main(argv: list[str] | None = None) -> int:
     commands = {name: sub.add_parser(name) for name in ("serve", "start", "stop", "status")}
     for name in ("serve", "start"):
         p = commands[name]
-        p.add_argument("--port", type=int, default=int(os.environ.get("SWLAB_LOCALCLOUD_PORT", "4566")),
-                       help="port on 127.0.0.1 (0 picks a free one; default 4566 or $SWLAB_LOCALCLOUD_PORT)")
+        p.add_argument(
+            "--port",
+            type=int,
+            default=int(os.environ.get("SWLAB_LOCALCLOUD_PORT", "4566")),
+            help="port on 127.0.0.1 (0 picks a free one; default 4566 or $SWLAB_LOCALCLOUD_PORT)",
+        )
         p.add_argument("--options", default="{}", help="JSON object of data-plane options")
     for p in commands.values():
-        p.add_argument("--work-dir", type=Path, default=Path(".localcloud"),
-                                       help="state file and logs (default .localcloud)")
+        p.add_argument(
+            "--work-dir", type=Path, default=Path(".localcloud"), help="state file and logs (default .localcloud)"
+        )
     commands["start"].add_argument("--shell", action="store_true", help="print 'export AWS_ENDPOINT_URL=...'")
     args = parser.parse_args(argv)
     work_dir = args.work_dir.resolve()

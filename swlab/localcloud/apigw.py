@@ -168,8 +168,9 @@ class ApiGatewayDataPlane:
         except TemplateError as exc:
             log.error("mapping template of %s %s: %s", request.method, request.resource_path, exc)
             return _message(500, "Internal server error")
-        log.error("unsupported integration %s %r on %s %s", kind, integration.uri, request.method,
-                  request.resource_path)
+        log.error(
+            "unsupported integration %s %r on %s %s", kind, integration.uri, request.method, request.resource_path
+        )
         return _message(500, "Internal server error")
 
     # -- configuration ----------------------------------------------------------------
@@ -213,10 +214,16 @@ class ApiGatewayDataPlane:
         event = request.proxy_event(api.id)
         try:
             resp = self.http.request(
-                "POST", f"{self.endpoint_url}/2015-03-31/functions/{quote(function, safe='')}/invocations",
-                body=json.dumps(event).encode(), headers=_aws_headers("lambda", self.region, {
-                    "Content-Type": "application/json", "X-Amz-Invocation-Type": "RequestResponse"}),
-                timeout=urllib3.Timeout(connect=5, read=_timeout_s(integration)))
+                "POST",
+                f"{self.endpoint_url}/2015-03-31/functions/{quote(function, safe='')}/invocations",
+                body=json.dumps(event).encode(),
+                headers=_aws_headers(
+                    "lambda",
+                    self.region,
+                    {"Content-Type": "application/json", "X-Amz-Invocation-Type": "RequestResponse"},
+                ),
+                timeout=urllib3.Timeout(connect=5, read=_timeout_s(integration)),
+            )
         except urllib3.exceptions.ReadTimeoutError:
             return _message(504, "Endpoint request timed out")
         if resp.status != 200:
@@ -241,10 +248,16 @@ class ApiGatewayDataPlane:
             return _integration_reply(integration, request, api.id, 400, error)
         try:
             resp = self.http.request(
-                "POST", f"{self.endpoint_url}/", body=body.encode(),
-                headers=_aws_headers(uri["service"], uri["region"], {
-                    "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"{target}.{uri['action']}"}),
-                timeout=urllib3.Timeout(connect=5, read=_timeout_s(integration)))
+                "POST",
+                f"{self.endpoint_url}/",
+                body=body.encode(),
+                headers=_aws_headers(
+                    uri["service"],
+                    uri["region"],
+                    {"Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": f"{target}.{uri['action']}"},
+                ),
+                timeout=urllib3.Timeout(connect=5, read=_timeout_s(integration)),
+            )
         except urllib3.exceptions.ReadTimeoutError:
             return _message(504, "Endpoint request timed out")
         return _integration_reply(integration, request, api.id, resp.status, resp.data.decode("utf-8", "replace"))
@@ -272,8 +285,9 @@ def _timeout_s(integration: Any) -> float:
 def _aws_headers(service: str, region: str, extra: dict[str, str]) -> dict[str, str]:
     """Headers for a call to our own endpoint; moto routes by the credential scope's service."""
     day = datetime.now(timezone.utc).strftime("%Y%m%d")
-    auth = (f"AWS4-HMAC-SHA256 Credential=apigateway/{day}/{region}/{service}/aws4_request, "
-            "SignedHeaders=host, Signature=0")
+    auth = (
+        f"AWS4-HMAC-SHA256 Credential=apigateway/{day}/{region}/{service}/aws4_request, SignedHeaders=host, Signature=0"
+    )
     return {"Authorization": auth, **extra}
 
 

@@ -45,9 +45,17 @@ class HttpRequest:
         for key in ("CONTENT_TYPE", "CONTENT_LENGTH"):
             if environ.get(key):
                 headers.append((key.replace("_", "-").title(), environ[key]))
-        return cls(method=environ["REQUEST_METHOD"].upper(), path=path, stage=stage, request_id=request_id,
-                   headers=headers, query=parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True),
-                   body=body, source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"), received_at=time.time())
+        return cls(
+            method=environ["REQUEST_METHOD"].upper(),
+            path=path,
+            stage=stage,
+            request_id=request_id,
+            headers=headers,
+            query=parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True),
+            body=body,
+            source_ip=environ.get("REMOTE_ADDR", "127.0.0.1"),
+            received_at=time.time(),
+        )
 
     def header(self, name: str) -> str | None:
         name = name.lower()
@@ -56,15 +64,32 @@ class HttpRequest:
     def context(self, api_id: str) -> dict[str, Any]:
         epoch_ms = int(self.received_at * 1000)
         return {
-            "resourceId": self.resource_id, "resourcePath": self.resource_path, "httpMethod": self.method,
+            "resourceId": self.resource_id,
+            "resourcePath": self.resource_path,
+            "httpMethod": self.method,
             "path": f"/{self.stage}{self.path}",
-            "accountId": self.account_id, "protocol": "HTTP/1.1", "stage": self.stage, "requestId": self.request_id,
-            "extendedRequestId": self.request_id, "apiId": api_id, "domainPrefix": api_id,
-            "domainName": f"{api_id}.execute-api.localhost", "requestTimeEpoch": epoch_ms,
+            "accountId": self.account_id,
+            "protocol": "HTTP/1.1",
+            "stage": self.stage,
+            "requestId": self.request_id,
+            "extendedRequestId": self.request_id,
+            "apiId": api_id,
+            "domainPrefix": api_id,
+            "domainName": f"{api_id}.execute-api.localhost",
+            "requestTimeEpoch": epoch_ms,
             "requestTime": datetime.fromtimestamp(self.received_at, timezone.utc).strftime("%d/%b/%Y:%H:%M:%S +0000"),
-            "identity": {"sourceIp": self.source_ip, "userAgent": self.header("user-agent"),
-                         "apiKey": self.api_key, "apiKeyId": self.api_key_id, "accountId": None, "caller": None,
-                         "user": None, "userArn": None, "cognitoIdentityId": None, "accessKey": None},
+            "identity": {
+                "sourceIp": self.source_ip,
+                "userAgent": self.header("user-agent"),
+                "apiKey": self.api_key,
+                "apiKeyId": self.api_key_id,
+                "accountId": None,
+                "caller": None,
+                "user": None,
+                "userArn": None,
+                "cognitoIdentityId": None,
+                "accessKey": None,
+            },
         }
 
     def proxy_event(self, api_id: str) -> dict[str, Any]:
@@ -81,21 +106,29 @@ class HttpRequest:
             body, encoded = base64.b64encode(self.body).decode(), True
         ctx = self.context(api_id)
         return {
-            "resource": self.resource_path, "path": self.path, "httpMethod": self.method,
+            "resource": self.resource_path,
+            "path": self.path,
+            "httpMethod": self.method,
             "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
             "multiValueHeaders": multi_headers or None,
             "queryStringParameters": {k: v[-1] for k, v in multi_query.items()} or None,
             "multiValueQueryStringParameters": multi_query or None,
-            "pathParameters": self.path_params or None, "stageVariables": self.stage_variables or None,
-            "requestContext": ctx, "body": body, "isBase64Encoded": encoded,
+            "pathParameters": self.path_params or None,
+            "stageVariables": self.stage_variables or None,
+            "requestContext": ctx,
+            "body": body,
+            "isBase64Encoded": encoded,
         }
 
     def template_input(self, api_id: str, body: str | None = None) -> TemplateInput:
         return TemplateInput(
             body=self.body.decode("utf-8", "replace") if body is None else body,
-            path_params=dict(self.path_params or {}), query_params=dict(self.query),
-            headers=dict(self.headers), context=self.context(api_id),
-            stage_variables=dict(self.stage_variables or {}))
+            path_params=dict(self.path_params or {}),
+            query_params=dict(self.query),
+            headers=dict(self.headers),
+            context=self.context(api_id),
+            stage_variables=dict(self.stage_variables or {}),
+        )
 
 
 class RouteTable:

@@ -83,7 +83,7 @@ def json_path(document: Any, path: str) -> Any:
             value = value[key]
         except (KeyError, IndexError, TypeError):
             return None
-        rest = rest[match.end():]
+        rest = rest[match.end() :]
     return value
 
 
@@ -121,7 +121,7 @@ def render(template: str, data: TemplateInput) -> str:
         if not match:
             out.append(template[pos:])
             return "".join(out)
-        out.append(template[pos:match.start()])
+        out.append(template[pos : match.start()])
         value, pos = _expression(template, match.start(), data)
         out.append(value)
 
@@ -149,7 +149,7 @@ def _expression(template: str, start: int, data: TemplateInput) -> tuple[str, in
     stage_var = _STAGE_VAR.match(template, start)
     if stage_var:
         return str(data.stage_variables.get(stage_var.group(1), "")), stage_var.end()
-    snippet = template[start:start + 40].splitlines()[0]
+    snippet = template[start : start + 40].splitlines()[0]
     raise TemplateError(f"unsupported template expression at offset {start}: {snippet!r}")
 
 

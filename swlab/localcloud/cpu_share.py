@@ -79,6 +79,7 @@ class Limiter(Protocol):
 
 # ---- off ------------------------------------------------------------------------------------
 
+
 class _NoLimit:
     def release(self) -> None:
         pass
@@ -95,6 +96,7 @@ class NoLimiter:
 
 
 # ---- cgroups ----------------------------------------------------------------------------------
+
 
 @dataclass
 class _CgroupLimit:
@@ -218,7 +220,7 @@ def _cpu_s_by_group(pgids: set[int]) -> dict[int, float]:
             stat = Path(entry.path, "stat").read_text()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         pgid = int(fields[2])  # field 5 of stat: pgrp
         if pgid in pgids:
             totals[pgid] = totals.get(pgid, 0) + int(fields[11]) + int(fields[12])  # utime, stime
@@ -312,6 +314,7 @@ def _signal(pgid: int, sig: int) -> None:
 
 # ---- choice -----------------------------------------------------------------------------------
 
+
 def choose_limiter(cpu_model: str = "aws", owner: str | None = None, prefer: str | None = None) -> Limiter:
     """The first mechanism that works here for ``cpu_model`` ("aws" or "off").
 
@@ -323,14 +326,19 @@ def choose_limiter(cpu_model: str = "aws", owner: str | None = None, prefer: str
     if cpu_model == "off" or prefer == "off":
         return NoLimiter()
     owner = owner or f"swlab-localcloud-{os.getpid()}"
-    candidates = {"cgroup-v1": lambda: _cgroup_v1(owner), "cgroup-v2": lambda: _cgroup_v2(owner),
-                  "sigstop": lambda: StopContLimiter() if Path("/proc/self/stat").exists() else None}
+    candidates = {
+        "cgroup-v1": lambda: _cgroup_v1(owner),
+        "cgroup-v2": lambda: _cgroup_v2(owner),
+        "sigstop": lambda: StopContLimiter() if Path("/proc/self/stat").exists() else None,
+    }
     for name, make in candidates.items():
         if prefer and name != prefer:
             continue
         limiter = make()
         if limiter is not None:
             return limiter
-    log.warning("CPU share cannot be enforced here (no writable cgroup, no /proc): every environment "
-                "gets the host's whole CPU, so memory size changes nothing but a label")
+    log.warning(
+        "CPU share cannot be enforced here (no writable cgroup, no /proc): every environment "
+        "gets the host's whole CPU, so memory size changes nothing but a label"
+    )
     return NoLimiter()

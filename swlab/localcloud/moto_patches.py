@@ -234,8 +234,9 @@ def _make_state_machine_type_not_supported(message: str) -> Exception:
     return AWSError(message, exception_type="StateMachineTypeNotSupported", status=400)
 
 
-def _backend_start_sync_execution(self, state_machine_arn: str, name: str | None, execution_input: str | None,
-                                  trace_header: str | None = None) -> Any:
+def _backend_start_sync_execution(
+    self, state_machine_arn: str, name: str | None, execution_input: str | None, trace_header: str | None = None
+) -> Any:
     import copy
     import json
 
@@ -245,7 +246,8 @@ def _backend_start_sync_execution(self, state_machine_arn: str, name: str | None
     state_machine = self.describe_state_machine(state_machine_arn)
     if getattr(state_machine, "type", "STANDARD") != "EXPRESS":
         raise _make_state_machine_type_not_supported(
-            "This operation is only supported for state machines of type EXPRESS")
+            "This operation is only supported for state machines of type EXPRESS"
+        )
     name = name or str(uuid.uuid4())
     state_machine._handle_name_input_idempotency(name, execution_input)
     input_data = execution_input or "{}"
@@ -253,13 +255,22 @@ def _backend_start_sync_execution(self, state_machine_arn: str, name: str | None
         json.loads(input_data)
     except ValueError as ex:
         raise InvalidExecutionInput(str(ex)) from None
-    clone = copy.deepcopy(state_machine, {id(state_machine.executions): [], id(state_machine.backend): state_machine.backend})
+    clone = copy.deepcopy(
+        state_machine, {id(state_machine.executions): [], id(state_machine.backend): state_machine.backend}
+    )
     execution = SyncExecution(
-        name=name, sm_type=clone.sm_type, role_arn=clone.roleArn,
+        name=name,
+        sm_type=clone.sm_type,
+        role_arn=clone.roleArn,
         exec_arn=f"arn:{self.partition}:states:{self.region_name}:{self.account_id}:execution:{state_machine.name}:{name}",
-        account_id=self.account_id, region_name=self.region_name, state_machine=clone,
-        start_date=datetime.datetime.now(tz=datetime.timezone.utc), cloud_watch_logging_session=None,
-        input_data=input_data, trace_header=trace_header, activity_store={},
+        account_id=self.account_id,
+        region_name=self.region_name,
+        state_machine=clone,
+        start_date=datetime.datetime.now(tz=datetime.timezone.utc),
+        cloud_watch_logging_session=None,
+        input_data=input_data,
+        trace_header=trace_header,
+        activity_store={},
     )
     state_machine.executions.append(execution)
     execution.start()  # SyncExecutionWorker runs in this thread until the execution ends
@@ -275,8 +286,10 @@ def sync_execution_response(execution: Any) -> dict[str, Any]:
     out["status"] = str(getattr(out["status"], "value", out["status"]))
     duration_ms = (execution.stop_date - execution.start_date).total_seconds() * 1000
     # Express bills per 100 ms (rounded up) and at least 64 MB.
-    out["billingDetails"] = {"billedMemoryUsedInMB": 64,
-                             "billedDurationInMilliseconds": max(100, int(math.ceil(duration_ms / 100.0)) * 100)}
+    out["billingDetails"] = {
+        "billedMemoryUsedInMB": 64,
+        "billedDurationInMilliseconds": max(100, int(math.ceil(duration_ms / 100.0)) * 100),
+    }
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -284,8 +297,11 @@ def _response_start_sync_execution(self) -> Any:
     from moto.core.responses import ActionResult
 
     execution = self.stepfunction_backend.start_sync_execution(
-        self._get_param("stateMachineArn"), self._get_param("name"),
-        self._get_param("input", if_none="{}"), self._get_param("traceHeader"))
+        self._get_param("stateMachineArn"),
+        self._get_param("name"),
+        self._get_param("input", if_none="{}"),
+        self._get_param("traceHeader"),
+    )
     return ActionResult(sync_execution_response(execution))
 
 
@@ -296,7 +312,6 @@ def _response_start_sync_execution(self) -> Any:
 def parse_tree(definition: str) -> Any:
     """The ANTLR parse tree of an ASL definition (read-only once built; shared)."""
     from antlr4 import CommonTokenStream, InputStream
-
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLLexer import ASLLexer
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLParser import ASLParser
     from moto.stepfunctions.parser.asl.parse.asl_parser import ASLParserException, SyntaxErrorListener
@@ -377,9 +392,16 @@ class LambdaInvokeClient:
     def __getattr__(self, name: str) -> Any:
         return getattr(self._real, name)
 
-    def invoke(self, FunctionName: str, Payload: Any = b"", InvocationType: str = "RequestResponse",  # noqa: N803
-               Qualifier: str | None = None, ClientContext: str | None = None, LogType: str | None = None,
-               **_: Any) -> dict[str, Any]:
+    def invoke(
+        self,
+        FunctionName: str,
+        Payload: Any = b"",
+        InvocationType: str = "RequestResponse",  # noqa: N803
+        Qualifier: str | None = None,
+        ClientContext: str | None = None,
+        LogType: str | None = None,
+        **_: Any,
+    ) -> dict[str, Any]:
         import http.client
         import io
         from urllib.parse import quote
@@ -387,9 +409,12 @@ class LambdaInvokeClient:
         path = f"/2015-03-31/functions/{quote(FunctionName, safe='')}/invocations"
         if Qualifier:
             path += f"?Qualifier={quote(Qualifier, safe='')}"
-        headers = {"Content-Type": "application/json", "X-Amz-Invocation-Type": InvocationType,
-                   "Authorization": "AWS4-HMAC-SHA256 Credential=ak/20200101/us-east-1/lambda/aws4_request, "
-                                    "SignedHeaders=host, Signature=0"}
+        headers = {
+            "Content-Type": "application/json",
+            "X-Amz-Invocation-Type": InvocationType,
+            "Authorization": "AWS4-HMAC-SHA256 Credential=ak/20200101/us-east-1/lambda/aws4_request, "
+            "SignedHeaders=host, Signature=0",
+        }
         if ClientContext:
             headers["X-Amz-Client-Context"] = ClientContext
         if LogType:
@@ -402,12 +427,19 @@ class LambdaInvokeClient:
             data = resp.read()
         finally:
             conn.close()
-        meta = {"HTTPStatusCode": resp.status, "RequestId": resp.getheader("x-amzn-RequestId", ""),
-                "HTTPHeaders": {k.lower(): v for k, v in resp.getheaders()}}
+        meta = {
+            "HTTPStatusCode": resp.status,
+            "RequestId": resp.getheader("x-amzn-RequestId", ""),
+            "HTTPHeaders": {k.lower(): v for k, v in resp.getheaders()},
+        }
         if resp.status >= 300:
             raise _client_error(resp.status, resp.getheader("x-amzn-ErrorType"), data, meta)
-        out: dict[str, Any] = {"StatusCode": resp.status, "Payload": io.BytesIO(data), "ResponseMetadata": meta,
-                               "ExecutedVersion": resp.getheader("X-Amz-Executed-Version", "$LATEST")}
+        out: dict[str, Any] = {
+            "StatusCode": resp.status,
+            "Payload": io.BytesIO(data),
+            "ResponseMetadata": meta,
+            "ExecutedVersion": resp.getheader("X-Amz-Executed-Version", "$LATEST"),
+        }
         for header, field_name in (("X-Amz-Function-Error", "FunctionError"), ("X-Amz-Log-Result", "LogResult")):
             if resp.getheader(header):
                 out[field_name] = resp.getheader(header)
@@ -431,12 +463,15 @@ def _client_error(status: int, error_type: str | None, data: bytes, meta: dict) 
 def _new_client(region: str, service: str, endpoint: str) -> Any:
     import boto3
     from botocore.config import Config
-
     from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
 
-    config = Config(parameter_validation=False, retries={"max_attempts": 0, "total_max_attempts": 1},
-                    connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
-                    read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS, max_pool_connections=64)
+    config = Config(
+        parameter_validation=False,
+        retries={"max_attempts": 0, "total_max_attempts": 1},
+        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+        max_pool_connections=64,
+    )
     session = boto3.session.Session(aws_access_key_id="ak", aws_secret_access_key="sk", region_name=region)
     return session.client(service, config=config, **({"endpoint_url": endpoint} if endpoint else {}))
 
@@ -639,8 +674,11 @@ def _with_consumed_capacity(operation: str, original: Callable[..., Any]) -> Cal
             else:  # get_item reads what is stored; update_item bills the larger of before and after
                 size = max(before, _stored_size(self))
             units = consumed_capacity_units(operation, size, bool(self.body.get("ConsistentRead")))
-            body["ConsumedCapacity"] = {"TableName": self.body["TableName"], "CapacityUnits": units,
-                                        **({"Table": {"CapacityUnits": units}} if mode == "INDEXES" else {})}
+            body["ConsumedCapacity"] = {
+                "TableName": self.body["TableName"],
+                "CapacityUnits": units,
+                **({"Table": {"CapacityUnits": units}} if mode == "INDEXES" else {}),
+            }
         return result
 
     return handler

@@ -171,8 +171,11 @@ def bracket_path_lexer() -> type:
     """moto's intrinsic-function lexer, with path tokens extended over consecutive ``[...]``."""
     from moto.stepfunctions.parser.asl.antlr.runtime.ASLIntrinsicLexer import ASLIntrinsicLexer
 
-    path_types = {ASLIntrinsicLexer.JSON_PATH_STRING, ASLIntrinsicLexer.CONTEXT_PATH_STRING,
-                  ASLIntrinsicLexer.STRING_VARIABLE}
+    path_types = {
+        ASLIntrinsicLexer.JSON_PATH_STRING,
+        ASLIntrinsicLexer.CONTEXT_PATH_STRING,
+        ASLIntrinsicLexer.STRING_VARIABLE,
+    }
 
     class BracketPathLexer(ASLIntrinsicLexer):
         def nextToken(self):  # noqa: N802 - ANTLR's name
@@ -184,7 +187,7 @@ def bracket_path_lexer() -> type:
                     self._input.seek(end)
                     self._interp.column += end - token.stop - 1
                     token.stop = end - 1
-                    token.text = text[token.start:end]
+                    token.text = text[token.start : end]
             return token
 
     return BracketPathLexer
@@ -221,8 +224,15 @@ def service_error_cause(service: str, error: Any) -> tuple[str, str]:
     code = (response.get("Error") or {}).get("Code") or "ServiceException"
     message = (response.get("Error") or {}).get("Message") or ""
     request_id = meta.get("RequestId") or (meta.get("HTTPHeaders") or {}).get("x-amzn-requestid", "")
-    details = "; ".join([f"Service: {service}", f"Status Code: {meta.get('HTTPStatusCode', 500)}",
-                         f"Error Code: {code}", f"Request ID: {request_id}", "Proxy: null"])
+    details = "; ".join(
+        [
+            f"Service: {service}",
+            f"Status Code: {meta.get('HTTPStatusCode', 500)}",
+            f"Error Code: {code}",
+            f"Request ID: {request_id}",
+            "Proxy: null",
+        ]
+    )
     return code, f"{message} ({details})"
 
 
@@ -275,14 +285,27 @@ def _patch_lambda_error_names(originals: dict[str, Callable[..., Any]]) -> None:
                 return original(self, env, ex)
             error, cause = found
             if legacy_events:
-                return FailureEvent(env=env, error_name=CustomErrorName(error),
-                                    event_type=HistoryEventType.LambdaFunctionFailed,
-                                    event_details=EventDetails(lambdaFunctionFailedEventDetails=(
-                                        LambdaFunctionFailedEventDetails(error=error, cause=cause))))
-            return FailureEvent(env=env, error_name=CustomErrorName(error), event_type=HistoryEventType.TaskFailed,
-                                event_details=EventDetails(taskFailedEventDetails=TaskFailedEventDetails(
-                                    error=error, cause=cause, resource=self._get_sfn_resource(),
-                                    resourceType=self._get_sfn_resource_type())))
+                return FailureEvent(
+                    env=env,
+                    error_name=CustomErrorName(error),
+                    event_type=HistoryEventType.LambdaFunctionFailed,
+                    event_details=EventDetails(
+                        lambdaFunctionFailedEventDetails=(LambdaFunctionFailedEventDetails(error=error, cause=cause))
+                    ),
+                )
+            return FailureEvent(
+                env=env,
+                error_name=CustomErrorName(error),
+                event_type=HistoryEventType.TaskFailed,
+                event_details=EventDetails(
+                    taskFailedEventDetails=TaskFailedEventDetails(
+                        error=error,
+                        cause=cause,
+                        resource=self._get_sfn_resource(),
+                        resourceType=self._get_sfn_resource_type(),
+                    )
+                ),
+            )
 
         task_class._from_error = _from_error
 
@@ -303,8 +326,9 @@ def _patch_dynamodb_error_causes(originals: dict[str, Callable[..., Any]]) -> No
 
     def _error_cause_from_client_error(client_error):
         response = client_error.response
-        if response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500 and not response.get(
-                "Error", {}).get("Message", "").startswith("{"):
+        if response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) >= 500 and not response.get("Error", {}).get(
+            "Message", ""
+        ).startswith("{"):
             # moto's server failed on the request (an HTML error page): answer DynamoDB's 500 shape.
             response = {**response, "Error": {"Code": "InternalServerError", "Message": "Internal server error"}}
             client_error = type(client_error)(response, "DynamoDB")

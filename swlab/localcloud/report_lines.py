@@ -34,18 +34,29 @@ def end_line(request_id: str) -> str:
     return f"END RequestId: {request_id}"
 
 
-def report_line(request_id: str, duration_ms: float, billed_duration_ms: int, memory_size_mb: int,
-                max_memory_used_mb: int, init_duration_ms: float | None = None,
-                status: str | None = None, error_type: str | None = None) -> str:
+def report_line(
+    request_id: str,
+    duration_ms: float,
+    billed_duration_ms: int,
+    memory_size_mb: int,
+    max_memory_used_mb: int,
+    init_duration_ms: float | None = None,
+    status: str | None = None,
+    error_type: str | None = None,
+) -> str:
     """A text REPORT line as Lambda writes it (tab-separated, trailing tab).
 
     ``status``/``error_type`` are appended only for a platform failure
     (``Status: timeout``, ``Status: error\\tError Type: Runtime.OutOfMemory``);
     ``None`` or ``"success"`` adds nothing.
     """
-    parts = [f"REPORT RequestId: {request_id}", f"Duration: {duration_ms:.2f} ms",
-             f"Billed Duration: {int(billed_duration_ms)} ms", f"Memory Size: {int(memory_size_mb)} MB",
-             f"Max Memory Used: {int(max_memory_used_mb)} MB"]
+    parts = [
+        f"REPORT RequestId: {request_id}",
+        f"Duration: {duration_ms:.2f} ms",
+        f"Billed Duration: {int(billed_duration_ms)} ms",
+        f"Memory Size: {int(memory_size_mb)} MB",
+        f"Max Memory Used: {int(max_memory_used_mb)} MB",
+    ]
     if init_duration_ms is not None:
         parts.append(f"Init Duration: {init_duration_ms:.2f} ms")
     if status and status != "success":
@@ -62,14 +73,17 @@ def timeout_line(request_id: str, seconds: float, when: datetime | None = None) 
 
 def init_start_line(runtime: str, region: str) -> str:
     """The INIT_START line of a new environment (``python3.11`` → ``python:3.11.localcloud``)."""
-    return (f"INIT_START Runtime Version: {runtime.replace('python', 'python:')}.localcloud\t"
-            f"Runtime Version ARN: arn:aws:lambda:{region}::runtime:localcloud")
+    return (
+        f"INIT_START Runtime Version: {runtime.replace('python', 'python:')}.localcloud\t"
+        f"Runtime Version ARN: arn:aws:lambda:{region}::runtime:localcloud"
+    )
 
 
 def init_report_line(init_duration_ms: float, status: str, error_type: str | None = None) -> str:
     """INIT_REPORT of an init phase that failed (``status`` timeout or error; the error type only for error)."""
-    return (f"INIT_REPORT Init Duration: {init_duration_ms:.2f} ms\tPhase: init\tStatus: {status}\t"
-            + (f"Error Type: {error_type}\t" if status == "error" and error_type is not None else ""))
+    return f"INIT_REPORT Init Duration: {init_duration_ms:.2f} ms\tPhase: init\tStatus: {status}\t" + (
+        f"Error Type: {error_type}\t" if status == "error" and error_type is not None else ""
+    )
 
 
 def runtime_exit_line(request_id: str, reason: str, error_type: str) -> str:
@@ -77,12 +91,24 @@ def runtime_exit_line(request_id: str, reason: str, error_type: str) -> str:
     return f"RequestId: {request_id} Error: Runtime exited with error: {reason}\n{error_type}"
 
 
-def report_json(request_id: str, duration_ms: float, billed_duration_ms: int, memory_size_mb: int,
-                max_memory_used_mb: int, when: datetime, init_duration_ms: float | None = None,
-                status: str = "success", error_type: str | None = None) -> str:
+def report_json(
+    request_id: str,
+    duration_ms: float,
+    billed_duration_ms: int,
+    memory_size_mb: int,
+    max_memory_used_mb: int,
+    when: datetime,
+    init_duration_ms: float | None = None,
+    status: str = "success",
+    error_type: str | None = None,
+) -> str:
     """A JSON-format ``platform.report`` event (Lambda Telemetry API field names)."""
-    metrics: dict[str, Any] = {"durationMs": round(duration_ms, 2), "billedDurationMs": int(billed_duration_ms),
-                               "memorySizeMB": int(memory_size_mb), "maxMemoryUsedMB": int(max_memory_used_mb)}
+    metrics: dict[str, Any] = {
+        "durationMs": round(duration_ms, 2),
+        "billedDurationMs": int(billed_duration_ms),
+        "memorySizeMB": int(memory_size_mb),
+        "maxMemoryUsedMB": int(max_memory_used_mb),
+    }
     if init_duration_ms is not None:
         metrics["initDurationMs"] = round(init_duration_ms, 2)
     record: dict[str, Any] = {"requestId": request_id, "metrics": metrics, "status": status}

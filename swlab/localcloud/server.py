@@ -227,17 +227,30 @@ class LocalCloudProcess:
     def start(self, timeout_s: float = 60.0) -> "LocalCloudProcess":
         self.work_dir.mkdir(parents=True, exist_ok=True)
         self.state_file.unlink(missing_ok=True)
-        cmd = [self.python, "-m", "swlab.localcloud", "serve", "--port", str(self.port),
-               "--work-dir", str(self.work_dir), "--options", json.dumps(self.options)]
+        cmd = [
+            self.python,
+            "-m",
+            "swlab.localcloud",
+            "serve",
+            "--port",
+            str(self.port),
+            "--work-dir",
+            str(self.work_dir),
+            "--options",
+            json.dumps(self.options),
+        ]
         env = dict(os.environ if self.env is None else self.env)
         with open(self.log_file, "ab") as log_fh:
-            self.proc = subprocess.Popen(cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env,
-                                         stdin=subprocess.DEVNULL, start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, stdout=log_fh, stderr=subprocess.STDOUT, env=env, stdin=subprocess.DEVNULL, start_new_session=True
+            )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise LocalCloudError(f"the local cloud exited with code {self.proc.returncode}; "
-                                      f"see {self.log_file}:\n{_tail(self.log_file)}")
+                raise LocalCloudError(
+                    f"the local cloud exited with code {self.proc.returncode}; "
+                    f"see {self.log_file}:\n{_tail(self.log_file)}"
+                )
             if self.state_file.exists():
                 self.state = json.loads(self.state_file.read_text())
                 if wait_healthy(self.endpoint_url, timeout_s=max(1.0, deadline - time.monotonic())):

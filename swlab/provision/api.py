@@ -33,22 +33,33 @@ INGEST_PATH, CLASSIFY_PATH = "ingest", "classify"
 
 def classify_request_template(state_machine_arn: str) -> str:
     """Body → StartExecution/StartSyncExecution request; the request id makes each execution name unique."""
-    return ('{"input": "$util.escapeJavaScript($input.json(\'$\'))", '
-            f'"stateMachineArn": "{state_machine_arn}", "name": "$context.requestId"}}')
+    return (
+        '{"input": "$util.escapeJavaScript($input.json(\'$\'))", '
+        f'"stateMachineArn": "{state_machine_arn}", "name": "$context.requestId"}}'
+    )
 
 
-def desired_integrations(names: Names, ingest_arn: str | None, machine: Mapping[str, Any],
-                         apigw_role_arn: str) -> dict[str, dict[str, Any]]:
+def desired_integrations(
+    names: Names, ingest_arn: str | None, machine: Mapping[str, Any], apigw_role_arn: str
+) -> dict[str, dict[str, Any]]:
     region = names.region
     action = "StartSyncExecution" if machine["type"] == "EXPRESS" else "StartExecution"
-    out = {CLASSIFY_PATH: {
-        "type": "AWS", "httpMethod": "POST", "uri": f"arn:aws:apigateway:{region}:states:action/{action}",
-        "credentials": apigw_role_arn, "passthroughBehavior": "NEVER",
-        "requestTemplates": {"application/json": classify_request_template(machine["arn"])}}}
+    out = {
+        CLASSIFY_PATH: {
+            "type": "AWS",
+            "httpMethod": "POST",
+            "uri": f"arn:aws:apigateway:{region}:states:action/{action}",
+            "credentials": apigw_role_arn,
+            "passthroughBehavior": "NEVER",
+            "requestTemplates": {"application/json": classify_request_template(machine["arn"])},
+        }
+    }
     if ingest_arn:
         out[INGEST_PATH] = {
-            "type": "AWS_PROXY", "httpMethod": "POST",
-            "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{ingest_arn}/invocations"}
+            "type": "AWS_PROXY",
+            "httpMethod": "POST",
+            "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{ingest_arn}/invocations",
+        }
     return out
 
 
@@ -58,10 +69,21 @@ INTEGRATION_RESPONSES = {"200": "", "400": "4\\d{2}", "500": "5\\d{2}"}
 
 def deploy_api(ctx: DeployContext, ingest_arn: str | None, machine: Mapping[str, Any]) -> dict[str, Any]:
     """Role, REST API (routes, stage), API key and usage plan; returns the API's outputs."""
-    settings, clients, report, names, options, tags = (ctx.settings, ctx.clients, ctx.report, ctx.names,
-                                                       ctx.options, ctx.tags)
-    role_arn = ensure_role(ctx, names.apigw_role, "apigateway", api_gateway_policy(machine["arn"]),
-                           f"{names.stack}: API Gateway -> Step Functions")
+    settings, clients, report, names, options, tags = (
+        ctx.settings,
+        ctx.clients,
+        ctx.report,
+        ctx.names,
+        ctx.options,
+        ctx.tags,
+    )
+    role_arn = ensure_role(
+        ctx,
+        names.apigw_role,
+        "apigateway",
+        api_gateway_policy(machine["arn"]),
+        f"{names.stack}: API Gateway -> Step Functions",
+    )
     apigw = clients("apigateway")
     api_id, created = _ensure_rest_api(apigw, names, tags)
     updated: list[str] = []
@@ -74,10 +96,18 @@ def deploy_api(ctx: DeployContext, ingest_arn: str | None, machine: Mapping[str,
     key_id, key_value = _ensure_api_key(apigw, report, names, tags)
     plan_id = _ensure_usage_plan(apigw, report, names, api_id, options, key_id, tags)
     endpoints = {p: invoke_url(settings, api_id, options.stage, p) for p in (INGEST_PATH, CLASSIFY_PATH)}
-    return {"id": api_id, "name": names.api, "stage": options.stage, "role_arn": role_arn,
-            "base_url": invoke_url(settings, api_id, options.stage), "endpoints": endpoints,
-            "api_key_id": key_id, "api_key": key_value, "usage_plan_id": plan_id,
-            "throttle": {"rate": options.throttle_rate, "burst": options.throttle_burst}}
+    return {
+        "id": api_id,
+        "name": names.api,
+        "stage": options.stage,
+        "role_arn": role_arn,
+        "base_url": invoke_url(settings, api_id, options.stage),
+        "endpoints": endpoints,
+        "api_key_id": key_id,
+        "api_key": key_value,
+        "usage_plan_id": plan_id,
+        "throttle": {"rate": options.throttle_rate, "burst": options.throttle_burst},
+    }
 
 
 def _find(items: list[dict[str, Any]], name: str) -> dict[str, Any] | None:
@@ -91,8 +121,13 @@ def _ensure_rest_api(apigw: Any, names: Names, tags: dict[str, str]) -> tuple[st
         if any((api.get("tags") or {}).get(k) != v for k, v in tags.items()):
             apigw.tag_resource(resourceArn=f"arn:aws:apigateway:{names.region}::/restapis/{api['id']}", tags=tags)
         return api["id"], False
-    api = apigw.create_rest_api(name=names.api, description=f"{names.stack}: serverless workflow lab",
-                                apiKeySource="HEADER", endpointConfiguration={"types": ["REGIONAL"]}, tags=tags)
+    api = apigw.create_rest_api(
+        name=names.api,
+        description=f"{names.stack}: serverless workflow lab",
+        apiKeySource="HEADER",
+        endpointConfiguration={"types": ["REGIONAL"]},
+        tags=tags,
+    )
     return api["id"], True
 
 
@@ -107,39 +142,66 @@ def _ensure_route(apigw: Any, api_id: str, path: str, integration: Mapping[str, 
     rid = resource["id"]
     method = _maybe(lambda: apigw.get_method(restApiId=api_id, resourceId=rid, httpMethod="POST"))
     if method is None:
-        apigw.put_method(restApiId=api_id, resourceId=rid, httpMethod="POST", authorizationType="NONE",
-                         apiKeyRequired=True)
+        apigw.put_method(
+            restApiId=api_id, resourceId=rid, httpMethod="POST", authorizationType="NONE", apiKeyRequired=True
+        )
         changed.append(f"POST /{path}")
     elif not method.get("apiKeyRequired"):
-        apigw.update_method(restApiId=api_id, resourceId=rid, httpMethod="POST",
-                            patchOperations=[{"op": "replace", "path": "/apiKeyRequired", "value": "true"}])
+        apigw.update_method(
+            restApiId=api_id,
+            resourceId=rid,
+            httpMethod="POST",
+            patchOperations=[{"op": "replace", "path": "/apiKeyRequired", "value": "true"}],
+        )
         changed.append(f"POST /{path} key")
     current = (method or {}).get("methodIntegration") or {}
     if any(current.get(k) != v for k, v in integration.items()):
-        apigw.put_integration(restApiId=api_id, resourceId=rid, httpMethod="POST",
-                              integrationHttpMethod=integration["httpMethod"],
-                              **{k: v for k, v in integration.items() if k != "httpMethod"})
+        apigw.put_integration(
+            restApiId=api_id,
+            resourceId=rid,
+            httpMethod="POST",
+            integrationHttpMethod=integration["httpMethod"],
+            **{k: v for k, v in integration.items() if k != "httpMethod"},
+        )
         changed.append(f"POST /{path} integration")
         current = {}
     if integration["type"] == "AWS":
-        changed += _ensure_responses(apigw, api_id, rid, path, current.get("integrationResponses") or {},
-                                     (method or {}).get("methodResponses") or {})
+        changed += _ensure_responses(
+            apigw,
+            api_id,
+            rid,
+            path,
+            current.get("integrationResponses") or {},
+            (method or {}).get("methodResponses") or {},
+        )
     return changed
 
 
-def _ensure_responses(apigw: Any, api_id: str, rid: str, path: str, integration_responses: Mapping[str, Any],
-                      method_responses: Mapping[str, Any]) -> list[str]:
+def _ensure_responses(
+    apigw: Any,
+    api_id: str,
+    rid: str,
+    path: str,
+    integration_responses: Mapping[str, Any],
+    method_responses: Mapping[str, Any],
+) -> list[str]:
     changed = []
     for status, pattern in INTEGRATION_RESPONSES.items():
         if status not in method_responses:
-            apigw.put_method_response(restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status,
-                                      responseModels={"application/json": "Empty"})
+            apigw.put_method_response(
+                restApiId=api_id,
+                resourceId=rid,
+                httpMethod="POST",
+                statusCode=status,
+                responseModels={"application/json": "Empty"},
+            )
             changed.append(f"POST /{path} {status} method response")
         have = integration_responses.get(status)
         if have is None or (have.get("selectionPattern") or "") != pattern:
             extra = {"selectionPattern": pattern} if pattern else {}
-            apigw.put_integration_response(restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status,
-                                           **extra)
+            apigw.put_integration_response(
+                restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status, **extra
+            )
             changed.append(f"POST /{path} {status} integration response")
     return changed
 
@@ -166,8 +228,11 @@ def _ensure_stage(apigw: Any, api_id: str, stage: str, tags: dict[str, str], red
     if current is None:
         apigw.create_stage(restApiId=api_id, stageName=stage, deploymentId=deployment, tags=tags)
         return [f"stage {stage}"]
-    apigw.update_stage(restApiId=api_id, stageName=stage,
-                       patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment}])
+    apigw.update_stage(
+        restApiId=api_id,
+        stageName=stage,
+        patchOperations=[{"op": "replace", "path": "/deploymentId", "value": deployment}],
+    )
     return [f"stage {stage} redeployed"]
 
 
@@ -175,24 +240,36 @@ def _ensure_api_key(apigw: Any, report: ChangeReport, names: Names, tags: dict[s
     keys = apigw.get_api_keys(nameQuery=names.api_key, includeValues=True, limit=500)["items"]
     key = _find(keys, names.api_key)
     if key is None:
-        key = apigw.create_api_key(name=names.api_key, enabled=True, tags=tags,
-                                   description=f"{names.stack}: key of the lab's clients")
+        key = apigw.create_api_key(
+            name=names.api_key, enabled=True, tags=tags, description=f"{names.stack}: key of the lab's clients"
+        )
         report.record("api key", names.api_key, "created")
     else:
         report.record("api key", names.api_key, "unchanged")
     return key["id"], key["value"]
 
 
-def _ensure_usage_plan(apigw: Any, report: ChangeReport, names: Names, api_id: str, options: DeployOptions,
-                       key_id: str,
-                       tags: dict[str, str]) -> str:
+def _ensure_usage_plan(
+    apigw: Any,
+    report: ChangeReport,
+    names: Names,
+    api_id: str,
+    options: DeployOptions,
+    key_id: str,
+    tags: dict[str, str],
+) -> str:
     throttle = {"rateLimit": float(options.throttle_rate), "burstLimit": int(options.throttle_burst)}
     stages = [{"apiId": api_id, "stage": options.stage}]
     plans = [p for page in apigw.get_paginator("get_usage_plans").paginate() for p in page["items"]]
     plan, created, updated = _find(plans, names.usage_plan), False, []
     if plan is None:
-        plan = apigw.create_usage_plan(name=names.usage_plan, throttle=throttle, apiStages=stages, tags=tags,
-                                       description=f"{names.stack}: throttling of the lab's API")
+        plan = apigw.create_usage_plan(
+            name=names.usage_plan,
+            throttle=throttle,
+            apiStages=stages,
+            tags=tags,
+            description=f"{names.stack}: throttling of the lab's API",
+        )
         created = True
     else:
         ops = _usage_plan_patch(plan, throttle, stages)
@@ -207,8 +284,9 @@ def _ensure_usage_plan(apigw: Any, report: ChangeReport, names: Names, api_id: s
     return plan["id"]
 
 
-def _usage_plan_patch(plan: Mapping[str, Any], throttle: Mapping[str, Any],
-                      stages: list[dict[str, str]]) -> list[dict[str, str]]:
+def _usage_plan_patch(
+    plan: Mapping[str, Any], throttle: Mapping[str, Any], stages: list[dict[str, str]]
+) -> list[dict[str, str]]:
     ops = []
     have = plan.get("throttle") or {}
     if float(have.get("rateLimit", -1)) != throttle["rateLimit"]:
@@ -242,8 +320,10 @@ def find_usage_plans(clients: Clients, names: Names, settings: Settings) -> Iter
 
 
 def _delete_usage_plan(apigw: Any, plan: dict[str, Any]) -> None:
-    ops = [{"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
-           for s in plan.get("apiStages") or []]
+    ops = [
+        {"op": "remove", "path": "/apiStages", "value": f"{s['apiId']}:{s['stage']}"}
+        for s in plan.get("apiStages") or []
+    ]
     if ops:
         apigw.update_usage_plan(usagePlanId=plan["id"], patchOperations=ops)
     apigw.delete_usage_plan(usagePlanId=plan["id"])
@@ -260,5 +340,8 @@ def find_rest_apis(clients: Clients, names: Names, settings: Settings) -> Iterat
     apigw = clients("apigateway")
     for api in (a for page in apigw.get_paginator("get_rest_apis").paginate() for a in page["items"]):
         if api["name"] == names.api or is_ours(api.get("tags"), names.stack):
-            yield "rest api", f"{api['name']} ({api['id']})", lambda api=api: retry_throttled(
-                lambda: apigw.delete_rest_api(restApiId=api["id"]))
+            yield (
+                "rest api",
+                f"{api['name']} ({api['id']})",
+                lambda api=api: retry_throttled(lambda: apigw.delete_rest_api(restApiId=api["id"])),
+            )

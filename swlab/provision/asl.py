@@ -22,9 +22,14 @@ from typing import Any, Iterator, Mapping
 ASL_DIR = Path(__file__).resolve().parents[2] / "asl"
 CLASSIFY = ASL_DIR / "classify.asl.json"
 PLACEHOLDER = re.compile(r"\$\{([A-Za-z][A-Za-z0-9_]*)\}")
-LAMBDA_SERVICE_ERRORS = frozenset({
-    "Lambda.ServiceException", "Lambda.AWSLambdaException", "Lambda.SdkClientException", "Lambda.TooManyRequestsException",
-})
+LAMBDA_SERVICE_ERRORS = frozenset(
+    {
+        "Lambda.ServiceException",
+        "Lambda.AWSLambdaException",
+        "Lambda.SdkClientException",
+        "Lambda.TooManyRequestsException",
+    }
+)
 TERMINAL = {"Succeed", "Fail"}
 
 
@@ -80,8 +85,11 @@ def substitute(definition: Mapping[str, Any], substitutions: Mapping[str, str]) 
     used = placeholders(definition)
     problems += [f"no value for placeholder ${{{name}}}" for name in sorted(used - set(substitutions))]
     problems += [f"substitution {name!r} matches no placeholder" for name in sorted(set(substitutions) - used)]
-    problems += [f"value for {name!r} is not a non-empty string" for name, value in sorted(substitutions.items())
-                 if not isinstance(value, str) or not value]
+    problems += [
+        f"value for {name!r} is not a non-empty string"
+        for name, value in sorted(substitutions.items())
+        if not isinstance(value, str) or not value
+    ]
     if problems:
         raise AslError(problems)
     result = _substitute(definition, substitutions)
@@ -91,8 +99,9 @@ def substitute(definition: Mapping[str, Any], substitutions: Mapping[str, str]) 
     return result
 
 
-def load_definition(path: Path | str = CLASSIFY, substitutions: Mapping[str, str] | None = None,
-                    check: bool = True) -> dict[str, Any]:
+def load_definition(
+    path: Path | str = CLASSIFY, substitutions: Mapping[str, str] | None = None, check: bool = True
+) -> dict[str, Any]:
     """Parse ``path`` (must be valid JSON as it is), substitute, validate; return the definition."""
     try:
         definition = json.loads(Path(path).read_text())
@@ -164,7 +173,11 @@ def validate(definition: Mapping[str, Any], scope: str = "") -> list[str]:
     if not isinstance(states, Mapping) or not states:
         return [f"{scope}States is missing or empty"]
     names = set(states)
-    problems = [] if definition.get("StartAt") in names else [f"{scope}StartAt -> {definition.get('StartAt')!r} is not a state"]
+    problems = (
+        []
+        if definition.get("StartAt") in names
+        else [f"{scope}StartAt -> {definition.get('StartAt')!r} is not a state"]
+    )
     for name, state in states.items():
         problems += _state_problems(scope, name, state, names)
     reachable, todo = set(), [definition.get("StartAt")]
@@ -196,5 +209,6 @@ def classify_functions(lambdas_dir: Path | None = None) -> list[str]:
     """The function folders whose ARNs classify.asl.json uses (what the state machine role may invoke)."""
     lambdas_dir = lambdas_dir or ASL_DIR.parent / "lambdas"
     used = placeholders(json.loads(CLASSIFY.read_text()))
-    return sorted(p.parent.name for p in Path(lambdas_dir).glob("*/function.json")
-                  if function_placeholder(p.parent.name) in used)
+    return sorted(
+        p.parent.name for p in Path(lambdas_dir).glob("*/function.json") if function_placeholder(p.parent.name) in used
+    )

@@ -24,10 +24,19 @@ def is_missing(exc: BaseException) -> bool:
     """True for the "no such resource" errors of the services the lab uses."""
     code = error_code(exc)
     return code in {
-        "NoSuchEntity", "ResourceNotFoundException", "NotFoundException", "NoSuchBucket", "404",
-        "StateMachineDoesNotExist", "NoSuchBucketPolicy", "NoSuchTagSet", "NoSuchTagSetError",
-        "NoSuchPublicAccessBlockConfiguration", "ServerSideEncryptionConfigurationNotFoundError",
-        "RepositoryNotFoundException", "NoSuchLifecycleConfiguration",
+        "NoSuchEntity",
+        "ResourceNotFoundException",
+        "NotFoundException",
+        "NoSuchBucket",
+        "404",
+        "StateMachineDoesNotExist",
+        "NoSuchBucketPolicy",
+        "NoSuchTagSet",
+        "NoSuchTagSetError",
+        "NoSuchPublicAccessBlockConfiguration",
+        "ServerSideEncryptionConfigurationNotFoundError",
+        "RepositoryNotFoundException",
+        "NoSuchLifecycleConfiguration",
     } or (code == "InvalidParameterValueException" and "does not exist" in str(exc))
 
 
@@ -55,11 +64,17 @@ def role_not_ready(exc: Exception) -> bool:
     Step Functions' "not authorized to assume" / "not authorized to access the Log Destination"."""
     text = str(exc).lower()
     return error_code(exc) in ("InvalidParameterValueException", "AccessDeniedException") and (
-        "assume" in text or "log destination" in text)
+        "assume" in text or "log destination" in text
+    )
 
 
-def retry(call: Callable[[], Any], when: Callable[[ClientError], bool], timeout_s: float = 90.0,
-          what: str = "", progress: Progress | None = None) -> Any:
+def retry(
+    call: Callable[[], Any],
+    when: Callable[[ClientError], bool],
+    timeout_s: float = 90.0,
+    what: str = "",
+    progress: Progress | None = None,
+) -> Any:
     """``call()``, retried with backoff while it raises a ClientError that ``when`` accepts.
 
     Used where AWS needs time (a new IAM role is usable by Lambda and Step

@@ -79,8 +79,10 @@ def _merge(*overrides: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="swlab-deploy", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    deploy_p, teardown_p = sub.add_parser("deploy", help="create or update the stack"), sub.add_parser(
-        "teardown", help="delete everything the stack holds and check nothing is left")
+    deploy_p, teardown_p = (
+        sub.add_parser("deploy", help="create or update the stack"),
+        sub.add_parser("teardown", help="delete everything the stack holds and check nothing is left"),
+    )
     for p in (deploy_p, teardown_p):
         p.add_argument("--target", choices=("local", "aws"))
         p.add_argument("--region")
@@ -89,24 +91,46 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--runs-dir")
         p.add_argument("--outputs", type=Path, help="outputs file (default runs/deploy/<stack>-<target>.json)")
     deploy_p.add_argument("--workflow-type", choices=("EXPRESS", "STANDARD"), default="EXPRESS")
-    deploy_p.add_argument("--memory", action="append", default=[], metavar="FN=MB",
-                          help="memory size per function ('*' for all), repeatable")
+    deploy_p.add_argument(
+        "--memory",
+        action="append",
+        default=[],
+        metavar="FN=MB",
+        help="memory size per function ('*' for all), repeatable",
+    )
     deploy_p.add_argument("--timeout", action="append", default=[], metavar="FN=S", help="timeout per function")
-    deploy_p.add_argument("--placeholder", action="append", default=[], metavar="NAME=VALUE",
-                          help="value of a ${NAME} in function.json, e.g. AllowedHosts=127.0.0.1:8765")
+    deploy_p.add_argument(
+        "--placeholder",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="value of a ${NAME} in function.json, e.g. AllowedHosts=127.0.0.1:8765",
+    )
     deploy_p.add_argument("--lambdas-dir", type=Path)
     deploy_p.add_argument("--asl", type=Path, help="state machine definition (default asl/classify.asl.json)")
-    deploy_p.add_argument("--cache-dir", type=Path, help="installed dependencies and built zips "
-                          "(default ~/.cache/swlab/lambda-deps)")
-    deploy_p.add_argument("--reserved-concurrency", action="append", default=[], metavar="FN=N",
-                          help="reserved concurrency per function ('*' for all), repeatable; 'none' reserves "
-                          "nothing. Replaces the torch functions' default bound (see the next option)")
-    deploy_p.add_argument("--model-reserved-concurrency", metavar="N|none",
-                          help="reserved concurrency of each torch function (packaging image). Default: "
-                          f"{LOCAL_CLOUD_OPTIONS['model_reserved_concurrency']} on the local target, none on AWS")
-    deploy_p.add_argument("--tls-only", action=argparse.BooleanOptionalAction, default=None,
-                          help="deny plain-HTTP requests with a bucket policy. Default: on AWS only (the local "
-                          "cloud speaks plain HTTP)")
+    deploy_p.add_argument(
+        "--cache-dir", type=Path, help="installed dependencies and built zips (default ~/.cache/swlab/lambda-deps)"
+    )
+    deploy_p.add_argument(
+        "--reserved-concurrency",
+        action="append",
+        default=[],
+        metavar="FN=N",
+        help="reserved concurrency per function ('*' for all), repeatable; 'none' reserves "
+        "nothing. Replaces the torch functions' default bound (see the next option)",
+    )
+    deploy_p.add_argument(
+        "--model-reserved-concurrency",
+        metavar="N|none",
+        help="reserved concurrency of each torch function (packaging image). Default: "
+        f"{LOCAL_CLOUD_OPTIONS['model_reserved_concurrency']} on the local target, none on AWS",
+    )
+    deploy_p.add_argument(
+        "--tls-only",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="deny plain-HTTP requests with a bucket policy. Default: on AWS only (the local cloud speaks plain HTTP)",
+    )
     deploy_p.add_argument("--throttle-rate", type=float)
     deploy_p.add_argument("--throttle-burst", type=int)
     deploy_p.add_argument("--json", action="store_true", help="print the outputs as JSON at the end")
@@ -123,29 +147,44 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    settings = load_settings(target=args.target, region=args.region, stack=args.stack,
-                             endpoint_url=args.endpoint_url, runs_dir=args.runs_dir)
+    settings = load_settings(
+        target=args.target, region=args.region, stack=args.stack, endpoint_url=args.endpoint_url, runs_dir=args.runs_dir
+    )
     print(f"==> {args.command} stack {settings.stack} on {settings.target} ({settings.region})", file=sys.stderr)
     if args.command == "deploy":
         return _deploy(settings, args)
     report = teardown(settings, progress=print, outputs_path=args.outputs, verify_timeout_s=args.verify_timeout)
     failed = [c for c in report.deleted if c.action == "failed"]
-    print(f"==> teardown: {len(report.deleted) - len(failed)} deleted, {len(failed)} failed, "
-          f"{len(report.remaining)} remaining, {report.elapsed_s:.1f} s", file=sys.stderr)
+    print(
+        f"==> teardown: {len(report.deleted) - len(failed)} deleted, {len(failed)} failed, "
+        f"{len(report.remaining)} remaining, {report.elapsed_s:.1f} s",
+        file=sys.stderr,
+    )
     return 0 if report.clean and not failed else 1
 
 
 def _deploy(settings: Settings, args: argparse.Namespace) -> int:
     tls_only = _target_defaults(settings).get("tls_only", True) if args.tls_only is None else args.tls_only
     result = deploy(
-        settings, progress=print, workflow_type=args.workflow_type, lambdas_dir=args.lambdas_dir,
-        asl_path=args.asl, outputs_path=args.outputs, cache_dir=args.cache_dir, throttle_rate=args.throttle_rate,
-        throttle_burst=args.throttle_burst, placeholders=_pairs(args.placeholder, "--placeholder") or None,
-        tls_only=tls_only, **_reservations(args, settings),
-        function_overrides=_merge(_per_function(args.memory, "memory_mb"),
-                                  _per_function(args.timeout, "timeout_s")) or None)
-    print(f"==> deploy: {result.report.summary()} in {result.elapsed_s:.1f} s; outputs {result.outputs_path}",
-          file=sys.stderr)
+        settings,
+        progress=print,
+        workflow_type=args.workflow_type,
+        lambdas_dir=args.lambdas_dir,
+        asl_path=args.asl,
+        outputs_path=args.outputs,
+        cache_dir=args.cache_dir,
+        throttle_rate=args.throttle_rate,
+        throttle_burst=args.throttle_burst,
+        placeholders=_pairs(args.placeholder, "--placeholder") or None,
+        tls_only=tls_only,
+        **_reservations(args, settings),
+        function_overrides=_merge(_per_function(args.memory, "memory_mb"), _per_function(args.timeout, "timeout_s"))
+        or None,
+    )
+    print(
+        f"==> deploy: {result.report.summary()} in {result.elapsed_s:.1f} s; outputs {result.outputs_path}",
+        file=sys.stderr,
+    )
     if args.json:
         print(json.dumps(result.outputs.to_dict(), indent=2, sort_keys=True))
     return 0

@@ -53,9 +53,21 @@ class DeployContext:
     tags: dict[str, str] = field(default_factory=dict)
 
     @classmethod
-    def open(cls, settings: Settings, options: DeployOptions | None = None, *, progress: Progress | None = None,
-             client_factory: ClientFactory | None = None) -> DeployContext:
+    def open(
+        cls,
+        settings: Settings,
+        options: DeployOptions | None = None,
+        *,
+        progress: Progress | None = None,
+        client_factory: ClientFactory | None = None,
+    ) -> DeployContext:
         """A context for ``settings.stack``: asks the target for its account id (STS)."""
         clients = Clients(settings, client_factory)
-        return cls(settings, clients, ChangeReport(progress), stack_names(settings, clients),
-                   options or DeployOptions(), stack_tags(settings.stack))
+        return cls(
+            settings,
+            clients,
+            ChangeReport(progress),
+            stack_names(settings, clients),
+            options or DeployOptions(),
+            stack_tags(settings.stack),
+        )

@@ -41,8 +41,16 @@ from swlab.provision.state_machine import deploy_state_machine, load_definition,
 from swlab.provision.storage import ensure_bucket, ensure_table
 from swlab.settings import Settings
 
-__all__ = ["LOCAL_CLOUD_OPTIONS", "DeployOptions", "DeployOutputs", "DeployResult", "default_outputs_path", "deploy",
-           "load_outputs", "preflight"]
+__all__ = [
+    "LOCAL_CLOUD_OPTIONS",
+    "DeployOptions",
+    "DeployOutputs",
+    "DeployResult",
+    "default_outputs_path",
+    "deploy",
+    "load_outputs",
+    "preflight",
+]
 
 
 @dataclass
@@ -66,8 +74,9 @@ def deploy(
     ``option_overrides`` are :class:`DeployOptions` fields (``workflow_type="STANDARD"``, ...).
     """
     started = time.monotonic()
-    ctx = DeployContext.open(settings, _options(options, option_overrides), progress=progress,
-                             client_factory=client_factory)
+    ctx = DeployContext.open(
+        settings, _options(options, option_overrides), progress=progress, client_factory=client_factory
+    )
     configs = preflight(settings, ctx.names, ctx.options)
     outputs = _provision(ctx, configs)
     path = Path(ctx.options.outputs_path or default_outputs_path(settings))
@@ -79,8 +88,10 @@ def deploy(
 def preflight(settings: Settings, names: Names, options: DeployOptions) -> list[FunctionConfig]:
     """Everything that can fail before the cloud is touched: function configurations, their
     environments' placeholders, the state machine definition, Docker for image functions on AWS."""
-    configs = [packaging.apply_overrides(c, options.function_overrides)
-               for c in packaging.discover_functions(options.lambdas_dir)]
+    configs = [
+        packaging.apply_overrides(c, options.function_overrides)
+        for c in packaging.discover_functions(options.lambdas_dir)
+    ]
     for config in configs:
         function_environment(names, options, config)
     arns = {c.name: {"arn": names.arn("lambda", f"function:{names.function(c.name)}")} for c in configs}
@@ -101,11 +112,21 @@ def _provision(ctx: DeployContext, configs: list[FunctionConfig]) -> DeployOutpu
     if options.prune:
         prune_functions(ctx, functions)
     return DeployOutputs(
-        schema=OUTPUTS_SCHEMA, stack=settings.stack, target=settings.target, region=settings.region,
-        account_id=ctx.names.account_id, endpoint_url=settings.endpoint_url,
+        schema=OUTPUTS_SCHEMA,
+        stack=settings.stack,
+        target=settings.target,
+        region=settings.region,
+        account_id=ctx.names.account_id,
+        endpoint_url=settings.endpoint_url,
         deployed_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        bucket=bucket, bucket_tls_only=options.tls_only, table=table,
-        functions=functions, state_machine=machine, api=api, changes=ctx.report.counts())
+        bucket=bucket,
+        bucket_tls_only=options.tls_only,
+        table=table,
+        functions=functions,
+        state_machine=machine,
+        api=api,
+        changes=ctx.report.counts(),
+    )
 
 
 def _options(options: DeployOptions | None, overrides: Mapping[str, Any]) -> DeployOptions:

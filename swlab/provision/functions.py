@@ -38,14 +38,20 @@ ZIP_UPLOAD_LIMIT = 45 * 1024 * 1024  # larger zips go through S3 (direct upload 
 # - AllowedHosts: hosts the ingest function may fetch despite its private-address guard
 #   (empty on AWS; the lab's local image server on the local target);
 # - <Model>WeightsKey: S3 key of a model's prepared weights (empty: deterministic seeded weights).
-DEFAULT_PLACEHOLDERS = {"AllowedHosts": "", "AlexnetWeightsKey": "", "ResnetWeightsKey": "",
-                        "MobilenetWeightsKey": ""}
+DEFAULT_PLACEHOLDERS = {"AllowedHosts": "", "AlexnetWeightsKey": "", "ResnetWeightsKey": "", "MobilenetWeightsKey": ""}
 
 
 def placeholder_values(names: Names, extra: Mapping[str, str] | None = None) -> dict[str, str]:
     """``${Bucket}``, ``${Table}``, ``${Stack}``, ``${Region}``, ``${AccountId}``, then defaults and ``extra``."""
-    return {"Bucket": names.bucket, "Table": names.table, "Stack": names.stack, "Region": names.region,
-            "AccountId": names.account_id, **DEFAULT_PLACEHOLDERS, **(extra or {})}
+    return {
+        "Bucket": names.bucket,
+        "Table": names.table,
+        "Stack": names.stack,
+        "Region": names.region,
+        "AccountId": names.account_id,
+        **DEFAULT_PLACEHOLDERS,
+        **(extra or {}),
+    }
 
 
 def extra_environment(options: DeployOptions, function: str) -> dict[str, str]:
@@ -66,8 +72,9 @@ def deploy_functions(ctx: DeployContext, configs: list[FunctionConfig]) -> dict[
         env = function_environment(names, ctx.options, config)
         ensure_log_group(ctx, names.function_log_group(config.name))
         policy = function_policy(config.name, config.access, stack_resources(names))
-        role_arn = ensure_role(ctx, names.lambda_role(config.name), "lambda", policy,
-                               f"{names.stack}: function {config.name}")
+        role_arn = ensure_role(
+            ctx, names.lambda_role(config.name), "lambda", policy, f"{names.stack}: function {config.name}"
+        )
         out[config.name] = deploy_function(ctx, config, role_arn, env, reserved_concurrency_for(ctx.options, config))
     return out
 
@@ -90,10 +97,16 @@ def function_code(ctx: DeployContext, config: FunctionConfig, shared_dir: Path, 
     return CodeSource("zip", pkg.code_sha256, {"S3Bucket": bucket, "S3Key": key}, pkg.size_bytes)
 
 
-def desired_configuration(config: FunctionConfig, code: CodeSource, role_arn: str, env: Mapping[str, str],
-                          description: str) -> dict[str, Any]:
-    cfg: dict[str, Any] = {"Role": role_arn, "Timeout": config.timeout_s, "MemorySize": config.memory_mb,
-                           "Description": description, "Environment": {"Variables": dict(env)}}
+def desired_configuration(
+    config: FunctionConfig, code: CodeSource, role_arn: str, env: Mapping[str, str], description: str
+) -> dict[str, Any]:
+    cfg: dict[str, Any] = {
+        "Role": role_arn,
+        "Timeout": config.timeout_s,
+        "MemorySize": config.memory_mb,
+        "Description": description,
+        "Environment": {"Variables": dict(env)},
+    }
     if code.kind == "zip":
         cfg.update(Handler=config.handler, Runtime=config.runtime)
     return cfg
@@ -111,8 +124,13 @@ def configuration_diff(current: Mapping[str, Any], desired: Mapping[str, Any]) -
     return diffs
 
 
-def deploy_function(ctx: DeployContext, config: FunctionConfig, role_arn: str, env: Mapping[str, str],
-                    reserved_concurrency: int | None = None) -> dict[str, Any]:
+def deploy_function(
+    ctx: DeployContext,
+    config: FunctionConfig,
+    role_arn: str,
+    env: Mapping[str, str],
+    reserved_concurrency: int | None = None,
+) -> dict[str, Any]:
     """Create or update one function (with its reserved concurrency, or none); returns its outputs.
 
     Functions are tagged ``swlab:packaging`` = ``zip`` | ``image`` too: the local
@@ -140,10 +158,19 @@ def deploy_function(ctx: DeployContext, config: FunctionConfig, role_arn: str, e
         updated.append("reserved concurrency")
     cfg = wait_function_ready(lam, fname)
     ctx.report.record("lambda function", fname, *outcome(created, updated))
-    return {"function_name": fname, "arn": cfg["FunctionArn"], "role_arn": role_arn, "code_sha256": cfg["CodeSha256"],
-            "packaging": code.kind, "code_bytes": code.size_bytes, "memory_mb": cfg["MemorySize"],
-            "timeout_s": cfg["Timeout"], "architecture": config.architecture,
-            "log_group": names.function_log_group(config.name), "reserved_concurrency": reserved_concurrency}
+    return {
+        "function_name": fname,
+        "arn": cfg["FunctionArn"],
+        "role_arn": role_arn,
+        "code_sha256": cfg["CodeSha256"],
+        "packaging": code.kind,
+        "code_bytes": code.size_bytes,
+        "memory_mb": cfg["MemorySize"],
+        "timeout_s": cfg["Timeout"],
+        "architecture": config.architecture,
+        "log_group": names.function_log_group(config.name),
+        "reserved_concurrency": reserved_concurrency,
+    }
 
 
 def ensure_reserved_concurrency(lam: Any, fname: str, reserved: int | None) -> bool:
@@ -173,16 +200,42 @@ def _get_function(lam: Any, fname: str) -> dict[str, Any] | None:
         raise
 
 
-def _create_function(lam: Any, fname: str, config: FunctionConfig, code: CodeSource, desired: Mapping[str, Any],
-                     tags: dict[str, str], report: ChangeReport) -> None:
-    kwargs = dict(FunctionName=fname, Code=dict(code.code), PackageType=_package_type(code),
-                  Architectures=[config.architecture], Tags=tags, Publish=False, **desired)
-    retry(lambda: lam.create_function(**kwargs), role_not_ready, ROLE_WAIT_S,
-          f"IAM role of {fname} to become usable by Lambda", report.progress)
+def _create_function(
+    lam: Any,
+    fname: str,
+    config: FunctionConfig,
+    code: CodeSource,
+    desired: Mapping[str, Any],
+    tags: dict[str, str],
+    report: ChangeReport,
+) -> None:
+    kwargs = dict(
+        FunctionName=fname,
+        Code=dict(code.code),
+        PackageType=_package_type(code),
+        Architectures=[config.architecture],
+        Tags=tags,
+        Publish=False,
+        **desired,
+    )
+    retry(
+        lambda: lam.create_function(**kwargs),
+        role_not_ready,
+        ROLE_WAIT_S,
+        f"IAM role of {fname} to become usable by Lambda",
+        report.progress,
+    )
 
 
-def _update_function(lam: Any, fname: str, config: FunctionConfig, code: CodeSource, desired: Mapping[str, Any],
-                     current: Mapping[str, Any], tags: dict[str, str]) -> list[str]:
+def _update_function(
+    lam: Any,
+    fname: str,
+    config: FunctionConfig,
+    code: CodeSource,
+    desired: Mapping[str, Any],
+    current: Mapping[str, Any],
+    tags: dict[str, str],
+) -> list[str]:
     cfg, updated = current["Configuration"], []
     if cfg.get("CodeSha256") != code.sha256 or cfg.get("Architectures", ["x86_64"]) != [config.architecture]:
         lam.update_function_code(FunctionName=fname, Architectures=[config.architecture], **code.code)
@@ -221,7 +274,8 @@ def _stack_functions(clients: Clients, names: Names) -> Iterator[dict[str, Any]]
     lam = clients("lambda")
     for fn in (f for page in lam.get_paginator("list_functions").paginate() for f in page["Functions"]):
         if fn["FunctionName"].startswith(f"{names.stack}-") and is_ours(
-                lam.list_tags(Resource=fn["FunctionArn"]).get("Tags"), names.stack):
+            lam.list_tags(Resource=fn["FunctionArn"]).get("Tags"), names.stack
+        ):
             yield fn
 
 

@@ -32,10 +32,20 @@ VERSION = "2012-10-17"
 ACCESS_KEYS = {"s3_read": "s3:GetObject", "s3_write": "s3:PutObject", "s3_delete": "s3:DeleteObject", "dynamodb": None}
 DYNAMODB_ACTIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem"})
 LOG_DELIVERY_ACTIONS = [
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
 ]
-SERVICE_PRINCIPALS = {"lambda": "lambda.amazonaws.com", "states": "states.amazonaws.com", "apigateway": "apigateway.amazonaws.com"}
+SERVICE_PRINCIPALS = {
+    "lambda": "lambda.amazonaws.com",
+    "states": "states.amazonaws.com",
+    "apigateway": "apigateway.amazonaws.com",
+}
 
 
 class AccessError(ValueError):
@@ -80,8 +90,12 @@ def _statement(sid: str, actions: list[str], resources: list[str], **extra: Any)
 
 def trust_policy(service: str) -> dict[str, Any]:
     """Who may assume the role: ``lambda``, ``states`` or ``apigateway``."""
-    return {"Version": VERSION, "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": SERVICE_PRINCIPALS[service]}, "Action": "sts:AssumeRole"}]}
+    return {
+        "Version": VERSION,
+        "Statement": [
+            {"Effect": "Allow", "Principal": {"Service": SERVICE_PRINCIPALS[service]}, "Action": "sts:AssumeRole"}
+        ],
+    }
 
 
 def check_access(access: Mapping[str, Any]) -> dict[str, list[str]]:
@@ -105,8 +119,13 @@ def function_policy(function: str, access: Mapping[str, Any], res: StackResource
     """The inline policy of one function's role."""
     access = check_access(access)
     log_group = res.log_group_arn(function)
-    statements = [_statement("OwnLogGroup", ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
-                             [log_group, f"{log_group}:*"])]
+    statements = [
+        _statement(
+            "OwnLogGroup",
+            ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"],
+            [log_group, f"{log_group}:*"],
+        )
+    ]
     for key in ("s3_read", "s3_write", "s3_delete"):
         if access.get(key):
             sid = {"s3_read": "ReadObjects", "s3_write": "WriteObjects", "s3_delete": "DeleteObjects"}[key]
@@ -114,7 +133,9 @@ def function_policy(function: str, access: Mapping[str, Any], res: StackResource
     if access.get("s3_read"):
         statements.append(_statement("ListBucketFor404", ["s3:ListBucket"], [res.bucket_arn]))
     if access.get("dynamodb"):
-        statements.append(_statement("ImagesTable", [f"dynamodb:{a}" for a in sorted(set(access["dynamodb"]))], [res.table_arn]))
+        statements.append(
+            _statement("ImagesTable", [f"dynamodb:{a}" for a in sorted(set(access["dynamodb"]))], [res.table_arn])
+        )
     return {"Version": VERSION, "Statement": statements}
 
 
@@ -132,8 +153,12 @@ def state_machine_policy(res: StackResources, functions: Iterable[str], log_deli
 
 def api_gateway_policy(state_machine_arn: str) -> dict[str, Any]:
     """The API Gateway role behind POST /classify: start executions of one state machine."""
-    return {"Version": VERSION, "Statement": [
-        _statement("StartClassify", ["states:StartExecution", "states:StartSyncExecution"], [state_machine_arn])]}
+    return {
+        "Version": VERSION,
+        "Statement": [
+            _statement("StartClassify", ["states:StartExecution", "states:StartSyncExecution"], [state_machine_arn])
+        ],
+    }
 
 
 def ingest_invoke_permission(res: StackResources, rest_api_id: str, function: str = "ingest") -> dict[str, str]:

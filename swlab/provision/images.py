@@ -81,11 +81,13 @@ def _write_build_context(build_dir: Path, config: FunctionConfig, shared_dir: Pa
         shutil.copyfile(src, build_dir / arcname)
     requirements = "\n".join(packaging.requirement_lines(config.requirements)) + "\n"
     (build_dir / "requirements.txt").write_text(requirements)
-    dockerfile = DOCKERFILE.format(python_version=config.python_version, handler=config.handler,
-                                   torch_index=TORCH_CPU_INDEX)
+    dockerfile = DOCKERFILE.format(
+        python_version=config.python_version, handler=config.handler, torch_index=TORCH_CPU_INDEX
+    )
     (build_dir / "Dockerfile").write_text(dockerfile)
-    return (packaging.deterministic_zip(files) + requirements.encode() + dockerfile.encode()
-            + config.architecture.encode())
+    return (
+        packaging.deterministic_zip(files) + requirements.encode() + dockerfile.encode() + config.architecture.encode()
+    )
 
 
 def ensure_ecr_repository(ctx: DeployContext, name: str) -> str:
@@ -96,8 +98,11 @@ def ensure_ecr_repository(ctx: DeployContext, name: str) -> str:
     except Exception as exc:  # noqa: BLE001
         if error_code(exc) != "RepositoryNotFoundException":
             raise
-        repo = ecr.create_repository(repositoryName=name, imageScanningConfiguration={"scanOnPush": False},
-                                     tags=[{"Key": k, "Value": v} for k, v in ctx.tags.items()])["repository"]
+        repo = ecr.create_repository(
+            repositoryName=name,
+            imageScanningConfiguration={"scanOnPush": False},
+            tags=[{"Key": k, "Value": v} for k, v in ctx.tags.items()],
+        )["repository"]
         ctx.report.record("ecr repository", name, "created")
     return repo["repositoryUri"]
 
@@ -115,8 +120,12 @@ def _image_digest(clients: Clients, repo: str, tag: str) -> str | None:
 def _docker_login(clients: Clients, registry: str) -> None:
     token = clients("ecr").get_authorization_token()["authorizationData"][0]["authorizationToken"]
     user, password = base64.b64decode(token).decode().split(":", 1)
-    subprocess.run(["docker", "login", "--username", user, "--password-stdin", registry],
-                   input=password.encode(), check=True, capture_output=True)
+    subprocess.run(
+        ["docker", "login", "--username", user, "--password-stdin", registry],
+        input=password.encode(),
+        check=True,
+        capture_output=True,
+    )
 
 
 def _docker(*args: str) -> None:
@@ -134,5 +143,8 @@ def find_ecr_repositories(clients: Clients, names: Names, settings: Settings) ->
         if repo["repositoryName"].startswith(f"{names.stack}-"):
             tags = {t["Key"]: t["Value"] for t in ecr.list_tags_for_resource(resourceArn=repo["repositoryArn"])["tags"]}
             if is_ours(tags, names.stack):
-                yield "ecr repository", repo["repositoryName"], lambda repo=repo: ecr.delete_repository(
-                    repositoryName=repo["repositoryName"], force=True)
+                yield (
+                    "ecr repository",
+                    repo["repositoryName"],
+                    lambda repo=repo: ecr.delete_repository(repositoryName=repo["repositoryName"], force=True),
+                )

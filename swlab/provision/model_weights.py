@@ -100,8 +100,14 @@ print(json.dumps({"model": sys.argv[1], "arch": classifier.spec.arch, "weights":
 def measure_cold_start(name: str, image: Path | str, env: Mapping[str, str] | None = None) -> dict[str, Any]:
     """Cold start of one inference function's code in a fresh interpreter: import, load, first inference, RSS."""
     env = {**os.environ, **(env or {})}
-    out = subprocess.run([sys.executable, "-c", _PROBE, name, str(LAMBDAS_DIR / "_shared"), str(LAMBDAS_DIR / name), str(image)],
-                         capture_output=True, text=True, check=True, env=env, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE, name, str(LAMBDAS_DIR / "_shared"), str(LAMBDAS_DIR / name), str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=300,
+    )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 

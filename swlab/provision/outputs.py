@@ -54,8 +54,10 @@ class DeployOutputs:
             raise ValueError(f"outputs schema {data.get('schema')!r} is not {OUTPUTS_SCHEMA!r}")
         names = {f.name for f in fields(cls)}
         if set(data) != names:
-            raise ValueError(f"outputs keys differ from {OUTPUTS_SCHEMA}: missing {sorted(names - set(data))}, "
-                             f"unknown {sorted(set(data) - names)}")
+            raise ValueError(
+                f"outputs keys differ from {OUTPUTS_SCHEMA}: missing {sorted(names - set(data))}, "
+                f"unknown {sorted(set(data) - names)}"
+            )
         return cls(**data)
 
 

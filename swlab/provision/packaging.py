@@ -85,8 +85,9 @@ def load_function_config(directory: Path) -> FunctionConfig:
     except (OSError, json.JSONDecodeError) as exc:
         raise PackagingError(f"{path}: cannot read function configuration: {exc}") from exc
     known = set(FunctionConfig.__dataclass_fields__) - {"name", "directory"}
-    spec = FunctionConfig(name=Path(directory).name, directory=Path(directory).resolve(),
-                        **{k: v for k, v in raw.items() if k in known})
+    spec = FunctionConfig(
+        name=Path(directory).name, directory=Path(directory).resolve(), **{k: v for k, v in raw.items() if k in known}
+    )
     _check_config(spec, path)
     return spec
 
@@ -110,8 +111,11 @@ def discover_functions(lambdas_dir: Path) -> list[FunctionConfig]:
     lambdas_dir = Path(lambdas_dir)
     if not lambdas_dir.is_dir():
         raise PackagingError(f"no functions folder at {lambdas_dir}")
-    specs = [load_function_config(d) for d in sorted(lambdas_dir.iterdir())
-             if d.is_dir() and not d.name.startswith(("_", ".")) and (d / FUNCTION_FILE).is_file()]
+    specs = [
+        load_function_config(d)
+        for d in sorted(lambdas_dir.iterdir())
+        if d.is_dir() and not d.name.startswith(("_", ".")) and (d / FUNCTION_FILE).is_file()
+    ]
     if not specs:
         raise PackagingError(f"no functions found in {lambdas_dir} (expected <name>/{FUNCTION_FILE})")
     return specs
@@ -187,9 +191,26 @@ def install_dependencies(spec: FunctionConfig, cache_dir: Path, python: str = sy
     with tempfile.TemporaryDirectory(dir=target.parent, prefix=".tmp-") as tmp:
         req = Path(tmp) / "requirements.txt"
         req.write_text("\n".join(lines) + "\n")
-        cmd = [python, "-m", "pip", "install", "--quiet", "--no-compile", "--disable-pip-version-check",
-               "--target", str(Path(tmp) / "site"), "--platform", platform, "--only-binary=:all:",
-               "--python-version", spec.python_version, "--implementation", "cp", "-r", str(req)]
+        cmd = [
+            python,
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--no-compile",
+            "--disable-pip-version-check",
+            "--target",
+            str(Path(tmp) / "site"),
+            "--platform",
+            platform,
+            "--only-binary=:all:",
+            "--python-version",
+            spec.python_version,
+            "--implementation",
+            "cp",
+            "-r",
+            str(req),
+        ]
         proc = subprocess.run(cmd, capture_output=True, text=True)
         if proc.returncode != 0:
             raise PackagingError(

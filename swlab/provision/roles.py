@@ -29,8 +29,12 @@ def ensure_role(ctx: DeployContext, name: str, service: str, policy: Mapping[str
     role = get_or_none(lambda: client.get_role(RoleName=name)["Role"])
     created, updated = role is None, []
     if created:
-        role = client.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust), Description=description,
-                                  Tags=[{"Key": k, "Value": v} for k, v in tags.items()])["Role"]
+        role = client.create_role(
+            RoleName=name,
+            AssumeRolePolicyDocument=json.dumps(trust),
+            Description=description,
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )["Role"]
     else:
         if canonical(role["AssumeRolePolicyDocument"]) != canonical(trust):
             client.update_assume_role_policy(RoleName=name, PolicyDocument=json.dumps(trust))

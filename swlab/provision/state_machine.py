@@ -40,8 +40,11 @@ def load_definition(path: Path, values: Mapping[str, str]) -> str:
 
 
 def logging_configuration(log_group_arn: str) -> dict[str, Any]:
-    return {"level": "ALL", "includeExecutionData": True,
-            "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": log_group_arn.removesuffix(":*") + ":*"}}]}
+    return {
+        "level": "ALL",
+        "includeExecutionData": True,
+        "destinations": [{"cloudWatchLogsLogGroup": {"logGroupArn": log_group_arn.removesuffix(":*") + ":*"}}],
+    }
 
 
 def deploy_state_machine(ctx: DeployContext, functions: Mapping[str, Any]) -> dict[str, Any]:
@@ -49,8 +52,13 @@ def deploy_state_machine(ctx: DeployContext, functions: Mapping[str, Any]) -> di
     names = ctx.names
     log_group_arn = ensure_log_group(ctx, names.state_machine_log_group)
     invoked = [name for name in functions if name != ctx.options.ingest_function]
-    role_arn = ensure_role(ctx, names.states_role, "states", state_machine_policy(stack_resources(names), invoked),
-                           f"{names.stack}: state machine")
+    role_arn = ensure_role(
+        ctx,
+        names.states_role,
+        "states",
+        state_machine_policy(stack_resources(names), invoked),
+        f"{names.stack}: state machine",
+    )
     definition = load_definition(ctx.options.asl_path, state_machine_values(names, functions))
     return ensure_state_machine(ctx, definition, role_arn, log_group_arn)
 
@@ -68,10 +76,20 @@ def ensure_state_machine(ctx: DeployContext, definition: str, role_arn: str, log
         _wait_deleted(sfn, arn)
         current, updated = None, [f"type {current['type']} -> {workflow_type} (replaced)"]
     if current is None:
-        arn = retry(lambda: sfn.create_state_machine(
-            name=name, definition=definition, roleArn=role_arn, type=workflow_type, loggingConfiguration=logging,
-            tags=[{"key": k, "value": v} for k, v in tags.items()])["stateMachineArn"],
-            role_not_ready, ROLE_WAIT_S, f"IAM role of {name} to become usable by Step Functions", report.progress)
+        arn = retry(
+            lambda: sfn.create_state_machine(
+                name=name,
+                definition=definition,
+                roleArn=role_arn,
+                type=workflow_type,
+                loggingConfiguration=logging,
+                tags=[{"key": k, "value": v} for k, v in tags.items()],
+            )["stateMachineArn"],
+            role_not_ready,
+            ROLE_WAIT_S,
+            f"IAM role of {name} to become usable by Step Functions",
+            report.progress,
+        )
         report.record("state machine", name, *outcome(not updated, updated))
     else:
         changes = {}
@@ -88,8 +106,13 @@ def ensure_state_machine(ctx: DeployContext, definition: str, role_arn: str, log
             sfn.tag_resource(resourceArn=arn, tags=[{"key": k, "value": v} for k, v in tags.items()])
             changes["tags"] = tags
         report.record("state machine", name, *outcome(False, list(changes)))
-    return {"name": name, "arn": arn, "type": workflow_type, "role_arn": role_arn,
-            "log_group": names.state_machine_log_group}
+    return {
+        "name": name,
+        "arn": arn,
+        "type": workflow_type,
+        "role_arn": role_arn,
+        "log_group": names.state_machine_log_group,
+    }
 
 
 def _describe_state_machine(sfn: Any, arn: str) -> dict[str, Any] | None:
@@ -122,5 +145,8 @@ def find_state_machines(clients: Clients, names: Names, settings: Settings) -> I
             continue
         tags = {t["key"]: t["value"] for t in sfn.list_tags_for_resource(resourceArn=sm["stateMachineArn"])["tags"]}
         if sm["name"] == names.state_machine or is_ours(tags, names.stack):
-            yield "state machine", sm["name"], lambda sm=sm: sfn.delete_state_machine(
-                stateMachineArn=sm["stateMachineArn"])
+            yield (
+                "state machine",
+                sm["name"],
+                lambda sm=sm: sfn.delete_state_machine(stateMachineArn=sm["stateMachineArn"]),
+            )

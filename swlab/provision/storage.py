@@ -18,15 +18,29 @@ from swlab.provision.naming import Names, is_ours
 from swlab.settings import Settings
 
 LOG_RETENTION_DAYS = 14
-PUBLIC_ACCESS_BLOCK = {"BlockPublicAcls": True, "IgnorePublicAcls": True,
-                       "BlockPublicPolicy": True, "RestrictPublicBuckets": True}
+PUBLIC_ACCESS_BLOCK = {
+    "BlockPublicAcls": True,
+    "IgnorePublicAcls": True,
+    "BlockPublicPolicy": True,
+    "RestrictPublicBuckets": True,
+}
 
 
 def tls_only_policy(bucket: str) -> dict[str, Any]:
     arn = f"arn:aws:s3:::{bucket}"
-    return {"Version": "2012-10-17", "Statement": [{
-        "Sid": "DenyInsecureTransport", "Effect": "Deny", "Principal": "*", "Action": "s3:*",
-        "Resource": [arn, f"{arn}/*"], "Condition": {"Bool": {"aws:SecureTransport": "false"}}}]}
+    return {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "DenyInsecureTransport",
+                "Effect": "Deny",
+                "Principal": "*",
+                "Action": "s3:*",
+                "Resource": [arn, f"{arn}/*"],
+                "Condition": {"Bool": {"aws:SecureTransport": "false"}},
+            }
+        ],
+    }
 
 
 # -- bucket --------------------------------------------------------------------------------------
@@ -41,19 +55,25 @@ def ensure_bucket(ctx: DeployContext) -> str:
     except Exception as exc:  # noqa: BLE001 — head_bucket's 404 is a ClientError with code "404"
         if not is_missing(exc):
             raise
-        extra = {} if names.region == "us-east-1" else {
-            "CreateBucketConfiguration": {"LocationConstraint": names.region}}
+        extra = (
+            {} if names.region == "us-east-1" else {"CreateBucketConfiguration": {"LocationConstraint": names.region}}
+        )
         s3.create_bucket(Bucket=bucket, **extra)
         created = True
     block = get_or_none(lambda: s3.get_public_access_block(Bucket=bucket)["PublicAccessBlockConfiguration"])
     if block != PUBLIC_ACCESS_BLOCK:
         s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=PUBLIC_ACCESS_BLOCK)
         updated.append("public access block")
-    rules = get_or_none(
-        lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]) or []
+    rules = (
+        get_or_none(lambda: s3.get_bucket_encryption(Bucket=bucket)["ServerSideEncryptionConfiguration"]["Rules"]) or []
+    )
     if not any(r.get("ApplyServerSideEncryptionByDefault", {}).get("SSEAlgorithm") == "AES256" for r in rules):
-        s3.put_bucket_encryption(Bucket=bucket, ServerSideEncryptionConfiguration={"Rules": [
-            {"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]})
+        s3.put_bucket_encryption(
+            Bucket=bucket,
+            ServerSideEncryptionConfiguration={
+                "Rules": [{"ApplyServerSideEncryptionByDefault": {"SSEAlgorithm": "AES256"}}]
+            },
+        )
         updated.append("encryption")
     policy = get_or_none(lambda: s3.get_bucket_policy(Bucket=bucket)["Policy"])
     if tls_only and (policy is None or canonical(policy) != canonical(tls_only_policy(bucket))):
@@ -64,8 +84,9 @@ def ensure_bucket(ctx: DeployContext) -> str:
         updated.append("policy removed")
     current = get_or_none(lambda: {t["Key"]: t["Value"] for t in s3.get_bucket_tagging(Bucket=bucket)["TagSet"]}) or {}
     if any(current.get(k) != v for k, v in ctx.tags.items()):
-        s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [
-            {"Key": k, "Value": v} for k, v in {**current, **ctx.tags}.items()]})
+        s3.put_bucket_tagging(
+            Bucket=bucket, Tagging={"TagSet": [{"Key": k, "Value": v} for k, v in {**current, **ctx.tags}.items()]}
+        )
         updated.append("tags")
     ctx.report.record("s3 bucket", bucket, *outcome(created, [] if created else updated))
     return bucket
@@ -93,8 +114,10 @@ def _bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
 def delete_bucket(s3: Any, bucket: str) -> None:
     """Empty the bucket (every object version and delete marker, unfinished uploads), then delete it."""
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket):
-        batch = [{"Key": v["Key"], "VersionId": v["VersionId"]}
-                 for v in page.get("Versions", []) + page.get("DeleteMarkers", [])]
+        batch = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
         if batch:
             s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
@@ -116,10 +139,13 @@ def ensure_table(ctx: DeployContext) -> str:
     desc = get_or_none(lambda: ddb.describe_table(TableName=table)["Table"])
     created, updated = desc is None, []
     if created:
-        ddb.create_table(TableName=table, BillingMode="PAY_PER_REQUEST",
-                         AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-                         KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-                         Tags=[{"Key": k, "Value": v} for k, v in tags.items()])
+        ddb.create_table(
+            TableName=table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+            Tags=[{"Key": k, "Value": v} for k, v in tags.items()],
+        )
         ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 120})
     else:
         if desc["KeySchema"] != [{"AttributeName": "image_id", "KeyType": "HASH"}]:
@@ -177,8 +203,11 @@ def ensure_log_group(ctx: DeployContext, name: str) -> str:
         updated.append("retention")
     ctx.report.record("log group", name, *outcome(created, updated))
     if arn is None:
-        arn = next(g["arn"] for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
-                   if g["logGroupName"] == name)
+        arn = next(
+            g["arn"]
+            for g in logs.describe_log_groups(logGroupNamePrefix=name)["logGroups"]
+            if g["logGroupName"] == name
+        )
     return arn
 
 
@@ -199,13 +228,20 @@ def find_log_groups(clients: Clients, names: Names, settings: Settings) -> Itera
         pages = logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix=prefix)
         for group in (g for page in pages for g in page["logGroups"]):
             name = group["logGroupName"]
-            if name in ours or name == names.state_machine_log_group or is_ours(
-                    logs.list_tags_for_resource(resourceArn=log_group_arn(group)).get("tags"), names.stack):
+            if (
+                name in ours
+                or name == names.state_machine_log_group
+                or is_ours(logs.list_tags_for_resource(resourceArn=log_group_arn(group)).get("tags"), names.stack)
+            ):
                 yield "log group", name, lambda name=name: logs.delete_log_group(logGroupName=name)
 
 
 def _function_names(clients: Clients, names: Names) -> set[str]:
     """The ``<stack>-`` functions listed now (their log groups may be untagged: the service made them)."""
     lam = clients("lambda")
-    return {f["FunctionName"] for page in lam.get_paginator("list_functions").paginate() for f in page["Functions"]
-            if f["FunctionName"].startswith(f"{names.stack}-")}
+    return {
+        f["FunctionName"]
+        for page in lam.get_paginator("list_functions").paginate()
+        for f in page["Functions"]
+        if f["FunctionName"].startswith(f"{names.stack}-")
+    }

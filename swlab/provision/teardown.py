@@ -29,9 +29,16 @@ from swlab.settings import Settings
 # function; roles go late). Log groups go before the functions, so the untagged groups a service made for
 # them are still recognised.
 FINDERS: tuple[Finder, ...] = (
-    api.find_usage_plans, api.find_api_keys, api.find_rest_apis, state_machine.find_state_machines,
-    storage.find_log_groups, functions.find_functions, images.find_ecr_repositories, roles.find_roles,
-    storage.find_tables, storage.find_buckets,
+    api.find_usage_plans,
+    api.find_api_keys,
+    api.find_rest_apis,
+    state_machine.find_state_machines,
+    storage.find_log_groups,
+    functions.find_functions,
+    images.find_ecr_repositories,
+    roles.find_roles,
+    storage.find_tables,
+    storage.find_buckets,
 )
 
 
@@ -47,12 +54,23 @@ class TeardownReport:
         return not self.remaining
 
     def as_dict(self) -> dict[str, Any]:
-        return {"stack": self.stack, "clean": self.clean, "elapsed_s": round(self.elapsed_s, 3),
-                "deleted": [c.__dict__ for c in self.deleted], "remaining": self.remaining}
+        return {
+            "stack": self.stack,
+            "clean": self.clean,
+            "elapsed_s": round(self.elapsed_s, 3),
+            "deleted": [c.__dict__ for c in self.deleted],
+            "remaining": self.remaining,
+        }
 
 
-def teardown(settings: Settings, *, progress: Progress | None = None, client_factory: ClientFactory | None = None,
-             outputs_path: str | Path | None = None, verify_timeout_s: float | None = None) -> TeardownReport:
+def teardown(
+    settings: Settings,
+    *,
+    progress: Progress | None = None,
+    client_factory: ClientFactory | None = None,
+    outputs_path: str | Path | None = None,
+    verify_timeout_s: float | None = None,
+) -> TeardownReport:
     """Delete the stack's resources (in dependency order), then list what is left (should be nothing).
 
     ``outputs_path`` (default: the deploy's) is removed too. On AWS the tagging
@@ -86,8 +104,11 @@ def _delete(report: ChangeReport, kind: str, name: str, delete: Callable[[], Non
 
 def remaining(clients: Clients, names: Names, settings: Settings) -> list[str]:
     """What still carries the stack's tag (tagging API) or is listed under its names (direct listings)."""
-    tagged = clients("resourcegroupstaggingapi").get_paginator("get_resources").paginate(
-        TagFilters=[{"Key": TAG_KEY, "Values": [names.stack]}])
+    tagged = (
+        clients("resourcegroupstaggingapi")
+        .get_paginator("get_resources")
+        .paginate(TagFilters=[{"Key": TAG_KEY, "Values": [names.stack]}])
+    )
     left = [f"tagged {r['ResourceARN']}" for page in tagged for r in page["ResourceTagMappingList"]]
     for finder in FINDERS:
         left += [f"{kind} {name}" for kind, name, _ in finder(clients, names, settings)]

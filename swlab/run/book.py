@@ -111,19 +111,23 @@ def _copy_notebook(src: Path, dst: Path, manifest: dict) -> None:
     if any(word in src.stem for word in RESULTS_NOTEBOOKS):
         banner = _weights_banner(weights_status(manifest))
         if banner:
-            nb["cells"].insert(1 if nb["cells"] else 0, {"cell_type": "markdown", "metadata": {},
-                                                           "source": banner, "id": "swlab-weights-banner"})
+            nb["cells"].insert(
+                1 if nb["cells"] else 0,
+                {"cell_type": "markdown", "metadata": {}, "source": banner, "id": "swlab-weights-banner"},
+            )
     dst.write_text(json.dumps(nb, indent=1))
 
 
 def _weights_banner(status: str | None) -> str:
     if status == "untrained":
-        return (":::{warning}\n**weights: untrained.** The models of this run had no pretrained ImageNet "
-                "weights (none could be had on the machine that ran it); they used deterministic seeded "
-                "weights, so the labels below are not meaningful. Latency, cold starts and cost do not "
-                "depend on the weights' values.\n:::\n")
+        return (
+            ":::{warning}\n**weights: untrained.** The models of this run had no pretrained ImageNet "
+            "weights (none could be had on the machine that ran it); they used deterministic seeded "
+            "weights, so the labels below are not meaningful. Latency, cold starts and cost do not "
+            "depend on the weights' values.\n:::\n"
+        )
     if status is None:
-        return (":::{note}\nThis run did not record which weights the models used.\n:::\n")
+        return ":::{note}\nThis run did not record which weights the models used.\n:::\n"
     return ""
 
 
@@ -136,13 +140,23 @@ def run_page(manifest: dict, missing: list[str]) -> str:
     if weights:
         lines += [weights, ""]
     profile = manifest.get("profile") or {}
-    lines += [f"Profile **{profile.get('name', '?')}**: {profile.get('description', '')}", "",
-              f"Target **{manifest.get('target', '?')}**, commit `{git.get('commit') or 'unknown'}`"
-              f"{' (with uncommitted changes)' if git.get('dirty') else ''}, created {manifest.get('created_at', '?')}.",
-              "", "## Parameters", "", *_table(["parameter", "value"], (manifest.get("parameters") or {}).items()),
-              "", "## Stages", "",
-              *_table(["stage", "status", "seconds"],
-                      [(s["name"], s["status"], s.get("seconds") or "") for s in manifest.get("stages") or []])]
+    lines += [
+        f"Profile **{profile.get('name', '?')}**: {profile.get('description', '')}",
+        "",
+        f"Target **{manifest.get('target', '?')}**, commit `{git.get('commit') or 'unknown'}`"
+        f"{' (with uncommitted changes)' if git.get('dirty') else ''}, created {manifest.get('created_at', '?')}.",
+        "",
+        "## Parameters",
+        "",
+        *_table(["parameter", "value"], (manifest.get("parameters") or {}).items()),
+        "",
+        "## Stages",
+        "",
+        *_table(
+            ["stage", "status", "seconds"],
+            [(s["name"], s["status"], s.get("seconds") or "") for s in manifest.get("stages") or []],
+        ),
+    ]
     if missing:
         lines += ["", "Not executed in this run (so not in this book): " + ", ".join(f"`{m}`" for m in missing) + "."]
     lines += ["", "## Tool versions", "", *_table(["tool", "version"], (prov.get("tools") or {}).items())]
@@ -161,8 +175,20 @@ def _table(header: list[str], rows) -> list[str]:
 
 def jupyter_book_command(src: Path, out: Path) -> list[str]:
     """Strict: any Sphinx warning fails the build (``-W``), after reporting all of them (``--keep-going``)."""
-    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build", str(src), "--path-output", str(out),
-            "--builder", "html", "-W", "--keep-going", "--all"]
+    return [
+        sys.executable,
+        "-c",
+        "from jupyter_book.cli.main import main; main()",
+        "build",
+        str(src),
+        "--path-output",
+        str(out),
+        "--builder",
+        "html",
+        "-W",
+        "--keep-going",
+        "--all",
+    ]
 
 
 def build_book(run: RunDir, root: Path | None = None) -> Path:
@@ -173,8 +199,11 @@ def build_book(run: RunDir, root: Path | None = None) -> Path:
     done = subprocess.run(jupyter_book_command(src, out), capture_output=True, text=True, timeout=900)
     index = run.book_html / "index.html"
     if done.returncode != 0 or not index.exists():
-        problems = [line for line in (done.stdout + done.stderr).splitlines()
-                    if "WARNING" in line or "ERROR" in line or "Error" in line]
+        problems = [
+            line
+            for line in (done.stdout + done.stderr).splitlines()
+            if "WARNING" in line or "ERROR" in line or "Error" in line
+        ]
         tail = "\n".join(problems[-40:] or (done.stdout + done.stderr).splitlines()[-40:])
         raise BookError(f"jupyter-book build failed (exit {done.returncode}) for {src}:\n{tail}")
     return index
@@ -225,9 +254,20 @@ def dump_dom(page: Path, chromium: str | None = None, timeout_s: float = 90) -> 
     """The DOM of ``page`` after Chromium loaded and ran it (no network: the page is a local file)."""
     chromium = chromium or find_chromium()
     with tempfile.TemporaryDirectory(prefix="swlab-chromium-") as profile:
-        cmd = [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-               "--no-first-run", "--disable-extensions", "--disable-background-networking",
-               f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--dump-dom", page.resolve().as_uri()]
+        cmd = [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-dev-shm-usage",
+            "--no-first-run",
+            "--disable-extensions",
+            "--disable-background-networking",
+            f"--user-data-dir={profile}",
+            "--virtual-time-budget=5000",
+            "--dump-dom",
+            page.resolve().as_uri(),
+        ]
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0 or "<html" not in done.stdout.lower():
         raise BookError(f"Chromium could not render {page} (exit {done.returncode}):\n{done.stderr[-2000:]}")
@@ -251,8 +291,7 @@ def _image_problem(src: str, page: Path) -> str | None:
     head = target.read_bytes()[:1024]
     if not head:
         return f"{src}: empty file"
-    if not (head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8") or head.startswith(b"GIF8")
-            or b"<svg" in head):
+    if not (head.startswith(b"\x89PNG") or head.startswith(b"\xff\xd8") or head.startswith(b"GIF8") or b"<svg" in head):
         return f"{src}: not a PNG, JPEG, GIF or SVG image"
     return None
 
@@ -289,8 +328,10 @@ def check_pages(run: RunDir, chromium: str | None = None) -> list[PageCheck]:
     """Check every notebook page of the run's book and the architecture chapter; raise on any problem."""
     html = html_dir(run)
     pages = [(html / "book" / "architecture.html", 1)]
-    pages += [(html / "notebooks" / f"{nb.stem}.html", expected_figures(nb))
-              for nb in sorted(run.notebooks_dir.glob("[0-9][0-9]_*.ipynb"))]
+    pages += [
+        (html / "notebooks" / f"{nb.stem}.html", expected_figures(nb))
+        for nb in sorted(run.notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
+    ]
     checks = [check_page(page, expected, chromium) for page, expected in pages]
     bad = [c for c in checks if not c.ok]
     if bad:

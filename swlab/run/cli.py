@@ -34,22 +34,39 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="run-lab", description="Run the lab's notebooks with papermill and build the book.")
+    p = argparse.ArgumentParser(
+        prog="run-lab", description="Run the lab's notebooks with papermill and build the book."
+    )
     sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,prepare,params}")
     run = sub.add_parser("run", help="run the notebooks for a profile, then build the book (the default)")
-    run.add_argument("--profile", default="mission", help="profile name in profiles/ or a YAML/JSON path (default mission)")
-    run.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE",
-                     help="override a parameter (value read as YAML), repeatable")
+    run.add_argument(
+        "--profile", default="mission", help="profile name in profiles/ or a YAML/JSON path (default mission)"
+    )
+    run.add_argument(
+        "-p",
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="override a parameter (value read as YAML), repeatable",
+    )
     run.add_argument("--target", choices=("local", "aws"), help="shortcut for -p target=...")
     run.add_argument("--region", help="shortcut for -p region=...")
     run.add_argument("--run-dir", default="", help="run directory (default runs/<run_id>)")
-    run.add_argument("--only", action="append", metavar="PREFIX", help="run only notebooks starting with PREFIX (repeatable, e.g. --only 00 --only 08)")
+    run.add_argument(
+        "--only",
+        action="append",
+        metavar="PREFIX",
+        help="run only notebooks starting with PREFIX (repeatable, e.g. --only 00 --only 08)",
+    )
     run.add_argument("--no-book", action="store_true", help="do not build the book")
     run.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' output")
     run.set_defaults(func=_cmd_run)
     bk = sub.add_parser("book", help="build the book from an executed run (default: the latest)")
     bk.add_argument("run_dir", nargs="?", default="")
-    bk.add_argument("--check", action="store_true", help="open the results pages in headless Chromium; fail on a missing figure")
+    bk.add_argument(
+        "--check", action="store_true", help="open the results pages in headless Chromium; fail on a missing figure"
+    )
     bk.set_defaults(func=_cmd_book)
     pr = sub.add_parser("prepare", help="write parameterized, unexecuted notebooks into a run directory (for nbval)")
     pr.add_argument("--profile", default="ci")
@@ -67,8 +84,14 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     overrides = parse_assignments(args.param)
     overrides.update({k: v for k, v in (("target", args.target), ("region", args.region)) if v})
-    result = run_lab(load_profile(args.profile), overrides, run_dir=args.run_dir, only=args.only,
-                     build_book=not args.no_book, verbose=args.verbose)
+    result = run_lab(
+        load_profile(args.profile),
+        overrides,
+        run_dir=args.run_dir,
+        only=args.only,
+        build_book=not args.no_book,
+        verbose=args.verbose,
+    )
     return 0 if result.ok and (args.no_book or result.book_html) else 1
 
 

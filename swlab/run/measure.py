@@ -59,8 +59,9 @@ class SmokeTest:
         return self.item
 
     def outcome(self) -> dict[str, Any]:
-        return {k: self.item.get(k) for k in ("image_id", "status", "consensus", "models_contributing", "weights",
-                                                "error")}
+        return {
+            k: self.item.get(k) for k in ("image_id", "status", "consensus", "models_contributing", "weights", "error")
+        }
 
     def step_images_figure(self) -> Figure:
         return smoke.step_images_figure(client(self.settings, "s3"), self.outputs.bucket, self.item["image_id"])
@@ -69,9 +70,14 @@ class SmokeTest:
         """The measured period and the timings; the weights the models used (for the book's banner)."""
         if self.ingested is None or self.classified is None or self.ended_at is None:
             raise RuntimeError("ingest() and classify() first")
-        record = SmokeTestRecord(started_at=self.started_at.isoformat(), ended_at=self.ended_at.isoformat(),
-                                 image_id=self.item["image_id"], status=self.item["status"],
-                                 ingest_ms=self.ingested.elapsed_ms, classify_ms=self.classified.elapsed_ms)
+        record = SmokeTestRecord(
+            started_at=self.started_at.isoformat(),
+            ended_at=self.ended_at.isoformat(),
+            image_id=self.item["image_id"],
+            status=self.item["status"],
+            ingest_ms=self.ingested.elapsed_ms,
+            classify_ms=self.classified.elapsed_ms,
+        )
         self.run.save(record)
         models = self.run.load(ModelsRecord) or ModelsRecord()
         self.run.save(ModelsRecord(prepared=models.prepared, weights=self.item.get("weights")))
@@ -106,20 +112,34 @@ class LoadTest:
     def describe(self) -> str:
         what = "URLs" if self.workflow == "wf1" else "ingested images"
         path = f"{self.endpoint.base_path}/{WORKFLOWS[self.workflow].label}"
-        return (f"{self.profile.samples_planned} requests to {self.endpoint.protocol}://{self.endpoint.host}:"
-                f"{self.endpoint.port}{path} over {self.profile.duration_s} s, from {self.rows} {what}")
+        return (
+            f"{self.profile.samples_planned} requests to {self.endpoint.protocol}://{self.endpoint.host}:"
+            f"{self.endpoint.port}{path} over {self.profile.duration_s} s, from {self.rows} {what}"
+        )
 
     def execute(self, progress: Callable[[Progress], None] | None = None) -> JMeterRun:
         """Run JMeter, then record the measured period, the client's summary and JMeter's warnings."""
         started_at = now()
-        self.result = run_workflow(self.workflow, self.endpoint, self.run.data_file(self.workflow),
-                                   self.run.jmeter_dir(self.workflow), self.profile,
-                                   progress=progress or default_progress())
+        self.result = run_workflow(
+            self.workflow,
+            self.endpoint,
+            self.run.data_file(self.workflow),
+            self.run.jmeter_dir(self.workflow),
+            self.profile,
+            progress=progress or default_progress(),
+        )
         ended_at = now()
         self.samples = parse_jtl(self.result.jtl)
-        self.run.save(LoadTestRecord(workflow=self.workflow, started_at=started_at.isoformat(),
-                                     ended_at=ended_at.isoformat(), summary=self.summary(), jtl=str(self.result.jtl),
-                                     warnings=list(self.result.warnings)))
+        self.run.save(
+            LoadTestRecord(
+                workflow=self.workflow,
+                started_at=started_at.isoformat(),
+                ended_at=ended_at.isoformat(),
+                summary=self.summary(),
+                jtl=str(self.result.jtl),
+                warnings=list(self.result.warnings),
+            )
+        )
         return self.result
 
     def summary(self) -> dict[str, float]:
@@ -133,13 +153,15 @@ class LoadTest:
         return self.samples[["timeStamp", "elapsed", "responseCode", "success", "sample_id", "failureMessage"]].head(n)
 
 
-def prepare_load_test(run: RunDir, workflow: str, rate_per_s: float, duration_s: int,
-                      given_urls: list[str] | None = None) -> LoadTest:
+def prepare_load_test(
+    run: RunDir, workflow: str, rate_per_s: float, duration_s: int, given_urls: list[str] | None = None
+) -> LoadTest:
     """The endpoint, the load profile and the data file of one workflow's load test."""
     rows = workflow_rows(run, workflow, given_urls)
     write_data_file(run.data_file(workflow), rows, WORKFLOWS[workflow].field)
-    return LoadTest(run, workflow, LoadProfile(rate_per_s=rate_per_s, duration_s=duration_s), api_endpoint(run),
-                    len(rows))
+    return LoadTest(
+        run, workflow, LoadProfile(rate_per_s=rate_per_s, duration_s=duration_s), api_endpoint(run), len(rows)
+    )
 
 
 def client_samples(run: RunDir) -> pd.DataFrame:

@@ -45,8 +45,12 @@ def load_profile(name_or_path: str, root: Path | None = None) -> LabProfile:
     unknown = set(data) - {"name", "description", "parameters"}
     if unknown:
         raise LabError(f"{path}: unknown profile keys {sorted(unknown)} (allowed: name, description, parameters)")
-    return LabProfile(name=str(data.get("name", path.stem)), description=str(data.get("description", "")),
-                      parameters=dict(data.get("parameters") or {}), source=str(path))
+    return LabProfile(
+        name=str(data.get("name", path.stem)),
+        description=str(data.get("description", "")),
+        parameters=dict(data.get("parameters") or {}),
+        source=str(path),
+    )
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, Any]:
@@ -64,8 +68,10 @@ def declared_parameters(notebook: Path) -> dict[str, dict[str, str]]:
     """The parameters a notebook's ``parameters`` cell declares: name → {type, default, help}."""
     import papermill as pm  # heavy: only when a notebook is inspected
 
-    return {name: {"type": p["inferred_type_name"], "default": p["default"], "help": p["help"]}
-            for name, p in pm.inspect_notebook(str(notebook)).items()}
+    return {
+        name: {"type": p["inferred_type_name"], "default": p["default"], "help": p["help"]}
+        for name, p in pm.inspect_notebook(str(notebook)).items()
+    }
 
 
 def plan_parameters(parameters: dict[str, Any], books: list[Path]) -> dict[str, dict[str, Any]]:

@@ -16,13 +16,32 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any, Iterable
 
-TOOLS = ("swlab", "boto3", "botocore", "moto", "awslambdaric", "pandas", "numpy", "pyarrow", "matplotlib",
-         "Pillow", "papermill", "nbclient", "ipykernel", "jupyter-book", "sphinx", "nbval", "torch", "torchvision")
+TOOLS = (
+    "swlab",
+    "boto3",
+    "botocore",
+    "moto",
+    "awslambdaric",
+    "pandas",
+    "numpy",
+    "pyarrow",
+    "matplotlib",
+    "Pillow",
+    "papermill",
+    "nbclient",
+    "ipykernel",
+    "jupyter-book",
+    "sphinx",
+    "nbval",
+    "torch",
+    "torchvision",
+)
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout this package runs from
 
 
 def git_info(root: Path) -> dict[str, Any]:
     """Commit, branch and whether the work tree differs from it (``None`` values outside git)."""
+
     def git(*args: str) -> str | None:
         try:
             out = subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True, timeout=20)
@@ -32,8 +51,11 @@ def git_info(root: Path) -> dict[str, Any]:
 
     commit = git("rev-parse", "HEAD")
     status = git("status", "--porcelain", "--untracked-files=no") if commit else None
-    return {"commit": commit, "branch": git("rev-parse", "--abbrev-ref", "HEAD") if commit else None,
-            "dirty": bool(status) if status is not None else None}
+    return {
+        "commit": commit,
+        "branch": git("rev-parse", "--abbrev-ref", "HEAD") if commit else None,
+        "dirty": bool(status) if status is not None else None,
+    }
 
 
 def tool_versions(names: Iterable[str] = TOOLS) -> dict[str, str | None]:
@@ -76,5 +98,9 @@ class Provenance:
 
 def collect_provenance(root: Path | None = None, tools: Iterable[str] = TOOLS) -> Provenance:
     """The provenance of results produced now from the checkout at ``root`` (default: this package's)."""
-    return Provenance(git=git_info(root or REPO_ROOT), tools=tool_versions(tools), platform=platform_info(),
-                      recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    return Provenance(
+        git=git_info(root or REPO_ROOT),
+        tools=tool_versions(tools),
+        platform=platform_info(),
+        recorded_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    )

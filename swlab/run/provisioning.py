@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from swlab.loadtest.plans import ApiEndpoint
 from swlab.provision.deploy import DeployResult, deploy
-from swlab.provision.options import target_defaults
 from swlab.provision.model_weights import prepare_models, weights_substitutions
+from swlab.provision.options import target_defaults
 from swlab.provision.outputs import DeployOutputs, load_outputs
 from swlab.provision.teardown import teardown
 from swlab.run.records import DeployRecord, ModelsRecord
@@ -57,10 +57,15 @@ class Deployment:
         """Create or update the stack; ``placeholders`` are added to the allow-list placeholder."""
         self.run.deploy_outputs.parent.mkdir(parents=True, exist_ok=True)
         options = {**target_defaults(self.settings.target), **self.deploy_options}
-        self.result = deploy(self.settings, progress=self.progress, **options,
-                             placeholders={"AllowedHosts": allowed_hosts(self.run), **placeholders},
-                             workflow_type=self.workflow_type, outputs_path=self.run.deploy_outputs,
-                             function_overrides={name: {"memory_mb": mb} for name, mb in self.memory_mb.items()})
+        self.result = deploy(
+            self.settings,
+            progress=self.progress,
+            **options,
+            placeholders={"AllowedHosts": allowed_hosts(self.run), **placeholders},
+            workflow_type=self.workflow_type,
+            outputs_path=self.run.deploy_outputs,
+            function_overrides={name: {"memory_mb": mb} for name, mb in self.memory_mb.items()},
+        )
         return self.result
 
     @property
@@ -82,17 +87,25 @@ class Deployment:
         result = self.result
         if result is None:
             raise RuntimeError("deploy() first")
-        record = DeployRecord(outputs=str(result.outputs_path), workflow_type=self.workflow_type,
-                              memory_mb=dict(self.memory_mb),
-                              options={**target_defaults(self.settings.target), **self.deploy_options}, changes=result.report.counts(),
-                              seconds=round(result.elapsed_s, 2))
+        record = DeployRecord(
+            outputs=str(result.outputs_path),
+            workflow_type=self.workflow_type,
+            memory_mb=dict(self.memory_mb),
+            options={**target_defaults(self.settings.target), **self.deploy_options},
+            changes=result.report.counts(),
+            seconds=round(result.elapsed_s, 2),
+        )
         self.run.save(record)
         return record
 
     def summary(self) -> dict[str, Any]:
         o = self.outputs
-        return {"state machine": o.state_machine.get("arn"), "API": o.api["base_url"], "bucket": o.bucket,
-                "table": o.table}
+        return {
+            "state machine": o.state_machine.get("arn"),
+            "API": o.api["base_url"],
+            "bucket": o.bucket,
+            "table": o.table,
+        }
 
 
 def delete_stack(run: RunDir, keep_local_cloud: bool = False, progress: Callable[[str], None] | None = print):

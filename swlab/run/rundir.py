@@ -186,8 +186,13 @@ class RunDir:
         return load_settings(env={}, **{**recorded, **overrides})
 
 
-def start_run(run_dir: str | Path = "", settings: Settings | None = None, profile: str = "interactive",
-              parameters: dict[str, Any] | None = None, root: Path | None = None) -> RunDir:
+def start_run(
+    run_dir: str | Path = "",
+    settings: Settings | None = None,
+    profile: str = "interactive",
+    parameters: dict[str, Any] | None = None,
+    root: Path | None = None,
+) -> RunDir:
     """Create (or take over) a run directory, record provenance and settings, point ``runs/latest`` at it.
 
     ``run_dir`` empty → a new ``<runs_dir>/<run_id>``. An existing run keeps

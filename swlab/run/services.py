@@ -95,8 +95,16 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
     except LocalCloudError as exc:
         raise LabError(f"the local cloud did not start:\n{exc}") from exc
     cloud.proc = None  # detached: it outlives this kernel; stop_local_cloud ends it by its recorded pid
-    run.save(LocalCloudRecord(endpoint=cloud.endpoint_url, started_by_lab=True, work_dir=str(cloud.work_dir),
-                              pid=cloud.pid, options=options or {}, started_at=now_iso()))
+    run.save(
+        LocalCloudRecord(
+            endpoint=cloud.endpoint_url,
+            started_by_lab=True,
+            work_dir=str(cloud.work_dir),
+            pid=cloud.pid,
+            options=options or {},
+            started_at=now_iso(),
+        )
+    )
     settings = settings.with_(endpoint_url=cloud.endpoint_url)
     record_settings(run, settings)
     return settings
@@ -119,9 +127,14 @@ def stop_local_cloud(run: RunDir, grace_s: float = 15.0) -> bool:
 def check_target(settings: Settings) -> dict[str, Any]:
     """Ask the target who we are (STS GetCallerIdentity): proves the endpoint and credentials work."""
     identity = client(settings, "sts").get_caller_identity()
-    return {"target": settings.target, "region": settings.region, "stack": settings.stack,
-            "endpoint": settings.endpoint_url or "AWS (default endpoints)",
-            "account": identity["Account"], "caller": identity["Arn"]}
+    return {
+        "target": settings.target,
+        "region": settings.region,
+        "stack": settings.stack,
+        "endpoint": settings.endpoint_url or "AWS (default endpoints)",
+        "account": identity["Account"],
+        "caller": identity["Arn"],
+    }
 
 
 # ----------------------------------------------------------------------------- the local image server of a run
@@ -138,9 +151,13 @@ def start_image_server(run: RunDir, timeout_s: float = 30.0) -> ImageServerRecor
     state.parent.mkdir(parents=True, exist_ok=True)
     state.unlink(missing_ok=True)
     with open(run.image_server_log, "ab") as log_fh:
-        proc = subprocess.Popen([sys.executable, "-m", "swlab.run", "image-server", "--state-file", str(state)],
-                                stdout=log_fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                start_new_session=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "swlab.run", "image-server", "--state-file", str(state)],
+            stdout=log_fh,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
     deadline = time.monotonic() + timeout_s
     while not state.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -169,8 +186,12 @@ def serve_images(state_file: Path) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
     with ImageServer() as server:
-        info = {"pid": os.getpid(), "allowed_host": server.allowed_host, "base_url": server.url("/"),
-                "sample_urls": server.sample_urls()}
+        info = {
+            "pid": os.getpid(),
+            "allowed_host": server.allowed_host,
+            "base_url": server.url("/"),
+            "sample_urls": server.sample_urls(),
+        }
         tmp = state_file.with_suffix(".tmp")
         tmp.write_text(json.dumps(info))
         tmp.replace(state_file)
@@ -182,8 +203,10 @@ def image_urls(run: RunDir, given: list[str] | None = None) -> list[str]:
     server = run.load(ImageServerRecord)
     urls = list(given or (server.sample_urls if server else []))
     if not urls:
-        raise LabError("no image URLs: this run has no local image server (target aws?); pass the parameter "
-                       "image_urls=[...] with public http(s) URLs of images")
+        raise LabError(
+            "no image URLs: this run has no local image server (target aws?); pass the parameter "
+            "image_urls=[...] with public http(s) URLs of images"
+        )
     return urls
 
 

@@ -35,8 +35,12 @@ class Answer:
 
 def post(url: str, body: dict[str, Any], api_key: str, timeout_s: float = 120.0) -> Answer:
     """``POST`` JSON with the API key (header ``x-api-key``); the answer's status, JSON body and time."""
-    request = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
-                                     headers={"content-type": "application/json", "x-api-key": api_key})
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        method="POST",
+        headers={"content-type": "application/json", "x-api-key": api_key},
+    )
     started = time.perf_counter()
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as resp:
@@ -70,8 +74,9 @@ def get_image_item(ddb: Any, table: str, image_id: str) -> dict[str, Any] | None
     return {k: _plain(deserialize(v)) for k, v in item.items()}
 
 
-def wait_for_outcome(ddb: Any, table: str, image_id: str, timeout_s: float = 180.0,
-                     poll_s: float = 0.5) -> dict[str, Any]:
+def wait_for_outcome(
+    ddb: Any, table: str, image_id: str, timeout_s: float = 180.0, poll_s: float = 0.5
+) -> dict[str, Any]:
     """Poll the item until Workflow 2 has written its outcome (CLASSIFIED or FAILED)."""
     deadline = time.monotonic() + timeout_s
     while True:
@@ -86,9 +91,11 @@ def wait_for_outcome(ddb: Any, table: str, image_id: str, timeout_s: float = 180
 
 def labels_table(item: dict[str, Any]) -> pd.DataFrame:
     """One row per model and rank: label and probability (from the item's ``labels``)."""
-    rows = [{"model": model, "rank": rank, "label": entry["label"], "probability": entry["probability"]}
-            for model, top in sorted((item.get("labels") or {}).items())
-            for rank, entry in enumerate(top, start=1)]
+    rows = [
+        {"model": model, "rank": rank, "label": entry["label"], "probability": entry["probability"]}
+        for model, top in sorted((item.get("labels") or {}).items())
+        for rank, entry in enumerate(top, start=1)
+    ]
     return pd.DataFrame(rows, columns=["model", "rank", "label", "probability"])
 
 

@@ -62,8 +62,10 @@ def describe_failure(exc: BaseException, notebook: Path, executed: Path) -> str:
     cell = _source_cell_number(executed, exc.cell_index)
     lines = [line for line in (exc.source or "").splitlines() if line.strip()]
     source = "\n".join(f"    | {line}" for line in lines[:6]) + ("\n    | ..." if len(lines) > 6 else "")
-    return (f"{notebook.name}, cell {cell} (In [{exc.exec_count}]): {exc.ename}: {_plain_text(exc.evalue)}\n"
-            f"{source}\n  executed copy with the traceback: {executed}")
+    return (
+        f"{notebook.name}, cell {cell} (In [{exc.exec_count}]): {exc.ename}: {_plain_text(exc.evalue)}\n"
+        f"{source}\n  executed copy with the traceback: {executed}"
+    )
 
 
 def _plain_text(text: str) -> str:
@@ -92,8 +94,16 @@ def execute_stage(notebook: Path, run: RunDir, parameters: dict[str, Any], verbo
     with open(log_path, "w") as log_fh, _kernel_stderr_to(None if verbose else log_fh):
         out = _Tee(log_fh, sys.stdout) if verbose else log_fh
         try:
-            pm.execute_notebook(str(notebook), str(executed), parameters=parameters, cwd=str(notebook.parent),
-                                progress_bar=False, stdout_file=out, stderr_file=out, kernel_name="python3")
+            pm.execute_notebook(
+                str(notebook),
+                str(executed),
+                parameters=parameters,
+                cwd=str(notebook.parent),
+                progress_bar=False,
+                stdout_file=out,
+                stderr_file=out,
+                kernel_name="python3",
+            )
             stage.status = "ok"
         except Exception as exc:  # noqa: BLE001 - any failure of a stage is reported, then the run goes on to teardown
             stage.status, stage.error = "failed", describe_failure(exc, notebook, executed) + f"\n  log: {log_path}"
@@ -139,8 +149,9 @@ def _always(name: str) -> bool:
     return any(word in name for word in ALWAYS_RUN)
 
 
-def run_stages(run: RunDir, books: list[Path], plan: dict[str, dict[str, Any]], say: Callable[[str], None],
-               verbose: bool = False) -> list[Stage]:
+def run_stages(
+    run: RunDir, books: list[Path], plan: dict[str, dict[str, Any]], say: Callable[[str], None], verbose: bool = False
+) -> list[Stage]:
     """Execute the notebooks in order; after a failure skip the rest but still run teardown stages."""
     stages: list[Stage] = []
     failed = False
@@ -161,9 +172,17 @@ def run_stages(run: RunDir, books: list[Path], plan: dict[str, dict[str, Any]], 
     return stages
 
 
-def run_lab(profile: LabProfile, overrides: dict[str, Any] | None = None, *, run_dir: str | Path = "",
-            only: list[str] | None = None, build_book: bool = True, verbose: bool = False,
-            root: Path | None = None, say: Callable[[str], None] = print) -> LabResult:
+def run_lab(
+    profile: LabProfile,
+    overrides: dict[str, Any] | None = None,
+    *,
+    run_dir: str | Path = "",
+    only: list[str] | None = None,
+    build_book: bool = True,
+    verbose: bool = False,
+    root: Path | None = None,
+    say: Callable[[str], None] = print,
+) -> LabResult:
     """Run the lab's notebooks for one profile into a run directory, then build the book."""
     root = root or project_root()
     parameters = {**profile.parameters, **(overrides or {})}
@@ -186,8 +205,9 @@ def run_lab(profile: LabProfile, overrides: dict[str, Any] | None = None, *, run
     return result
 
 
-def prepare_notebooks(profile: LabProfile, overrides: dict[str, Any] | None = None, *, run_dir: str | Path = "",
-                      root: Path | None = None) -> RunDir:
+def prepare_notebooks(
+    profile: LabProfile, overrides: dict[str, Any] | None = None, *, run_dir: str | Path = "", root: Path | None = None
+) -> RunDir:
     """Parameterized, unexecuted copies of the notebooks in ``<run>/notebooks/`` (papermill ``prepare_only``).
 
     For executors other than papermill's own run: ``pytest --nbval-lax <run>/notebooks``
@@ -200,8 +220,13 @@ def prepare_notebooks(profile: LabProfile, overrides: dict[str, Any] | None = No
     plan = plan_parameters(parameters, notebooks(root))
     run = start_run(run_dir, profile=profile.name, parameters=parameters, root=root)
     for nb in notebooks(root):
-        pm.execute_notebook(str(nb), str(run.executed_notebook(nb.name)), prepare_only=True, progress_bar=False,
-                            parameters={**plan.get(nb.name, {}), "run_dir": str(run.dir)})
+        pm.execute_notebook(
+            str(nb),
+            str(run.executed_notebook(nb.name)),
+            prepare_only=True,
+            progress_bar=False,
+            parameters={**plan.get(nb.name, {}), "run_dir": str(run.dir)},
+        )
     return run
 
 

@@ -21,8 +21,9 @@ def collect_telemetry(run: RunDir, settle_s: float = 5.0, metric_period_s: int =
     """Wait ``settle_s`` for logs and metrics to arrive, collect the window the notebooks measured, save it."""
     settings, (start, end) = run.settings(), run.window()
     time.sleep(settle_s)
-    data = collect_run(settings, start, end, jtl=client_samples(run), period_s=metric_period_s,
-                       extra={"run_id": run.id, **extra})
+    data = collect_run(
+        settings, start, end, jtl=client_samples(run), period_s=metric_period_s, extra={"run_id": run.id, **extra}
+    )
     save_run(data, run.data_dir)
     run.save(CollectRecord(data=str(run.data_dir), window=[start.isoformat(), end.isoformat()]))
     return data

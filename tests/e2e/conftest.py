@@ -14,11 +14,11 @@ import json
 from pathlib import Path
 
 import pytest
-
 from e2e_helpers import post
+
 from swlab.provision import deploy as deploy_mod
-from swlab.samples import ImageServer, list_samples
 from swlab.provision.teardown import teardown
+from swlab.samples import ImageServer, list_samples
 
 LAMBDAS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
 STACK = "e2e"
@@ -45,8 +45,9 @@ def settings(lab_settings, tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def options(images):
-    return deploy_mod.DeployOptions(lambdas_dir=LAMBDAS_DIR, placeholders={"AllowedHosts": images.allowed_host},
-                                    **deploy_mod.LOCAL_CLOUD_OPTIONS)
+    return deploy_mod.DeployOptions(
+        lambdas_dir=LAMBDAS_DIR, placeholders={"AllowedHosts": images.allowed_host}, **deploy_mod.LOCAL_CLOUD_OPTIONS
+    )
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +63,9 @@ def ingested(stack, images):
     """image_id of each of five samples, ingested over HTTP."""
     ids = {}
     for sample in list_samples()[:5]:
-        status, body = post(stack.api["endpoints"]["ingest"], {"image_url": images.url(f"/samples/{sample.file}")},
-                            stack.api["api_key"])
+        status, body = post(
+            stack.api["endpoints"]["ingest"], {"image_url": images.url(f"/samples/{sample.file}")}, stack.api["api_key"]
+        )
         assert status == 201, body
         ids[sample.name] = body["image_id"]
     return ids
@@ -74,7 +76,8 @@ def warm(aws, stack, ingested):
     """One classification through the SDK first: three cold torch environments starting at once on this
     2-core machine take longer than API Gateway's 29 s integration timeout (a cold /classify answers 504)."""
     sfn = aws("stepfunctions", read_timeout=300)
-    result = sfn.start_sync_execution(stateMachineArn=stack.state_machine["arn"],
-                                      input=json.dumps({"image_id": next(iter(ingested.values()))}))
+    result = sfn.start_sync_execution(
+        stateMachineArn=stack.state_machine["arn"], input=json.dumps({"image_id": next(iter(ingested.values()))})
+    )
     assert result["status"] == "SUCCEEDED", (result.get("error"), result.get("cause"))
     return result

@@ -23,8 +23,11 @@ def post(url: str, body: object, key: str | None, timeout_s: float = 120) -> tup
 
 def item(aws: Any, stack: DeployOutputs, image_id: str) -> dict:
     """The image's DynamoDB item (attribute-value form), {} if there is none."""
-    return aws("dynamodb").get_item(TableName=stack.table, Key={"image_id": {"S": image_id}},
-                                    ConsistentRead=True).get("Item", {})
+    return (
+        aws("dynamodb")
+        .get_item(TableName=stack.table, Key={"image_id": {"S": image_id}}, ConsistentRead=True)
+        .get("Item", {})
+    )
 
 
 def keys(aws: Any, stack: DeployOutputs, prefix: str) -> list[str]:

@@ -13,8 +13,8 @@ the load path, the cold start is measured by scripts/bench-workflows.
 from __future__ import annotations
 
 import pytest
-
 from e2e_helpers import item
+
 from swlab.loadtest.install import JMeterSetupError, ensure_jmeter
 from swlab.loadtest.jtl import parse_jtl
 from swlab.loadtest.plans import ApiEndpoint, LoadProfile, write_data_file
@@ -46,8 +46,9 @@ def runs(tmp_path_factory):
 @pytest.fixture(scope="module")
 def wf1(install, target, images, warm, runs):
     urls = images.sample_urls()
-    data = write_data_file(runs / "image_urls.csv",
-                           [urls[i % len(urls)] for i in range(PROFILE.samples_planned)], "image_url")
+    data = write_data_file(
+        runs / "image_urls.csv", [urls[i % len(urls)] for i in range(PROFILE.samples_planned)], "image_url"
+    )
     run = run_workflow("wf1", target, data, runs / "wf1", PROFILE, install=install, progress=lambda p: None)
     return run, parse_jtl(run.jtl)
 

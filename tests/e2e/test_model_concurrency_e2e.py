@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from e2e_helpers import environments
+
 from swlab.provision.options import LOCAL_CLOUD_OPTIONS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.models]
@@ -69,9 +69,14 @@ class PeakEnvironments:
 
 def throttles(aws, function_name: str, since: datetime) -> float:
     points = aws("cloudwatch").get_metric_statistics(
-        Namespace="AWS/Lambda", MetricName="Throttles", Dimensions=[{"Name": "FunctionName", "Value": function_name}],
-        StartTime=since, EndTime=datetime.now(timezone.utc) + timedelta(minutes=1), Period=60,
-        Statistics=["Sum"])["Datapoints"]
+        Namespace="AWS/Lambda",
+        MetricName="Throttles",
+        Dimensions=[{"Name": "FunctionName", "Value": function_name}],
+        StartTime=since,
+        EndTime=datetime.now(timezone.utc) + timedelta(minutes=1),
+        Period=60,
+        Statistics=["Sum"],
+    )["Datapoints"]
     return sum(p["Sum"] for p in points)
 
 
@@ -83,8 +88,9 @@ def test_a_burst_is_throttled_and_retried_instead_of_scaling_out(aws, lab_settin
     before = throttles(aws, held, since)
 
     def classify(i: int) -> dict:
-        return sfn.start_sync_execution(stateMachineArn=stack.state_machine["arn"],
-                                        input=json.dumps({"image_id": ids[i % len(ids)]}))
+        return sfn.start_sync_execution(
+            stateMachineArn=stack.state_machine["arn"], input=json.dumps({"image_id": ids[i % len(ids)]})
+        )
 
     lam.put_function_concurrency(FunctionName=held, ReservedConcurrentExecutions=0)
     try:

@@ -24,8 +24,17 @@ from swlab.run.stages import prepare_notebooks, run_lab
 pytestmark = pytest.mark.e2e
 
 ROOT = Path(__file__).resolve().parents[2]
-EXPECTED_NOTEBOOKS = ["00_setup", "01_deploy", "02_smoke_test", "03_load_test_wf1", "04_load_test_wf2",
-                      "05_collect", "06_analysis", "07_cost", "08_teardown"]
+EXPECTED_NOTEBOOKS = [
+    "00_setup",
+    "01_deploy",
+    "02_smoke_test",
+    "03_load_test_wf1",
+    "04_load_test_wf2",
+    "05_collect",
+    "06_analysis",
+    "07_cost",
+    "08_teardown",
+]
 # Figures each results page must show (at least): smoke test steps; analysis plots; cost breakdown.
 MIN_FIGURES = {"02_smoke_test.html": 1, "06_analysis.html": 8, "07_cost.html": 1, "architecture.html": 1}
 
@@ -66,9 +75,23 @@ def test_ci_run_builds_a_book_with_every_figure(tmp_path):
 @pytest.mark.timeout(1800)
 def test_nbval_runs_every_notebook(tmp_path):
     run = prepare_notebooks(load_profile("ci", ROOT), run_dir=tmp_path / "nbval", root=ROOT)
-    done = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "--nbval-lax",
-                           "--nbval-cell-timeout=900", str(run.notebooks_dir)],
-                          cwd=tmp_path, capture_output=True, text=True, timeout=1750)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--nbval-lax",
+            "--nbval-cell-timeout=900",
+            str(run.notebooks_dir),
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=1750,
+    )
     assert done.returncode == 0, done.stdout[-6000:] + done.stderr[-2000:]
     assert "passed" in done.stdout
     manifest = run.manifest()

@@ -13,8 +13,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from e2e_helpers import item, keys, post
+
 from swlab.provision import deploy as deploy_mod
 from swlab.provision.context import Clients
 from swlab.provision.naming import Names
@@ -45,8 +45,11 @@ def test_classify_records_labels_and_writes_processed_images(aws, stack, ingeste
 
 def aws_calls_of(aws, function_name: str) -> list[dict]:
     """The ``aws_calls`` records (swl_log) in a function's log group: what the cost model counts."""
-    pages = aws("logs").get_paginator("filter_log_events").paginate(
-        logGroupName=f"/aws/lambda/{function_name}", filterPattern='"aws_calls"')
+    pages = (
+        aws("logs")
+        .get_paginator("filter_log_events")
+        .paginate(logGroupName=f"/aws/lambda/{function_name}", filterPattern='"aws_calls"')
+    )
     records = [json.loads(e["message"]) for page in pages for e in page["events"] if e["message"].startswith("{")]
     return [r for r in records if r.get("message") == "aws_calls"]
 
@@ -68,19 +71,33 @@ def test_each_function_logs_the_aws_calls_it_made(aws, stack, ingested, warm):
     assert aws_calls_of(aws, fn["aggregate"]) == []  # it calls nothing
 
 
-@pytest.mark.parametrize("url_of, reason", [
-    (lambda srv: "file:///etc/passwd", "bad_scheme"),
-    (lambda srv: "ftp://127.0.0.1/x.jpg", "bad_scheme"),
-    (lambda srv: "http://127.0.0.2:9/x.jpg", "forbidden_address"),
-    (lambda srv: f"http://127.0.0.1:{srv.port + 1}/x.jpg", "forbidden_address"),
-    (lambda srv: srv.url("/redirect?to=http://127.0.0.2:9/x.jpg"), "forbidden_address"),
-    (lambda srv: srv.url("/bad/not-image"), "not_an_image"),
-    (lambda srv: srv.url("/bad/oversized?bytes=20000000"), "too_large"),
-    (lambda srv: srv.url("/bad/oversized?bytes=20000000&declare=0"), "too_large"),
-    (lambda srv: srv.url("/bad/bomb"), "too_many_pixels"),
-    (lambda srv: srv.url("/status/503"), "upstream_status"),
-], ids=["file", "ftp", "loopback-other-host", "loopback-other-port", "redirect-to-refused", "not-image",
-        "oversized", "oversized-chunked", "bomb", "upstream-503"])
+@pytest.mark.parametrize(
+    "url_of, reason",
+    [
+        (lambda srv: "file:///etc/passwd", "bad_scheme"),
+        (lambda srv: "ftp://127.0.0.1/x.jpg", "bad_scheme"),
+        (lambda srv: "http://127.0.0.2:9/x.jpg", "forbidden_address"),
+        (lambda srv: f"http://127.0.0.1:{srv.port + 1}/x.jpg", "forbidden_address"),
+        (lambda srv: srv.url("/redirect?to=http://127.0.0.2:9/x.jpg"), "forbidden_address"),
+        (lambda srv: srv.url("/bad/not-image"), "not_an_image"),
+        (lambda srv: srv.url("/bad/oversized?bytes=20000000"), "too_large"),
+        (lambda srv: srv.url("/bad/oversized?bytes=20000000&declare=0"), "too_large"),
+        (lambda srv: srv.url("/bad/bomb"), "too_many_pixels"),
+        (lambda srv: srv.url("/status/503"), "upstream_status"),
+    ],
+    ids=[
+        "file",
+        "ftp",
+        "loopback-other-host",
+        "loopback-other-port",
+        "redirect-to-refused",
+        "not-image",
+        "oversized",
+        "oversized-chunked",
+        "bomb",
+        "upstream-503",
+    ],
+)
 def test_bad_inputs_get_a_clear_error_and_write_nothing(aws, stack, images, url_of, reason):
     before = (aws("dynamodb").scan(TableName=stack.table, Select="COUNT")["Count"], len(keys(aws, stack, "raw/")))
     status, body = post(stack.api["endpoints"]["ingest"], {"image_url": url_of(images)}, stack.api["api_key"])
@@ -90,8 +107,9 @@ def test_bad_inputs_get_a_clear_error_and_write_nothing(aws, stack, images, url_
 
 
 def test_truncated_jpeg_is_refused(stack, images):
-    status, body = post(stack.api["endpoints"]["ingest"], {"image_url": images.url("/bad/truncated")},
-                        stack.api["api_key"])
+    status, body = post(
+        stack.api["endpoints"]["ingest"], {"image_url": images.url("/bad/truncated")}, stack.api["api_key"]
+    )
     assert status == 400 and body["error"], body
 
 
@@ -106,8 +124,9 @@ def test_unknown_image_id_fails_clearly(stack):
 
 
 def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, settings, options, stack, ingested, warm):
-    changed = deploy_mod.deploy(settings, options, progress=lambda line: None,
-                                extra_environment={"alexnet": {"FAIL_MODEL": "1"}})
+    changed = deploy_mod.deploy(
+        settings, options, progress=lambda line: None, extra_environment={"alexnet": {"FAIL_MODEL": "1"}}
+    )
     try:
         assert [c.name for c in changed.report.changes if c.action != "unchanged"] == [f"{stack.stack}-alexnet"]
         image_id = next(iter(ingested.values()))
@@ -115,7 +134,9 @@ def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, setti
         assert status == 200 and body["status"] == "SUCCEEDED", body
         record = item(aws, stack, image_id)
         assert record["status"]["S"] == "CLASSIFIED"
-        assert "alexnet" in json.dumps(record["models_failed"]) and "resnet" in json.dumps(record["models_contributing"])
+        assert "alexnet" in json.dumps(record["models_failed"]) and "resnet" in json.dumps(
+            record["models_contributing"]
+        )
     finally:  # the stack is shared by the e2e session: put alexnet back
         deploy_mod.deploy(settings, options, progress=lambda line: None)
 

@@ -27,18 +27,31 @@ def create_api(apigw: Any, endpoint_url: str, stage: str = "test") -> Api:
     return Api(api_id, root_id, stage, f"{endpoint_url}/restapis/{api_id}/{stage}/_user_request_")
 
 
-def add_method(apigw: Any, api: Api, path_part: str, http_method: str, integration: dict,
-               integration_responses: list[dict] | None = None, *, api_key_required: bool = False,
-               parent_id: str | None = None) -> str:
+def add_method(
+    apigw: Any,
+    api: Api,
+    path_part: str,
+    http_method: str,
+    integration: dict,
+    integration_responses: list[dict] | None = None,
+    *,
+    api_key_required: bool = False,
+    parent_id: str | None = None,
+) -> str:
     """Resource + method + integration (+ integration responses); returns the resource id."""
-    resource_id = apigw.create_resource(restApiId=api.api_id, parentId=parent_id or api.root_id,
-                                        pathPart=path_part)["id"]
-    apigw.put_method(restApiId=api.api_id, resourceId=resource_id, httpMethod=http_method,
-                     authorizationType="NONE", apiKeyRequired=api_key_required)
+    resource_id = apigw.create_resource(restApiId=api.api_id, parentId=parent_id or api.root_id, pathPart=path_part)[
+        "id"
+    ]
+    apigw.put_method(
+        restApiId=api.api_id,
+        resourceId=resource_id,
+        httpMethod=http_method,
+        authorizationType="NONE",
+        apiKeyRequired=api_key_required,
+    )
     apigw.put_integration(restApiId=api.api_id, resourceId=resource_id, httpMethod=http_method, **integration)
     for response in integration_responses or []:
-        apigw.put_integration_response(restApiId=api.api_id, resourceId=resource_id, httpMethod=http_method,
-                                       **response)
+        apigw.put_integration_response(restApiId=api.api_id, resourceId=resource_id, httpMethod=http_method, **response)
     return resource_id
 
 
@@ -46,12 +59,13 @@ def deploy(apigw: Any, api: Api) -> None:
     apigw.create_deployment(restApiId=api.api_id, stageName=api.stage)
 
 
-def add_key(apigw: Any, api: Api, throttle: dict | None = None, quota: dict | None = None,
-            enabled: bool = True) -> str:
+def add_key(apigw: Any, api: Api, throttle: dict | None = None, quota: dict | None = None, enabled: bool = True) -> str:
     """An API key in a usage plan on the API's stage; returns the key value."""
     key = apigw.create_api_key(name=f"k-{uuid.uuid4().hex[:6]}", enabled=enabled)
-    plan_args: dict[str, Any] = {"name": f"plan-{uuid.uuid4().hex[:6]}",
-                                 "apiStages": [{"apiId": api.api_id, "stage": api.stage}]}
+    plan_args: dict[str, Any] = {
+        "name": f"plan-{uuid.uuid4().hex[:6]}",
+        "apiStages": [{"apiId": api.api_id, "stage": api.stage}],
+    }
     if throttle:
         plan_args["throttle"] = throttle
     if quota:
@@ -61,8 +75,9 @@ def add_key(apigw: Any, api: Api, throttle: dict | None = None, quota: dict | No
     return key["value"]
 
 
-def http(method: str, url: str, body: Any = None, headers: dict | None = None,
-         timeout: float = 60) -> tuple[int, Any, bytes]:
+def http(
+    method: str, url: str, body: Any = None, headers: dict | None = None, timeout: float = 60
+) -> tuple[int, Any, bytes]:
     """→ (status, headers (an email.message.Message), body) for any status (no exception on 4xx/5xx)."""
     data = body if isinstance(body, bytes) or body is None else json.dumps(body).encode()
     headers = {"Content-Type": "application/json", **(headers or {})} if data is not None else (headers or {})
@@ -81,7 +96,7 @@ def mock_integration(status: int = 200, body: str = '{"ok": true}') -> tuple[dic
     return integration, responses
 
 
-PROXY_HANDLER = '''import base64, json
+PROXY_HANDLER = """import base64, json
 
 def handler(event, context):
     mode = (event.get("queryStringParameters") or {}).get("mode")
@@ -94,7 +109,7 @@ def handler(event, context):
         return {"hello": "no statusCode"}
     return {"statusCode": 201, "headers": {"X-Probe": "yes"}, "multiValueHeaders": {"X-Multi": ["a", "b"]},
             "body": json.dumps(event)}
-'''
+"""
 
 
 def proxy_function(lambda_client: Any, iam: Any) -> str:
@@ -110,10 +125,19 @@ def proxy_function(lambda_client: Any, iam: Any) -> str:
         role = iam.get_role(RoleName="apigw-proxy-test")["Role"]["Arn"]
     except iam.exceptions.NoSuchEntityException:
         role = iam.create_role(RoleName="apigw-proxy-test", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    return lambda_client.create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.handler",
-                                         Code={"ZipFile": buf.getvalue()}, Timeout=10)["FunctionArn"]
+    return lambda_client.create_function(
+        FunctionName=name,
+        Runtime="python3.11",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": buf.getvalue()},
+        Timeout=10,
+    )["FunctionArn"]
 
 
 def lambda_proxy_integration(function_arn: str, region: str = "us-east-1") -> dict:
-    return {"type": "AWS_PROXY", "integrationHttpMethod": "POST",
-            "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations"}
+    return {
+        "type": "AWS_PROXY",
+        "integrationHttpMethod": "POST",
+        "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{function_arn}/invocations",
+    }

@@ -15,8 +15,10 @@ import pytest
 
 PROBES_DIR = Path(__file__).resolve().parents[1] / "probes"
 PROBE_ROLE = "swlab-probe-role"
-TRUST_POLICY = {"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]}
+TRUST_POLICY = {
+    "Version": "2012-10-17",
+    "Statement": [{"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}],
+}
 
 
 def zip_probe(probe: str) -> bytes:
@@ -41,15 +43,22 @@ def deploy(lambda_client: Any, iam: Any, probe: str, name: str | None = None, **
     """Create a function from ``tests/probes/<probe>``; returns its (unique) name."""
     name = name or f"probe-{probe}-{uuid.uuid4().hex[:8]}"
     lambda_client.create_function(
-        FunctionName=name, Runtime=config.pop("Runtime", "python3.11"), Role=probe_role_arn(iam),
-        Handler=config.pop("Handler", "handler.handler"), Code={"ZipFile": zip_probe(probe)},
-        Timeout=config.pop("Timeout", 3), MemorySize=config.pop("MemorySize", 128), **config)
+        FunctionName=name,
+        Runtime=config.pop("Runtime", "python3.11"),
+        Role=probe_role_arn(iam),
+        Handler=config.pop("Handler", "handler.handler"),
+        Code={"ZipFile": zip_probe(probe)},
+        Timeout=config.pop("Timeout", 3),
+        MemorySize=config.pop("MemorySize", 128),
+        **config,
+    )
     return name
 
 
 @pytest.fixture(scope="session")
 def deploy_probe(aws) -> Callable[..., str]:
     """``deploy_probe("echo", Timeout=5, Environment={"Variables": {...}})`` → function name."""
+
     def make(probe: str, name: str | None = None, **config: Any) -> str:
         return deploy(aws("lambda"), aws("iam"), probe, name, **config)
 

@@ -15,8 +15,9 @@ def unique(prefix: str) -> str:
 
 
 def create_state_machine(sfn: Any, definition: dict, sm_type: str = "STANDARD", prefix: str = "sm") -> str:
-    return sfn.create_state_machine(name=unique(prefix), definition=json.dumps(definition),
-                                    roleArn=ROLE_ARN, type=sm_type)["stateMachineArn"]
+    return sfn.create_state_machine(
+        name=unique(prefix), definition=json.dumps(definition), roleArn=ROLE_ARN, type=sm_type
+    )["stateMachineArn"]
 
 
 def wait_execution(sfn: Any, execution_arn: str, timeout_s: float = 60.0) -> dict:
@@ -48,6 +49,7 @@ def history_events(sfn: Any, execution_arn: str) -> list[dict]:
 
 def chain(n: int, state: dict, prefix: str = "S") -> dict:
     """A definition of ``n`` copies of ``state`` run one after another."""
-    states = {f"{prefix}{i}": {**state, **({"Next": f"{prefix}{i + 1}"} if i < n - 1 else {"End": True})}
-              for i in range(n)}
+    states = {
+        f"{prefix}{i}": {**state, **({"Next": f"{prefix}{i + 1}"} if i < n - 1 else {"End": True})} for i in range(n)
+    }
     return {"StartAt": f"{prefix}0", "States": states}

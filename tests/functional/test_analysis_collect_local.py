@@ -7,12 +7,12 @@ import uuid
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import invoke_json, log_messages, wait_for
 from sfn_helpers import create_state_machine, run_execution
+
+from swlab.analysis import stats, workflow
 from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import load_run, save_run
-from swlab.analysis import stats, workflow
 
 pytestmark = pytest.mark.functional
 
@@ -27,15 +27,19 @@ def test_collect_a_short_run_from_the_local_cloud(aws, deploy_probe, lab_setting
         invoke_json(lam, echo, {"i": i})
     invoke_json(lam, sleeper, {"seconds": 3})
     arn = lam.get_function(FunctionName=echo)["Configuration"]["FunctionArn"]
-    sm = create_state_machine(aws("stepfunctions"), {"StartAt": "Echo", "States": {
-        "Echo": {"Type": "Task", "Resource": arn, "End": True}}}, prefix=stack)
+    sm = create_state_machine(
+        aws("stepfunctions"),
+        {"StartAt": "Echo", "States": {"Echo": {"Type": "Task", "Resource": arn, "End": True}}},
+        prefix=stack,
+    )
     done = run_execution(aws("stepfunctions"), sm, {"x": 1}, name=f"run-{uuid.uuid4().hex[:6]}")
     assert done["status"] == "SUCCEEDED"
     assert wait_for(lambda: len(log_messages(aws("logs"), echo, "REPORT")) >= 4, 15)
     assert wait_for(lambda: len(log_messages(aws("logs"), sleeper, "REPORT")) >= 1, 15)
 
-    run = collect_run(lab_settings.with_(stack=stack), start, datetime.now(timezone.utc) + timedelta(seconds=2),
-                      period_s=60)
+    run = collect_run(
+        lab_settings.with_(stack=stack), start, datetime.now(timezone.utc) + timedelta(seconds=2), period_s=60
+    )
     inv = run["invocations"]
     assert sorted(run["functions"]["function"]) == sorted([echo, sleeper])
     per_fn = inv.groupby("function").agg(n=("request_id", "size"), cold=("cold", "sum"))

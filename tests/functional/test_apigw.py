@@ -5,7 +5,6 @@ StartExecution) over HTTP. Lambda proxy integration: test_apigw_lambda.py."""
 from __future__ import annotations
 
 import json
-import time
 
 import pytest
 from apigw_helpers import add_key, add_method, create_api, deploy, http, mock_integration
@@ -25,11 +24,13 @@ def sfn(aws):
 
 
 def sfn_integration(action: str, state_machine_arn: str) -> dict:
-    template = ('{"input": "$util.escapeJavaScript($input.json(\'$\'))", '
-                f'"stateMachineArn": "{state_machine_arn}"}}')
-    return {"type": "AWS", "integrationHttpMethod": "POST",
-            "uri": f"arn:aws:apigateway:us-east-1:states:action/{action}",
-            "requestTemplates": {"application/json": template}}
+    template = f'{{"input": "$util.escapeJavaScript($input.json(\'$\'))", "stateMachineArn": "{state_machine_arn}"}}'
+    return {
+        "type": "AWS",
+        "integrationHttpMethod": "POST",
+        "uri": f"arn:aws:apigateway:us-east-1:states:action/{action}",
+        "requestTemplates": {"application/json": template},
+    }
 
 
 def test_mock_integration_routes_and_answers(apigw, local_cloud):
@@ -51,7 +52,9 @@ def test_unknown_routes_answer_like_aws(apigw, local_cloud):
     assert json.loads(http("GET", api.url("/nope"))[2]) == {"message": "Missing Authentication Token"}
     assert http("POST", api.url("/hello"))[0] == 403  # method not defined
     wrong_stage = api.url("/hello").replace(f"/{api.stage}/", "/nostage/")
-    assert http("GET", wrong_stage)[:1] == (403,) and json.loads(http("GET", wrong_stage)[2]) == {"message": "Forbidden"}
+    assert http("GET", wrong_stage)[:1] == (403,) and json.loads(http("GET", wrong_stage)[2]) == {
+        "message": "Forbidden"
+    }
     assert http("GET", f"{local_cloud.endpoint_url}/restapis/nosuchapi/test/_user_request_/hello")[0] == 404
 
 
@@ -130,14 +133,21 @@ def test_unsupported_template_fails_with_500(apigw, local_cloud):
 
 
 def test_start_sync_execution_integration_returns_the_result(apigw, sfn, local_cloud):
-    arn = create_state_machine(sfn, {"StartAt": "P", "States": {
-        "P": {"Type": "Pass", "Parameters": {"image_id.$": "$.image_id", "labels": ["cat"]}, "End": True}}},
-        sm_type="EXPRESS")
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "P",
+            "States": {
+                "P": {"Type": "Pass", "Parameters": {"image_id.$": "$.image_id", "labels": ["cat"]}, "End": True}
+            },
+        },
+        sm_type="EXPRESS",
+    )
     api = create_api(apigw, local_cloud.endpoint_url)
     add_method(apigw, api, "classify", "POST", sfn_integration("StartSyncExecution", arn), api_key_required=True)
     deploy(apigw, api)
     key = add_key(apigw, api)
-    status, _, body = http("POST", api.url("/classify"), {"image_id": "img \"1\""}, headers={"x-api-key": key})
+    status, _, body = http("POST", api.url("/classify"), {"image_id": 'img "1"'}, headers={"x-api-key": key})
     assert status == 200, body
     result = json.loads(body)
     assert result["status"] == "SUCCEEDED", result
@@ -168,11 +178,17 @@ def test_start_execution_integration_supplies_unique_names(apigw, sfn, local_clo
 def test_service_error_selects_the_matching_integration_response(apigw, local_cloud):
     api = create_api(apigw, local_cloud.endpoint_url)
     missing = "arn:aws:states:us-east-1:123456789012:stateMachine:does-not-exist"
-    responses = [{"statusCode": "200", "selectionPattern": ""},
-                 {"statusCode": "400", "selectionPattern": "4\\d{2}",
-                  "responseTemplates": {"application/json": '{"error": "$input.path(\'$.__type\')"}'}}]
-    add_method(apigw, api, "classify", "POST", sfn_integration("StartExecution", missing),
-               integration_responses=responses)
+    responses = [
+        {"statusCode": "200", "selectionPattern": ""},
+        {
+            "statusCode": "400",
+            "selectionPattern": "4\\d{2}",
+            "responseTemplates": {"application/json": '{"error": "$input.path(\'$.__type\')"}'},
+        },
+    ]
+    add_method(
+        apigw, api, "classify", "POST", sfn_integration("StartExecution", missing), integration_responses=responses
+    )
     deploy(apigw, api)
     status, _, body = http("POST", api.url("/classify"), {"image_id": "x"})
     assert status == 400

@@ -21,15 +21,22 @@ def api(aws, local_cloud):
     images = add_method(apigw, api, "images", "GET", lambda_proxy_integration(fn))
     add_method(apigw, api, "{id}", "GET", lambda_proxy_integration(fn), parent_id=images)
     deploy(apigw, api)
-    apigw.update_stage(restApiId=api.api_id, stageName="prod",
-                       patchOperations=[{"op": "replace", "path": "/variables/color", "value": "blue"}])
+    apigw.update_stage(
+        restApiId=api.api_id,
+        stageName="prod",
+        patchOperations=[{"op": "replace", "path": "/variables/color", "value": "blue"}],
+    )
     api.key = add_key(apigw, api)
     return api
 
 
 def test_proxy_event_format_1_0(api):
-    status, headers, body = http("POST", api.url("/ingest?x=1&x=2"), {"image_url": "http://127.0.0.1/a.jpg"},
-                                 headers={"x-api-key": api.key, "X-Custom": "c"})
+    status, headers, body = http(
+        "POST",
+        api.url("/ingest?x=1&x=2"),
+        {"image_url": "http://127.0.0.1/a.jpg"},
+        headers={"x-api-key": api.key, "X-Custom": "c"},
+    )
     assert status == 201, body
     assert headers["X-Probe"] == "yes"
     event = json.loads(body)
@@ -41,7 +48,12 @@ def test_proxy_event_format_1_0(api):
     assert event["multiValueHeaders"]
     assert event["pathParameters"] is None
     ctx = event["requestContext"]
-    assert (ctx["stage"], ctx["apiId"], ctx["resourcePath"], ctx["httpMethod"]) == ("prod", api.api_id, "/ingest", "POST")
+    assert (ctx["stage"], ctx["apiId"], ctx["resourcePath"], ctx["httpMethod"]) == (
+        "prod",
+        api.api_id,
+        "/ingest",
+        "POST",
+    )
     assert ctx["identity"]["sourceIp"] == "127.0.0.1" and ctx["identity"]["apiKey"] == api.key
     assert isinstance(ctx["requestTimeEpoch"], int) and ctx["requestId"] == headers["x-amzn-RequestId"]
     assert ctx["path"] == "/prod/ingest"

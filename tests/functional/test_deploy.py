@@ -36,9 +36,12 @@ def settings(lab_settings, tmp_path_factory):
 @pytest.fixture(scope="module")
 def options(tmp_path_factory):
     return deploy_mod.DeployOptions(
-        lambdas_dir=FIXTURES / "lambdas", asl_path=FIXTURES / "asl" / "classify.asl.json",
-        cache_dir=tmp_path_factory.mktemp("deps"), placeholders={"AllowedHosts": "127.0.0.1:9"},
-        **deploy_mod.LOCAL_CLOUD_OPTIONS)
+        lambdas_dir=FIXTURES / "lambdas",
+        asl_path=FIXTURES / "asl" / "classify.asl.json",
+        cache_dir=tmp_path_factory.mktemp("deps"),
+        placeholders={"AllowedHosts": "127.0.0.1:9"},
+        **deploy_mod.LOCAL_CLOUD_OPTIONS,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +69,17 @@ def post(url: str, body: dict, key: str | None) -> tuple[int, dict]:
 
 def test_first_deploy_creates_every_resource_and_reports_each(first):
     kinds = {c.kind for c in first.report.changes}
-    assert kinds == {"s3 bucket", "dynamodb table", "log group", "iam role", "lambda function", "state machine",
-                     "rest api", "api key", "usage plan"}
+    assert kinds == {
+        "s3 bucket",
+        "dynamodb table",
+        "log group",
+        "iam role",
+        "lambda function",
+        "state machine",
+        "rest api",
+        "api key",
+        "usage plan",
+    }
     assert {c.action for c in first.report.changes} == {"created"}
     assert len([c for c in first.report.changes if c.kind == "iam role"]) == len(FUNCTIONS) + 2
     assert len(first.lines) == len(first.report.changes) + 1  # one line per resource, one for the outputs
@@ -108,7 +120,8 @@ def test_tls_only_policy_denies_plain_http_and_is_removed_again(first, settings,
         s3.put_object(Bucket=bucket, Key="raw/plain-http", Body=b"x")  # the endpoint is http://127.0.0.1
     back = deploy_mod.deploy(settings, options, progress=lambda line: None)
     assert [(c.kind, c.detail) for c in back.report.changes if c.action != "unchanged"] == [
-        ("s3 bucket", "policy removed")]
+        ("s3 bucket", "policy removed")
+    ]
     s3.put_object(Bucket=bucket, Key="raw/plain-http", Body=b"x")
 
 
@@ -120,18 +133,33 @@ def test_table_is_on_demand_keyed_by_image_id(first, aws):
 
 def test_functions_get_their_configuration_environment_and_own_role(first, aws, names):
     cfg = aws("lambda").get_function_configuration(FunctionName=f"{STACK}-echo")
-    assert (cfg["MemorySize"], cfg["Timeout"], cfg["Handler"], cfg["Runtime"]) == (128, 10, "handler.handler", "python3.11")
-    assert cfg["Environment"]["Variables"] == {"BUCKET": names.bucket, "TABLE": names.table, "STACK": STACK,
-                                               "REGION": names.region, "MODE": "fixture"}
+    assert (cfg["MemorySize"], cfg["Timeout"], cfg["Handler"], cfg["Runtime"]) == (
+        128,
+        10,
+        "handler.handler",
+        "python3.11",
+    )
+    assert cfg["Environment"]["Variables"] == {
+        "BUCKET": names.bucket,
+        "TABLE": names.table,
+        "STACK": STACK,
+        "REGION": names.region,
+        "MODE": "fixture",
+    }
     ingest = aws("lambda").get_function_configuration(FunctionName=f"{STACK}-ingest")
     assert ingest["Environment"]["Variables"]["ALLOWED_HOSTS"] == "127.0.0.1:9"
     role = aws("iam").get_role(RoleName=names.lambda_role("echo"))["Role"]
     assert cfg["Role"] == role["Arn"] and role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
-        "Service": "lambda.amazonaws.com"}
-    assert aws("iam").list_role_policies(RoleName=names.lambda_role("echo"))["PolicyNames"] == [names.lambda_role("echo")]
+        "Service": "lambda.amazonaws.com"
+    }
+    assert aws("iam").list_role_policies(RoleName=names.lambda_role("echo"))["PolicyNames"] == [
+        names.lambda_role("echo")
+    ]
     policy = aws("iam").get_role_policy(RoleName=names.lambda_role("echo"), PolicyName=names.lambda_role("echo"))
     resources = iam.StackResources(STACK, names.account_id, names.region, names.bucket, names.table)
-    assert policy["PolicyDocument"] == iam.function_policy("echo", {"s3_read": ["raw/*"], "dynamodb": ["GetItem"]}, resources)
+    assert policy["PolicyDocument"] == iam.function_policy(
+        "echo", {"s3_read": ["raw/*"], "dynamodb": ["GetItem"]}, resources
+    )
 
 
 def test_second_deploy_changes_nothing(first, settings, options, aws):
@@ -139,13 +167,15 @@ def test_second_deploy_changes_nothing(first, settings, options, aws):
     assert again.report.all_unchanged, [c for c in again.report.changes if c.action != "unchanged"]
     assert len(again.report.changes) == len(first.report.changes)
     assert {n: f["code_sha256"] for n, f in again.outputs.functions.items()} == {
-        n: f["code_sha256"] for n, f in first.outputs.functions.items()}
+        n: f["code_sha256"] for n, f in first.outputs.functions.items()
+    }
     assert again.outputs.api["id"] == first.outputs.api["id"]
 
 
 def test_a_changed_setting_updates_only_that_resource(settings, options, aws):
-    changed = deploy_mod.deploy(settings, options, progress=lambda line: None,
-                                function_overrides={"echo": {"memory_mb": 256}})
+    changed = deploy_mod.deploy(
+        settings, options, progress=lambda line: None, function_overrides={"echo": {"memory_mb": 256}}
+    )
     touched = [(c.kind, c.name, c.action, c.detail) for c in changed.report.changes if c.action != "unchanged"]
     assert touched == [("lambda function", f"{STACK}-echo", "updated", "MemorySize")]
     assert aws("lambda").get_function_configuration(FunctionName=f"{STACK}-echo")["MemorySize"] == 256
@@ -162,7 +192,9 @@ def test_the_api_answers_over_http_with_the_key_only(first):
     status, body = post(api["endpoints"]["classify"], {"image_id": "img-1"}, api["api_key"])
     assert status == 200 and body["status"] == "SUCCEEDED"
     output = json.loads(body["output"])
-    assert output["echo"] is True and output["model"] == "fixture" and output["config"]["bucket"] == first.outputs.bucket
+    assert (
+        output["echo"] is True and output["model"] == "fixture" and output["config"]["bucket"] == first.outputs.bucket
+    )
 
 
 def test_switching_to_standard_replaces_the_state_machine_and_the_integration(settings, options, aws):
@@ -171,10 +203,13 @@ def test_switching_to_standard_replaces_the_state_machine_and_the_integration(se
     assert touched == {("state machine", "updated"), ("rest api", "updated")}
     api = standard.outputs.api
     status, body = post(api["endpoints"]["classify"], {"image_id": "img-2"}, api["api_key"])
-    assert status == 200 and body["executionArn"].startswith(standard.outputs.state_machine["arn"].replace(
-        ":stateMachine:", ":execution:"))
-    assert aws("stepfunctions").describe_state_machine(
-        stateMachineArn=standard.outputs.state_machine["arn"])["type"] == "STANDARD"
+    assert status == 200 and body["executionArn"].startswith(
+        standard.outputs.state_machine["arn"].replace(":stateMachine:", ":execution:")
+    )
+    assert (
+        aws("stepfunctions").describe_state_machine(stateMachineArn=standard.outputs.state_machine["arn"])["type"]
+        == "STANDARD"
+    )
 
 
 def test_teardown_leaves_nothing_and_spares_other_stacks(first, settings, aws, names):
@@ -184,18 +219,25 @@ def test_teardown_leaves_nothing_and_spares_other_stacks(first, settings, aws, n
     assert any(":lambda:" in r for r in tagged) and any(":states:" in r for r in tagged)
     assert any("arn:aws:s3:::" in r for r in tagged) and any(":logs:" in r for r in tagged)
     other = f"{STACK}-x-images"  # another stack whose name starts like ours
-    aws("dynamodb").create_table(TableName=other, BillingMode="PAY_PER_REQUEST",
-                                 AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
-                                 KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
-                                 Tags=[{"Key": TAG_KEY, "Value": f"{STACK}-x"}])
+    aws("dynamodb").create_table(
+        TableName=other,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "k", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "k", "KeyType": "HASH"}],
+        Tags=[{"Key": TAG_KEY, "Value": f"{STACK}-x"}],
+    )
     report = teardown(settings, progress=lambda line: None)
     assert report.clean and report.remaining == []
     assert {c.action for c in report.deleted} == {"deleted"}
     assert {c.kind for c in report.deleted} == {c.kind for c in first.report.changes}
     assert not first.outputs_path.exists()
     assert remaining(clients, names, settings) == []
-    assert aws("resourcegroupstaggingapi").get_resources(
-        TagFilters=[{"Key": TAG_KEY, "Values": [STACK]}])["ResourceTagMappingList"] == []
+    assert (
+        aws("resourcegroupstaggingapi").get_resources(TagFilters=[{"Key": TAG_KEY, "Values": [STACK]}])[
+            "ResourceTagMappingList"
+        ]
+        == []
+    )
     assert not [f for f in aws("lambda").list_functions()["Functions"] if f["FunctionName"].startswith(f"{STACK}-")]
     assert not [r for r in aws("iam").list_roles()["Roles"] if r["RoleName"].startswith(f"{STACK}-")]
     assert not [a for a in aws("apigateway").get_rest_apis()["items"] if a["name"].startswith(f"{STACK}-")]

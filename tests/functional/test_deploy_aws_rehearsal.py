@@ -20,8 +20,8 @@ from moto import mock_aws
 
 from swlab.provision import deploy as deploy_mod
 from swlab.provision import images
-from swlab.settings import client, load_settings
 from swlab.provision.teardown import teardown
+from swlab.settings import client, load_settings
 
 pytestmark = pytest.mark.functional
 
@@ -44,10 +44,15 @@ class FakeDocker:
             self.contexts[image]["--platform"] = args[args.index("--platform") + 1]
         elif args[0] == "push":
             repo_uri, tag = args[1].rsplit(":", 1)
-            manifest = {"schemaVersion": 2, "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-                        "config": {"digest": f"sha256:{tag:0<64}"}, "layers": []}
-            client(self.settings, "ecr").put_image(repositoryName=repo_uri.split("/", 1)[1], imageTag=tag,
-                                                   imageManifest=json.dumps(manifest))
+            manifest = {
+                "schemaVersion": 2,
+                "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                "config": {"digest": f"sha256:{tag:0<64}"},
+                "layers": [],
+            }
+            client(self.settings, "ecr").put_image(
+                repositoryName=repo_uri.split("/", 1)[1], imageTag=tag, imageManifest=json.dumps(manifest)
+            )
 
     def login(self, clients, registry: str) -> None:
         self.calls.append("login")
@@ -69,8 +74,7 @@ def aws_env(monkeypatch, tmp_path):
 
 
 def options(tmp_path: Path) -> deploy_mod.DeployOptions:
-    return deploy_mod.DeployOptions(lambdas_dir=LAMBDAS, cache_dir=tmp_path / "deps",
-                                    placeholders={"AllowedHosts": ""})
+    return deploy_mod.DeployOptions(lambdas_dir=LAMBDAS, cache_dir=tmp_path / "deps", placeholders={"AllowedHosts": ""})
 
 
 def test_deploy_and_teardown_on_the_aws_target(aws_env, tmp_path):
@@ -87,9 +91,14 @@ def test_deploy_and_teardown_on_the_aws_target(aws_env, tmp_path):
             repo = f"{out.account_id}.dkr.ecr.{REGION}.amazonaws.com/rehearse-{name}"
             assert uri.startswith(f"{repo}@sha256:"), uri
             assert cfg["Configuration"]["PackageType"] == "Image"
-            tags = {t["Key"]: t["Value"] for t in ecr.list_tags_for_resource(
-                resourceArn=ecr.describe_repositories(repositoryNames=[f"rehearse-{name}"])["repositories"][0]
-                ["repositoryArn"])["tags"]}
+            tags = {
+                t["Key"]: t["Value"]
+                for t in ecr.list_tags_for_resource(
+                    resourceArn=ecr.describe_repositories(repositoryNames=[f"rehearse-{name}"])["repositories"][0][
+                        "repositoryArn"
+                    ]
+                )["tags"]
+            }
             assert tags.get("swlab:stack") == "rehearse", tags
         else:
             assert cfg["Configuration"]["PackageType"] == "Zip" and cfg["Configuration"]["Runtime"] == "python3.11"
@@ -97,7 +106,7 @@ def test_deploy_and_teardown_on_the_aws_target(aws_env, tmp_path):
         assert "ReservedConcurrentExecutions" not in lam.get_function_concurrency(FunctionName=fn["function_name"])
 
     # Each image's build context: the function's code, its pinned requirements, a Dockerfile on AWS's base image.
-    (image, ctx), = [(i, c) for i, c in docker.contexts.items() if "/rehearse-alexnet:" in i]
+    ((image, ctx),) = [(i, c) for i, c in docker.contexts.items() if "/rehearse-alexnet:" in i]
     assert ctx["--platform"] == "linux/amd64"
     assert {"Dockerfile", "requirements.txt", "handler.py", "alexnet.py", "swl_infer.py"} <= set(ctx)
     assert ctx["Dockerfile"].startswith("FROM public.ecr.aws/lambda/python:3.11\n")
@@ -108,13 +117,16 @@ def test_deploy_and_teardown_on_the_aws_target(aws_env, tmp_path):
     # Private bucket that refuses plain HTTP; public execute-api URLs.
     s3 = client(settings, "s3")
     policy = json.loads(s3.get_bucket_policy(Bucket=out.bucket)["Policy"])
-    assert any(st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
-               for st in policy["Statement"]), policy
+    assert any(
+        st["Effect"] == "Deny" and st.get("Condition", {}).get("Bool", {}).get("aws:SecureTransport") == "false"
+        for st in policy["Statement"]
+    ), policy
     assert out.bucket_tls_only is True
     block = s3.get_public_access_block(Bucket=out.bucket)["PublicAccessBlockConfiguration"]
     assert all(block.values()), block
     assert out.api["endpoints"]["classify"].startswith(
-        f"https://{out.api['id']}.execute-api.{REGION}.amazonaws.com/"), out.api
+        f"https://{out.api['id']}.execute-api.{REGION}.amazonaws.com/"
+    ), out.api
 
     # Deploying again rebuilds nothing: the image tag is the hash of its build context and it is in ECR.
     docker.calls.clear()

@@ -21,18 +21,24 @@ def test_removed_function_is_pruned_and_nothing_else_changes(lab_settings, aws, 
     shutil.copytree(FIXTURES / "lambdas", lambdas)
     shutil.copytree(lambdas / "echo", lambdas / "extra")
     settings = lab_settings.with_(stack=STACK, runs_dir=tmp_path / "runs")
-    options = deploy_mod.DeployOptions(lambdas_dir=lambdas, asl_path=FIXTURES / "asl" / "classify.asl.json",
-                                       cache_dir=tmp_path / "cache", **deploy_mod.LOCAL_CLOUD_OPTIONS)
+    options = deploy_mod.DeployOptions(
+        lambdas_dir=lambdas,
+        asl_path=FIXTURES / "asl" / "classify.asl.json",
+        cache_dir=tmp_path / "cache",
+        **deploy_mod.LOCAL_CLOUD_OPTIONS,
+    )
     try:
         first = deploy_mod.deploy(settings, options, progress=lambda line: None)
         assert "extra" in first.outputs.functions
         shutil.rmtree(lambdas / "extra")
         second = deploy_mod.deploy(settings, options, progress=lambda line: None)
         changed = [(c.kind, c.name, c.action) for c in second.report.changes if c.action != "unchanged"]
-        assert changed == [("iam role", f"{STACK}-states", "updated"),  # may no longer invoke it
-                           ("lambda function", f"{STACK}-extra", "deleted"),
-                           ("log group", f"/aws/lambda/{STACK}-extra", "deleted"),
-                           ("iam role", f"{STACK}-lambda-extra", "deleted")]
+        assert changed == [
+            ("iam role", f"{STACK}-states", "updated"),  # may no longer invoke it
+            ("lambda function", f"{STACK}-extra", "deleted"),
+            ("log group", f"/aws/lambda/{STACK}-extra", "deleted"),
+            ("iam role", f"{STACK}-lambda-extra", "deleted"),
+        ]
         functions = {f["FunctionName"] for f in aws("lambda").list_functions()["Functions"]}
         assert f"{STACK}-extra" not in functions and f"{STACK}-echo" in functions
         assert not aws("logs").describe_log_groups(logGroupNamePrefix=f"/aws/lambda/{STACK}-extra")["logGroups"]

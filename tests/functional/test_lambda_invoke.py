@@ -9,8 +9,8 @@ import time
 
 import pytest
 from botocore.exceptions import ClientError
-
 from conftest import environments, invoke_json
+
 from swlab.analysis.logs import parse_report_line
 from swlab.settings import client
 
@@ -28,8 +28,12 @@ def report_of(resp: dict) -> dict:
 
 
 def test_echo_sees_event_context_and_aws_environment(aws, deploy_probe, local_cloud):
-    name = deploy_probe("echo", MemorySize=256, Timeout=7, Environment={"Variables": {
-        "PROBE_VAR": "mine", "AWS_ENDPOINT_URL": "http://user-wins.invalid"}})
+    name = deploy_probe(
+        "echo",
+        MemorySize=256,
+        Timeout=7,
+        Environment={"Variables": {"PROBE_VAR": "mine", "AWS_ENDPOINT_URL": "http://user-wins.invalid"}},
+    )
     resp, out = invoke_json(aws("lambda"), name, {"hello": ["world", 1]})
     assert resp["StatusCode"] == 200 and "FunctionError" not in resp
     assert resp["ExecutedVersion"] == "$LATEST"
@@ -55,8 +59,15 @@ def test_emulator_sets_endpoint_and_zip_functions_see_only_the_aws_runtime(aws, 
     name = deploy_probe("echo")
     _, out = invoke_json(aws("lambda"), name)
     assert out["env"]["AWS_ENDPOINT_URL"] == local_cloud.endpoint_url
-    assert out["importable"] == {"boto3": True, "botocore": True, "awslambdaric": True,
-                                 "pandas": False, "moto": False, "swlab": False, "torch": False}
+    assert out["importable"] == {
+        "boto3": True,
+        "botocore": True,
+        "awslambdaric": True,
+        "pandas": False,
+        "moto": False,
+        "swlab": False,
+        "torch": False,
+    }
 
 
 def test_image_packaged_functions_see_the_lab_environment(aws, deploy_probe):
@@ -68,8 +79,11 @@ def test_image_packaged_functions_see_the_lab_environment(aws, deploy_probe):
 
 def test_invoke_by_arn_partial_arn_and_qualifier(aws, deploy_probe):
     name = deploy_probe("echo")
-    for ref in (f"arn:aws:lambda:us-east-1:123456789012:function:{name}", f"123456789012:function:{name}",
-                f"{name}:$LATEST"):
+    for ref in (
+        f"arn:aws:lambda:us-east-1:123456789012:function:{name}",
+        f"123456789012:function:{name}",
+        f"{name}:$LATEST",
+    ):
         resp, out = invoke_json(aws("lambda"), ref, {"ref": ref})
         assert resp["StatusCode"] == 200 and out["event"] == {"ref": ref}
 
@@ -159,8 +173,9 @@ def test_timeout_kills_the_environment_and_answers_like_aws(aws, deploy_probe, l
     assert elapsed < 4, "the invoke ended at the timeout, not when the handler would have"
     assert resp["StatusCode"] == 200 and resp["FunctionError"] == "Unhandled"
     rid = resp["ResponseMetadata"]["RequestId"]
-    assert re.fullmatch(rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z {rid} Task timed out after 1\.\d\d seconds",
-                        out["errorMessage"]), out
+    assert re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z {rid} Task timed out after 1\.\d\d seconds", out["errorMessage"]
+    ), out
     report = report_of(resp)
     assert report["status"] == "timeout" and 1000 <= report["duration_ms"] < 2500
     assert environments(local_cloud.endpoint_url, name) == []
@@ -195,12 +210,20 @@ def test_import_failure_is_init_error_and_every_invoke_starts_cold(aws, deploy_p
     from conftest import log_messages, wait_for
 
     def both_init_reports() -> list[str]:  # logs are flushed in batches: wait for both, not the first
-        found = [e["message"] for e in log_messages(aws("logs"), name, contains="INIT_REPORT")
-                 if e["message"].startswith("INIT_REPORT")]
+        found = [
+            e["message"]
+            for e in log_messages(aws("logs"), name, contains="INIT_REPORT")
+            if e["message"].startswith("INIT_REPORT")
+        ]
         return found if len(found) >= 2 else []
 
     init_reports = wait_for(both_init_reports, 10) or [
-        e["message"] for e in log_messages(aws("logs"), name, contains="INIT_REPORT")]
-    assert len(init_reports) == 2 and all(re.fullmatch(
-        r"INIT_REPORT Init Duration: [\d.]+ ms\tPhase: init\tStatus: error\tError Type: Runtime.ImportModuleError\t\n",
-        m) for m in init_reports), init_reports
+        e["message"] for e in log_messages(aws("logs"), name, contains="INIT_REPORT")
+    ]
+    assert len(init_reports) == 2 and all(
+        re.fullmatch(
+            r"INIT_REPORT Init Duration: [\d.]+ ms\tPhase: init\tStatus: error\tError Type: Runtime.ImportModuleError\t\n",
+            m,
+        )
+        for m in init_reports
+    ), init_reports

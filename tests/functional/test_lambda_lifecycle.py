@@ -7,11 +7,11 @@ import urllib.request
 
 import psutil
 import pytest
-
 from conftest import deploy, environments, invoke_json, wait_for
+from test_lambda_invoke import report_of
+
 from swlab.localcloud.server import LocalCloudProcess
 from swlab.settings import client, load_settings
-from test_lambda_invoke import report_of
 
 pytestmark = pytest.mark.functional
 
@@ -61,8 +61,7 @@ def test_updating_code_or_configuration_starts_new_environments(aws, deploy_prob
 def test_admin_endpoint_forces_cold_starts(aws, deploy_probe, local_cloud):
     name = deploy_probe("echo")
     _, first = invoke_json(aws("lambda"), name)
-    req = urllib.request.Request(f"{local_cloud.endpoint_url}/_localcloud/lambda?FunctionName={name}",
-                                 method="DELETE")
+    req = urllib.request.Request(f"{local_cloud.endpoint_url}/_localcloud/lambda?FunctionName={name}", method="DELETE")
     with urllib.request.urlopen(req, timeout=10) as resp:
         assert json.loads(resp.read()) == {"ended": 1}
     _, second = invoke_json(aws("lambda"), name)
@@ -73,9 +72,11 @@ def test_admin_endpoint_forces_cold_starts(aws, deploy_probe, local_cloud):
 @pytest.fixture(scope="module")
 def small_cloud(tmp_path_factory):
     """A second local cloud: short idle TTL and a tiny account concurrency limit."""
-    cloud = LocalCloudProcess(port=0, work_dir=tmp_path_factory.mktemp("small-cloud"),
-                              options={"idle_ttl_s": 1.5, "account_concurrency": 3,
-                                                                            "log_events_per_group": 40})
+    cloud = LocalCloudProcess(
+        port=0,
+        work_dir=tmp_path_factory.mktemp("small-cloud"),
+        options={"idle_ttl_s": 1.5, "account_concurrency": 3, "log_events_per_group": 40},
+    )
     cloud.start()
     yield cloud
     cloud.stop()
@@ -126,8 +127,12 @@ def test_log_groups_keep_a_bounded_number_of_events(small_cloud):
     logs = client(settings, "logs")
     name = deploy(lam, iam, "echo")
     last = [invoke_json(lam, name, {"i": i})[0]["ResponseMetadata"]["RequestId"] for i in range(25)][-1]
-    events = wait_for(lambda: (lambda ev: ev if any(last in e["message"] and "REPORT" in e["message"]
-                                                    for e in ev) else None)(log_messages(logs, name)), 10)
+    events = wait_for(
+        lambda: (lambda ev: ev if any(last in e["message"] and "REPORT" in e["message"] for e in ev) else None)(
+            log_messages(logs, name)
+        ),
+        10,
+    )
     assert events and 30 <= len(events) <= 40  # 25 invokes wrote 100 events; the oldest were dropped
 
 

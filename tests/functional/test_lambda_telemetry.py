@@ -8,8 +8,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta, timezone
 
 import pytest
-
 from conftest import invoke_json, log_messages, wait_for
+
 from swlab.analysis.logs import parse_report_line
 from swlab.settings import client
 
@@ -19,16 +19,20 @@ pytestmark = pytest.mark.functional
 @pytest.fixture(scope="module")
 def lam(lab_settings):
     """A Lambda client that does not retry throttles (botocore would, hiding the 429s)."""
-    return client(lab_settings, "lambda", retries={"total_max_attempts": 1}, read_timeout=30,
-                  max_pool_connections=20)
+    return client(lab_settings, "lambda", retries={"total_max_attempts": 1}, read_timeout=30, max_pool_connections=20)
 
 
 def metric_sum(cw, name: str, function: str, statistic: str = "Sum") -> float:
     now = datetime.now(timezone.utc)
     points = cw.get_metric_statistics(
-        Namespace="AWS/Lambda", MetricName=name, Dimensions=[{"Name": "FunctionName", "Value": function}],
-        StartTime=now - timedelta(minutes=10), EndTime=now + timedelta(minutes=1), Period=3600,
-        Statistics=[statistic])["Datapoints"]
+        Namespace="AWS/Lambda",
+        MetricName=name,
+        Dimensions=[{"Name": "FunctionName", "Value": function}],
+        StartTime=now - timedelta(minutes=10),
+        EndTime=now + timedelta(minutes=1),
+        Period=3600,
+        Statistics=[statistic],
+    )["Datapoints"]
     return sum(p[statistic] for p in points)
 
 
@@ -70,8 +74,12 @@ def test_zero_reserved_concurrency_always_throttles(aws, deploy_probe, lam):
 def test_logs_follow_aws_layout(aws, deploy_probe):
     name = deploy_probe("echo")
     ids = [invoke_json(aws("lambda"), name, {"n": i})[0]["ResponseMetadata"]["RequestId"] for i in range(3)]
-    events = wait_for(lambda: (lambda ev: ev if sum("REPORT" in e["message"] for e in ev) == 3 else None)(
-        log_messages(aws("logs"), name)), 10)
+    events = wait_for(
+        lambda: (lambda ev: ev if sum("REPORT" in e["message"] for e in ev) == 3 else None)(
+            log_messages(aws("logs"), name)
+        ),
+        10,
+    )
     assert events, "three REPORT lines reached CloudWatch Logs"
     streams = {e["logStreamName"] for e in events}
     assert len(streams) == 1 and re.fullmatch(r"\d{4}/\d\d/\d\d/\[\$LATEST\][0-9a-f]{32}", streams.pop())
@@ -79,7 +87,7 @@ def test_logs_follow_aws_layout(aws, deploy_probe):
     assert messages[0].startswith("INIT_START Runtime Version: python:3.11")
     body = [m for m in messages if not m.startswith("INIT_START")]
     for i, rid in enumerate(ids):
-        start, own, end, report = body[4 * i: 4 * i + 4]
+        start, own, end, report = body[4 * i : 4 * i + 4]
         assert start == f"START RequestId: {rid} Version: $LATEST\n"
         assert own == "echo probe got 8 characters\n"
         assert end == f"END RequestId: {rid}\n"
@@ -94,8 +102,9 @@ def test_timeout_log_line(aws, deploy_probe, lam):
     name = deploy_probe("sleep", Timeout=1)
     rid = invoke_json(lam, name, {"seconds": 5})[0]["ResponseMetadata"]["RequestId"]
     line = wait_for(lambda: log_messages(aws("logs"), name, contains="timed"), 10)
-    assert line and re.fullmatch(rf"\d{{4}}-\d\d-\d\dT[\d:.]+Z {rid} Task timed out after 1\.\d\d seconds\n",
-                                 line[0]["message"])
+    assert line and re.fullmatch(
+        rf"\d{{4}}-\d\d-\d\dT[\d:.]+Z {rid} Task timed out after 1\.\d\d seconds\n", line[0]["message"]
+    )
 
 
 def test_metrics_in_aws_lambda_namespace(aws, deploy_probe):

@@ -46,8 +46,13 @@ class SocketWatch:
 
 
 def _wildcard_listeners(sockets):
-    return [s for s in sockets if s.laddr and s.laddr.ip in ("0.0.0.0", "::")
-            and (s.type == socket.SOCK_DGRAM or s.status == psutil.CONN_LISTEN)]
+    return [
+        s
+        for s in sockets
+        if s.laddr
+        and s.laddr.ip in ("0.0.0.0", "::")
+        and (s.type == socket.SOCK_DGRAM or s.status == psutil.CONN_LISTEN)
+    ]
 
 
 def _check_arrivals(df, interval_s):
@@ -72,8 +77,7 @@ def test_ingest_open_model_even_arrivals_each_row_once(install, tmp_path):
     watch = SocketWatch()
     # The API answers in 0.8 s, slower than the 0.5 s between arrivals: arrivals must not wait.
     with StubApi(delay_s=0.8) as stub:
-        run = run_workflow("wf1", stub.endpoint(), data, tmp_path / "run", PROFILE, install=install,
-                           progress=watch)
+        run = run_workflow("wf1", stub.endpoint(), data, tmp_path / "run", PROFILE, install=install, progress=watch)
     df = parse_jtl(run.jtl)
     assert run.samples_planned == 20 and len(df) == 20 and len(stub.requests) == 20
     assert df["success"].all(), df.loc[~df["success"], "failureMessage"].tolist()
@@ -105,7 +109,11 @@ def test_classify_cycles_rows_and_records_failure_reasons(install, tmp_path):
     assert df["sample_id"].str.startswith("arn:aws:states:us-east-1:000000000000:execution:").all()
     failed = df[~df["success"]]
     assert len(failed) == 5
-    assert failed["failureMessage"].str.match(r'^execution FAILED: States\.TaskFailed: stub failure, request \d+\n"on purpose"$').all()
+    assert (
+        failed["failureMessage"]
+        .str.match(r'^execution FAILED: States\.TaskFailed: stub failure, request \d+\n"on purpose"$')
+        .all()
+    )
     _check_arrivals(df, 0.5)
 
 
@@ -124,8 +132,7 @@ def test_wrong_api_key_fails_every_sample_with_the_status(install, tmp_path):
 def test_bench_feeds_workflow_1_ids_to_workflow_2(install, tmp_path):
     profile = LoadProfile(rate_per_s=2, duration_s=3, timeout_ms=1000)
     with StubApi() as stub:
-        urls = write_data_file(tmp_path / "urls.csv", [f"http://127.0.0.1/{i}.jpg" for i in range(6)],
-                               "image_url")
+        urls = write_data_file(tmp_path / "urls.csv", [f"http://127.0.0.1/{i}.jpg" for i in range(6)], "image_url")
         figures = bench_loadtest(stub.endpoint(), urls, tmp_path / "bench", profile, install=install)
         ingested = [b["image_url"] for _, p, b in stub.requests if p.endswith("/ingest")]
         classified = [b["image_id"] for _, p, b in stub.requests if p.endswith("/classify")]

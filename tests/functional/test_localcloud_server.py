@@ -55,8 +55,11 @@ def test_health_endpoint(started):
 
 
 def test_listens_on_loopback_only(started):
-    sockets = [c for c in psutil.Process(started["state"]["pid"]).net_connections(kind="inet")
-               if c.status == psutil.CONN_LISTEN]
+    sockets = [
+        c
+        for c in psutil.Process(started["state"]["pid"]).net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN
+    ]
     assert sockets, "no listening socket found"
     assert {c.laddr.ip for c in sockets} == {"127.0.0.1"}
 
@@ -68,11 +71,18 @@ def test_logs_to_a_file(started):
 
 @pytest.mark.skipif(shutil.which("aws") is None, reason="the AWS CLI is not installed (pip/OS package 'awscli')")
 def test_aws_cli_works_against_the_endpoint(started, tmp_path):
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-           "AWS_DEFAULT_REGION": "us-east-1", "AWS_CONFIG_FILE": str(tmp_path / "none"),
-           "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none")}
-    run = lambda *args, **extra: subprocess.run(["aws", *args], capture_output=True, text=True, timeout=120,  # noqa: E731
-                                                env={**env, **extra})
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": str(tmp_path / "none"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+
+    def run(*args, **extra):
+        return subprocess.run(["aws", *args], capture_output=True, text=True, timeout=120, env={**env, **extra})
+
     made = run("--endpoint-url", started["endpoint"], "s3", "mb", "s3://cli-bucket")
     assert made.returncode == 0, made.stderr
     listed = run("s3api", "list-buckets", AWS_ENDPOINT_URL=started["endpoint"])  # endpoint from the environment
@@ -89,8 +99,13 @@ def test_stop_ends_the_server_and_every_lambda_environment(started):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("handler.py", HANDLER)
-    lam.create_function(FunctionName="pinger", Runtime="python3.11", Role=role, Handler="handler.handler",
-                        Code={"ZipFile": buf.getvalue()})
+    lam.create_function(
+        FunctionName="pinger",
+        Runtime="python3.11",
+        Role=role,
+        Handler="handler.handler",
+        Code={"ZipFile": buf.getvalue()},
+    )
     resp = lam.invoke(FunctionName="pinger", Payload=b'"hi"')
     assert json.loads(resp["Payload"].read()) == {"pong": "hi"}
 

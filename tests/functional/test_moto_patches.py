@@ -75,11 +75,13 @@ def test_moto_still_parses_the_definition_per_execution(monkeypatch):
 
     calls = []
     real_parse = execution_worker.AmazonStateLanguageParser.parse
-    monkeypatch.setattr(execution_worker.AmazonStateLanguageParser, "parse",
-                        staticmethod(lambda d: calls.append(d) or real_parse(d)))
+    monkeypatch.setattr(
+        execution_worker.AmazonStateLanguageParser, "parse", staticmethod(lambda d: calls.append(d) or real_parse(d))
+    )
     entrypoint = _original("_get_evaluation_entrypoint", execution_worker.ExecutionWorker._get_evaluation_entrypoint)
-    worker = SimpleNamespace(_evaluation_details=SimpleNamespace(
-        state_machine_details=SimpleNamespace(definition=PASS_DEFINITION)))
+    worker = SimpleNamespace(
+        _evaluation_details=SimpleNamespace(state_machine_details=SimpleNamespace(definition=PASS_DEFINITION))
+    )
     entrypoint(worker)
     entrypoint(worker)
     assert len(calls) == 2
@@ -187,7 +189,8 @@ def test_moto_describe_execution_still_returns_string_output_unencoded():
             assert time.monotonic() < deadline
             time.sleep(0.01)
     assert StepFunctionResponse.describe_execution is moto_patches.ORIGINALS.get(
-        "describe_execution", StepFunctionResponse.describe_execution)
+        "describe_execution", StepFunctionResponse.describe_execution
+    )
     assert desc["output"] == "big"  # AWS: '"big"'
 
 
@@ -228,8 +231,12 @@ def test_moto_still_keeps_live_history_and_compaction_preserves_it(parser_backen
     from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
     start = _original("start_execution", StepFunctionsParserBackend.start_execution)
-    definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "B"},
-                                                        "B": {"Type": "Pass", "Result": [1, 2], "End": True}}})
+    definition = json.dumps(
+        {
+            "StartAt": "A",
+            "States": {"A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Result": [1, 2], "End": True}},
+        }
+    )
     sm = parser_backend.create_state_machine(name="history", definition=definition, roleArn=ROLE)
     execution = start(parser_backend, sm.arn, "h", '{"in": 1}')
     _wait_finished([execution])
@@ -244,8 +251,11 @@ def test_moto_still_keeps_live_history_and_compaction_preserves_it(parser_backen
     assert execution.exec_worker.env.event_manager.size_bytes < 2000
 
 
-TABLE_SPEC = {"AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
-              "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}], "BillingMode": "PAY_PER_REQUEST"}
+TABLE_SPEC = {
+    "AttributeDefinitions": [{"AttributeName": "k", "AttributeType": "S"}],
+    "KeySchema": [{"AttributeName": "k", "KeyType": "HASH"}],
+    "BillingMode": "PAY_PER_REQUEST",
+}
 
 
 def test_moto_dynamodb_still_answers_a_constant_consumed_capacity(monkeypatch):
@@ -260,8 +270,12 @@ def test_moto_dynamodb_still_answers_a_constant_consumed_capacity(monkeypatch):
         ddb.create_table(TableName="t", **TABLE_SPEC)
         big = {"k": {"S": "a"}, "body": {"S": "x" * 5000}}  # ~5 KB: 5 write units, 2 consistent read units on AWS
         put = ddb.put_item(TableName="t", Item=big, ReturnConsumedCapacity="TOTAL")
-        update = ddb.update_item(TableName="t", Key={"k": {"S": "a"}}, UpdateExpression="SET n = :n",
-                                 ExpressionAttributeValues={":n": {"N": "1"}})  # capacity not asked for
+        update = ddb.update_item(
+            TableName="t",
+            Key={"k": {"S": "a"}},
+            UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"N": "1"}},
+        )  # capacity not asked for
         get = ddb.get_item(TableName="t", Key={"k": {"S": "a"}}, ConsistentRead=True, ReturnConsumedCapacity="TOTAL")
     assert put["ConsumedCapacity"]["CapacityUnits"] == 1.0
     assert update["ConsumedCapacity"]["CapacityUnits"] == 0.5
@@ -282,23 +296,41 @@ def test_local_cloud_reports_consumed_capacity_as_aws_does(aws):
     try:
         item = {"k": {"S": "a"}, "body": {"S": "x" * 5000}}  # 1 + 1 + 4 + 5000 bytes: 5 write units
         assert ddb.put_item(TableName=name, Item=item, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"] == {
-            "TableName": name, "CapacityUnits": 5.0}
-        update = ddb.update_item(TableName=name, Key={"k": {"S": "a"}}, UpdateExpression="SET n = :n",
-                                 ExpressionAttributeValues={":n": {"N": "1"}})
+            "TableName": name,
+            "CapacityUnits": 5.0,
+        }
+        update = ddb.update_item(
+            TableName=name,
+            Key={"k": {"S": "a"}},
+            UpdateExpression="SET n = :n",
+            ExpressionAttributeValues={":n": {"N": "1"}},
+        )
         assert "ConsumedCapacity" not in update  # not asked for
-        shrink = ddb.update_item(TableName=name, Key={"k": {"S": "a"}}, UpdateExpression="REMOVE body",
-                                 ReturnConsumedCapacity="TOTAL")
+        shrink = ddb.update_item(
+            TableName=name, Key={"k": {"S": "a"}}, UpdateExpression="REMOVE body", ReturnConsumedCapacity="TOTAL"
+        )
         assert shrink["ConsumedCapacity"]["CapacityUnits"] == 5.0  # the larger of before and after
         ddb.put_item(TableName=name, Item=item)
         key = {"k": {"S": "a"}}
-        assert ddb.get_item(TableName=name, Key=key, ConsistentRead=True,
-                            ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"] == 2.0
-        assert ddb.get_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"][
-            "CapacityUnits"] == 1.0
+        assert (
+            ddb.get_item(TableName=name, Key=key, ConsistentRead=True, ReturnConsumedCapacity="TOTAL")[
+                "ConsumedCapacity"
+            ]["CapacityUnits"]
+            == 2.0
+        )
+        assert (
+            ddb.get_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"]["CapacityUnits"]
+            == 1.0
+        )
         assert ddb.get_item(TableName=name, Key={"k": {"S": "none"}}, ReturnConsumedCapacity="INDEXES")[
-            "ConsumedCapacity"] == {"TableName": name, "CapacityUnits": 0.5, "Table": {"CapacityUnits": 0.5}}
-        assert ddb.delete_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"][
-            "CapacityUnits"] == 5.0
+            "ConsumedCapacity"
+        ] == {"TableName": name, "CapacityUnits": 0.5, "Table": {"CapacityUnits": 0.5}}
+        assert (
+            ddb.delete_item(TableName=name, Key=key, ReturnConsumedCapacity="TOTAL")["ConsumedCapacity"][
+                "CapacityUnits"
+            ]
+            == 5.0
+        )
     finally:
         ddb.delete_table(TableName=name)
 
@@ -335,10 +367,12 @@ def test_bracket_path_lexer_reads_whole_paths():
     from antlr4 import InputStream
 
     lexer = moto_patches.moto_patches_sfn.bracket_path_lexer()
-    for src, path in [("States.Format('{}', $['a-b']['c'])", "$['a-b']['c']"),
-                      ("States.Array($.a[0][1].b)", "$.a[0][1].b"),
-                      ("States.Format('{}', $$.Execution['Input']['x'])", "$$.Execution['Input']['x']"),
-                      ("States.Format('{}', $['a']['x]'])", "$['a']['x]']")]:
+    for src, path in [
+        ("States.Format('{}', $['a-b']['c'])", "$['a-b']['c']"),
+        ("States.Array($.a[0][1].b)", "$.a[0][1].b"),
+        ("States.Format('{}', $$.Execution['Input']['x'])", "$$.Execution['Input']['x']"),
+        ("States.Format('{}', $['a']['x]'])", "$['a']['x]']"),
+    ]:
         assert path in [t.text for t in lexer(InputStream(src)).getAllTokens()], src
 
 
@@ -367,8 +401,13 @@ def test_moto_lambda_task_still_names_service_errors_exception():
 
     from_error = _original("lambda._from_error", StateTaskLambda._from_error)
     task = StateTaskLambda.__new__(StateTaskLambda)
-    throttled = ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate Exceeded."},
-                             "ResponseMetadata": {"HTTPStatusCode": 429}}, "Invoke")
+    throttled = ClientError(
+        {
+            "Error": {"Code": "TooManyRequestsException", "Message": "Rate Exceeded."},
+            "ResponseMetadata": {"HTTPStatusCode": 429},
+        },
+        "Invoke",
+    )
     assert from_error(task, _failure_env(), throttled).error_name.error_name == "Exception"  # AWS: Lambda.TooMany...
     no_type = LambdaFunctionErrorException("Unhandled", '{"errorMessage":"x"}')
     assert from_error(task, _failure_env(), no_type).error_name.error_name == "Exception"  # AWS: Lambda.Unknown
@@ -380,9 +419,11 @@ def test_moto_dynamodb_task_still_needs_a_request_id():
         StateTaskServiceDynamoDB,
     )
 
-    cause_of = _original("dynamodb._error_cause_from_client_error",
-                         StateTaskServiceDynamoDB._error_cause_from_client_error)
-    server_error = ClientError({"Error": {"Code": "500", "Message": "<html>"},
-                                "ResponseMetadata": {"HTTPStatusCode": 500}}, "DeleteItem")
+    cause_of = _original(
+        "dynamodb._error_cause_from_client_error", StateTaskServiceDynamoDB._error_cause_from_client_error
+    )
+    server_error = ClientError(
+        {"Error": {"Code": "500", "Message": "<html>"}, "ResponseMetadata": {"HTTPStatusCode": 500}}, "DeleteItem"
+    )
     with pytest.raises(KeyError):
         cause_of(server_error)

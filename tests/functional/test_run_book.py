@@ -40,14 +40,23 @@ def _alive(pid: int) -> bool:
 def short_run(tmp_path_factory) -> RunDir:
     run_dir = tmp_path_factory.mktemp("runs") / "short"
     said: list[str] = []
-    result = run_lab(load_profile("ci", ROOT), run_dir=run_dir, only=["00", "08"], build_book=False,
-                         root=ROOT, say=said.append)
+    result = run_lab(
+        load_profile("ci", ROOT), run_dir=run_dir, only=["00", "08"], build_book=False, root=ROOT, say=said.append
+    )
     assert result.ok, "\n".join(said)
-    figure_nb = write_notebook(run_dir / "src" / "06_analysis.ipynb", 'run_dir: str = ""  # run',
-                               "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
-                               "%matplotlib inline\nplt.plot([1, 2, 3], [3, 1, 2]); plt.title('figure')")
-    pm.execute_notebook(str(figure_nb), str(run_dir / "notebooks" / "06_analysis.ipynb"), progress_bar=False,
-                        parameters={"run_dir": str(run_dir)}, kernel_name="python3")
+    figure_nb = write_notebook(
+        run_dir / "src" / "06_analysis.ipynb",
+        'run_dir: str = ""  # run',
+        "import matplotlib\nmatplotlib.use('agg')\nimport matplotlib.pyplot as plt\n"
+        "%matplotlib inline\nplt.plot([1, 2, 3], [3, 1, 2]); plt.title('figure')",
+    )
+    pm.execute_notebook(
+        str(figure_nb),
+        str(run_dir / "notebooks" / "06_analysis.ipynb"),
+        progress_bar=False,
+        parameters={"run_dir": str(run_dir)},
+        kernel_name="python3",
+    )
     result.run.record("models", {"weights": "untrained"})
     return result.run
 

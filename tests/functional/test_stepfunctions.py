@@ -29,15 +29,20 @@ def sfn(aws):
 def table(aws):
     ddb = aws("dynamodb")
     name = unique("sfn-items")
-    ddb.create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                     AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                     KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
     return name
 
 
 def test_executions_run_and_pass_states_transform(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "P", "States": {
-        "P": {"Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.added", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": {"x": 1}, "ResultPath": "$.added", "End": True}}},
+    )
     desc = run_execution(sfn, arn, {"in": "put"})
     assert desc["status"] == "SUCCEEDED"
     assert json.loads(desc["output"]) == {"in": "put", "added": {"x": 1}}
@@ -63,20 +68,33 @@ def test_named_execution_still_rejects_a_reused_name(sfn):
 
 
 def test_choice_routes_on_input(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "C", "States": {
-        "C": {"Type": "Choice", "Choices": [{"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"}],
-              "Default": "Small"},
-        "Big": {"Type": "Pass", "Result": "big", "End": True},
-        "Small": {"Type": "Pass", "Result": "small", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "C",
+            "States": {
+                "C": {
+                    "Type": "Choice",
+                    "Choices": [{"Variable": "$.n", "NumericGreaterThan": 10, "Next": "Big"}],
+                    "Default": "Small",
+                },
+                "Big": {"Type": "Pass", "Result": "big", "End": True},
+                "Small": {"Type": "Pass", "Result": "small", "End": True},
+            },
+        },
+    )
     assert json.loads(run_execution(sfn, arn, {"n": 11})["output"]) == "big"
     assert json.loads(run_execution(sfn, arn, {"n": 3})["output"]) == "small"
 
 
 def test_parallel_of_three_branches_collects_results_in_order(sfn):
-    branches = [{"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": name, "End": True}}}
-                for name in ("alexnet", "resnet", "mobilenet")]
-    arn = create_state_machine(sfn, {"StartAt": "Par", "States": {
-        "Par": {"Type": "Parallel", "Branches": branches, "End": True}}})
+    branches = [
+        {"StartAt": "B", "States": {"B": {"Type": "Pass", "Result": name, "End": True}}}
+        for name in ("alexnet", "resnet", "mobilenet")
+    ]
+    arn = create_state_machine(
+        sfn, {"StartAt": "Par", "States": {"Par": {"Type": "Parallel", "Branches": branches, "End": True}}}
+    )
     desc = run_execution(sfn, arn)
     assert desc["status"] == "SUCCEEDED"
     assert json.loads(desc["output"]) == ["alexnet", "resnet", "mobilenet"]
@@ -84,12 +102,23 @@ def test_parallel_of_three_branches_collects_results_in_order(sfn):
 
 def test_retry_backs_off_then_catch_records_the_error(sfn):
     failing = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Boom", "Cause": "always"}}}
-    arn = create_state_machine(sfn, {"StartAt": "Try", "States": {
-        "Try": {"Type": "Parallel", "Branches": [failing], "Next": "Ok",
-                "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 2}],
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Handled"}]},
-        "Ok": {"Type": "Pass", "End": True},
-        "Handled": {"Type": "Pass", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "Try",
+            "States": {
+                "Try": {
+                    "Type": "Parallel",
+                    "Branches": [failing],
+                    "Next": "Ok",
+                    "Retry": [{"ErrorEquals": ["Boom"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 2}],
+                    "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Handled"}],
+                },
+                "Ok": {"Type": "Pass", "End": True},
+                "Handled": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     t0 = time.monotonic()
     desc = run_execution(sfn, arn, {"image_id": "i1"})
     elapsed = time.monotonic() - t0
@@ -106,36 +135,70 @@ def test_retry_backs_off_then_catch_records_the_error(sfn):
 @pytest.mark.parametrize("error", ["States.TaskFailed", "States.Timeout", "Custom.Error"])
 def test_branch_errors_reach_the_parallel_catch(sfn, error):
     branch = {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": error, "Cause": "c"}}}
-    arn = create_state_machine(sfn, {"StartAt": "P", "States": {
-        "P": {"Type": "Parallel", "Branches": [branch], "End": True,
-              "Catch": [{"ErrorEquals": [error], "ResultPath": "$.e", "Next": "C"}]},
-        "C": {"Type": "Pass", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "P",
+            "States": {
+                "P": {
+                    "Type": "Parallel",
+                    "Branches": [branch],
+                    "End": True,
+                    "Catch": [{"ErrorEquals": [error], "ResultPath": "$.e", "Next": "C"}],
+                },
+                "C": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     desc = run_execution(sfn, arn, {"x": 1})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"]) == {"x": 1, "e": {"Error": error, "Cause": "c"}}
 
 
 def test_uncaught_failure_fails_the_execution_with_error_and_cause(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "F", "States": {
-        "F": {"Type": "Fail", "Error": "ImageFailed", "Cause": "bad pixels"}}})
+    arn = create_state_machine(
+        sfn, {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "ImageFailed", "Cause": "bad pixels"}}}
+    )
     desc = run_execution(sfn, arn)
     assert (desc["status"], desc["error"], desc["cause"]) == ("FAILED", "ImageFailed", "bad pixels")
 
 
 def test_dynamodb_put_get_update_service_integrations(sfn, aws, table):
-    arn = create_state_machine(sfn, {"StartAt": "Put", "States": {
-        "Put": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:putItem", "ResultPath": None,
-                "Parameters": {"TableName": table, "Item": {"id": {"S.$": "$.id"}, "status": {"S": "NEW"}}},
-                "Next": "Update"},
-        "Update": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:updateItem", "ResultPath": None,
-                   "Parameters": {"TableName": table, "Key": {"id": {"S.$": "$.id"}},
-                                  "UpdateExpression": "SET #s = :s",
-                                  "ExpressionAttributeNames": {"#s": "status"},
-                                  "ExpressionAttributeValues": {":s": {"S": "DONE"}}},
-                   "Next": "Get"},
-        "Get": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",
-                "Parameters": {"TableName": table, "Key": {"id": {"S.$": "$.id"}}},
-                "ResultSelector": {"status.$": "$.Item.status.S"}, "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "Put",
+            "States": {
+                "Put": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::dynamodb:putItem",
+                    "ResultPath": None,
+                    "Parameters": {"TableName": table, "Item": {"id": {"S.$": "$.id"}, "status": {"S": "NEW"}}},
+                    "Next": "Update",
+                },
+                "Update": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::dynamodb:updateItem",
+                    "ResultPath": None,
+                    "Parameters": {
+                        "TableName": table,
+                        "Key": {"id": {"S.$": "$.id"}},
+                        "UpdateExpression": "SET #s = :s",
+                        "ExpressionAttributeNames": {"#s": "status"},
+                        "ExpressionAttributeValues": {":s": {"S": "DONE"}},
+                    },
+                    "Next": "Get",
+                },
+                "Get": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::dynamodb:getItem",
+                    "Parameters": {"TableName": table, "Key": {"id": {"S.$": "$.id"}}},
+                    "ResultSelector": {"status.$": "$.Item.status.S"},
+                    "End": True,
+                },
+            },
+        },
+    )
     desc = run_execution(sfn, arn, {"id": "img-1"})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"]) == {"status": "DONE"}
@@ -144,18 +207,30 @@ def test_dynamodb_put_get_update_service_integrations(sfn, aws, table):
 
 
 def test_dynamodb_error_is_catchable_by_its_aws_name(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "Get", "States": {
-        "Get": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",
-                "Parameters": {"TableName": "no-such-table", "Key": {"id": {"S": "x"}}},
-                "Catch": [{"ErrorEquals": ["DynamoDB.ResourceNotFoundException"], "Next": "Missing"}], "End": True},
-        "Missing": {"Type": "Pass", "Result": "missing", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "Get",
+            "States": {
+                "Get": {
+                    "Type": "Task",
+                    "Resource": "arn:aws:states:::dynamodb:getItem",
+                    "Parameters": {"TableName": "no-such-table", "Key": {"id": {"S": "x"}}},
+                    "Catch": [{"ErrorEquals": ["DynamoDB.ResourceNotFoundException"], "Next": "Missing"}],
+                    "End": True,
+                },
+                "Missing": {"Type": "Pass", "Result": "missing", "End": True},
+            },
+        },
+    )
     desc = run_execution(sfn, arn)
     assert (desc["status"], json.loads(desc["output"])) == ("SUCCEEDED", "missing")
 
 
 def test_state_machine_timeout_times_out(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "W", "TimeoutSeconds": 1, "States": {
-        "W": {"Type": "Wait", "Seconds": 5, "End": True}}})
+    arn = create_state_machine(
+        sfn, {"StartAt": "W", "TimeoutSeconds": 1, "States": {"W": {"Type": "Wait", "Seconds": 5, "End": True}}}
+    )
     t0 = time.monotonic()
     desc = run_execution(sfn, arn)
     assert desc["status"] == "TIMED_OUT"
@@ -174,9 +249,14 @@ def test_express_state_machine_runs_with_start_execution(sfn):
 
 
 def test_start_sync_execution_succeeds_with_aws_response_shape(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "P", "States": {
-        "P": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "End": True}}},
-        sm_type="EXPRESS")
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "P",
+            "States": {"P": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "End": True}},
+        },
+        sm_type="EXPRESS",
+    )
     resp = sfn.start_sync_execution(stateMachineArn=arn, input=json.dumps({"n": 21}), name="sync-1")
     assert SYNC_KEYS | {"output"} <= set(resp)
     assert resp["status"] == "SUCCEEDED" and json.loads(resp["output"]) == {"doubled": 42}
@@ -189,16 +269,20 @@ def test_start_sync_execution_succeeds_with_aws_response_shape(sfn):
 
 
 def test_start_sync_execution_failure_carries_error_and_cause(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "F", "States": {
-        "F": {"Type": "Fail", "Error": "Nope", "Cause": "because"}}}, sm_type="EXPRESS")
+    arn = create_state_machine(
+        sfn, {"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Nope", "Cause": "because"}}}, sm_type="EXPRESS"
+    )
     resp = sfn.start_sync_execution(stateMachineArn=arn, input="{}")
     assert (resp["status"], resp["error"], resp["cause"]) == ("FAILED", "Nope", "because")
     assert "output" not in resp
 
 
 def test_start_sync_execution_times_out(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "W", "TimeoutSeconds": 1, "States": {
-        "W": {"Type": "Wait", "Seconds": 5, "End": True}}}, sm_type="EXPRESS")
+    arn = create_state_machine(
+        sfn,
+        {"StartAt": "W", "TimeoutSeconds": 1, "States": {"W": {"Type": "Wait", "Seconds": 5, "End": True}}},
+        sm_type="EXPRESS",
+    )
     assert sfn.start_sync_execution(stateMachineArn=arn, input="{}")["status"] == "TIMED_OUT"
 
 

@@ -42,8 +42,13 @@ def fn_arn(name: str) -> str:
 
 def invoke_task(name: str, **extra) -> dict:
     """The ``arn:aws:states:::lambda:invoke`` form, returning the function's payload."""
-    return {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke",
-            "Parameters": {"FunctionName": name, "Payload.$": "$"}, "OutputPath": "$.Payload", **extra}
+    return {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": name, "Payload.$": "$"},
+        "OutputPath": "$.Payload",
+        **extra,
+    }
 
 
 def test_lambda_invoke_resource_form(sfn, echo):
@@ -55,20 +60,36 @@ def test_lambda_invoke_resource_form(sfn, echo):
 
 
 def test_plain_function_arn_resource_form(sfn, echo):
-    arn = create_state_machine(sfn, {"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": fn_arn(echo), "ResultSelector": {"got.$": "$.event"}, "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {"Type": "Task", "Resource": fn_arn(echo), "ResultSelector": {"got.$": "$.event"}, "End": True}
+            },
+        },
+    )
     desc = run_execution(sfn, arn, {"n": 1})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"]) == {"got": {"n": 1}}
 
 
 def test_retry_on_failing_lambda_then_catch(sfn, failing):
-    arn = create_state_machine(sfn, {"StartAt": "T", "States": {
-        "T": invoke_task(failing, Retry=[{"ErrorEquals": ["ProbeError"], "IntervalSeconds": 1, "MaxAttempts": 2,
-                                          "BackoffRate": 1.0}],
-                         Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed"}],
-                         End=True),
-        "Failed": {"Type": "Pass", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": invoke_task(
+                    failing,
+                    Retry=[{"ErrorEquals": ["ProbeError"], "IntervalSeconds": 1, "MaxAttempts": 2, "BackoffRate": 1.0}],
+                    Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "Failed"}],
+                    End=True,
+                ),
+                "Failed": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     desc = run_execution(sfn, arn, {"message": "bad image"})
     assert desc["status"] == "SUCCEEDED", desc
     error = json.loads(desc["output"])["error"]
@@ -79,18 +100,29 @@ def test_retry_on_failing_lambda_then_catch(sfn, failing):
 
 
 def test_uncaught_lambda_error_fails_the_execution(sfn, failing):
-    arn = create_state_machine(sfn, {"StartAt": "T", "States": {"T": {
-        "Type": "Task", "Resource": fn_arn(failing), "End": True}}})
+    arn = create_state_machine(
+        sfn, {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": fn_arn(failing), "End": True}}}
+    )
     desc = run_execution(sfn, arn, {"message": "nope"})
     assert desc["status"] == "FAILED" and desc["error"] == "ProbeError"
 
 
 def test_task_timeout_raises_states_timeout(sfn, sleeper):
-    arn = create_state_machine(sfn, {"StartAt": "T", "States": {
-        "T": invoke_task(sleeper, TimeoutSeconds=1,
-                         Catch=[{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "TimedOut"}],
-                         End=True),
-        "TimedOut": {"Type": "Pass", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": invoke_task(
+                    sleeper,
+                    TimeoutSeconds=1,
+                    Catch=[{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "TimedOut"}],
+                    End=True,
+                ),
+                "TimedOut": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     t0 = time.monotonic()
     desc = run_execution(sfn, arn, {"seconds": 3})
     assert desc["status"] == "SUCCEEDED", desc
@@ -99,10 +131,13 @@ def test_task_timeout_raises_states_timeout(sfn, sleeper):
 
 
 def test_parallel_of_three_lambda_branches(sfn, echo):
-    branches = [{"StartAt": "B", "States": {"B": invoke_task(echo, ResultSelector={"model": model}, OutputPath="$", End=True)}}
-                for model in ("alexnet", "resnet", "mobilenet")]
-    arn = create_state_machine(sfn, {"StartAt": "P", "States": {
-        "P": {"Type": "Parallel", "Branches": branches, "End": True}}})
+    branches = [
+        {"StartAt": "B", "States": {"B": invoke_task(echo, ResultSelector={"model": model}, OutputPath="$", End=True)}}
+        for model in ("alexnet", "resnet", "mobilenet")
+    ]
+    arn = create_state_machine(
+        sfn, {"StartAt": "P", "States": {"P": {"Type": "Parallel", "Branches": branches, "End": True}}}
+    )
     desc = run_execution(sfn, arn, {"image_id": "p"})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"]) == [{"model": "alexnet"}, {"model": "resnet"}, {"model": "mobilenet"}]
@@ -111,45 +146,85 @@ def test_parallel_of_three_lambda_branches(sfn, echo):
 def workflow_definition(table: str, step: str, models: str) -> dict:
     """Shaped like Workflow 2: read metadata, a Lambda step, three models in parallel, write the result."""
     key = {"id": {"S.$": "$.image_id"}}
-    branches = [{"StartAt": "M", "States": {"M": invoke_task(models, ResultSelector={"model": m}, OutputPath="$", End=True)}}
-                for m in ("alexnet", "resnet", "mobilenet")]
+    branches = [
+        {"StartAt": "M", "States": {"M": invoke_task(models, ResultSelector={"model": m}, OutputPath="$", End=True)}}
+        for m in ("alexnet", "resnet", "mobilenet")
+    ]
     catch = [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}]
-    return {"StartAt": "Read", "States": {
-        "Read": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:getItem",
-                 "Parameters": {"TableName": table, "Key": key}, "ResultSelector": {"key.$": "$.Item.s3_key.S"},
-                 "ResultPath": "$.meta", "Next": "Step"},
-        "Step": invoke_task(step, ResultSelector={"step.$": "$.Payload.event.meta.key"}, ResultPath="$.step",
-                            OutputPath="$", Retry=[{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1,
-                                                    "MaxAttempts": 1}], Catch=catch, Next="Models"),
-        "Models": {"Type": "Parallel", "Branches": branches, "ResultPath": "$.labels", "Catch": catch,
-                   "Next": "Update"},
-        "Update": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:updateItem",
-                   "Parameters": {"TableName": table, "Key": key, "UpdateExpression": "SET #s = :s",
-                                  "ExpressionAttributeNames": {"#s": "status"},
-                                  "ExpressionAttributeValues": {":s": {"S": "DONE"}}},
-                   "ResultPath": None, "End": True},
-        "MarkFailed": {"Type": "Task", "Resource": "arn:aws:states:::dynamodb:updateItem",
-                       "Parameters": {"TableName": table, "Key": key,
-                                      "UpdateExpression": "SET #s = :s, #e = :e",
-                                      "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
-                                      "ExpressionAttributeValues": {":s": {"S": "FAILED"},
-                                                                    ":e": {"S.$": "$.error.Error"}}},
-                       "ResultPath": None, "Next": "Fail"},
-        "Fail": {"Type": "Fail", "Error": "ImageFailed", "Cause": "see the item's error attribute"}}}
+    return {
+        "StartAt": "Read",
+        "States": {
+            "Read": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:getItem",
+                "Parameters": {"TableName": table, "Key": key},
+                "ResultSelector": {"key.$": "$.Item.s3_key.S"},
+                "ResultPath": "$.meta",
+                "Next": "Step",
+            },
+            "Step": invoke_task(
+                step,
+                ResultSelector={"step.$": "$.Payload.event.meta.key"},
+                ResultPath="$.step",
+                OutputPath="$",
+                Retry=[{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 1, "MaxAttempts": 1}],
+                Catch=catch,
+                Next="Models",
+            ),
+            "Models": {
+                "Type": "Parallel",
+                "Branches": branches,
+                "ResultPath": "$.labels",
+                "Catch": catch,
+                "Next": "Update",
+            },
+            "Update": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                "Parameters": {
+                    "TableName": table,
+                    "Key": key,
+                    "UpdateExpression": "SET #s = :s",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": {":s": {"S": "DONE"}},
+                },
+                "ResultPath": None,
+                "End": True,
+            },
+            "MarkFailed": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::dynamodb:updateItem",
+                "Parameters": {
+                    "TableName": table,
+                    "Key": key,
+                    "UpdateExpression": "SET #s = :s, #e = :e",
+                    "ExpressionAttributeNames": {"#s": "status", "#e": "error"},
+                    "ExpressionAttributeValues": {":s": {"S": "FAILED"}, ":e": {"S.$": "$.error.Error"}},
+                },
+                "ResultPath": None,
+                "Next": "Fail",
+            },
+            "Fail": {"Type": "Fail", "Error": "ImageFailed", "Cause": "see the item's error attribute"},
+        },
+    }
 
 
 @pytest.fixture(scope="module")
 def table(aws):
     name = unique("wf-images")
-    aws("dynamodb").create_table(TableName=name, BillingMode="PAY_PER_REQUEST",
-                                 AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-                                 KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}])
+    aws("dynamodb").create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+    )
     return name
 
 
 def _put_image(aws, table: str, image_id: str) -> None:
-    aws("dynamodb").put_item(TableName=table, Item={"id": {"S": image_id}, "s3_key": {"S": f"raw/{image_id}.jpg"},
-                                                    "status": {"S": "NEW"}})
+    aws("dynamodb").put_item(
+        TableName=table, Item={"id": {"S": image_id}, "s3_key": {"S": f"raw/{image_id}.jpg"}, "status": {"S": "NEW"}}
+    )
 
 
 @pytest.mark.parametrize("sm_type", ["STANDARD", "EXPRESS"])
@@ -182,20 +257,47 @@ def test_workflow_shaped_machine_records_failure(sfn, aws, table, echo, failing)
 
 def test_timeout_inside_a_parallel_branch_is_catchable(sfn, sleeper):
     branch = {"StartAt": "S", "States": {"S": invoke_task(sleeper, TimeoutSeconds=1, End=True)}}
-    arn = create_state_machine(sfn, {"StartAt": "P", "States": {
-        "P": {"Type": "Parallel", "Branches": [branch],
-              "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "Caught"}], "End": True},
-        "Caught": {"Type": "Pass", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "P",
+            "States": {
+                "P": {
+                    "Type": "Parallel",
+                    "Branches": [branch],
+                    "Catch": [{"ErrorEquals": ["States.Timeout"], "ResultPath": "$.error", "Next": "Caught"}],
+                    "End": True,
+                },
+                "Caught": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     desc = run_execution(sfn, arn, {"seconds": 3})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"])["error"]["Error"] == "States.Timeout"
 
 
 def test_missing_function_fails_with_the_lambda_service_error(sfn):
-    arn = create_state_machine(sfn, {"StartAt": "T", "States": {
-        "T": invoke_task("no-such-function", Catch=[{"ErrorEquals": ["Lambda.ResourceNotFoundException"],
-                                                     "ResultPath": "$.error", "Next": "Missing"}], End=True),
-        "Missing": {"Type": "Pass", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": invoke_task(
+                    "no-such-function",
+                    Catch=[
+                        {
+                            "ErrorEquals": ["Lambda.ResourceNotFoundException"],
+                            "ResultPath": "$.error",
+                            "Next": "Missing",
+                        }
+                    ],
+                    End=True,
+                ),
+                "Missing": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     desc = run_execution(sfn, arn, {})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"])["error"]["Error"] == "Lambda.ResourceNotFoundException"
@@ -204,12 +306,29 @@ def test_missing_function_fails_with_the_lambda_service_error(sfn):
 def test_throttled_lambda_surfaces_as_lambda_too_many_requests(sfn, aws, deploy_probe):
     throttled = deploy_probe("echo")
     aws("lambda").put_function_concurrency(FunctionName=throttled, ReservedConcurrentExecutions=0)
-    arn = create_state_machine(sfn, {"StartAt": "T", "States": {
-        "T": invoke_task(throttled, Retry=[{"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1,
-                                            "MaxAttempts": 1}],
-                         Catch=[{"ErrorEquals": ["Lambda.TooManyRequestsException"], "ResultPath": "$.error",
-                                 "Next": "Throttled"}], End=True),
-        "Throttled": {"Type": "Pass", "End": True}}})
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": invoke_task(
+                    throttled,
+                    Retry=[
+                        {"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1, "MaxAttempts": 1}
+                    ],
+                    Catch=[
+                        {
+                            "ErrorEquals": ["Lambda.TooManyRequestsException"],
+                            "ResultPath": "$.error",
+                            "Next": "Throttled",
+                        }
+                    ],
+                    End=True,
+                ),
+                "Throttled": {"Type": "Pass", "End": True},
+            },
+        },
+    )
     desc = run_execution(sfn, arn, {})
     assert desc["status"] == "SUCCEEDED", desc
     assert json.loads(desc["output"])["error"]["Error"] == "Lambda.TooManyRequestsException"

@@ -27,7 +27,9 @@ def add_paths(*functions: str) -> None:
 def aws_calls_lines(stdout: str) -> list[dict]:
     """The ``aws_calls`` records a handler printed (one per invocation that called AWS), as the cost model reads them."""
     records = [json.loads(line) for line in stdout.splitlines() if line.startswith("{")]
-    return [{"calls": r["calls"], "capacity_units": r["capacity_units"]} for r in records if r["message"] == "aws_calls"]
+    return [
+        {"calls": r["calls"], "capacity_units": r["capacity_units"]} for r in records if r["message"] == "aws_calls"
+    ]
 
 
 def load_handler(function: str) -> ModuleType:
@@ -39,11 +41,14 @@ def load_handler(function: str) -> ModuleType:
     return module
 
 
-def make_stack(s3: Any, ddb: Any, bucket: str = "swlab-test-bucket", table: str = "swlab-test-images") -> tuple[str, str]:
+def make_stack(
+    s3: Any, ddb: Any, bucket: str = "swlab-test-bucket", table: str = "swlab-test-images"
+) -> tuple[str, str]:
     """The bucket and table the functions use (inside a moto mock)."""
     s3.create_bucket(Bucket=bucket)
     ddb.create_table(
-        TableName=table, BillingMode="PAY_PER_REQUEST",
+        TableName=table,
+        BillingMode="PAY_PER_REQUEST",
         AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
         KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
     )

@@ -35,7 +35,9 @@ def put_events(logs, group, events, shift_ms):
     for stream, evs in pd.DataFrame(events).groupby("logStreamName"):
         logs.create_log_stream(logGroupName=group, logStreamName=stream)
         batch = [{"timestamp": int(t) + shift_ms, "message": m} for t, m in zip(evs["timestamp"], evs["message"])]
-        logs.put_log_events(logGroupName=group, logStreamName=stream, logEvents=sorted(batch, key=lambda e: e["timestamp"]))
+        logs.put_log_events(
+            logGroupName=group, logStreamName=stream, logEvents=sorted(batch, key=lambda e: e["timestamp"])
+        )
 
 
 @pytest.fixture
@@ -52,39 +54,74 @@ def deploy(clients, now):
     with zipfile.ZipFile(buf, "w") as z:
         z.writestr("handler.py", "def handler(event, context):\n    return 1\n")
     for name, arch in (("swlab-grayscale", "x86_64"), ("swlab-flip", "arm64"), ("other-fn", "x86_64")):
-        clients["lambda"].create_function(FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.handler",
-                                          Code={"ZipFile": buf.getvalue()}, MemorySize=256, Architectures=[arch])
+        clients["lambda"].create_function(
+            FunctionName=name,
+            Runtime="python3.11",
+            Role=role,
+            Handler="handler.handler",
+            Code={"ZipFile": buf.getvalue()},
+            MemorySize=256,
+            Architectures=[arch],
+        )
     text = fixture("text_format.json")["events"]
     shift = int(now.timestamp() * 1000) - min(e["timestamp"] for e in text)
     for group in ("/aws/lambda/swlab-grayscale", "/aws/lambda/swlab-flip"):
         put_events(clients["logs"], group, [e for e in text if e["logGroupName"] == group], shift)
-    clients["cloudwatch"].put_metric_data(Namespace="AWS/Lambda", MetricData=[
-        {"MetricName": "Throttles", "Dimensions": [{"Name": "FunctionName", "Value": "swlab-flip"}],
-         "Timestamp": now, "Value": 2.0, "Unit": "Count"}])
+    clients["cloudwatch"].put_metric_data(
+        Namespace="AWS/Lambda",
+        MetricData=[
+            {
+                "MetricName": "Throttles",
+                "Dimensions": [{"Name": "FunctionName", "Value": "swlab-flip"}],
+                "Timestamp": now,
+                "Value": 2.0,
+                "Unit": "Count",
+            }
+        ],
+    )
     definition = json.dumps({"StartAt": "A", "States": {"A": {"Type": "Pass", "End": True}}})
     sfn = clients["stepfunctions"]
     std = sfn.create_state_machine(name="swlab-classify", definition=definition, roleArn=role)
     sfn.start_execution(stateMachineArn=std["stateMachineArn"], name="run-1")
     express = fixture("sfn_express_logs.json")
     put_events(clients["logs"], EXPRESS_GROUP, express["events"], shift)
-    sfn.create_state_machine(name="swlab-classify-express", definition=definition, roleArn=role, type="EXPRESS",
-                             loggingConfiguration={"level": "ALL", "includeExecutionData": True, "destinations": [
-                                 {"cloudWatchLogsLogGroup": {"logGroupArn":
-                                  f"arn:aws:logs:us-east-1:123456789012:log-group:{EXPRESS_GROUP}:*"}}]})
+    sfn.create_state_machine(
+        name="swlab-classify-express",
+        definition=definition,
+        roleArn=role,
+        type="EXPRESS",
+        loggingConfiguration={
+            "level": "ALL",
+            "includeExecutionData": True,
+            "destinations": [
+                {
+                    "cloudWatchLogsLogGroup": {
+                        "logGroupArn": f"arn:aws:logs:us-east-1:123456789012:log-group:{EXPRESS_GROUP}:*"
+                    }
+                }
+            ],
+        },
+    )
 
 
 def test_fetch_log_events_pages_through_everything(cloud):
     now = datetime.now(timezone.utc)
-    events = [{"logGroupName": "/aws/lambda/swlab-big", "logStreamName": "s", "timestamp": i,
-               "message": f"line {i}"} for i in range(12_000)]
+    events = [
+        {"logGroupName": "/aws/lambda/swlab-big", "logStreamName": "s", "timestamp": i, "message": f"line {i}"}
+        for i in range(12_000)
+    ]
     put_events(cloud["logs"], "/aws/lambda/swlab-big", events, int(now.timestamp() * 1000))
-    df = fetch_log_events(cloud["logs"], "/aws/lambda/swlab-big", now - timedelta(seconds=1), now + timedelta(minutes=1))
+    df = fetch_log_events(
+        cloud["logs"], "/aws/lambda/swlab-big", now - timedelta(seconds=1), now + timedelta(minutes=1)
+    )
     assert len(df) == 12_000 and df["message"].nunique() == 12_000
     missing = fetch_log_events(cloud["logs"], "/aws/lambda/none", now, now)
     assert len(missing) == 0 and "message" in missing.columns
 
 
-BUCKET = "swlab-images-123456789012-us-east-1"  # swlab.provision.naming.Names("swlab", moto's account, us-east-1).bucket
+BUCKET = (
+    "swlab-images-123456789012-us-east-1"  # swlab.provision.naming.Names("swlab", moto's account, us-east-1).bucket
+)
 
 
 def test_stack_objects_are_those_written_in_the_window(cloud):
@@ -100,8 +137,12 @@ def test_stack_objects_are_those_written_in_the_window(cloud):
 def test_the_stack_bucket_is_found_by_name_and_stack_tag(cloud):
     s3 = cloud["s3"]
     assert stack_bucket(s3, "swlab") is None
-    for bucket, stack in (("swlab-images-aaa", None), ("swlab-images-bbb", "other"), ("swlab-images-images-ccc", "swlab-images"),
-                          (BUCKET, "swlab")):
+    for bucket, stack in (
+        ("swlab-images-aaa", None),
+        ("swlab-images-bbb", "other"),
+        ("swlab-images-images-ccc", "swlab-images"),
+        (BUCKET, "swlab"),
+    ):
         s3.create_bucket(Bucket=bucket)
         if stack:
             s3.put_bucket_tagging(Bucket=bucket, Tagging={"TagSet": [{"Key": STACK_TAG_KEY, "Value": stack}]})
@@ -117,8 +158,14 @@ def test_collect_run_and_reload(cloud, tmp_path):
     cloud["s3"].put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": STACK_TAG_KEY, "Value": "swlab"}]})
     cloud["s3"].put_object(Bucket=BUCKET, Key="raw/a.jpg", Body=b"x" * 1000)
     cloud["s3"].put_object(Bucket=BUCKET, Key="processed/a/grayscale.png", Body=b"x" * 300)
-    run = collect_run(settings, now - timedelta(minutes=1), now + timedelta(minutes=5), clients=cloud,
-                      jtl=FIXTURES / "jmeter_results.jtl", period_s=60)
+    run = collect_run(
+        settings,
+        now - timedelta(minutes=1),
+        now + timedelta(minutes=5),
+        clients=cloud,
+        jtl=FIXTURES / "jmeter_results.jtl",
+        period_s=60,
+    )
     t = run.tables
     assert t["s3_objects"].set_index("key")["size"].to_dict() == {"raw/a.jpg": 1000, "processed/a/grayscale.png": 300}
     assert sorted(t["functions"]["function"]) == ["swlab-flip", "swlab-grayscale"]  # other stacks excluded
@@ -142,8 +189,9 @@ def test_collect_run_and_reload(cloud, tmp_path):
     again = load_run(tmp_path / "run")
     assert json.loads((tmp_path / "run" / "manifest.json").read_text())["tables"]["invocations"]["rows"] == 5
     for name, df in t.items():
-        pd.testing.assert_frame_equal(again[name].reset_index(drop=True), df.reset_index(drop=True),
-                                      check_dtype=False, check_index_type=False)
+        pd.testing.assert_frame_equal(
+            again[name].reset_index(drop=True), df.reset_index(drop=True), check_dtype=False, check_index_type=False
+        )
 
 
 def test_read_jtl_types():
@@ -161,7 +209,7 @@ class FakeListing:
 
     def list_executions(self, stateMachineArn, nextToken=0):
         self.calls += 1
-        chunk = self.items[nextToken:nextToken + self.page]
+        chunk = self.items[nextToken : nextToken + self.page]
         more = nextToken + self.page < len(self.items)
         return {"executions": chunk, **({"nextToken": nextToken + self.page} if more else {})}
 

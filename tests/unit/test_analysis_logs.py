@@ -22,39 +22,68 @@ def by_rid(df: pd.DataFrame) -> dict:
 
 
 def test_cold_report_line_has_init_duration():
-    line = ("REPORT RequestId: 3f2a\tDuration: 50.12 ms\tBilled Duration: 51 ms\tMemory Size: 128 MB\t"
-            "Max Memory Used: 45 MB\tInit Duration: 245.67 ms\t")
+    line = (
+        "REPORT RequestId: 3f2a\tDuration: 50.12 ms\tBilled Duration: 51 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 45 MB\tInit Duration: 245.67 ms\t"
+    )
     rep = parse_report_line(line)
-    assert rep == {"request_id": "3f2a", "duration_ms": 50.12, "billed_duration_ms": 51, "memory_size_mb": 128,
-                   "max_memory_used_mb": 45, "init_duration_ms": 245.67, "cold": True, "status": "success",
-                   "error_type": None}
+    assert rep == {
+        "request_id": "3f2a",
+        "duration_ms": 50.12,
+        "billed_duration_ms": 51,
+        "memory_size_mb": 128,
+        "max_memory_used_mb": 45,
+        "init_duration_ms": 245.67,
+        "cold": True,
+        "status": "success",
+        "error_type": None,
+    }
 
 
 def test_warm_report_line_has_no_init_duration():
-    rep = parse_report_line("REPORT RequestId: abc\tDuration: 1.00 ms\tBilled Duration: 1 ms\t"
-                            "Memory Size: 2048 MB\tMax Memory Used: 99 MB\t\n")
+    rep = parse_report_line(
+        "REPORT RequestId: abc\tDuration: 1.00 ms\tBilled Duration: 1 ms\t"
+        "Memory Size: 2048 MB\tMax Memory Used: 99 MB\t\n"
+    )
     assert rep["init_duration_ms"] is None and rep["cold"] is False and rep["memory_size_mb"] == 2048
 
 
 def test_report_line_with_spaces_instead_of_tabs_and_status():
-    rep = parse_report_line("REPORT RequestId: x Duration: 3000.00 ms Billed Duration: 3000 ms Memory Size: 128 MB "
-                            "Max Memory Used: 47 MB Status: error Error Type: Runtime.OutOfMemory")
+    rep = parse_report_line(
+        "REPORT RequestId: x Duration: 3000.00 ms Billed Duration: 3000 ms Memory Size: 128 MB "
+        "Max Memory Used: 47 MB Status: error Error Type: Runtime.OutOfMemory"
+    )
     assert rep["status"] == "error" and rep["error_type"] == "Runtime.OutOfMemory"
 
 
-@pytest.mark.parametrize("line", ["START RequestId: a Version: $LATEST", "END RequestId: a", "hello", "",
-                                  '{"type": "platform.start", "record": {"requestId": "a"}}', "REPORT nonsense"])
+@pytest.mark.parametrize(
+    "line",
+    [
+        "START RequestId: a Version: $LATEST",
+        "END RequestId: a",
+        "hello",
+        "",
+        '{"type": "platform.start", "record": {"requestId": "a"}}',
+        "REPORT nonsense",
+    ],
+)
 def test_non_report_lines_give_none(line):
     assert parse_report_line(line) is None
 
 
 def test_json_platform_report_uses_telemetry_field_names():
-    msg = ('{"time":"2026-11-27T04:00:00.481Z","type":"platform.report","record":{"requestId":"r1",'
-           '"metrics":{"durationMs":80.25,"billedDurationMs":81,"memorySizeMB":512,"maxMemoryUsedMB":90,'
-           '"initDurationMs":397.68},"status":"success"}}')
+    msg = (
+        '{"time":"2026-11-27T04:00:00.481Z","type":"platform.report","record":{"requestId":"r1",'
+        '"metrics":{"durationMs":80.25,"billedDurationMs":81,"memorySizeMB":512,"maxMemoryUsedMB":90,'
+        '"initDurationMs":397.68},"status":"success"}}'
+    )
     rep = parse_report_line(msg)
-    assert (rep["request_id"], rep["duration_ms"], rep["billed_duration_ms"], rep["init_duration_ms"]) == \
-        ("r1", 80.25, 81, 397.68)
+    assert (rep["request_id"], rep["duration_ms"], rep["billed_duration_ms"], rep["init_duration_ms"]) == (
+        "r1",
+        80.25,
+        81,
+        397.68,
+    )
     assert rep["cold"] and rep["status"] == "success"
 
 
@@ -112,24 +141,44 @@ def test_order_of_events_does_not_matter():
 
 
 def test_malformed_and_space_separated_report_lines_take_the_regex_path():
-    ev = pd.DataFrame({"function": "f", "log_stream": "s", "timestamp": [1, 2, 3], "message": [
-        "REPORT RequestId: a\tDuration: 1x.0 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 4 MB\t",
-        "REPORT RequestId: b\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 4 MB",
-        "REPORT RequestId: c Duration: 2.00 ms Billed Duration: 2 ms Memory Size: 128 MB Max Memory Used: 4 MB "
-        "Init Duration: 9.00 ms"]})
+    ev = pd.DataFrame(
+        {
+            "function": "f",
+            "log_stream": "s",
+            "timestamp": [1, 2, 3],
+            "message": [
+                "REPORT RequestId: a\tDuration: 1x.0 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 4 MB\t",
+                "REPORT RequestId: b\tDuration: 1.50 ms\tBilled Duration: 2 ms\tMemory Size: 128 MB\tMax Memory Used: 4 MB",
+                "REPORT RequestId: c Duration: 2.00 ms Billed Duration: 2 ms Memory Size: 128 MB Max Memory Used: 4 MB "
+                "Init Duration: 9.00 ms",
+            ],
+        }
+    )
     df = parse_log_events(ev).set_index("request_id")
     assert list(df.index) == ["b", "c"]  # "a" is not a REPORT line anyone can read: dropped, not guessed
     assert df.loc["b", "duration_ms"] == 1.5 and df.loc["c", "init_duration_ms"] == 9.0 and df.loc["c", "cold"]
 
 
 def test_failed_init_counts_once_through_its_report_line():
-    ev = pd.DataFrame({"function": "f", "log_stream": "s", "timestamp": [1, 2, 3, 4, 5], "message": [
-        "INIT_START Runtime Version: python:3.11.v48\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:x\n",
-        "INIT_REPORT Init Duration: 3000.12 ms\tPhase: init\tStatus: timeout\n",
-        "START RequestId: r1 Version: $LATEST\n",
-        "END RequestId: r1\n",
-        "REPORT RequestId: r1\tDuration: 3000.00 ms\tBilled Duration: 6001 ms\tMemory Size: 128 MB\t"
-        "Max Memory Used: 30 MB\tInit Duration: 3000.12 ms\tStatus: timeout\t\n"]})
+    ev = pd.DataFrame(
+        {
+            "function": "f",
+            "log_stream": "s",
+            "timestamp": [1, 2, 3, 4, 5],
+            "message": [
+                "INIT_START Runtime Version: python:3.11.v48\tRuntime Version ARN: arn:aws:lambda:us-east-1::runtime:x\n",
+                "INIT_REPORT Init Duration: 3000.12 ms\tPhase: init\tStatus: timeout\n",
+                "START RequestId: r1 Version: $LATEST\n",
+                "END RequestId: r1\n",
+                "REPORT RequestId: r1\tDuration: 3000.00 ms\tBilled Duration: 6001 ms\tMemory Size: 128 MB\t"
+                "Max Memory Used: 30 MB\tInit Duration: 3000.12 ms\tStatus: timeout\t\n",
+            ],
+        }
+    )
     row = parse_log_events(ev).iloc[0]
-    assert (row["request_id"], row["cold"], row["status"], row["error_type"]) == \
-        ("r1", True, "timeout", TIMEOUT_ERROR_TYPE)
+    assert (row["request_id"], row["cold"], row["status"], row["error_type"]) == (
+        "r1",
+        True,
+        "timeout",
+        TIMEOUT_ERROR_TYPE,
+    )

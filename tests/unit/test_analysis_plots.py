@@ -45,7 +45,9 @@ def test_cold_start_cost_plot_stacks_init_and_extra_duration():
     ax = fig.axes[0]
     assert labels(fig) == ("ms (medians)", "")
     assert [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "Init Duration", "extra Duration of the first invocation"]
+        "Init Duration",
+        "extra Duration of the first invocation",
+    ]
     init_bar, extra_bar = ax.patches[0], ax.patches[len(cost_ms)]
     assert init_bar.get_width() == cost_ms["init_ms"].iloc[0]
     assert extra_bar.get_x() == init_bar.get_width()  # the extra part starts where Init ends
@@ -64,8 +66,9 @@ def test_latency_plots(run):
 def test_latency_over_time_breaks_the_median_line_at_a_quiet_gap():
     start = pd.Timestamp("2026-11-27T05:00:00Z")
     times = [start + pd.Timedelta(seconds=s) for s in (0, 1, 2, 300, 301, 302, 303)]
-    latency = pd.DataFrame({"time": times, "latency_ms": [10.0, 12, 11, 20, 21, 22, 23],
-                            "success": True, "label": "classify"})
+    latency = pd.DataFrame(
+        {"time": times, "latency_ms": [10.0, 12, 11, 20, 21, 22, 23], "success": True, "label": "classify"}
+    )
     ax = plots.latency_over_time(latency, window="10s").axes[0]
     lines = ax.get_lines()
     assert len(lines) == 2  # one segment before the 5-minute gap, one after
@@ -104,13 +107,18 @@ def test_plots_of_an_empty_run_say_no_data(recwarn):
     inv = parse_log_events([])
     ex = executions_frame([])
     states = history_to_states([], "").assign(state_machine=pd.Series(dtype=str))
-    figs = [plots.cold_start_timeline(inv), plots.cold_start_cost_plot(stats.cold_start_cost(inv)),
-            plots.latency_cdf({"a": pd.Series([], dtype=float)}),
-            plots.latency_over_time(stats.server_latency(ex)), plots.throughput_plot(stats.throughput([], [])),
-            plots.gantt(workflow.attach_lambda_durations(states, inv), ex),
-            plots.critical_path_plot(workflow.median_critical_path(states, ex)),
-            plots.errors_plot(stats.errors_table(inv)),
-            plots.cost_breakdown_plot(cost.cost_table(cost.usage_lines({"invocations": inv}, "swlab"),
-                                                      prices.load_prices()))]
+    figs = [
+        plots.cold_start_timeline(inv),
+        plots.cold_start_cost_plot(stats.cold_start_cost(inv)),
+        plots.latency_cdf({"a": pd.Series([], dtype=float)}),
+        plots.latency_over_time(stats.server_latency(ex)),
+        plots.throughput_plot(stats.throughput([], [])),
+        plots.gantt(workflow.attach_lambda_durations(states, inv), ex),
+        plots.critical_path_plot(workflow.median_critical_path(states, ex)),
+        plots.errors_plot(stats.errors_table(inv)),
+        plots.cost_breakdown_plot(
+            cost.cost_table(cost.usage_lines({"invocations": inv}, "swlab"), prices.load_prices())
+        ),
+    ]
     assert all(isinstance(f, Figure) for f in figs)
     assert not [w for w in recwarn if "legend" in str(w.message)]

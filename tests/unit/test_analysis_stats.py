@@ -55,9 +55,14 @@ def test_summarize_and_percentile_table():
 
 
 def test_cold_warm_table_from_invocations():
-    inv = pd.DataFrame({"function": ["a"] * 4 + ["b"] * 2, "cold": [True, False, False, False, True, True],
-                        "init_duration_ms": [300.0, np.nan, np.nan, np.nan, 100.0, 200.0],
-                        "duration_ms": [50.0, 10.0, 20.0, 30.0, 5.0, 7.0]})
+    inv = pd.DataFrame(
+        {
+            "function": ["a"] * 4 + ["b"] * 2,
+            "cold": [True, False, False, False, True, True],
+            "init_duration_ms": [300.0, np.nan, np.nan, np.nan, 100.0, 200.0],
+            "duration_ms": [50.0, 10.0, 20.0, 30.0, 5.0, 7.0],
+        }
+    )
     t = stats.cold_warm_table(inv)
     assert t.loc["a", "cold"] == 1 and t.loc["a", "cold_pct"] == 25
     assert t.loc["a", "duration_warm_p50_ms"] == 20 and t.loc["a", "duration_cold_p50_ms"] == 50
@@ -65,17 +70,23 @@ def test_cold_warm_table_from_invocations():
 
 
 def test_cold_start_cost_is_init_plus_the_first_invocations_extra_duration():
-    inv = pd.DataFrame({"function": ["a"] * 4 + ["b"] * 2 + ["c"], "cold": [True, False, False, False, True, True, False],
-                        "init_duration_ms": [300.0, np.nan, np.nan, np.nan, 100.0, 200.0, np.nan],
-                        "duration_ms": [50.0, 10.0, 20.0, 30.0, 5.0, 7.0, 3.0]})
+    inv = pd.DataFrame(
+        {
+            "function": ["a"] * 4 + ["b"] * 2 + ["c"],
+            "cold": [True, False, False, False, True, True, False],
+            "init_duration_ms": [300.0, np.nan, np.nan, np.nan, 100.0, 200.0, np.nan],
+            "duration_ms": [50.0, 10.0, 20.0, 30.0, 5.0, 7.0, 3.0],
+        }
+    )
     t = stats.cold_start_cost(inv)
     assert list(t.index) == ["a", "b"]  # c was never cold
     assert t.loc["a", "init_ms"] == 300 and t.loc["a", "extra_duration_ms"] == 30 and t.loc["a", "cold_cost_ms"] == 330
     assert (t.loc["a", "cold"], t.loc["a", "warm"]) == (1, 3)
     # no warm invocation to compare with: the extra part is unknown, the cost is Init alone
     assert math.isnan(t.loc["b", "extra_duration_ms"]) and t.loc["b", "cold_cost_ms"] == 150
-    faster_cold = pd.DataFrame({"function": ["d", "d"], "cold": [True, False], "init_duration_ms": [80.0, np.nan],
-                                "duration_ms": [5.0, 9.0]})
+    faster_cold = pd.DataFrame(
+        {"function": ["d", "d"], "cold": [True, False], "init_duration_ms": [80.0, np.nan], "duration_ms": [5.0, 9.0]}
+    )
     assert stats.cold_start_cost(faster_cold).loc["d", "extra_duration_ms"] == 0  # never below zero
 
 
@@ -87,20 +98,39 @@ def test_throughput_counts_per_interval_with_empty_intervals():
 
 
 def test_errors_table_includes_throttle_metric():
-    inv = pd.DataFrame({"function": ["f", "f", "f"], "status": ["success", "timeout", "error"],
-                        "error_type": [None, "Sandbox.Timedout", "KeyError"]})
+    inv = pd.DataFrame(
+        {
+            "function": ["f", "f", "f"],
+            "status": ["success", "timeout", "error"],
+            "error_type": [None, "Sandbox.Timedout", "KeyError"],
+        }
+    )
     metrics = pd.DataFrame({"function": ["f"], "metric": ["Throttles"], "stat": ["Sum"], "value": [4.0]})
     t = stats.errors_table(inv, metrics)
     assert dict(zip(t["error_type"], t["count"])) == {"Throttled": 4, "Sandbox.Timedout": 1, "KeyError": 1}
 
 
 def test_client_and_server_latency_tables():
-    jtl = pd.DataFrame({"timeStamp": pd.to_datetime([0, 1000], unit="ms", utc=True), "elapsed": [10, 20],
-                        "success": [True, False], "label": ["ingest", "classify"], "responseCode": ["200", "500"]})
+    jtl = pd.DataFrame(
+        {
+            "timeStamp": pd.to_datetime([0, 1000], unit="ms", utc=True),
+            "elapsed": [10, 20],
+            "success": [True, False],
+            "label": ["ingest", "classify"],
+            "responseCode": ["200", "500"],
+        }
+    )
     assert stats.client_latency(jtl, "classify")["latency_ms"].tolist() == [20.0]
-    ex = pd.DataFrame({"execution_arn": ["a", "b"], "state_machine": ["s", "s"], "status": ["SUCCEEDED", "RUNNING"],
-                       "start_date": pd.to_datetime([0, 0], unit="ms", utc=True),
-                       "stop_date": [pd.Timestamp(1500, unit="ms", tz="UTC"), pd.NaT], "duration_ms": [1500.0, np.nan]})
+    ex = pd.DataFrame(
+        {
+            "execution_arn": ["a", "b"],
+            "state_machine": ["s", "s"],
+            "status": ["SUCCEEDED", "RUNNING"],
+            "start_date": pd.to_datetime([0, 0], unit="ms", utc=True),
+            "stop_date": [pd.Timestamp(1500, unit="ms", tz="UTC"), pd.NaT],
+            "duration_ms": [1500.0, np.nan],
+        }
+    )
     assert stats.server_latency(ex)["latency_ms"].tolist() == [1500.0]
 
 
@@ -123,9 +153,16 @@ def test_orchestration_overhead_is_e2e_minus_lambda_on_path():
     states, ex = fixture_execution()
     # one REPORT per Lambda task, ending 2 ms before the state exits, 20 ms shorter than the state
     tasks = states[states["resource"].fillna("").str.startswith("swlab-")]
-    inv = pd.DataFrame({"function": tasks["resource"], "request_id": [f"r{i}" for i in range(len(tasks))],
-                        "end_time": tasks["exited"] - pd.Timedelta(milliseconds=2),
-                        "duration_ms": tasks["duration_ms"] - 20, "init_duration_ms": np.nan, "cold": False})
+    inv = pd.DataFrame(
+        {
+            "function": tasks["resource"],
+            "request_id": [f"r{i}" for i in range(len(tasks))],
+            "end_time": tasks["exited"] - pd.Timedelta(milliseconds=2),
+            "duration_ms": tasks["duration_ms"] - 20,
+            "init_duration_ms": np.nan,
+            "cold": False,
+        }
+    )
     inv["start_time"] = inv["end_time"] - pd.to_timedelta(inv["duration_ms"], unit="ms")
     joined = workflow.attach_lambda_durations(states, inv)
     assert joined.set_index("state").loc["ResNet", "lambda_duration_ms"] == 878
@@ -158,15 +195,31 @@ def test_throughput_of_client_samples_splits_throttles_from_errors():
 def test_matching_under_concurrency_and_retries():
     t = pd.Timestamp("2026-11-27T04:00:00Z")
     ms = lambda v: t + pd.Timedelta(milliseconds=v)  # noqa: E731
-    states = pd.DataFrame({"execution_arn": ["e1", "e2", "e3"], "state": ["Step"] * 3, "state_type": ["Task"] * 3,
-                           "entered": [ms(0), ms(100), ms(2000)], "exited": [ms(1000), ms(1100), ms(3000)],
-                           "status": ["succeeded"] * 3, "resource": ["swlab-f"] * 3, "error": [None, None, "X"],
-                           "failed_attempts": [0, 0, 1], "duration_ms": [1000.0, 1000.0, 1000.0]})
-    inv = pd.DataFrame({"function": ["swlab-f"] * 4, "request_id": ["i1", "i2", "r1", "r2"],
-                        "start_time": [ms(10), ms(110), ms(2010), ms(2500)],
-                        "end_time": [ms(980), ms(700), ms(2400), ms(2900)],
-                        "duration_ms": [970.0, 590.0, 390.0, 400.0], "init_duration_ms": [np.nan] * 4,
-                        "cold": [False] * 4})
+    states = pd.DataFrame(
+        {
+            "execution_arn": ["e1", "e2", "e3"],
+            "state": ["Step"] * 3,
+            "state_type": ["Task"] * 3,
+            "entered": [ms(0), ms(100), ms(2000)],
+            "exited": [ms(1000), ms(1100), ms(3000)],
+            "status": ["succeeded"] * 3,
+            "resource": ["swlab-f"] * 3,
+            "error": [None, None, "X"],
+            "failed_attempts": [0, 0, 1],
+            "duration_ms": [1000.0, 1000.0, 1000.0],
+        }
+    )
+    inv = pd.DataFrame(
+        {
+            "function": ["swlab-f"] * 4,
+            "request_id": ["i1", "i2", "r1", "r2"],
+            "start_time": [ms(10), ms(110), ms(2010), ms(2500)],
+            "end_time": [ms(980), ms(700), ms(2400), ms(2900)],
+            "duration_ms": [970.0, 590.0, 390.0, 400.0],
+            "init_duration_ms": [np.nan] * 4,
+            "cold": [False] * 4,
+        }
+    )
     # a later REPORT (i1 at 980 ms) ends before e2's exit too: matching by exit time alone would give e2 i1
     out = workflow.attach_lambda_durations(states, inv).set_index("execution_arn")
     assert out.loc["e1", "lambda_request_id"] == "i1" and out.loc["e2", "lambda_request_id"] == "i2"

@@ -18,42 +18,74 @@ SFN_TEMPLATE = '{"input": "$util.escapeJavaScript($input.json(\'$\'))", "stateMa
 
 
 def test_step_functions_template_renders_valid_json_input():
-    body = json.dumps({"image_id": "a\"b", "n": [1, 2], "s": "line\nbreak"})
+    body = json.dumps({"image_id": 'a"b', "n": [1, 2], "s": "line\nbreak"})
     rendered = json.loads(render(SFN_TEMPLATE, TemplateInput(body=body)))
     assert rendered["stateMachineArn"] == "arn:sm"
     assert json.loads(rendered["input"]) == json.loads(body)
 
 
 def test_escape_javascript_escapes_single_quotes_like_aws():
-    assert escape_javascript("it's \"x\"\n") == "it\\'s \\\"x\\\"\\n"
+    assert escape_javascript('it\'s "x"\n') == 'it\\\'s \\"x\\"\\n'
 
 
-@pytest.mark.parametrize("path,expected", [("$", {"a": {"b": [10, 20]}}), ("$.a.b", [10, 20]), ("$.a.b[1]", 20),
-                                           ("$['a']['b'][0]", 10), ("$.missing", None), ("$.a.b[5]", None)])
+@pytest.mark.parametrize(
+    "path,expected",
+    [
+        ("$", {"a": {"b": [10, 20]}}),
+        ("$.a.b", [10, 20]),
+        ("$.a.b[1]", 20),
+        ("$['a']['b'][0]", 10),
+        ("$.missing", None),
+        ("$.a.b[5]", None),
+    ],
+)
 def test_json_path_subset(path, expected):
     assert json_path({"a": {"b": [10, 20]}}, path) == expected
 
 
 def test_input_path_params_context_and_stage_variables():
-    data = TemplateInput(body='{"id": "i-1", "n": 3}', path_params={"p": "pv"}, query_params={"q": "qv"},
-                         headers={"X-Head": "hv"}, context={"requestId": "r-1", "identity": {"sourceIp": "1.2.3.4"}},
-                         stage_variables={"color": "blue"})
-    template = ('$input.path(\'$.id\') $input.path(\'$.n\') $input.json(\'$.id\') $input.params(\'p\') '
-                '$input.params(\'q\') $input.params(\'x-head\') $context.requestId $context.identity.sourceIp '
-                '$stageVariables.color $input.body costs $5')
+    data = TemplateInput(
+        body='{"id": "i-1", "n": 3}',
+        path_params={"p": "pv"},
+        query_params={"q": "qv"},
+        headers={"X-Head": "hv"},
+        context={"requestId": "r-1", "identity": {"sourceIp": "1.2.3.4"}},
+        stage_variables={"color": "blue"},
+    )
+    template = (
+        "$input.path('$.id') $input.path('$.n') $input.json('$.id') $input.params('p') "
+        "$input.params('q') $input.params('x-head') $context.requestId $context.identity.sourceIp "
+        "$stageVariables.color $input.body costs $5"
+    )
     assert render(template, data) == ('i-1 3 "i-1" pv qv hv r-1 1.2.3.4 blue {"id": "i-1", "n": 3} costs $5')
 
 
-@pytest.mark.parametrize("template", ["#set($a = 1)\n{}", "#if($x)\n#end", "${context.requestId}",
-                                      "$util.urlEncode('x')", "$context.nothing", "$foo.bar"])
+@pytest.mark.parametrize(
+    "template",
+    [
+        "#set($a = 1)\n{}",
+        "#if($x)\n#end",
+        "${context.requestId}",
+        "$util.urlEncode('x')",
+        "$context.nothing",
+        "$foo.bar",
+    ],
+)
 def test_unsupported_constructs_raise(template):
     with pytest.raises(TemplateError):
         render(template, TemplateInput(body="{}", context={"requestId": "r"}))
 
 
 def test_route_table_prefers_literals_then_variables_then_greedy():
-    table = RouteTable([("/", "root"), ("/items", "items"), ("/items/{id}", "item"), ("/items/special", "special"),
-                        ("/{proxy+}", "proxy")])
+    table = RouteTable(
+        [
+            ("/", "root"),
+            ("/items", "items"),
+            ("/items/{id}", "item"),
+            ("/items/special", "special"),
+            ("/{proxy+}", "proxy"),
+        ]
+    )
     assert table.find("/") == ("root", {})
     assert table.find("/items") == ("items", {})
     assert table.find("/items/special") == ("special", {})

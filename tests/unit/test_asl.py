@@ -17,15 +17,27 @@ import time
 import boto3
 import pytest
 from botocore.exceptions import ClientError
+from lambda_modules import REGION, FakeClassifier, add_paths, make_stack
 from moto import mock_aws
 
-from lambda_modules import REGION, FakeClassifier, add_paths, make_stack
 from swlab.provision import asl
 from swlab.samples import list_samples
 
 pytestmark = pytest.mark.unit
-FUNCTIONS = ["ingest", "fetch_image", "grayscale", "flip", "rotate", "resize", "alexnet", "resnet", "mobilenet",
-             "aggregate", "update", "mark_failed"]
+FUNCTIONS = [
+    "ingest",
+    "fetch_image",
+    "grayscale",
+    "flip",
+    "rotate",
+    "resize",
+    "alexnet",
+    "resnet",
+    "mobilenet",
+    "aggregate",
+    "update",
+    "mark_failed",
+]
 ACCOUNT = "123456789012"
 ARNS = {f: f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:swlab-{f}" for f in FUNCTIONS}
 SUBS = asl.classify_substitutions(ARNS, "swlab-test-images")
@@ -36,6 +48,7 @@ def definition():
 
 
 # --- placeholders -----------------------------------------------------------
+
 
 def test_file_is_valid_json_with_placeholders_only_in_strings():
     raw = json.loads(asl.CLASSIFY.read_text())
@@ -75,6 +88,7 @@ def test_load_refuses_invalid_json_and_placeholders_in_keys(tmp_path):
 
 # --- structure --------------------------------------------------------------
 
+
 def test_classify_definition_is_structurally_valid():
     d = definition()
     assert asl.validate(d) == []
@@ -86,8 +100,20 @@ def test_classify_definition_is_structurally_valid():
 
 def test_every_unrecoverable_error_goes_to_mark_failed():
     states = definition()["States"]
-    for name in ("GetMetadata", "FetchImage", "Grayscale", "Flip", "Rotate", "Resize", "Classify", "Aggregate", "Update"):
-        assert states[name]["Catch"] == [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}], name
+    for name in (
+        "GetMetadata",
+        "FetchImage",
+        "Grayscale",
+        "Flip",
+        "Rotate",
+        "Resize",
+        "Classify",
+        "Aggregate",
+        "Update",
+    ):
+        assert states[name]["Catch"] == [
+            {"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": "MarkFailed"}
+        ], name
     assert states["MarkFailed"]["Next"] == "ClassificationFailed" and states["ClassificationFailed"]["Type"] == "Fail"
     assert states["ImageNotFound"] == {**states["ImageNotFound"], "Type": "Fail", "Error": "ImageNotFound"}
 
@@ -98,24 +124,33 @@ def mutate(change):
     return asl.validate(d)
 
 
-@pytest.mark.parametrize("change, expected", [
-    (lambda d: d.update(StartAt="Nope"), "StartAt -> 'Nope'"),
-    (lambda d: d["States"]["Flip"].update(Next="Rotated"), "Flip.Next -> 'Rotated'"),
-    (lambda d: d["States"]["ImageExists"].update(Default="Missing"), "ImageExists.Default -> 'Missing'"),
-    (lambda d: d["States"]["ImageExists"]["Choices"][0].update(Next="X"), "ImageExists.Choices[0].Next -> 'X'"),
-    (lambda d: d["States"]["Resize"]["Catch"][0].update(Next="Failed"), "Resize.Catch[0].Next -> 'Failed'"),
-    (lambda d: d["States"]["Classify"]["Branches"][0].update(StartAt="Aggregate"), "Classify.Branches[0].StartAt"),
-    (lambda d: d["States"]["Classify"]["Branches"][1]["States"]["ResNet"]["Catch"][0].update(Next="MarkFailed"),
-     "Classify.Branches[1].ResNet.Catch[0].Next -> 'MarkFailed'"),
-    (lambda d: d["States"]["Rotate"].pop("TimeoutSeconds"), "Task Rotate has no TimeoutSeconds"),
-    (lambda d: d["States"]["Rotate"].pop("Retry"), "Task Rotate has no Retry"),
-    (lambda d: d["States"]["Update"]["Retry"][0]["ErrorEquals"].remove("Lambda.TooManyRequestsException"),
-     "Task Update does not retry ['Lambda.TooManyRequestsException']"),
-    (lambda d: d["States"]["Classify"]["Branches"][2]["States"]["MobileNet"].pop("TimeoutSeconds"),
-     "Classify.Branches[2].Task MobileNet has no TimeoutSeconds"),
-    (lambda d: d["States"].update(Orphan={"Type": "Succeed"}), "Orphan is unreachable"),
-    (lambda d: d["States"]["Update"].update(Next="MarkFailed"), "Update: needs exactly one of Next or End"),
-])
+@pytest.mark.parametrize(
+    "change, expected",
+    [
+        (lambda d: d.update(StartAt="Nope"), "StartAt -> 'Nope'"),
+        (lambda d: d["States"]["Flip"].update(Next="Rotated"), "Flip.Next -> 'Rotated'"),
+        (lambda d: d["States"]["ImageExists"].update(Default="Missing"), "ImageExists.Default -> 'Missing'"),
+        (lambda d: d["States"]["ImageExists"]["Choices"][0].update(Next="X"), "ImageExists.Choices[0].Next -> 'X'"),
+        (lambda d: d["States"]["Resize"]["Catch"][0].update(Next="Failed"), "Resize.Catch[0].Next -> 'Failed'"),
+        (lambda d: d["States"]["Classify"]["Branches"][0].update(StartAt="Aggregate"), "Classify.Branches[0].StartAt"),
+        (
+            lambda d: d["States"]["Classify"]["Branches"][1]["States"]["ResNet"]["Catch"][0].update(Next="MarkFailed"),
+            "Classify.Branches[1].ResNet.Catch[0].Next -> 'MarkFailed'",
+        ),
+        (lambda d: d["States"]["Rotate"].pop("TimeoutSeconds"), "Task Rotate has no TimeoutSeconds"),
+        (lambda d: d["States"]["Rotate"].pop("Retry"), "Task Rotate has no Retry"),
+        (
+            lambda d: d["States"]["Update"]["Retry"][0]["ErrorEquals"].remove("Lambda.TooManyRequestsException"),
+            "Task Update does not retry ['Lambda.TooManyRequestsException']",
+        ),
+        (
+            lambda d: d["States"]["Classify"]["Branches"][2]["States"]["MobileNet"].pop("TimeoutSeconds"),
+            "Classify.Branches[2].Task MobileNet has no TimeoutSeconds",
+        ),
+        (lambda d: d["States"].update(Orphan={"Type": "Succeed"}), "Orphan is unreachable"),
+        (lambda d: d["States"]["Update"].update(Next="MarkFailed"), "Update: needs exactly one of Next or End"),
+    ],
+)
 def test_validate_finds_each_structural_problem(change, expected):
     problems = mutate(change)
     assert any(expected in p for p in problems), problems
@@ -123,24 +158,44 @@ def test_validate_finds_each_structural_problem(change, expected):
 
 # --- runs on moto's Step Functions interpreter ----------------------------------
 
+
 class InProcessLambda:
     """Answers moto's Lambda invocations with the lab's function code (no torch: a fake model runtime)."""
 
     def __init__(self, s3, ddb, table):
         add_paths("fetch_image", "grayscale", "flip", "rotate", "resize", "aggregate", "update", "mark_failed")
-        import aggregate, fetch_image, flip, grayscale, mark_failed, resize, rotate, swl_infer, update  # noqa: E401
+        import aggregate  # noqa: E401
+        import fetch_image
+        import flip
+        import grayscale
+        import mark_failed
+        import resize
+        import rotate
+        import swl_infer
+        import update
 
         swl_infer.RUNTIMES["fake"] = FakeClassifier
         swl_infer._LOADED.clear()
         self.calls: list[str] = []
         self.fail_models: set[str] = set()
         self.throttle_once: set[str] = set()
-        models = {m: (lambda e, m=m: swl_infer.classify(e, m, swl_infer.InferenceConfig(runtime="fake", fail=m in self.fail_models), s3))
-                  for m in ("alexnet", "resnet", "mobilenet")}
+        models = {
+            m: (
+                lambda e, m=m: swl_infer.classify(
+                    e, m, swl_infer.InferenceConfig(runtime="fake", fail=m in self.fail_models), s3
+                )
+            )
+            for m in ("alexnet", "resnet", "mobilenet")
+        }
         self.functions = {
-            "fetch_image": lambda e: fetch_image.fetch_image(e, s3), "grayscale": lambda e: grayscale.grayscale(e, s3),
-            "flip": lambda e: flip.flip(e, s3), "rotate": lambda e: rotate.rotate(e, s3), "resize": lambda e: resize.resize(e, s3),
-            **models, "aggregate": aggregate.aggregate, "update": lambda e: update.update(e, ddb, table),
+            "fetch_image": lambda e: fetch_image.fetch_image(e, s3),
+            "grayscale": lambda e: grayscale.grayscale(e, s3),
+            "flip": lambda e: flip.flip(e, s3),
+            "rotate": lambda e: rotate.rotate(e, s3),
+            "resize": lambda e: resize.resize(e, s3),
+            **models,
+            "aggregate": aggregate.aggregate,
+            "update": lambda e: update.update(e, ddb, table),
             "mark_failed": lambda e: mark_failed.mark_failed(e, ddb, table),
         }
 
@@ -149,8 +204,13 @@ class InProcessLambda:
         self.calls.append(name)
         if name in self.throttle_once:
             self.throttle_once.discard(name)
-            raise ClientError({"Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
-                               "ResponseMetadata": {"HTTPStatusCode": 429, "RequestId": "r"}}, "Invoke")
+            raise ClientError(
+                {
+                    "Error": {"Code": "TooManyRequestsException", "Message": "Rate exceeded"},
+                    "ResponseMetadata": {"HTTPStatusCode": 429, "RequestId": "r"},
+                },
+                "Invoke",
+            )
         try:
             payload = self.functions[name](json.loads(parameters["Payload"]))
         except Exception as exc:  # noqa: BLE001 - what the Lambda runtime reports for an unhandled error
@@ -171,7 +231,9 @@ def cloud(monkeypatch):
         monkeypatch.setattr(lambda_eval_utils, "_invoke_lambda_function", fake)
         sfn = boto3.client("stepfunctions", region_name=REGION)
         role = f"arn:aws:iam::{ACCOUNT}:role/swlab-states"
-        arn = sfn.create_state_machine(name="swlab-classify", definition=asl.render(definition()), roleArn=role)["stateMachineArn"]
+        arn = sfn.create_state_machine(name="swlab-classify", definition=asl.render(definition()), roleArn=role)[
+            "stateMachineArn"
+        ]
         yield {"s3": s3, "ddb": ddb, "bucket": bucket, "table": table, "sfn": sfn, "arn": arn, "lambda": fake}
 
 
@@ -187,7 +249,9 @@ def ingested(cloud, name="chelsea", image_id="img1"):
 
 def run(cloud, payload, timeout_s=60):
     sfn = cloud["sfn"]
-    execution = sfn.start_execution(stateMachineArn=cloud["arn"], name=f"run-{time.monotonic_ns()}", input=json.dumps(payload))
+    execution = sfn.start_execution(
+        stateMachineArn=cloud["arn"], name=f"run-{time.monotonic_ns()}", input=json.dumps(payload)
+    )
     deadline = time.monotonic() + timeout_s
     while True:
         described = sfn.describe_execution(executionArn=execution["executionArn"])
@@ -198,6 +262,7 @@ def run(cloud, payload, timeout_s=60):
 
 def stored(cloud, image_id="img1"):
     from boto3.dynamodb.types import TypeDeserializer
+
     raw = cloud["ddb"].get_item(TableName=cloud["table"], Key={"image_id": {"S": image_id}})["Item"]
     return {k: TypeDeserializer().deserialize(v) for k, v in raw.items()}
 
@@ -212,17 +277,23 @@ def test_run_classifies_an_ingested_image(cloud):
     item = stored(cloud)
     assert item["status"] == "CLASSIFIED" and item["consensus"]["label"] == output["consensus"]["label"]
     assert set(item["timings_ms"]) >= {"fetch_image", "grayscale", "flip", "rotate", "resize", "inference_resnet"}
-    keys = sorted(o["Key"] for o in cloud["s3"].list_objects_v2(Bucket=cloud["bucket"], Prefix="processed/")["Contents"])
+    keys = sorted(
+        o["Key"] for o in cloud["s3"].list_objects_v2(Bucket=cloud["bucket"], Prefix="processed/")["Contents"]
+    )
     assert keys == [f"processed/img1/{s}.png" for s in ("flip", "grayscale", "original", "resize", "rotate")]
     assert cloud["lambda"].calls[:5] == ["fetch_image", "grayscale", "flip", "rotate", "resize"]
 
 
 def test_options_in_the_input_reach_the_steps(cloud):
     ingested(cloud)
-    result = run(cloud, {"image_id": "img1", "options": {"rotate_degrees": 180, "resize_width": 64, "resize_height": 48}})
+    result = run(
+        cloud, {"image_id": "img1", "options": {"rotate_degrees": 180, "resize_width": 64, "resize_height": 48}}
+    )
     assert result["status"] == "SUCCEEDED", result
-    from PIL import Image
     import io
+
+    from PIL import Image
+
     body = cloud["s3"].get_object(Bucket=cloud["bucket"], Key="processed/img1/resize.png")["Body"].read()
     assert Image.open(io.BytesIO(body)).size == (64, 48)
 
@@ -240,8 +311,13 @@ def test_a_failing_model_leaves_an_error_record_and_the_image_is_still_classifie
     assert result["status"] == "SUCCEEDED", result
     item = stored(cloud)
     assert item["status"] == "CLASSIFIED" and item["models_contributing"] == ["alexnet", "mobilenet"]
-    assert item["models_failed"] == [{"model": "resnet", "error": "ModelFailure",
-                                      "message": "resnet: forced failure (FAIL_MODEL=1 in the function's configuration)"}]
+    assert item["models_failed"] == [
+        {
+            "model": "resnet",
+            "error": "ModelFailure",
+            "message": "resnet: forced failure (FAIL_MODEL=1 in the function's configuration)",
+        }
+    ]
 
 
 def test_all_models_failing_marks_the_image_failed(cloud):
@@ -250,7 +326,11 @@ def test_all_models_failing_marks_the_image_failed(cloud):
     result = run(cloud, {"image_id": "img1"})
     assert (result["status"], result["error"]) == ("FAILED", "NoModelSucceeded")
     item = stored(cloud)
-    assert item["status"] == "FAILED" and item["error"] == "NoModelSucceeded" and "all 3 models failed" in item["error_cause"]
+    assert (
+        item["status"] == "FAILED"
+        and item["error"] == "NoModelSucceeded"
+        and "all 3 models failed" in item["error_cause"]
+    )
 
 
 def test_a_missing_object_marks_the_image_failed(cloud):
@@ -259,7 +339,9 @@ def test_a_missing_object_marks_the_image_failed(cloud):
     result = run(cloud, {"image_id": "img1"})
     assert (result["status"], result["error"]) == ("FAILED", "ImageObjectMissing")
     item = stored(cloud)
-    assert (item["status"], item["error"]) == ("FAILED", "ImageObjectMissing") and "does not exist" in item["error_cause"]
+    assert (item["status"], item["error"]) == ("FAILED", "ImageObjectMissing") and "does not exist" in item[
+        "error_cause"
+    ]
     assert cloud["lambda"].calls == ["fetch_image", "mark_failed"]
 
 

@@ -21,8 +21,13 @@ def test_warm_p50_is_the_median_of_the_requests_sent():
     assert warm_p50_ms(send, 5) == 30.0 and sent == [0, 1, 2, 3, 4]
 
 
-@pytest.mark.parametrize("answer", [Answer(504, {"message": "Endpoint request timed out"}, 29_000.0),
-                                    Answer(200, {"status": "FAILED", "error": "X"}, 100.0)])
+@pytest.mark.parametrize(
+    "answer",
+    [
+        Answer(504, {"message": "Endpoint request timed out"}, 29_000.0),
+        Answer(200, {"status": "FAILED", "error": "X"}, 100.0),
+    ],
+)
 def test_a_failed_warm_request_is_an_error_not_a_figure(answer):
     with pytest.raises(RuntimeError, match="warm request 0 failed"):
         warm_p50_ms(lambda i: answer, 3)

@@ -9,9 +9,9 @@ import pytest
 import yaml
 
 from swlab.provision import cli
-from swlab.run import provisioning, rundir
 from swlab.provision.options import LOCAL_CLOUD_OPTIONS, DeployOptions, reserved_concurrency_for
 from swlab.provision.packaging import FunctionConfig
+from swlab.run import provisioning, rundir
 from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
@@ -68,11 +68,15 @@ def test_the_profiles_leave_the_local_cloud_options_to_the_target(profile):
 def test_a_run_deploys_with_its_targets_defaults_under_its_own_options(tmp_path, monkeypatch):
     calls = []
     monkeypatch.setattr(provisioning, "deploy", lambda settings, **kw: calls.append(kw) or kw)
-    for target, own, expected in (("local", {}, LOCAL_CLOUD_OPTIONS), ("aws", {}, {}),
-                                  ("local", {"model_reserved_concurrency": 4}, {"tls_only": False,
-                                                                                 "model_reserved_concurrency": 4})):
-        run = rundir.start_run(tmp_path / f"{target}-{len(calls)}", load_settings(
-            env={}, target=target, region="us-east-1", runs_dir=tmp_path))
+    for target, own, expected in (
+        ("local", {}, LOCAL_CLOUD_OPTIONS),
+        ("aws", {}, {}),
+        ("local", {"model_reserved_concurrency": 4}, {"tls_only": False, "model_reserved_concurrency": 4}),
+    ):
+        run = rundir.start_run(
+            tmp_path / f"{target}-{len(calls)}",
+            load_settings(env={}, target=target, region="us-east-1", runs_dir=tmp_path),
+        )
         provisioning.Deployment(run, deploy_options=own, progress=None).deploy()
         got = {k: calls[-1][k] for k in ("tls_only", "model_reserved_concurrency") if k in calls[-1]}
         assert got == expected
@@ -92,9 +96,15 @@ def test_the_cli_applies_the_local_cloud_options_on_the_local_target_only():
 
 def test_the_cli_per_function_values_replace_the_model_bound_and_none_reserves_nothing():
     assert reservations("local", "--reserved-concurrency", "resnet=1") == {
-        "reserved_concurrency": {"resnet": 1}, "model_reserved_concurrency": None}
+        "reserved_concurrency": {"resnet": 1},
+        "model_reserved_concurrency": None,
+    }
     assert reservations("local", "--reserved-concurrency", "none") == {
-        "reserved_concurrency": {}, "model_reserved_concurrency": None}
+        "reserved_concurrency": {},
+        "model_reserved_concurrency": None,
+    }
     assert reservations("aws", "--model-reserved-concurrency", "3") == {
-        "reserved_concurrency": {}, "model_reserved_concurrency": 3}
+        "reserved_concurrency": {},
+        "model_reserved_concurrency": 3,
+    }
     assert reservations("local", "--model-reserved-concurrency", "none")["model_reserved_concurrency"] is None

@@ -12,18 +12,41 @@ from swlab.provision.outputs import OUTPUTS_SCHEMA, DeployOutputs, load_outputs,
 
 pytestmark = pytest.mark.unit
 
-KEYS = {"schema", "stack", "target", "region", "account_id", "endpoint_url", "deployed_at", "bucket",
-        "bucket_tls_only", "table", "functions", "state_machine", "api", "changes"}
+KEYS = {
+    "schema",
+    "stack",
+    "target",
+    "region",
+    "account_id",
+    "endpoint_url",
+    "deployed_at",
+    "bucket",
+    "bucket_tls_only",
+    "table",
+    "functions",
+    "state_machine",
+    "api",
+    "changes",
+}
 
 
 def sample() -> DeployOutputs:
     return DeployOutputs(
-        schema=OUTPUTS_SCHEMA, stack="swlab", target="local", region="us-east-1", account_id="123456789012",
-        endpoint_url="http://127.0.0.1:4566", deployed_at="2026-01-01T00:00:00+00:00",
-        bucket="swlab-images-123456789012-us-east-1", bucket_tls_only=False, table="swlab-images",
+        schema=OUTPUTS_SCHEMA,
+        stack="swlab",
+        target="local",
+        region="us-east-1",
+        account_id="123456789012",
+        endpoint_url="http://127.0.0.1:4566",
+        deployed_at="2026-01-01T00:00:00+00:00",
+        bucket="swlab-images-123456789012-us-east-1",
+        bucket_tls_only=False,
+        table="swlab-images",
         functions={"ingest": {"function_name": "swlab-ingest", "reserved_concurrency": None}},
         state_machine={"name": "swlab-classify", "type": "EXPRESS"},
-        api={"id": "a1", "endpoints": {"ingest": "http://x/ingest"}, "api_key": "k"}, changes={"created": 3})
+        api={"id": "a1", "endpoints": {"ingest": "http://x/ingest"}, "api_key": "k"},
+        changes={"created": 3},
+    )
 
 
 def test_the_record_has_exactly_the_keys_of_the_json_file():
@@ -51,6 +74,16 @@ def test_another_schema_or_other_keys_are_refused(tmp_path):
 
 def test_teardown_walks_the_resource_modules_in_reverse_of_the_deploy():
     modules = [f.__module__.rsplit(".", 1)[1] for f in teardown.FINDERS]
-    assert modules == ["api", "api", "api", "state_machine", "storage", "functions", "images", "roles", "storage",
-                       "storage"]
+    assert modules == [
+        "api",
+        "api",
+        "api",
+        "state_machine",
+        "storage",
+        "functions",
+        "images",
+        "roles",
+        "storage",
+        "storage",
+    ]
     assert [f.__name__ for f in teardown.FINDERS][-2:] == ["find_tables", "find_buckets"]

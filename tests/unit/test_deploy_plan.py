@@ -6,7 +6,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from botocore.exceptions import ClientError
 
 from swlab.provision import api, awserrors, packaging, state_machine
@@ -36,9 +35,15 @@ def test_names_are_prefixed_and_within_aws_limits():
 
 def test_invoke_url_on_both_targets():
     local = load_settings(env={}, target="local", endpoint_url="http://127.0.0.1:4566/")
-    assert invoke_url(local, "abc123", "lab", "/ingest") == "http://127.0.0.1:4566/restapis/abc123/lab/_user_request_/ingest"
+    assert (
+        invoke_url(local, "abc123", "lab", "/ingest")
+        == "http://127.0.0.1:4566/restapis/abc123/lab/_user_request_/ingest"
+    )
     aws = load_settings(env={}, target="aws", region="eu-west-1")
-    assert invoke_url(aws, "abc123", "lab", "classify") == "https://abc123.execute-api.eu-west-1.amazonaws.com/lab/classify"
+    assert (
+        invoke_url(aws, "abc123", "lab", "classify")
+        == "https://abc123.execute-api.eu-west-1.amazonaws.com/lab/classify"
+    )
     with pytest.raises(ValueError, match="endpoint_url"):
         invoke_url(load_settings(env={}, target="local"), "abc123")
 
@@ -61,11 +66,20 @@ def test_workflow_type_is_checked():
 def test_configuration_diff_names_what_differs_only():
     spec = packaging.FunctionConfig("f", REPO, memory_mb=256, timeout_s=9)
     desired = desired_configuration(spec, CodeSource("zip", "sha", {}), "arn:role", {"A": "1"}, "d")
-    current = {"Role": "arn:role", "Timeout": 9, "MemorySize": 256, "Description": "d", "Handler": "handler.handler",
-               "Runtime": "python3.11", "Environment": {"Variables": {"A": "1"}}}
+    current = {
+        "Role": "arn:role",
+        "Timeout": 9,
+        "MemorySize": 256,
+        "Description": "d",
+        "Handler": "handler.handler",
+        "Runtime": "python3.11",
+        "Environment": {"Variables": {"A": "1"}},
+    }
     assert configuration_diff(current, desired) == []
     assert configuration_diff({**current, "MemorySize": 128, "Environment": {"Variables": {}}}, desired) == [
-        "MemorySize", "Environment"]
+        "MemorySize",
+        "Environment",
+    ]
     image = desired_configuration(spec, CodeSource("image", "sha", {}), "arn:role", {}, "d")
     assert "Handler" not in image and "Runtime" not in image
 
@@ -81,8 +95,10 @@ def test_classify_integration_follows_the_workflow_type(kind, action):
     template = classify["requestTemplates"]["application/json"]
     assert machine["arn"] in template and "$context.requestId" in template and "$input.json('$')" in template
     assert integrations["ingest"] == {
-        "type": "AWS_PROXY", "httpMethod": "POST",
-        "uri": f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{ingest_arn}/invocations"}
+        "type": "AWS_PROXY",
+        "httpMethod": "POST",
+        "uri": f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{ingest_arn}/invocations",
+    }
 
 
 def test_state_machine_logs_everything_to_its_group():
@@ -97,15 +113,20 @@ def test_usage_plan_patch_only_for_differences():
     plan = {"throttle": {"rateLimit": 50.0, "burstLimit": 100}, "apiStages": stages}
     assert api._usage_plan_patch(plan, throttle, stages) == []
     ops = api._usage_plan_patch({"throttle": {"rateLimit": 10, "burstLimit": 100}}, throttle, stages)
-    assert ops == [{"op": "replace", "path": "/throttle/rateLimit", "value": "50"},
-                   {"op": "add", "path": "/apiStages", "value": "a1:lab"}]
+    assert ops == [
+        {"op": "replace", "path": "/throttle/rateLimit", "value": "50"},
+        {"op": "add", "path": "/apiStages", "value": "a1:lab"},
+    ]
 
 
 def test_the_labs_state_machine_gets_every_placeholder_from_the_labs_functions():
     specs = packaging.discover_functions(REPO / "lambdas")
     functions = {s.name: {"arn": NAMES.arn("lambda", f"function:{NAMES.function(s.name)}")} for s in specs}
-    definition = json.loads(state_machine.load_definition(REPO / "asl" / "classify.asl.json",
-                                                   state_machine.state_machine_values(NAMES, functions)))
+    definition = json.loads(
+        state_machine.load_definition(
+            REPO / "asl" / "classify.asl.json", state_machine.state_machine_values(NAMES, functions)
+        )
+    )
     text = json.dumps(definition)
     assert "${" not in text and NAMES.table in text
     assert NAMES.function("fetch_image") in text and NAMES.function("ingest") not in text
@@ -116,10 +137,16 @@ def client_error(code: str, message: str):
 
 
 def test_role_propagation_errors_are_retried_and_others_are_not(monkeypatch):
-    assert role_not_ready(client_error("InvalidParameterValueException",
-                                        "The role defined for the function cannot be assumed by Lambda."))
-    assert role_not_ready(client_error("AccessDeniedException", "Neither the global service principal "
-                                        "states.amazonaws.com, nor the regional one is authorized to assume the role"))
+    assert role_not_ready(
+        client_error("InvalidParameterValueException", "The role defined for the function cannot be assumed by Lambda.")
+    )
+    assert role_not_ready(
+        client_error(
+            "AccessDeniedException",
+            "Neither the global service principal "
+            "states.amazonaws.com, nor the regional one is authorized to assume the role",
+        )
+    )
     assert not role_not_ready(client_error("InvalidParameterValueException", "Unzipped size must be smaller"))
     monkeypatch.setattr(awserrors.time, "sleep", lambda s: None)
     calls = []
@@ -132,5 +159,6 @@ def test_role_propagation_errors_are_retried_and_others_are_not(monkeypatch):
 
     assert awserrors.retry(flaky, role_not_ready, timeout_s=60) == "ok" and len(calls) == 3
     with pytest.raises(Exception, match="Unzipped"):
-        awserrors.retry(lambda: (_ for _ in ()).throw(client_error("InvalidParameterValueException", "Unzipped")),
-                    role_not_ready)
+        awserrors.retry(
+            lambda: (_ for _ in ()).throw(client_error("InvalidParameterValueException", "Unzipped")), role_not_ready
+        )

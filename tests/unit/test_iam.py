@@ -15,9 +15,16 @@ from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
 LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
-RES = iam.StackResources(stack="swlab", account_id="123456789012", region="us-east-1",
-                         bucket="swlab-123456789012-us-east-1", table="swlab-images")
-OTHER = iam.StackResources(stack="other", account_id="123456789012", region="us-east-1", bucket="other-bucket", table="other-images")
+RES = iam.StackResources(
+    stack="swlab",
+    account_id="123456789012",
+    region="us-east-1",
+    bucket="swlab-123456789012-us-east-1",
+    table="swlab-images",
+)
+OTHER = iam.StackResources(
+    stack="other", account_id="123456789012", region="us-east-1", bucket="other-bucket", table="other-images"
+)
 FUNCTIONS = sorted(p.parent.name for p in LAMBDAS.glob("*/function.json"))
 
 
@@ -51,7 +58,9 @@ def test_function_policies_follow_the_access_blocks():
     bucket = RES.bucket_arn
     assert actions(p["ingest"]) >= {"s3:PutObject", "s3:DeleteObject", "dynamodb:PutItem"}
     assert "s3:GetObject" not in actions(p["ingest"]) and "dynamodb:UpdateItem" not in actions(p["ingest"])
-    assert {f"{bucket}/raw/*"} == {r for s in p["ingest"]["Statement"] if s["Sid"] == "WriteObjects" for r in s["Resource"]}
+    assert {f"{bucket}/raw/*"} == {
+        r for s in p["ingest"]["Statement"] if s["Sid"] == "WriteObjects" for r in s["Resource"]
+    }
     read = {r for s in p["fetch_image"]["Statement"] if s["Sid"] == "ReadObjects" for r in s["Resource"]}
     assert read == {f"{bucket}/raw/*"} and "dynamodb:GetItem" not in actions(p["fetch_image"])
     assert actions(p["aggregate"]) == {"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"}
@@ -59,14 +68,17 @@ def test_function_policies_follow_the_access_blocks():
     assert f"{bucket}/models/*" in iam.resources_named(p["resnet"]) and "s3:PutObject" not in actions(p["resnet"])
 
 
-@pytest.mark.parametrize("access, message", [
-    ({"s3_admin": ["*"]}, "unknown access keys"),
-    ({"s3_read": ["*"]}, "under a prefix"),
-    ({"s3_write": ["/raw/*"]}, "under a prefix"),
-    ({"s3_read": "raw/*"}, "list of non-empty strings"),
-    ({"dynamodb": ["Scan"]}, "access.dynamodb allows"),
-    ({"dynamodb": ["*"]}, "access.dynamodb allows"),
-])
+@pytest.mark.parametrize(
+    "access, message",
+    [
+        ({"s3_admin": ["*"]}, "unknown access keys"),
+        ({"s3_read": ["*"]}, "under a prefix"),
+        ({"s3_write": ["/raw/*"]}, "under a prefix"),
+        ({"s3_read": "raw/*"}, "list of non-empty strings"),
+        ({"dynamodb": ["Scan"]}, "access.dynamodb allows"),
+        ({"dynamodb": ["*"]}, "access.dynamodb allows"),
+    ],
+)
 def test_access_blocks_that_would_widen_a_role_are_refused(access, message):
     with pytest.raises(iam.AccessError, match=message):
         iam.function_policy("x", access, RES)
@@ -101,8 +113,11 @@ def test_ingest_invoke_permission_is_scoped_to_one_api_and_route():
 
 
 def test_trust_policies_name_their_service():
-    for service, principal in [("lambda", "lambda.amazonaws.com"), ("states", "states.amazonaws.com"),
-                               ("apigateway", "apigateway.amazonaws.com")]:
+    for service, principal in [
+        ("lambda", "lambda.amazonaws.com"),
+        ("states", "states.amazonaws.com"),
+        ("apigateway", "apigateway.amazonaws.com"),
+    ]:
         doc = iam.trust_policy(service)
         assert doc["Statement"][0]["Principal"] == {"Service": principal}
         assert doc["Statement"][0]["Action"] == "sts:AssumeRole"
@@ -147,9 +162,13 @@ def test_deploy_creates_its_roles_with_the_one_trust_policy(monkeypatch):
     with mock_aws():
         settings = load_settings(env={}, target="aws", region="us-east-1")
         lines: list[str] = []
-        ctx = DeployContext(settings, Clients(settings, lambda s: boto3.client(s, region_name="us-east-1")),
-                            ChangeReport(lines.append), Names("swlab", "123456789012", "us-east-1"),
-                            tags=stack_tags("swlab"))
+        ctx = DeployContext(
+            settings,
+            Clients(settings, lambda s: boto3.client(s, region_name="us-east-1")),
+            ChangeReport(lines.append),
+            Names("swlab", "123456789012", "us-east-1"),
+            tags=stack_tags("swlab"),
+        )
         policy = iam.api_gateway_policy(RES.state_machine_arn("swlab-classify"))
         for service in ("lambda", "states", "apigateway"):
             roles.ensure_role(ctx, f"swlab-{service}", service, policy)

@@ -18,14 +18,15 @@ from typing import Any, Callable
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from lambda_modules import REGION, FakeClassifier, add_paths, make_stack
-from swlab.samples import ImageServer, list_samples, png_bomb
+from moto import mock_aws
 from test_lambdas_images import png16_keyed
 
-add_paths("ingest", "fetch_image", "grayscale", "flip", "rotate", "resize", "aggregate", "update", "mark_failed",
-          "alexnet")
+from swlab.samples import ImageServer, list_samples, png_bomb
+
+add_paths(
+    "ingest", "fetch_image", "grayscale", "flip", "rotate", "resize", "aggregate", "update", "mark_failed", "alexnet"
+)
 import ingest  # noqa: E402
 import swl_infer  # noqa: E402
 from aggregate import aggregate  # noqa: E402
@@ -105,6 +106,7 @@ class Lab:
 
 # --- ingest (POST /ingest, API Gateway proxy events) --------------------------
 
+
 def post(body: str | bytes | None, base64_encoded: bool = False) -> dict:
     if isinstance(body, bytes):
         body = base64.b64encode(body).decode()
@@ -139,10 +141,16 @@ INGEST = {
     "json-null": (lambda lab: post("null"), 400, "bad_request"),
     "deeply-nested-json": (lambda lab: post("[" * 5000 + "]" * 5000), 400, "bad_json"),
     "bad-base64": (lambda lab: post("%%% not base64 %%%", base64_encoded=True), 400, "bad_json"),
-    "body-over-limit": (lambda lab: post(json.dumps({"image_url": "http://images.example/x", "pad": "x" * 7_000_000})),
-                        413, "body_too_large"),
-    "base64-body-over-limit": (lambda lab: post(json.dumps({"pad": "x" * 100_000}).encode(), base64_encoded=True),
-                               413, "body_too_large"),
+    "body-over-limit": (
+        lambda lab: post(json.dumps({"image_url": "http://images.example/x", "pad": "x" * 7_000_000})),
+        413,
+        "body_too_large",
+    ),
+    "base64-body-over-limit": (
+        lambda lab: post(json.dumps({"pad": "x" * 100_000}).encode(), base64_encoded=True),
+        413,
+        "body_too_large",
+    ),
     "missing-image-url": (lambda lab: post("{}"), 400, "missing_image_url"),
     "image-url-not-a-string": (lambda lab: post('{"image_url": 42}'), 400, "missing_image_url"),
     # URLs
@@ -152,11 +160,17 @@ INGEST = {
     "bad-port": (image_url("http://images.example:99999/x.jpg"), 400, "bad_url"),
     "malformed-ipv6": (image_url("http://[::1/x.jpg"), 400, "bad_url"),
     "control-character": (image_url(lambda lab: lab.url("/samples/chelsea.jpg\r\nX-Injected: 1")), 400, "bad_url"),
-    "user-and-password": (image_url(lambda lab: lab.url("/samples/chelsea.jpg", f"user:s3cr3t@{HOST}")),
-                          400, "credentials_in_url"),
+    "user-and-password": (
+        image_url(lambda lab: lab.url("/samples/chelsea.jpg", f"user:s3cr3t@{HOST}")),
+        400,
+        "credentials_in_url",
+    ),
     "user-only": (image_url(lambda lab: lab.url("/samples/chelsea.jpg", f"s3cr3t@{HOST}")), 400, "credentials_in_url"),
-    "redirect-to-credentials": (redirect_to(lambda lab: lab.url("/samples/chelsea.jpg", f"u:s3cr3t@{HOST}")),
-                                400, "credentials_in_url"),
+    "redirect-to-credentials": (
+        redirect_to(lambda lab: lab.url("/samples/chelsea.jpg", f"u:s3cr3t@{HOST}")),
+        400,
+        "credentials_in_url",
+    ),
     "loopback": (image_url(lambda lab: lab.url("/samples/chelsea.jpg", "127.0.0.1")), 400, "forbidden_address"),
     "ipv6-loopback": (image_url("http://[::1]/x.jpg"), 400, "forbidden_address"),
     "metadata-address": (image_url("http://169.254.169.254/latest/meta-data/"), 400, "forbidden_address"),
@@ -185,15 +199,22 @@ def test_ingest_refuses_bad_input_and_stores_nothing(lab, case):
 
 def test_unconvertible_image_is_refused_by_ingest(lab, monkeypatch):
     from urlguard import Fetched
+
     before = lab.stored()
     cfg = ingest.config_from_env({"BUCKET": BUCKET, "TABLE": TABLE})
-    result = ingest.handle(post(json.dumps({"image_url": "http://images.example/16bit.png"})), cfg, lab.s3, lab.ddb,
-                           fetcher=lambda u, lim: Fetched(u, png16_keyed(), "image/png", 0))
+    result = ingest.handle(
+        post(json.dumps({"image_url": "http://images.example/16bit.png"})),
+        cfg,
+        lab.s3,
+        lab.ddb,
+        fetcher=lambda u, lim: Fetched(u, png16_keyed(), "image/png", 0),
+    )
     assert (result["statusCode"], json.loads(result["body"])["error"]) == (400, "unsupported_image")
     assert lab.stored() == before
 
 
 # --- Workflow 2 functions (errors the state machine records) -------------------
+
 
 def source(key: str, image_id: str = "img1", **extra) -> dict:
     return {"image_id": image_id, "source": {"bucket": BUCKET, "key": key}, **extra}
@@ -205,23 +226,37 @@ def step_event(key: str = "processed/known/original.png", image_id: str = "known
 
 WORKFLOW = {
     "fetch-unknown-image": (lambda lab: fetch_image(source("raw/no-such-image.jpg"), lab.s3), "ImageObjectMissing"),
-    "fetch-no-bucket": (lambda lab: fetch_image({**source("raw/ok.jpg"), "source": {"bucket": "nope-bucket",
-                                                 "key": "raw/ok.jpg"}}, lab.s3), "ImageObjectMissing"),
-    "fetch-checksum-mismatch": (lambda lab: fetch_image(source("raw/ok.jpg", sha256=hashlib.sha256(b"x").hexdigest()),
-                                                        lab.s3), "InvalidImage"),
+    "fetch-no-bucket": (
+        lambda lab: fetch_image(
+            {**source("raw/ok.jpg"), "source": {"bucket": "nope-bucket", "key": "raw/ok.jpg"}}, lab.s3
+        ),
+        "ImageObjectMissing",
+    ),
+    "fetch-checksum-mismatch": (
+        lambda lab: fetch_image(source("raw/ok.jpg", sha256=hashlib.sha256(b"x").hexdigest()), lab.s3),
+        "InvalidImage",
+    ),
     "fetch-not-an-image": (lambda lab: fetch_image(source("raw/not-image.jpg"), lab.s3), "InvalidImage"),
     "fetch-truncated": (lambda lab: fetch_image(source("raw/truncated.jpg"), lab.s3), "InvalidImage"),
     "fetch-png-bomb": (lambda lab: fetch_image(source("raw/bomb.png"), lab.s3), "InvalidImage"),
     "fetch-unconvertible": (lambda lab: fetch_image(source("raw/keyed16.png"), lab.s3), "InvalidImage"),
-    "fetch-path-in-image-id": (lambda lab: fetch_image(source("raw/ok.jpg", image_id="../../etc"), lab.s3),
-                               "InvalidInput"),
-    "fetch-no-image-id": (lambda lab: fetch_image({"source": {"bucket": BUCKET, "key": "raw/ok.jpg"}}, lab.s3),
-                          "InvalidInput"),
-    "fetch-bad-pointer": (lambda lab: fetch_image({"image_id": "img1", "source": {"bucket": BUCKET}}, lab.s3),
-                          "InvalidInput"),
+    "fetch-path-in-image-id": (
+        lambda lab: fetch_image(source("raw/ok.jpg", image_id="../../etc"), lab.s3),
+        "InvalidInput",
+    ),
+    "fetch-no-image-id": (
+        lambda lab: fetch_image({"source": {"bucket": BUCKET, "key": "raw/ok.jpg"}}, lab.s3),
+        "InvalidInput",
+    ),
+    "fetch-bad-pointer": (
+        lambda lab: fetch_image({"image_id": "img1", "source": {"bucket": BUCKET}}, lab.s3),
+        "InvalidInput",
+    ),
     "fetch-not-an-object": (lambda lab: fetch_image(["raw/ok.jpg"], lab.s3), "InvalidInput"),
-    "grayscale-missing-input": (lambda lab: grayscale(step_event("processed/gone/original.png"), lab.s3),
-                                "ImageObjectMissing"),
+    "grayscale-missing-input": (
+        lambda lab: grayscale(step_event("processed/gone/original.png"), lab.s3),
+        "ImageObjectMissing",
+    ),
     "grayscale-unconvertible": (lambda lab: grayscale(step_event("raw/keyed16.png"), lab.s3), "InvalidImage"),
     "flip-unknown-direction": (lambda lab: flip(step_event(flip="diagonal"), lab.s3), "InvalidInput"),
     "flip-options-not-an-object": (lambda lab: flip({**step_event(), "options": [1]}, lab.s3), "InvalidInput"),
@@ -229,19 +264,41 @@ WORKFLOW = {
     "rotate-string": (lambda lab: rotate(step_event(rotate_degrees="90"), lab.s3), "InvalidInput"),
     "resize-zero": (lambda lab: resize(step_event(resize_width=0), lab.s3), "InvalidInput"),
     "resize-huge": (lambda lab: resize(step_event(resize_height=100_000), lab.s3), "InvalidInput"),
-    "classify-not-an-image": (lambda lab: swl_infer.classify(step_event("raw/not-image.jpg"), "alexnet",
-                                                             swl_infer.InferenceConfig(runtime="fake"), lab.s3),
-                              "InvalidImage"),
+    "classify-not-an-image": (
+        lambda lab: swl_infer.classify(
+            step_event("raw/not-image.jpg"), "alexnet", swl_infer.InferenceConfig(runtime="fake"), lab.s3
+        ),
+        "InvalidImage",
+    ),
     "aggregate-no-models": (lambda lab: aggregate({"image_id": "known", "models": []}), "InvalidInput"),
-    "aggregate-all-failed": (lambda lab: aggregate({"image_id": "known", "models": [{"model": "alexnet", "ok": False,
-                                                    "error": "ModelFailure", "cause": "boom"}]}), "NoModelSucceeded"),
-    "update-not-aggregate-output": (lambda lab: update({"image_id": "known", "result": {}}, lab.ddb, TABLE),
-                                    "InvalidInput"),
-    "update-unknown-image": (lambda lab: update({"image_id": "unknown", "result": {
-        "consensus": {}, "labels": {}, "contributing": [], "failed": [], "weights": "untrained"}}, lab.ddb, TABLE),
-        "ConditionalCheckFailedException"),
-    "mark-failed-unknown-image": (lambda lab: mark_failed({"image_id": "unknown", "error": {"Error": "X"}}, lab.ddb,
-                                                          TABLE), "ConditionalCheckFailedException"),
+    "aggregate-all-failed": (
+        lambda lab: aggregate(
+            {
+                "image_id": "known",
+                "models": [{"model": "alexnet", "ok": False, "error": "ModelFailure", "cause": "boom"}],
+            }
+        ),
+        "NoModelSucceeded",
+    ),
+    "update-not-aggregate-output": (
+        lambda lab: update({"image_id": "known", "result": {}}, lab.ddb, TABLE),
+        "InvalidInput",
+    ),
+    "update-unknown-image": (
+        lambda lab: update(
+            {
+                "image_id": "unknown",
+                "result": {"consensus": {}, "labels": {}, "contributing": [], "failed": [], "weights": "untrained"},
+            },
+            lab.ddb,
+            TABLE,
+        ),
+        "ConditionalCheckFailedException",
+    ),
+    "mark-failed-unknown-image": (
+        lambda lab: mark_failed({"image_id": "unknown", "error": {"Error": "X"}}, lab.ddb, TABLE),
+        "ConditionalCheckFailedException",
+    ),
 }
 
 

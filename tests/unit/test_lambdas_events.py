@@ -16,10 +16,10 @@ from urllib.parse import urlsplit
 
 import boto3
 import pytest
+from lambda_modules import LAMBDAS, REGION, FakeClassifier, add_paths, make_stack
 from moto import mock_aws
 from PIL import Image
 
-from lambda_modules import LAMBDAS, REGION, FakeClassifier, add_paths, make_stack
 from swlab.samples import list_samples
 
 FUNCTIONS = sorted(p.name for p in LAMBDAS.iterdir() if (p / "handler.py").is_file())
@@ -99,6 +99,7 @@ def run_step(step: Callable) -> Callable[[Env, dict], Any]:
         out = step(event, env.s3)
         assert out["image"]["key"].startswith(f"processed/{event['image_id']}/")
         return out
+
     return run
 
 
@@ -108,6 +109,7 @@ def run_model(name: str) -> Callable[[Env, dict], Any]:
         out = swl_infer.classify(event, name, swl_infer.InferenceConfig(runtime="fake"), env.s3)
         assert out["model"] == name and out["ok"] and len(out["top5"]) == 5
         return out
+
     return run
 
 
@@ -133,10 +135,18 @@ def run_mark_failed(env: Env, event: dict) -> Any:
 
 
 RUNNERS: dict[str, Callable[[Env, dict], Any]] = {
-    "ingest": run_ingest, "fetch_image": run_fetch_image,
-    "grayscale": run_step(grayscale), "flip": run_step(flip), "rotate": run_step(rotate), "resize": run_step(resize),
-    "alexnet": run_model("alexnet"), "resnet": run_model("resnet"), "mobilenet": run_model("mobilenet"),
-    "aggregate": run_aggregate, "update": run_update, "mark_failed": run_mark_failed,
+    "ingest": run_ingest,
+    "fetch_image": run_fetch_image,
+    "grayscale": run_step(grayscale),
+    "flip": run_step(flip),
+    "rotate": run_step(rotate),
+    "resize": run_step(resize),
+    "alexnet": run_model("alexnet"),
+    "resnet": run_model("resnet"),
+    "mobilenet": run_model("mobilenet"),
+    "aggregate": run_aggregate,
+    "update": run_update,
+    "mark_failed": run_mark_failed,
 }
 
 

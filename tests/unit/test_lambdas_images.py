@@ -12,10 +12,9 @@ import json
 
 import boto3
 import pytest
+from lambda_modules import REGION, add_paths, make_stack
 from moto import mock_aws
 from PIL import Image
-
-from lambda_modules import REGION, add_paths, make_stack
 
 add_paths("ingest", "fetch_image", "grayscale", "flip", "alexnet")
 import ingest  # noqa: E402
@@ -32,6 +31,7 @@ WHITE = (255, 255, 255)
 
 
 # --- image builders (bytes as a client would upload them) ------------------
+
 
 def encode(image: Image.Image, fmt: str = "PNG", **params) -> bytes:
     buf = io.BytesIO()
@@ -65,8 +65,8 @@ def palette(transparent: bool) -> bytes:
 
 def rgba() -> bytes:
     image = Image.new("RGBA", (4, 4), (0, 0, 255, 255))
-    image.putpixel((0, 0), (0, 0, 0, 0))        # fully transparent (its colour is hidden)
-    image.putpixel((1, 0), (255, 0, 0, 128))    # half transparent red
+    image.putpixel((0, 0), (0, 0, 0, 0))  # fully transparent (its colour is hidden)
+    image.putpixel((1, 0), (255, 0, 0, 128))  # half transparent red
     return encode(image)
 
 
@@ -93,6 +93,7 @@ def bilevel() -> bytes:
 
 
 # --- helpers ---------------------------------------------------------------
+
 
 @pytest.fixture
 def aws(monkeypatch):
@@ -126,6 +127,7 @@ def ramp_expected(x: int, width: int = 256) -> int:
 
 # --- 16-bit ----------------------------------------------------------------
 
+
 def test_16bit_grayscale_is_scaled_not_clipped_by_fetch_image(aws):
     s3, _ = aws
     image = fetched(s3, png16())
@@ -157,10 +159,15 @@ def test_16bit_grayscale_is_scaled_for_the_models():
 
 # --- palette, alpha, CMYK, 1-bit, animated ----------------------------------
 
+
 def test_palette_without_transparency_keeps_its_colours(aws):
     image = fetched(aws[0], palette(transparent=False))
     assert (image.mode, image.getpixel((0, 0)), image.getpixel((1, 0)), image.getpixel((3, 3))) == (
-        "RGB", (0, 0, 0), (0, 0, 255), (255, 0, 0))
+        "RGB",
+        (0, 0, 0),
+        (0, 0, 255),
+        (255, 0, 0),
+    )
 
 
 def test_palette_transparency_becomes_white_not_its_hidden_colour(aws):
@@ -207,6 +214,7 @@ def test_the_models_see_alpha_composited_on_white():
 
 # --- refusals ----------------------------------------------------------------
 
+
 def test_what_cannot_be_converted_is_refused_with_a_reason(aws):
     s3, _ = aws
     with pytest.raises(swl_errors.InvalidImage, match="transparen"):
@@ -217,12 +225,14 @@ def test_what_cannot_be_converted_is_refused_with_a_reason(aws):
 @pytest.mark.parametrize("mode, value", [("F", 0.5), ("I", -1), ("I", 70_000), ("HSV", (0, 0, 0))])
 def test_modes_without_a_correct_8bit_form_are_refused(mode, value):
     import swl_image
+
     with pytest.raises(swl_errors.InvalidImage, match=mode):
         swl_image.to_8bit(Image.new(mode, (2, 2), value))
 
 
 def test_32bit_integer_images_within_16_bits_are_scaled():
     import swl_image
+
     image = Image.new("I", (2, 1), 65535)
     image.putpixel((0, 0), 32768)
     out = swl_image.to_8bit(image)
@@ -232,27 +242,48 @@ def test_32bit_integer_images_within_16_bits_are_scaled():
 @pytest.mark.parametrize("mode", ["L", "RGB"])
 def test_8bit_l_and_rgb_pass_unchanged(mode):
     import swl_image
+
     image = Image.new(mode, (2, 2))
     assert swl_image.to_8bit(image) is image
 
 
 # --- ingest: accepts what converts, refuses what does not ---------------------
 
-@pytest.mark.parametrize("name, data", [
-    ("png16", png16()), ("palette", palette(True)), ("rgba", rgba()), ("la", la()), ("cmyk", cmyk()),
-    ("gif", animated("GIF")), ("webp", animated("WEBP")), ("apng", animated("PNG")),
-])
+
+@pytest.mark.parametrize(
+    "name, data",
+    [
+        ("png16", png16()),
+        ("palette", palette(True)),
+        ("rgba", rgba()),
+        ("la", la()),
+        ("cmyk", cmyk()),
+        ("gif", animated("GIF")),
+        ("webp", animated("WEBP")),
+        ("apng", animated("PNG")),
+    ],
+)
 def test_ingest_accepts_images_it_can_convert(aws, name, data):
     s3, ddb = aws
-    result = ingest.handle({"body": json.dumps({"image_url": "http://images.example/x"})}, ingest.config_from_env(
-        {"BUCKET": BUCKET, "TABLE": TABLE}), s3, ddb, fetcher=lambda u, lim: Fetched(u, data, "image/png", 0))
+    result = ingest.handle(
+        {"body": json.dumps({"image_url": "http://images.example/x"})},
+        ingest.config_from_env({"BUCKET": BUCKET, "TABLE": TABLE}),
+        s3,
+        ddb,
+        fetcher=lambda u, lim: Fetched(u, data, "image/png", 0),
+    )
     assert result["statusCode"] == 201, result
 
 
 def test_ingest_refuses_an_image_it_cannot_convert(aws):
     s3, ddb = aws
-    result = ingest.handle({"body": json.dumps({"image_url": "http://images.example/x"})}, ingest.config_from_env(
-        {"BUCKET": BUCKET, "TABLE": TABLE}), s3, ddb, fetcher=lambda u, lim: Fetched(u, png16_keyed(), "image/png", 0))
+    result = ingest.handle(
+        {"body": json.dumps({"image_url": "http://images.example/x"})},
+        ingest.config_from_env({"BUCKET": BUCKET, "TABLE": TABLE}),
+        s3,
+        ddb,
+        fetcher=lambda u, lim: Fetched(u, png16_keyed(), "image/png", 0),
+    )
     body = json.loads(result["body"])
     assert (result["statusCode"], body["error"]) == (400, "unsupported_image") and "transparen" in body["message"]
     assert s3.list_objects_v2(Bucket=BUCKET).get("KeyCount") == 0 and ddb.scan(TableName=TABLE)["Items"] == []

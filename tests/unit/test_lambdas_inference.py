@@ -5,10 +5,10 @@ from __future__ import annotations
 import boto3
 import numpy as np
 import pytest
+from lambda_modules import REGION, FakeClassifier, add_paths
 from moto import mock_aws
 from PIL import Image
 
-from lambda_modules import REGION, FakeClassifier, add_paths
 from swlab.samples import list_samples
 
 add_paths("alexnet", "resnet", "mobilenet")
@@ -80,6 +80,7 @@ def test_model_is_loaded_once_per_environment(fake_runtime, s3):
 
 def test_forced_failure_and_unknown_names(fake_runtime, s3):
     from dataclasses import replace
+
     with pytest.raises(swl_errors.ModelFailure, match="FAIL_MODEL"):
         swl_infer.classify(EVENT, "alexnet", replace(fake_runtime, fail=True), s3)
     with pytest.raises(swl_errors.ModelFailure, match="unknown model"):
@@ -95,6 +96,7 @@ def test_weights_file_resolution(tmp_path, s3):
     none = lambda: None  # noqa: E731 - no torchvision cache file
     base = swl_infer.InferenceConfig(cache_dir=str(tmp_path / "cache"))
     from dataclasses import replace
+
     assert swl_infer._weights_file(spec, base, s3, none) is None
     cached = tmp_path / "resnet18-f37072fd.pth"
     cached.write_bytes(b"weights")

@@ -9,9 +9,9 @@ import socket
 
 import boto3
 import pytest
+from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler, make_stack
 from moto import mock_aws
 
-from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler, make_stack
 from swlab.samples import ImageServer, list_samples
 
 add_paths("ingest")
@@ -30,8 +30,14 @@ def server():
 
 
 def limits(server, **changes):
-    base = dict(max_bytes=1024 * 1024, connect_timeout_s=1, read_timeout_s=1, total_timeout_s=5,
-                max_redirects=3, allowed_hosts=frozenset({f"{HOST}:{server.port}"}))
+    base = dict(
+        max_bytes=1024 * 1024,
+        connect_timeout_s=1,
+        read_timeout_s=1,
+        total_timeout_s=5,
+        max_redirects=3,
+        allowed_hosts=frozenset({f"{HOST}:{server.port}"}),
+    )
     return FetchLimits(**{**base, **changes})
 
 
@@ -44,6 +50,7 @@ def resolver(mapping):
         if host not in mapping:
             raise socket.gaierror(f"unknown host {host}")
         return list(mapping[host])
+
     return resolve
 
 
@@ -62,20 +69,25 @@ def fetch_error(call) -> FetchError:
 
 # --- request parsing -------------------------------------------------------
 
-@pytest.mark.parametrize("event, reason", [
-    ({"body": "{not json"}, "bad_json"),
-    ({"body": "[1, 2]"}, "bad_request"),
-    ({"body": "{}"}, "missing_image_url"),
-    ({"body": json.dumps({"image_url": ""})}, "missing_image_url"),
-    ({"body": json.dumps({"image_url": 42})}, "missing_image_url"),
-    ({"httpMethod": "POST", "body": None}, "bad_json"),
-])
+
+@pytest.mark.parametrize(
+    "event, reason",
+    [
+        ({"body": "{not json"}, "bad_json"),
+        ({"body": "[1, 2]"}, "bad_request"),
+        ({"body": "{}"}, "missing_image_url"),
+        ({"body": json.dumps({"image_url": ""})}, "missing_image_url"),
+        ({"body": json.dumps({"image_url": 42})}, "missing_image_url"),
+        ({"httpMethod": "POST", "body": None}, "bad_json"),
+    ],
+)
 def test_parse_request_refuses_bad_bodies(event, reason):
     assert fetch_error(lambda: ingest.parse_request(event)).reason == reason
 
 
 def test_parse_request_accepts_proxy_base64_and_direct_events():
     import base64
+
     body = json.dumps({"image_url": " http://a.example/x.jpg "})
     assert ingest.parse_request({"body": body}) == "http://a.example/x.jpg"
     encoded = {"body": base64.b64encode(body.encode()).decode(), "isBase64Encoded": True}
@@ -85,11 +97,35 @@ def test_parse_request_accepts_proxy_base64_and_direct_events():
 
 # --- address checks --------------------------------------------------------
 
-@pytest.mark.parametrize("address", [
-    "127.0.0.1", "127.8.9.10", "10.1.2.3", "172.16.0.1", "192.168.1.1", "169.254.169.254", "169.254.1.1",
-    "100.64.0.1", "100.100.100.200", "224.0.0.1", "239.255.255.250", "0.0.0.0", "240.0.0.1", "255.255.255.255",
-    "::1", "::", "fe80::1", "fc00::1", "fd00:ec2::254", "ff02::1", "::ffff:127.0.0.1", "::ffff:10.0.0.1", "192.0.0.192",
-])
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.8.9.10",
+        "10.1.2.3",
+        "172.16.0.1",
+        "192.168.1.1",
+        "169.254.169.254",
+        "169.254.1.1",
+        "100.64.0.1",
+        "100.100.100.200",
+        "224.0.0.1",
+        "239.255.255.250",
+        "0.0.0.0",
+        "240.0.0.1",
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd00:ec2::254",
+        "ff02::1",
+        "::ffff:127.0.0.1",
+        "::ffff:10.0.0.1",
+        "192.0.0.192",
+    ],
+)
 def test_internal_addresses_are_forbidden(address):
     assert urlguard.forbidden_reason(address) is not None
 
@@ -125,34 +161,41 @@ def test_real_resolver_and_default_limits_refuse_loopback(server):
 
 # --- downloads against the local image server -------------------------------
 
+
 def test_fetch_downloads_a_sample(server):
     sample = list_samples()[0]
     got = fetch(url(server, f"/samples/{sample.file}"), limits(server), LOCAL)
     assert got.body == sample.path.read_bytes() and got.content_type == "image/jpeg" and got.redirects == 0
 
 
-@pytest.mark.parametrize("bad_url, reason", [
-    ("ftp://images.example/x.jpg", "bad_scheme"),
-    ("file:///etc/passwd", "bad_scheme"),
-    ("gopher://images.example/", "bad_scheme"),
-    ("http:///nohost", "bad_url"),
-    ("http://images.example:99999/x", "bad_url"),
-])
+@pytest.mark.parametrize(
+    "bad_url, reason",
+    [
+        ("ftp://images.example/x.jpg", "bad_scheme"),
+        ("file:///etc/passwd", "bad_scheme"),
+        ("gopher://images.example/", "bad_scheme"),
+        ("http:///nohost", "bad_url"),
+        ("http://images.example:99999/x", "bad_url"),
+    ],
+)
 def test_bad_urls_are_refused(server, bad_url, reason):
     error = fetch_error(lambda: fetch(bad_url, limits(server), LOCAL))
     assert (error.reason, error.status) == (reason, 400)
 
 
-@pytest.mark.parametrize("path, reason, status", [
-    ("/redirect/private", "forbidden_address", 400),
-    ("/redirect?to=http://10.0.0.1/x.jpg", "forbidden_address", 400),
-    ("/redirect?to=file:///etc/passwd", "bad_scheme", 400),
-    ("/redirect/loop", "too_many_redirects", 502),
-    ("/status/404", "upstream_status", 502),
-    ("/status/503", "upstream_status", 502),
-    ("/bad/oversized?bytes=2000000", "too_large", 400),
-    ("/bad/oversized?bytes=2000000&declare=0", "too_large", 400),
-])
+@pytest.mark.parametrize(
+    "path, reason, status",
+    [
+        ("/redirect/private", "forbidden_address", 400),
+        ("/redirect?to=http://10.0.0.1/x.jpg", "forbidden_address", 400),
+        ("/redirect?to=file:///etc/passwd", "bad_scheme", 400),
+        ("/redirect/loop", "too_many_redirects", 502),
+        ("/status/404", "upstream_status", 502),
+        ("/status/503", "upstream_status", 502),
+        ("/bad/oversized?bytes=2000000", "too_large", 400),
+        ("/bad/oversized?bytes=2000000&declare=0", "too_large", 400),
+    ],
+)
 def test_fetch_failures(server, path, reason, status):
     error = fetch_error(lambda: fetch(url(server, path), limits(server), LOCAL))
     assert (error.reason, error.status) == (reason, status)
@@ -165,7 +208,7 @@ def test_redirect_to_loopback_is_refused_when_only_the_named_host_is_allowed(ser
 
 
 def test_redirect_to_an_allowed_place_is_followed(server):
-    got = fetch(url(server, f"/redirect?to=/samples/chelsea.jpg"), limits(server), LOCAL)
+    got = fetch(url(server, "/redirect?to=/samples/chelsea.jpg"), limits(server), LOCAL)
     assert got.redirects == 1 and got.url.endswith("/samples/chelsea.jpg")
 
 
@@ -187,6 +230,7 @@ def test_unreachable_hosts_are_upstream_failures(server):
 
 # --- image checks ----------------------------------------------------------
 
+
 def test_inspect_image_reads_format_and_size():
     for sample in list_samples():
         info = ingest.inspect_image(sample.path.read_bytes(), 40_000_000)
@@ -194,14 +238,18 @@ def test_inspect_image_reads_format_and_size():
         assert (info["ext"], info["content_type"]) == ("jpg", "image/jpeg")
 
 
-@pytest.mark.parametrize("body, reason", [
-    (b"<html>not an image</html>", "not_an_image"),
-    (b"", "not_an_image"),
-    ("truncated", "truncated_image"),
-    ("bomb", "too_many_pixels"),
-])
+@pytest.mark.parametrize(
+    "body, reason",
+    [
+        (b"<html>not an image</html>", "not_an_image"),
+        (b"", "not_an_image"),
+        ("truncated", "truncated_image"),
+        ("bomb", "too_many_pixels"),
+    ],
+)
 def test_inspect_image_refuses_bad_bodies(body, reason):
     from swlab.samples import png_bomb
+
     data = list_samples()[0].path.read_bytes()
     body = {"truncated": data[: len(data) // 2], "bomb": png_bomb()}.get(body, body)
     error = fetch_error(lambda: ingest.inspect_image(body, 40_000_000))
@@ -210,6 +258,7 @@ def test_inspect_image_refuses_bad_bodies(body, reason):
 
 def test_pillow_decompression_bomb_warning_is_an_error():
     from swlab.samples import png_bomb
+
     # 10000x10000 = 100 M pixels: above Pillow's MAX_IMAGE_PIXELS (warning zone), below our own limit here.
     error = fetch_error(lambda: ingest.inspect_image(png_bomb(10_000, 10_000), 10**12))
     assert error.reason == "too_many_pixels" and "decompression bomb" in error.message
@@ -247,7 +296,12 @@ def test_ingest_stores_object_then_item(server, aws):
     sample = next(s for s in list_samples() if s.name == "chelsea")
     item = ingest.ingest(url(server, "/samples/chelsea.jpg"), config(server), s3, ddb, fetcher=local_fetcher)
     assert item["key"] == f"raw/{item['image_id']}.jpg" and item["status"] == "INGESTED"
-    assert (item["width"], item["height"], item["bytes"], item["sha256"]) == (sample.width, sample.height, sample.bytes, sample.sha256)
+    assert (item["width"], item["height"], item["bytes"], item["sha256"]) == (
+        sample.width,
+        sample.height,
+        sample.bytes,
+        sample.sha256,
+    )
     stored = ddb.get_item(TableName=ENV["TABLE"], Key={"image_id": {"S": item["image_id"]}})["Item"]
     assert stored["status"] == {"S": "INGESTED"} and stored["width"] == {"N": str(sample.width)}
     assert stored["created_at"]["S"].endswith("Z") and stored["source_url"]["S"].endswith("/samples/chelsea.jpg")
@@ -259,8 +313,14 @@ def test_existing_object_is_never_overwritten(server, aws):
     s3, ddb = aws
     first = ingest.ingest(url(server, "/samples/coffee.jpg"), config(server), s3, ddb, fetcher=local_fetcher)
     with pytest.raises(s3.exceptions.ClientError, match="PreconditionFailed"):
-        ingest.ingest(url(server, "/samples/rocket.jpg"), config(server), s3, ddb, fetcher=local_fetcher,
-                      new_id=lambda: first["image_id"])
+        ingest.ingest(
+            url(server, "/samples/rocket.jpg"),
+            config(server),
+            s3,
+            ddb,
+            fetcher=local_fetcher,
+            new_id=lambda: first["image_id"],
+        )
     kept = s3.get_object(Bucket=ENV["BUCKET"], Key=first["key"])["Body"].read()
     assert hashlib.sha256(kept).hexdigest() == first["sha256"]
     assert len(ddb.scan(TableName=ENV["TABLE"])["Items"]) == 1
@@ -270,26 +330,35 @@ def test_failed_item_write_removes_the_object(server, aws):
     s3, ddb = aws
     ddb.put_item(TableName=ENV["TABLE"], Item={"image_id": {"S": "taken"}, "status": {"S": "INGESTED"}})
     with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
-        ingest.ingest(url(server, "/samples/rocket.jpg"), config(server), s3, ddb, fetcher=local_fetcher, new_id=lambda: "taken")
+        ingest.ingest(
+            url(server, "/samples/rocket.jpg"), config(server), s3, ddb, fetcher=local_fetcher, new_id=lambda: "taken"
+        )
     assert s3.list_objects_v2(Bucket=ENV["BUCKET"]).get("Contents", []) == []
     with pytest.raises(ddb.exceptions.ResourceNotFoundException):
-        ingest.ingest(url(server, "/samples/rocket.jpg"), config(server, TABLE="missing"), s3, ddb, fetcher=local_fetcher)
+        ingest.ingest(
+            url(server, "/samples/rocket.jpg"), config(server, TABLE="missing"), s3, ddb, fetcher=local_fetcher
+        )
     assert s3.list_objects_v2(Bucket=ENV["BUCKET"]).get("Contents", []) == []
     assert [i["image_id"]["S"] for i in ddb.scan(TableName=ENV["TABLE"])["Items"]] == ["taken"]
 
 
-@pytest.mark.parametrize("path, status, error", [
-    ("/samples/astronaut.jpg", 201, None),
-    ("/bad/not-image", 400, "not_an_image"),
-    ("/bad/truncated", 400, "truncated_image"),
-    ("/bad/bomb", 400, "too_many_pixels"),
-    ("/bad/oversized?bytes=30000000", 400, "too_large"),
-    ("/redirect/private", 400, "forbidden_address"),
-    ("/status/500", 502, "upstream_status"),
-])
+@pytest.mark.parametrize(
+    "path, status, error",
+    [
+        ("/samples/astronaut.jpg", 201, None),
+        ("/bad/not-image", 400, "not_an_image"),
+        ("/bad/truncated", 400, "truncated_image"),
+        ("/bad/bomb", 400, "too_many_pixels"),
+        ("/bad/oversized?bytes=30000000", 400, "too_large"),
+        ("/redirect/private", 400, "forbidden_address"),
+        ("/status/500", 502, "upstream_status"),
+    ],
+)
 def test_handle_answers_and_leaves_nothing_on_refusal(server, aws, path, status, error):
     s3, ddb = aws
-    result = ingest.handle({"body": json.dumps({"image_url": url(server, path)})}, config(server), s3, ddb, fetcher=local_fetcher)
+    result = ingest.handle(
+        {"body": json.dumps({"image_url": url(server, path)})}, config(server), s3, ddb, fetcher=local_fetcher
+    )
     body = json.loads(result["body"])
     assert result["statusCode"] == status and result["headers"]["Content-Type"] == "application/json"
     items = ddb.scan(TableName=ENV["TABLE"])["Items"]
@@ -302,8 +371,13 @@ def test_handle_answers_and_leaves_nothing_on_refusal(server, aws, path, status,
 
 def test_handle_reports_storage_failure_as_500(server, aws):
     s3, ddb = aws
-    result = ingest.handle({"body": json.dumps({"image_url": url(server, "/samples/camera.jpg")})},
-                           config(server, BUCKET="no-such-bucket"), s3, ddb, fetcher=local_fetcher)
+    result = ingest.handle(
+        {"body": json.dumps({"image_url": url(server, "/samples/camera.jpg")})},
+        config(server, BUCKET="no-such-bucket"),
+        s3,
+        ddb,
+        fetcher=local_fetcher,
+    )
     assert result["statusCode"] == 500 and json.loads(result["body"])["error"] == "storage_failed"
     assert ddb.scan(TableName=ENV["TABLE"])["Items"] == []
 
@@ -325,6 +399,7 @@ def test_handler_module_reads_env_and_allows_the_lab_server(server, aws, monkeyp
 
 def test_config_rejects_missing_and_malformed_values():
     import swl_env
+
     with pytest.raises(swl_env.ConfigError, match="BUCKET"):
         ingest.config_from_env({"TABLE": "t"})
     with pytest.raises(swl_env.ConfigError, match="MAX_IMAGE_BYTES"):
@@ -345,6 +420,7 @@ def test_samples_match_their_records_and_carry_licences():
 def test_image_server_counts_hits_and_answers_unknown_routes(server):
     import urllib.error
     import urllib.request
+
     before = server.hits["/samples/coffee.jpg"]
     with urllib.request.urlopen(server.url("/samples/coffee.jpg")) as reply:
         assert reply.headers["Content-Type"] == "image/jpeg"

@@ -6,9 +6,9 @@ from dataclasses import replace
 
 import boto3
 import pytest
+from lambda_modules import REGION, add_paths, load_handler
 from moto import mock_aws
 
-from lambda_modules import REGION, add_paths, load_handler
 from swlab.samples import list_samples
 
 pytestmark = [pytest.mark.unit, pytest.mark.models]

@@ -7,9 +7,8 @@ from decimal import Decimal
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler, make_stack
+from moto import mock_aws
 
 add_paths("aggregate", "update", "mark_failed")
 import swl_errors  # noqa: E402
@@ -41,7 +40,9 @@ def test_consensus_is_highest_summed_probability():
     c = consensus([A, R, M])
     assert c["label"] == "tabby" and c["votes"] == 2 and c["score"] == pytest.approx((0.5 + 0.35 + 0.2) / 3, abs=1e-6)
     # One top-1 vote each; the summed probability decides: tabby 0.75, tiger cat 0.4.
-    assert consensus([model("a", [("tiger cat", 0.4), ("tabby", 0.35)]), model("b", [("tabby", 0.4)])])["label"] == "tabby"
+    assert (
+        consensus([model("a", [("tiger cat", 0.4), ("tabby", 0.35)]), model("b", [("tabby", 0.4)])])["label"] == "tabby"
+    )
 
 
 def test_consensus_ties_go_to_votes_then_name():
@@ -58,7 +59,10 @@ def test_aggregate_lists_contributing_and_failed_models():
 
 
 def test_aggregate_weights_flag_reports_mixed_sources():
-    assert aggregate({"image_id": "img1", "models": [A, model("resnet", [("x", 1.0)], weights="imagenet")]})["weights"] == "mixed"
+    assert (
+        aggregate({"image_id": "img1", "models": [A, model("resnet", [("x", 1.0)], weights="imagenet")]})["weights"]
+        == "mixed"
+    )
 
 
 def test_aggregate_fails_when_no_model_answered():
@@ -80,26 +84,35 @@ def ddb(monkeypatch):
     with mock_aws():
         s3, client = boto3.client("s3", region_name=REGION), boto3.client("dynamodb", region_name=REGION)
         make_stack(s3, client, table=TABLE)
-        client.put_item(TableName=TABLE, Item={"image_id": {"S": "img1"}, "status": {"S": "INGESTED"}, "width": {"N": "10"}})
+        client.put_item(
+            TableName=TABLE, Item={"image_id": {"S": "img1"}, "status": {"S": "INGESTED"}, "width": {"N": "10"}}
+        )
         yield client
 
 
 def item(ddb, image_id="img1"):
     from boto3.dynamodb.types import TypeDeserializer
+
     raw = ddb.get_item(TableName=TABLE, Key={"image_id": {"S": image_id}}).get("Item")
     return None if raw is None else {k: TypeDeserializer().deserialize(v) for k, v in raw.items()}
 
 
 def test_update_records_classification(ddb):
     result = aggregate({"image_id": "img1", "models": [A, R, failure("mobilenet")]})
-    out = update({"image_id": "img1", "result": result, "timings_ms": {"fetch_image": 12.5, "resize": 3.25}}, ddb, TABLE)
+    out = update(
+        {"image_id": "img1", "result": result, "timings_ms": {"fetch_image": 12.5, "resize": 3.25}}, ddb, TABLE
+    )
     stored = item(ddb)
     assert stored["status"] == "CLASSIFIED" and out["status"] == "CLASSIFIED"
     assert stored["consensus"]["label"] == out["consensus"]["label"] == "tabby"
     assert stored["models_contributing"] == ["alexnet", "resnet"] and stored["models_failed"][0]["model"] == "mobilenet"
     assert stored["labels"]["resnet"][0] == {"label": "tiger cat", "index": 0, "probability": Decimal("0.45")}
-    assert stored["timings_ms"] == {"fetch_image": Decimal("12.5"), "resize": Decimal("3.25"),
-                                    "inference_alexnet": Decimal("10"), "inference_resnet": Decimal("10")}
+    assert stored["timings_ms"] == {
+        "fetch_image": Decimal("12.5"),
+        "resize": Decimal("3.25"),
+        "inference_alexnet": Decimal("10"),
+        "inference_resnet": Decimal("10"),
+    }
     assert stored["width"] == 10 and stored["weights"] == "untrained" and stored["classified_at"].endswith("Z")
 
 
@@ -113,11 +126,23 @@ def test_update_needs_an_existing_item_and_a_result(ddb):
 
 
 def test_mark_failed_records_error_and_cause(ddb):
-    caught = {"Error": "ImageObjectMissing", "Cause": json.dumps({"errorMessage": "s3://b/k does not exist", "errorType": "ImageObjectMissing"})}
+    caught = {
+        "Error": "ImageObjectMissing",
+        "Cause": json.dumps({"errorMessage": "s3://b/k does not exist", "errorType": "ImageObjectMissing"}),
+    }
     out = mark_failed({"image_id": "img1", "error": caught}, ddb, TABLE)
     stored = item(ddb)
-    assert (stored["status"], stored["error"], stored["error_cause"]) == ("FAILED", "ImageObjectMissing", "s3://b/k does not exist")
-    assert out == {"image_id": "img1", "status": "FAILED", "error": "ImageObjectMissing", "cause": "s3://b/k does not exist"}
+    assert (stored["status"], stored["error"], stored["error_cause"]) == (
+        "FAILED",
+        "ImageObjectMissing",
+        "s3://b/k does not exist",
+    )
+    assert out == {
+        "image_id": "img1",
+        "status": "FAILED",
+        "error": "ImageObjectMissing",
+        "cause": "s3://b/k does not exist",
+    }
     with pytest.raises(ddb.exceptions.ConditionalCheckFailedException):
         mark_failed({"image_id": "ghost", "error": caught}, ddb, TABLE)
 

@@ -7,10 +7,10 @@ import io
 
 import boto3
 import pytest
+from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler
 from moto import mock_aws
 from PIL import Image
 
-from lambda_modules import REGION, add_paths, aws_calls_lines, load_handler
 from swlab.samples import list_samples
 
 add_paths("fetch_image", "grayscale", "flip", "rotate", "resize")
@@ -57,15 +57,18 @@ def test_fetch_image_normalises_to_rgb_png(s3):
     assert out["ms"] >= 0
 
 
-@pytest.mark.parametrize("problem, error", [
-    ("missing", swl_errors.ImageObjectMissing),
-    ("no-bucket", swl_errors.ImageObjectMissing),
-    ("checksum", swl_errors.InvalidImage),
-    ("not-image", swl_errors.InvalidImage),
-    ("truncated", swl_errors.InvalidImage),
-    ("bad-id", swl_errors.InvalidInput),
-    ("bad-pointer", swl_errors.InvalidInput),
-])
+@pytest.mark.parametrize(
+    "problem, error",
+    [
+        ("missing", swl_errors.ImageObjectMissing),
+        ("no-bucket", swl_errors.ImageObjectMissing),
+        ("checksum", swl_errors.InvalidImage),
+        ("not-image", swl_errors.InvalidImage),
+        ("truncated", swl_errors.InvalidImage),
+        ("bad-id", swl_errors.InvalidInput),
+        ("bad-pointer", swl_errors.InvalidInput),
+    ],
+)
 def test_fetch_image_refuses_what_it_cannot_use(s3, problem, error):
     sample, event = put_sample(s3)
     data = sample.path.read_bytes()

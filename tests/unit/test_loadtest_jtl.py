@@ -38,7 +38,8 @@ def test_parse_types_every_column():
 def test_failure_messages_keep_newlines_commas_and_quotes():
     df = parse_jtl(FIXTURES / "edge_cases.jtl")
     assert df.loc[2, "failureMessage"] == (
-        'HTTP 502: {"message": "Internal server error",\n "detail": "a, b, and c"}\nsecond line, with "quotes"')
+        'HTTP 502: {"message": "Internal server error",\n "detail": "a, b, and c"}\nsecond line, with "quotes"'
+    )
     assert df.loc[2, "row_value"] == "http://img/2.jpg?x=1,y=2"
     assert df.loc[1, "responseCode"] == "Non HTTP response code: java.net.SocketTimeoutException"
     assert df.loc[0, "failureMessage"] == ""
@@ -66,7 +67,9 @@ def test_real_jmeter_output_with_failures():
     assert ingest["row_value"].str.contains(',b="q"', regex=False).all()
     classify = parse_jtl(FIXTURES / "classify_with_failures.jtl")
     assert classify["sample_id"].str.startswith("arn:aws:states:").all()
-    assert classify.loc[~classify["success"], "failureMessage"].str.startswith("execution FAILED: States.TaskFailed").all()
+    assert (
+        classify.loc[~classify["success"], "failureMessage"].str.startswith("execution FAILED: States.TaskFailed").all()
+    )
     assert classify["timeStamp"].is_monotonic_increasing  # sorted by start, JMeter writes in end order
 
 
@@ -84,11 +87,13 @@ def test_header_only_jtl_is_an_empty_frame(tmp_path):
 
 
 def _frame(starts_s, elapsed_ms, success):
-    return pd.DataFrame({
-        "timeStamp": pd.to_datetime([1_800_000_000_000 + int(s * 1000) for s in starts_s], unit="ms", utc=True),
-        "elapsed": pd.array(elapsed_ms, dtype="Int64"),
-        "success": success,
-    })
+    return pd.DataFrame(
+        {
+            "timeStamp": pd.to_datetime([1_800_000_000_000 + int(s * 1000) for s in starts_s], unit="ms", utc=True),
+            "elapsed": pd.array(elapsed_ms, dtype="Int64"),
+            "success": success,
+        }
+    )
 
 
 def test_arrival_gaps_skip_the_first_seconds():
@@ -138,8 +143,10 @@ def test_terminal_progress_on_a_pipe_prints_plain_lines():
     show(Progress("wf1 ingest", 13.0, 190.0, 8, 1))  # throttled
     show(Progress("wf1 ingest", 190.0, 190.0, 180, 1, done=True))
     lines = out.getvalue().splitlines()
-    assert lines == ["wf1 ingest:    12/190 s  samples 7  errors 1 (14.3%)  running",
-                     "wf1 ingest:   190/190 s  samples 180  errors 1 (0.6%)  done"]
+    assert lines == [
+        "wf1 ingest:    12/190 s  samples 7  errors 1 (14.3%)  running",
+        "wf1 ingest:   190/190 s  samples 180  errors 1 (0.6%)  done",
+    ]
 
 
 def test_terminal_progress_on_a_tty_rewrites_one_line():
@@ -181,7 +188,8 @@ def test_default_progress_outside_a_kernel_is_the_terminal_line():
     assert isinstance(default_progress(), TerminalProgress)
 
 
-@pytest.mark.parametrize("late_s, rate, warned", [(0.1, 1.0, False), (0.9, 1.0, False), (0.6, 2.0, True),
-                                                  (None, 1.0, False)])
+@pytest.mark.parametrize(
+    "late_s, rate, warned", [(0.1, 1.0, False), (0.9, 1.0, False), (0.6, 2.0, True), (None, 1.0, False)]
+)
 def test_late_first_arrival_warning(late_s, rate, warned):
     assert bool(_late_warning(late_s, rate)) is warned

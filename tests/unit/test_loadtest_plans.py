@@ -56,8 +56,9 @@ def test_plan_reads_exactly_the_properties_the_launcher_passes(workflow):
 def test_launcher_passes_each_property_once_with_the_engine_flags(tmp_path):
     install = JMeterInstall(tmp_path, "5.5", Path("/usr/bin/java"), "test")
     props = plan_properties(ApiEndpoint("127.0.0.1", 8080, api_key="k"), LoadProfile(), tmp_path / "d.csv")
-    cmd = jmeter_command(install, tmp_path / "p.jmx", props, tmp_path / "r.jtl", tmp_path / "j.log",
-                         tmp_path / "report")
+    cmd = jmeter_command(
+        install, tmp_path / "p.jmx", props, tmp_path / "r.jtl", tmp_path / "j.log", tmp_path / "report"
+    )
     for flag in ("-n", "-t", "-l", "-j", "-e", "-o"):
         assert flag in cmd
     assert "-Jjmeterengine.force.system.exit=true" in cmd
@@ -87,8 +88,11 @@ def test_http_request_targets_the_workflow_with_the_api_key(workflow):
     assert sampler.get("testname") == label
     assert _prop(sampler, "HTTPSampler.path") == "${__P(base_path,)}/" + label
     assert _prop(sampler, "HTTPSampler.method") == "POST"
-    headers = {h.find("stringProp[@name='Header.name']").text: h.find("stringProp[@name='Header.value']").text
-               for h in root.iter("elementProp") if h.get("elementType") == "Header"}
+    headers = {
+        h.find("stringProp[@name='Header.name']").text: h.find("stringProp[@name='Header.value']").text
+        for h in root.iter("elementProp")
+        if h.get("elementType") == "Header"
+    }
     assert headers == {"Content-Type": "application/json", "x-api-key": "${__P(api_key,)}"}
 
 
@@ -116,11 +120,14 @@ def test_data_file_round_trip_with_commas_and_quotes(tmp_path):
     assert read_data_file(path, "image_url") == ["http://x/a.jpg", 'http://x/b.jpg?q=1,2&t="x"', "padded"]
 
 
-@pytest.mark.parametrize("text, message", [
-    ("image_id\nimg-1\n", "header 'image_url'"),
-    ("", "header"),
-    ("image_url\n\n  \n", "no data rows"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("image_id\nimg-1\n", "header 'image_url'"),
+        ("", "header"),
+        ("image_url\n\n  \n", "no data rows"),
+    ],
+)
 def test_data_file_errors_are_clear(tmp_path, text, message):
     path = tmp_path / "d.csv"
     path.write_text(text)
@@ -144,7 +151,12 @@ def test_run_workflow_checks_the_data_file_before_starting_jmeter(tmp_path):
 def test_target_from_url_and_endpoint_file(tmp_path):
     t = ApiEndpoint.from_url("https://abc.execute-api.us-east-1.amazonaws.com/prod/", "k")
     assert (t.protocol, t.host, t.port, t.base_path, t.api_key) == (
-        "https", "abc.execute-api.us-east-1.amazonaws.com", 443, "/prod", "k")
+        "https",
+        "abc.execute-api.us-east-1.amazonaws.com",
+        443,
+        "/prod",
+        "k",
+    )
     (tmp_path / "e.json").write_text('{"url": "http://127.0.0.1:4566/restapis/x/prod/_user_request_", "api_key": "s"}')
     t = ApiEndpoint.from_file(tmp_path / "e.json")
     assert (t.port, t.base_path, t.api_key) == (4566, "/restapis/x/prod/_user_request_", "s")

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import boto3
 import pytest
+from lambda_modules import REGION, add_paths
 from moto import mock_aws
 
-from lambda_modules import REGION, add_paths
 from swlab.provision import model_weights
 from swlab.samples import list_samples
 
@@ -37,11 +37,16 @@ def test_prepare_uploads_cached_weights_only(tmp_path, monkeypatch):
         assert model_weights.prepare_models(s3, "swlab-test-bucket", torch_home=tmp_path) == prepared  # idempotent
         assert [o["Key"] for o in s3.list_objects_v2(Bucket="swlab-test-bucket")["Contents"]] == ["models/resnet.pth"]
     assert model_weights.weights_substitutions(prepared) == {
-        "AlexnetWeightsKey": "", "ResnetWeightsKey": "models/resnet.pth", "MobilenetWeightsKey": ""}
+        "AlexnetWeightsKey": "",
+        "ResnetWeightsKey": "models/resnet.pth",
+        "MobilenetWeightsKey": "",
+    }
 
 
 def test_cold_start_probe_measures_a_fresh_interpreter(tmp_path):
     result = model_weights.measure_cold_start("mobilenet", list_samples()[0].path, env={"TORCH_HOME": str(tmp_path)})
-    assert result["model"] == "mobilenet" and result["arch"] == "mobilenet_v3_small" and result["weights"] == "untrained"
+    assert (
+        result["model"] == "mobilenet" and result["arch"] == "mobilenet_v3_small" and result["weights"] == "untrained"
+    )
     assert result["import_ms"] > 0 and result["load_ms"] > 0 and result["rss_mb"] > 100
     assert result["cold_total_ms"] >= result["import_ms"] + result["load_ms"]

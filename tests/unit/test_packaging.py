@@ -24,14 +24,24 @@ REPO_LAMBDAS = Path(__file__).resolve().parents[2] / "lambdas"
 def make_function(root: Path, name: str, requirements: str = "", **config) -> Path:
     folder = root / name
     (folder / "events").mkdir(parents=True)
-    (folder / "handler.py").write_text("from domain import run\n\ndef handler(event, context):\n    return run(event)\n")
+    (folder / "handler.py").write_text(
+        "from domain import run\n\ndef handler(event, context):\n    return run(event)\n"
+    )
     (folder / "domain.py").write_text("def run(event):\n    return event\n")
     (folder / "events" / "basic.json").write_text("{}")
     (folder / "requirements.txt").write_text(requirements)
     (folder / "__pycache__").mkdir()
     (folder / "__pycache__" / "domain.cpython-311.pyc").write_bytes(b"\0")
-    spec = {"handler": "handler.handler", "runtime": "python3.11", "memory_mb": 256, "timeout_s": 9,
-            "architecture": "x86_64", "packaging": "zip", "environment": {"B": "${Bucket}"}, **config}
+    spec = {
+        "handler": "handler.handler",
+        "runtime": "python3.11",
+        "memory_mb": 256,
+        "timeout_s": 9,
+        "architecture": "x86_64",
+        "packaging": "zip",
+        "environment": {"B": "${Bucket}"},
+        **config,
+    }
     (folder / "function.json").write_text(json.dumps(spec))
     return folder
 
@@ -119,7 +129,10 @@ def test_overrides_apply_per_function_over_the_default(lambdas):
     alpha, beta = packaging.discover_functions(lambdas)
     overrides = {"*": {"memory_mb": 1024}, "beta": {"memory_mb": 2048, "timeout_s": 30}}
     assert packaging.apply_overrides(alpha, overrides).memory_mb == 1024
-    assert (packaging.apply_overrides(beta, overrides).memory_mb, packaging.apply_overrides(beta, overrides).timeout_s) == (2048, 30)
+    assert (
+        packaging.apply_overrides(beta, overrides).memory_mb,
+        packaging.apply_overrides(beta, overrides).timeout_s,
+    ) == (2048, 30)
     with pytest.raises(PackagingError, match="cannot override"):
         packaging.apply_overrides(alpha, {"alpha": {"handler": "x.y"}})
 
@@ -147,8 +160,11 @@ def test_requirements_installed_for_the_lambda_platform_once_then_cached(lambdas
     second = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
     assert len(calls) == 1, "the second build must reuse the cached install"
     cmd = calls[0]
-    for flag, value in [("--platform", "manylinux2014_aarch64"), ("--python-version", "3.11"),
-                        ("--implementation", "cp")]:
+    for flag, value in [
+        ("--platform", "manylinux2014_aarch64"),
+        ("--python-version", "3.11"),
+        ("--implementation", "cp"),
+    ]:
         assert cmd[cmd.index(flag) + 1] == value
     assert "--only-binary=:all:" in cmd
     assert Path(cmd[cmd.index("-r") + 1]).name == "requirements.txt"

@@ -29,8 +29,17 @@ T0 = 1_795_755_000_000  # epoch ms
 WHEN = datetime(2026, 11, 27, 4, 0, 5, 2000, tzinfo=timezone.utc)
 
 
-def invocation(rid: str, t_ms: int, duration_ms: float, memory: int, used: int, init_ms: float | None = None,
-               failure: str | None = None, error_type: str | None = None, newline: str = "") -> list[tuple]:
+def invocation(
+    rid: str,
+    t_ms: int,
+    duration_ms: float,
+    memory: int,
+    used: int,
+    init_ms: float | None = None,
+    failure: str | None = None,
+    error_type: str | None = None,
+    newline: str = "",
+) -> list[tuple]:
     """One invocation's lines as the data plane writes them: (timestamp ms, message)."""
     end = t_ms + math.ceil(duration_ms)
     lines = []
@@ -41,8 +50,14 @@ def invocation(rid: str, t_ms: int, duration_ms: float, memory: int, used: int, 
         lines.append((end, runtime_exit_line(rid, "signal: killed", error_type)))
     lines.append((end, end_line(rid)))
     billed = billed_duration_ms(duration_ms + (init_ms or 0))
-    lines.append((end, report_line(rid, duration_ms, billed, memory, used, init_ms, failure,
-                                   error_type if failure == "error" else None)))
+    lines.append(
+        (
+            end,
+            report_line(
+                rid, duration_ms, billed, memory, used, init_ms, failure, error_type if failure == "error" else None
+            ),
+        )
+    )
     if failure == "timeout":
         lines.append((end, timeout_line(rid, duration_ms / 1000, WHEN)))
     return [(ts, msg + newline) for ts, msg in lines]
@@ -81,14 +96,26 @@ def test_lines_round_trip_through_parse_log_events(newline):
 
 
 @pytest.mark.parametrize("init", [None, 123.45])
-@pytest.mark.parametrize("status,error_type", [(None, None), ("success", None), ("timeout", None),
-                                               ("error", "Runtime.OutOfMemory")])
+@pytest.mark.parametrize(
+    "status,error_type", [(None, None), ("success", None), ("timeout", None), ("error", "Runtime.OutOfMemory")]
+)
 def test_report_line_round_trips_through_parse_report_line(init, status, error_type):
     line = report_line("r-1", 12.34, 13, 128, 45, init, status, error_type)
-    assert parse_report_line(line) == parse_report_line(line + "\n") == {
-        "request_id": "r-1", "duration_ms": 12.34, "billed_duration_ms": 13, "memory_size_mb": 128,
-        "max_memory_used_mb": 45, "init_duration_ms": init, "cold": init is not None,
-        "status": status or "success", "error_type": error_type}
+    assert (
+        parse_report_line(line)
+        == parse_report_line(line + "\n")
+        == {
+            "request_id": "r-1",
+            "duration_ms": 12.34,
+            "billed_duration_ms": 13,
+            "memory_size_mb": 128,
+            "max_memory_used_mb": 45,
+            "init_duration_ms": init,
+            "cold": init is not None,
+            "status": status or "success",
+            "error_type": error_type,
+        }
+    )
 
 
 def test_the_other_platform_lines_classify_as_the_parser_expects():
@@ -105,11 +132,16 @@ def test_the_other_platform_lines_classify_as_the_parser_expects():
 
 def test_init_lines_are_aws_text():
     assert init_start_line("python3.11", "eu-west-1") == (
-        "INIT_START Runtime Version: python:3.11.localcloud\tRuntime Version ARN: arn:aws:lambda:eu-west-1::runtime:localcloud")
-    assert init_report_line(10, "timeout", "ignored") == \
-        "INIT_REPORT Init Duration: 10.00 ms\tPhase: init\tStatus: timeout\t"
-    assert init_report_line(10, "error", "Runtime.ExitError") == \
-        "INIT_REPORT Init Duration: 10.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError\t"
+        "INIT_START Runtime Version: python:3.11.localcloud\tRuntime Version ARN: arn:aws:lambda:eu-west-1::runtime:localcloud"
+    )
+    assert (
+        init_report_line(10, "timeout", "ignored")
+        == "INIT_REPORT Init Duration: 10.00 ms\tPhase: init\tStatus: timeout\t"
+    )
+    assert (
+        init_report_line(10, "error", "Runtime.ExitError")
+        == "INIT_REPORT Init Duration: 10.00 ms\tPhase: init\tStatus: error\tError Type: Runtime.ExitError\t"
+    )
 
 
 def test_iso_ms_defaults_to_now_in_utc():
@@ -120,8 +152,10 @@ def test_iso_ms_defaults_to_now_in_utc():
 
 def test_format_report_line_is_aws_text_and_round_trips():
     line = report_line("r-1", 12.3456, 13, 128, 45, 123.454)
-    assert line == ("REPORT RequestId: r-1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
-                    "Max Memory Used: 45 MB\tInit Duration: 123.45 ms\t")
+    assert line == (
+        "REPORT RequestId: r-1\tDuration: 12.35 ms\tBilled Duration: 13 ms\tMemory Size: 128 MB\t"
+        "Max Memory Used: 45 MB\tInit Duration: 123.45 ms\t"
+    )
     assert parse_report_line(line)["init_duration_ms"] == 123.45
     warm = report_line("r-2", 3000, 3000, 128, 47, status="timeout")
     assert warm.endswith("Max Memory Used: 47 MB\tStatus: timeout\t")
@@ -133,6 +167,10 @@ def test_format_timeout_and_json_report_parse_back():
     assert timeout_line("r-3", 3, when) == "2026-11-27T04:00:05.002Z r-3 Task timed out after 3.00 seconds"
     js = report_json("r-4", 10.5, 11, 256, 60, when, init_duration_ms=99.0)
     rep = parse_report_line(js)
-    assert (rep["request_id"], rep["duration_ms"], rep["init_duration_ms"], rep["memory_size_mb"]) == \
-        ("r-4", 10.5, 99.0, 256)
+    assert (rep["request_id"], rep["duration_ms"], rep["init_duration_ms"], rep["memory_size_mb"]) == (
+        "r-4",
+        10.5,
+        99.0,
+        256,
+    )
     assert json.loads(js)["time"] == "2026-11-27T04:00:05.002Z"

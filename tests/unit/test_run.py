@@ -44,14 +44,19 @@ def write_notebook(path: Path, params: str, *code: str) -> Path:
 def fake_root(tmp_path: Path) -> Path:
     """A lab checkout in miniature: pyproject.toml, notebooks/, profiles/."""
     (tmp_path / "pyproject.toml").write_text("[project]\nname = 'x'\n")
-    write_notebook(tmp_path / "notebooks" / "00_setup.ipynb",
-                   'target: str = "local"  # where\nrun_dir: str = ""  # run\nrate_per_s: float = 1.0  # rate')
-    write_notebook(tmp_path / "notebooks" / "01_load.ipynb",
-                   'run_dir: str = ""  # run\nrate_per_s: float = 1.0  # rate\nduration_s: int = 180  # how long')
+    write_notebook(
+        tmp_path / "notebooks" / "00_setup.ipynb",
+        'target: str = "local"  # where\nrun_dir: str = ""  # run\nrate_per_s: float = 1.0  # rate',
+    )
+    write_notebook(
+        tmp_path / "notebooks" / "01_load.ipynb",
+        'run_dir: str = ""  # run\nrate_per_s: float = 1.0  # rate\nduration_s: int = 180  # how long',
+    )
     (tmp_path / "notebooks" / "helper.ipynb").write_text("{}")  # not NN_name: not a stage
     (tmp_path / "profiles").mkdir()
     (tmp_path / "profiles" / "small.yaml").write_text(
-        "name: small\ndescription: tiny\nparameters:\n  rate_per_s: 2\n  duration_s: 10\n")
+        "name: small\ndescription: tiny\nparameters:\n  rate_per_s: 2\n  duration_s: 10\n"
+    )
     return tmp_path
 
 
@@ -93,15 +98,21 @@ def test_json_profile(tmp_path):
 
 def test_assignments_are_typed_as_yaml():
     assert parse_assignments(["rate_per_s=2.5", "target=aws", "memory_mb={resnet: 2048}", "flag=true"]) == {
-        "rate_per_s": 2.5, "target": "aws", "memory_mb": {"resnet": 2048}, "flag": True}
+        "rate_per_s": 2.5,
+        "target": "aws",
+        "memory_mb": {"resnet": 2048},
+        "flag": True,
+    }
     with pytest.raises(LabError, match="NAME=VALUE"):
         parse_assignments(["rate_per_s"])
 
 
 def test_each_notebook_gets_only_what_it_declares(fake_root):
     plan = plan_parameters({"target": "aws", "duration_s": 5, "rate_per_s": 3}, notebooks(fake_root))
-    assert plan == {"00_setup.ipynb": {"target": "aws", "rate_per_s": 3},
-                    "01_load.ipynb": {"duration_s": 5, "rate_per_s": 3}}
+    assert plan == {
+        "00_setup.ipynb": {"target": "aws", "rate_per_s": 3},
+        "01_load.ipynb": {"duration_s": 5, "rate_per_s": 3},
+    }
 
 
 def test_a_parameter_no_notebook_declares_is_an_error(fake_root):
@@ -149,8 +160,11 @@ def test_notebook_is_thin_cleared_and_parameterized(path):
 
 
 def test_help_notebook_lists_the_parameters():
-    done = subprocess.run([str(ROOT / ".venv" / "bin" / "papermill"), "--help-notebook",
-                           str(ROOT / "notebooks" / "00_setup.ipynb")], capture_output=True, text=True)
+    done = subprocess.run(
+        [str(ROOT / ".venv" / "bin" / "papermill"), "--help-notebook", str(ROOT / "notebooks" / "00_setup.ipynb")],
+        capture_output=True,
+        text=True,
+    )
     if done.returncode != 0 and not (ROOT / ".venv" / "bin" / "papermill").exists():
         pytest.skip("papermill CLI not in .venv")
     for name in ("target", "region", "stack", "run_dir"):
@@ -164,7 +178,7 @@ def test_run_id_is_sortable_and_names_the_profile():
     from datetime import datetime, timezone
 
     assert new_run_id("mission", datetime(2026, 1, 2, 3, 4, 5, tzinfo=timezone.utc)) == "20260102T030405Z-mission"
-    assert new_run_id("a b/c") .endswith("-a-b-c")
+    assert new_run_id("a b/c").endswith("-a-b-c")
 
 
 def test_start_run_records_provenance_and_points_latest(fake_root):
@@ -189,11 +203,14 @@ def test_settings_come_back_with_the_local_cloud_endpoint(tmp_path):
 
 def test_the_manifest_is_strict_json_even_with_missing_values(tmp_path):
     import json
+
     import numpy as np
 
     run = start_run(tmp_path / "r", root=ROOT)
-    run.record("cost", [{"workflow": "ingest", "step_functions": float("nan"), "lambda": np.float64(1.5),
-                         "per": [float("inf"), 2.0]}])
+    run.record(
+        "cost",
+        [{"workflow": "ingest", "step_functions": float("nan"), "lambda": np.float64(1.5), "per": [float("inf"), 2.0]}],
+    )
     strict = json.loads(run.manifest_path.read_text(), parse_constant=lambda c: pytest.fail(f"{c} in the manifest"))
     assert strict["cost"] == [{"workflow": "ingest", "step_functions": None, "lambda": 1.5, "per": [None, 2.0]}]
 
@@ -241,8 +258,9 @@ def test_failure_names_notebook_cell_and_error(tmp_path):
     nb.cells.insert(2, injected)
     nbformat.write(nb, executed)
     # papermill's index counts the injected cell: "1 / 0" is cell 5 of 5 there, cell 4 of the author's notebook
-    exc = PapermillExecutionError(cell_index=4, exec_count=4, source="1 / 0", ename="ZeroDivisionError",
-                                  evalue="division by zero", traceback=[])
+    exc = PapermillExecutionError(
+        cell_index=4, exec_count=4, source="1 / 0", ename="ZeroDivisionError", evalue="division by zero", traceback=[]
+    )
     message = describe_failure(exc, Path("notebooks/03_load.ipynb"), executed)
     assert message.startswith("03_load.ipynb, cell 4 (In [4]): ZeroDivisionError: division by zero")
     assert "| 1 / 0" in message and str(executed) in message
@@ -276,8 +294,9 @@ def test_config_never_executes_notebooks():
     assert config["execute"]["execute_notebooks"] == "off"
 
 
-@pytest.mark.parametrize("weights, expected", [("untrained", "weights: untrained"), (None, "did not record"),
-                                               ("imagenet", None)])
+@pytest.mark.parametrize(
+    "weights, expected", [("untrained", "weights: untrained"), (None, "did not record"), ("imagenet", None)]
+)
 def test_results_pages_say_when_weights_were_untrained(tmp_path, weights, expected):
     nb = write_notebook(tmp_path / "06_analysis.ipynb", "run_dir: str = ''  # r", "1")
     manifest = {"models": {"weights": weights}} if weights else {}
@@ -290,13 +309,24 @@ def test_results_pages_say_when_weights_were_untrained(tmp_path, weights, expect
 
 
 def test_run_page_shows_parameters_stages_and_commit():
-    manifest = {"run_id": "r1", "target": "local", "parameters": {"duration_s": 180},
-                "stages": [{"name": "00_setup", "status": "ok", "seconds": 3.5}],
-                "provenance": {"git": {"commit": "abc", "dirty": True}, "tools": {"moto": "5.2.5"}},
-                "models": {"weights": "untrained"}}
+    manifest = {
+        "run_id": "r1",
+        "target": "local",
+        "parameters": {"duration_s": 180},
+        "stages": [{"name": "00_setup", "status": "ok", "seconds": 3.5}],
+        "provenance": {"git": {"commit": "abc", "dirty": True}, "tools": {"moto": "5.2.5"}},
+        "models": {"weights": "untrained"},
+    }
     page = book.run_page(manifest, ["06_analysis"])
-    for text in ("`r1`", "| duration_s | 180 |", "| 00_setup | ok | 3.5 |", "`abc` (with uncommitted changes)",
-                 "| moto | 5.2.5 |", "`06_analysis`", "weights: untrained"):
+    for text in (
+        "`r1`",
+        "| duration_s | 180 |",
+        "| 00_setup | ok | 3.5 |",
+        "`abc` (with uncommitted changes)",
+        "| moto | 5.2.5 |",
+        "`06_analysis`",
+        "weights: untrained",
+    ):
         assert text in page
 
 
@@ -316,12 +346,16 @@ def test_image_problems_are_named(tmp_path):
 
 def test_expected_figures_counts_image_outputs(tmp_path):
     nb = new_notebook(cells=[new_code_cell("plot")])
-    nb.cells[0].outputs = [nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "F"}),
-                           nbformat.v4.new_output("stream", text="hi")]
+    nb.cells[0].outputs = [
+        nbformat.v4.new_output("display_data", data={"image/png": "iVBOR", "text/plain": "F"}),
+        nbformat.v4.new_output("stream", text="hi"),
+    ]
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert book.expected_figures(tmp_path / "n.ipynb") == 1
     # a figure that did not render (no display formatter) still counts: the page will lack it
-    nb.cells[0].outputs.append(nbformat.v4.new_output("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"}))
+    nb.cells[0].outputs.append(
+        nbformat.v4.new_output("execute_result", data={"text/plain": "<Figure size 640x480 with 1 Axes>"})
+    )
     nbformat.write(nb, tmp_path / "n.ipynb")
     assert book.expected_figures(tmp_path / "n.ipynb") == 2
 

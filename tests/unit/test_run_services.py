@@ -29,12 +29,15 @@ def test_keep_local_cloud_never_keeps_a_stack_on_aws():
     assert plan.delete_stack is True
 
 
-@pytest.mark.parametrize("target, keep, delete_stack, stop", [
-    ("local", False, True, True),
-    ("local", True, False, False),  # explore the local cloud and the stack inside it by hand
-    ("aws", False, True, True),
-    ("aws", True, True, True),  # nothing local to keep on aws; the stack bills
-])
+@pytest.mark.parametrize(
+    "target, keep, delete_stack, stop",
+    [
+        ("local", False, True, True),
+        ("local", True, False, False),  # explore the local cloud and the stack inside it by hand
+        ("aws", False, True, True),
+        ("aws", True, True, True),  # nothing local to keep on aws; the stack bills
+    ],
+)
 def test_teardown_plan(target, keep, delete_stack, stop):
     plan = plan_teardown(target, keep_local_cloud=keep)
     assert (plan.delete_stack, plan.stop_processes) == (delete_stack, stop)
@@ -42,8 +45,9 @@ def test_teardown_plan(target, keep, delete_stack, stop):
 
 def test_teardown_notebook_leaves_the_decision_to_the_package():
     nb = nbformat.read(ROOT / "notebooks" / "08_teardown.ipynb", as_version=4)
-    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get(
-        "tags", []))
+    code = "\n".join(
+        c.source for c in nb.cells if c.cell_type == "code" and "parameters" not in c.metadata.get("tags", [])
+    )
     assert "keep_local_cloud" in code
     assert "if keep_local_cloud" not in code and "keep_local_cloud else" not in code
 
@@ -104,10 +108,24 @@ def test_records_round_trip_and_leave_out_what_is_not_known(tmp_path):
 
 def test_layout_names_every_file_a_notebook_reads(tmp_path):
     run = start_run(tmp_path / "r", root=ROOT)
-    rel = {name: str(path.relative_to(run.dir)) for name, path in {
-        "outputs": run.deploy_outputs, "jtl": run.jtl("wf1"), "wf1 rows": run.data_file("wf1"),
-        "wf2 rows": run.data_file("wf2"), "data": run.data_dir, "html": run.book_html,
-        "image server": run.image_server_state}.items()}
-    assert rel == {"outputs": "deploy/outputs.json", "jtl": "jmeter/wf1/results.jtl",
-                   "wf1 rows": "jmeter/wf1_image_urls.csv", "wf2 rows": "jmeter/wf2_image_ids.csv", "data": "data",
-                   "html": "book/_build/html", "image server": "imageserver/state.json"}
+    rel = {
+        name: str(path.relative_to(run.dir))
+        for name, path in {
+            "outputs": run.deploy_outputs,
+            "jtl": run.jtl("wf1"),
+            "wf1 rows": run.data_file("wf1"),
+            "wf2 rows": run.data_file("wf2"),
+            "data": run.data_dir,
+            "html": run.book_html,
+            "image server": run.image_server_state,
+        }.items()
+    }
+    assert rel == {
+        "outputs": "deploy/outputs.json",
+        "jtl": "jmeter/wf1/results.jtl",
+        "wf1 rows": "jmeter/wf1_image_urls.csv",
+        "wf2 rows": "jmeter/wf2_image_ids.csv",
+        "data": "data",
+        "html": "book/_build/html",
+        "image server": "imageserver/state.json",
+    }

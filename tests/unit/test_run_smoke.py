@@ -58,9 +58,12 @@ def test_post_returns_http_errors_instead_of_raising(api):
 def aws():
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
-        ddb.create_table(TableName="t", KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
-                         AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
-                         BillingMode="PAY_PER_REQUEST")
+        ddb.create_table(
+            TableName="t",
+            KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
         s3 = boto3.client("s3", region_name="us-east-1")
         s3.create_bucket(Bucket="smoke-bucket")
         yield ddb, s3
@@ -68,9 +71,15 @@ def aws():
 
 def test_outcome_is_read_with_plain_numbers(aws):
     ddb, _ = aws
-    ddb.put_item(TableName="t", Item={"image_id": {"S": "i1"}, "status": {"S": "CLASSIFIED"},
-                                      "bytes": {"N": "42"}, "labels": {"M": {"resnet": {"L": [
-                                          {"M": {"label": {"S": "cat"}, "probability": {"N": "0.75"}}}]}}}})
+    ddb.put_item(
+        TableName="t",
+        Item={
+            "image_id": {"S": "i1"},
+            "status": {"S": "CLASSIFIED"},
+            "bytes": {"N": "42"},
+            "labels": {"M": {"resnet": {"L": [{"M": {"label": {"S": "cat"}, "probability": {"N": "0.75"}}}]}}},
+        },
+    )
     item = smoke.wait_for_outcome(ddb, "t", "i1", timeout_s=1)
     assert item["bytes"] == 42 and isinstance(item["bytes"], int)
     assert item["labels"]["resnet"][0] == {"label": "cat", "probability": 0.75}

@@ -21,24 +21,36 @@ def tiny_lab(tmp_path: Path) -> Path:
     (root / "profiles").mkdir(parents=True)
     (root / "pyproject.toml").write_text("[project]\nname = 'x'\n")
     nbs = root / "notebooks"
-    write_notebook(nbs / "00_first.ipynb", 'run_dir: str = ""  # run\ngreeting: str = "hi"  # text',
-                   "from pathlib import Path\nPath(run_dir, 'first.txt').write_text(greeting)")
+    write_notebook(
+        nbs / "00_first.ipynb",
+        'run_dir: str = ""  # run\ngreeting: str = "hi"  # text',
+        "from pathlib import Path\nPath(run_dir, 'first.txt').write_text(greeting)",
+    )
     write_notebook(nbs / "01_boom.ipynb", 'run_dir: str = ""  # run', "x = 1", "y = x / 0", "print('unreached')")
-    write_notebook(nbs / "02_after.ipynb", 'run_dir: str = ""  # run',
-                   "from pathlib import Path\nPath(run_dir, 'after.txt').write_text('ran')")
-    write_notebook(nbs / "09_teardown.ipynb", 'run_dir: str = ""  # run',
-                   "from pathlib import Path\nPath(run_dir, 'teardown.txt').write_text('ran')")
+    write_notebook(
+        nbs / "02_after.ipynb",
+        'run_dir: str = ""  # run',
+        "from pathlib import Path\nPath(run_dir, 'after.txt').write_text('ran')",
+    )
+    write_notebook(
+        nbs / "09_teardown.ipynb",
+        'run_dir: str = ""  # run',
+        "from pathlib import Path\nPath(run_dir, 'teardown.txt').write_text('ran')",
+    )
     return root
 
 
 def test_failure_is_named_later_stages_skipped_teardown_run(tiny_lab):
     said: list[str] = []
     profile = LabProfile(name="t", description="", parameters={"greeting": "hello"})
-    result = run_lab(profile, run_dir=tiny_lab / "runs" / "r1", build_book=False, root=tiny_lab,
-                         say=said.append)
+    result = run_lab(profile, run_dir=tiny_lab / "runs" / "r1", build_book=False, root=tiny_lab, say=said.append)
     run = result.run
     assert [(s.name, s.status) for s in result.stages] == [
-        ("00_first", "ok"), ("01_boom", "failed"), ("02_after", "skipped"), ("09_teardown", "ok")]
+        ("00_first", "ok"),
+        ("01_boom", "failed"),
+        ("02_after", "skipped"),
+        ("09_teardown", "ok"),
+    ]
     assert (run.dir / "first.txt").read_text() == "hello"  # the profile's parameter reached the notebook
     assert not (run.dir / "after.txt").exists() and (run.dir / "teardown.txt").exists()
     assert not result.ok
@@ -57,8 +69,21 @@ def test_failure_is_named_later_stages_skipped_teardown_run(tiny_lab):
 def test_only_selects_stages_and_cli_exit_code(tiny_lab, monkeypatch, capsys):
     (tiny_lab / "profiles" / "p.yaml").write_text("name: p\nparameters:\n  greeting: yo\n")
     monkeypatch.chdir(tiny_lab)
-    code = main(["--profile", "p", "--only", "00", "--only", "09", "--no-book",
-                     "--run-dir", str(tiny_lab / "runs" / "r2"), "-p", "greeting=cli"])
+    code = main(
+        [
+            "--profile",
+            "p",
+            "--only",
+            "00",
+            "--only",
+            "09",
+            "--no-book",
+            "--run-dir",
+            str(tiny_lab / "runs" / "r2"),
+            "-p",
+            "greeting=cli",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0, out
     assert (tiny_lab / "runs" / "r2" / "first.txt").read_text() == "cli"
@@ -79,9 +104,14 @@ def test_ctrl_c_in_a_stage_still_runs_teardown(tiny_lab, monkeypatch):
         return real(input_path, *args, **kwargs)
 
     monkeypatch.setattr(papermill, "execute_notebook", interrupted)
-    result = run_lab(LabProfile("t", "", {}), run_dir=tiny_lab / "runs" / "r5", build_book=False,
-                         root=tiny_lab, say=lambda _: None)
+    result = run_lab(
+        LabProfile("t", "", {}), run_dir=tiny_lab / "runs" / "r5", build_book=False, root=tiny_lab, say=lambda _: None
+    )
     assert [(s.name, s.status) for s in result.stages] == [
-        ("00_first", "failed"), ("01_boom", "skipped"), ("02_after", "skipped"), ("09_teardown", "ok")]
+        ("00_first", "failed"),
+        ("01_boom", "skipped"),
+        ("02_after", "skipped"),
+        ("09_teardown", "ok"),
+    ]
     assert result.stages[0].error == "00_first.ipynb: interrupted by the user"
     assert (result.run.dir / "teardown.txt").exists()

@@ -11,8 +11,12 @@ def test_defaults_without_environment():
 
 
 def test_environment_overrides_default_and_argument_overrides_environment():
-    env = {"SWLAB_TARGET": "local", "SWLAB_REGION": "eu-west-1", "SWLAB_STACK": "envstack",
-           "AWS_ENDPOINT_URL": "http://127.0.0.1:4566"}
+    env = {
+        "SWLAB_TARGET": "local",
+        "SWLAB_REGION": "eu-west-1",
+        "SWLAB_STACK": "envstack",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:4566",
+    }
     s = load_settings(env=env)
     assert (s.region, s.stack, s.endpoint_url) == ("eu-west-1", "envstack", "http://127.0.0.1:4566")
     s = load_settings(env=env, stack="argstack", region=None)

@@ -73,8 +73,9 @@ def imports_of(path: Path, root: Path, known: set[str]) -> list[Import]:
                 base = _resolve(child, module, path.name == "__init__.py")
                 for alias in child.names:
                     sub = f"{base}.{alias.name}"
-                    found.append(Import(module, sub if sub in known else base, child.lineno, in_function,
-                                        type_checking))
+                    found.append(
+                        Import(module, sub if sub in known else base, child.lineno, in_function, type_checking)
+                    )
             visit(child, func, tc)
 
     visit(tree, False, False)
@@ -96,23 +97,36 @@ def _under(name: str, package: str) -> bool:
 
 
 def lambdas_importing_swlab(root: Path) -> list[str]:
-    return [f"{p.relative_to(root)}:{imp.line} imports {imp.target}"
-            for p in python_files(root, "lambdas") for imp in imports_of(p, root, set()) if _is_swlab(imp.target)]
+    return [
+        f"{p.relative_to(root)}:{imp.line} imports {imp.target}"
+        for p in python_files(root, "lambdas")
+        for imp in imports_of(p, root, set())
+        if _is_swlab(imp.target)
+    ]
 
 
 def localcloud_leaks(imports: list[Import]) -> list[str]:
-    return [f"{i.module}:{i.line} imports {i.target}" for i in imports
-            if _under(i.module, "swlab.localcloud") and _is_swlab(i.target) and not _under(i.target, "swlab.localcloud")]
+    return [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in imports
+        if _under(i.module, "swlab.localcloud") and _is_swlab(i.target) and not _under(i.target, "swlab.localcloud")
+    ]
 
 
 def analysis_leaks(imports: list[Import]) -> list[str]:
-    return [f"{i.module}:{i.line} imports {i.target}" for i in imports if _under(i.module, "swlab.analysis")
-            and any(_under(i.target, banned) for banned in ANALYSIS_MAY_NOT_IMPORT)]
+    return [
+        f"{i.module}:{i.line} imports {i.target}"
+        for i in imports
+        if _under(i.module, "swlab.analysis") and any(_under(i.target, banned) for banned in ANALYSIS_MAY_NOT_IMPORT)
+    ]
 
 
 def function_level_imports(imports: list[Import]) -> list[str]:
-    return [f"{i.module}:{i.line} imports {i.target} inside a function" for i in imports
-            if i.in_function and _is_swlab(i.target)]
+    return [
+        f"{i.module}:{i.line} imports {i.target} inside a function"
+        for i in imports
+        if i.in_function and _is_swlab(i.target)
+    ]
 
 
 def import_cycles(imports: list[Import]) -> list[list[str]]:
@@ -167,6 +181,7 @@ def long_modules(root: Path, max_lines: int = MAX_LINES) -> list[str]:
 
 # ---- the project itself ---------------------------------------------------------------------
 
+
 def test_lambdas_know_nothing_of_the_lab():
     assert lambdas_importing_swlab(ROOT) == []
 
@@ -195,13 +210,16 @@ def test_importing_the_analysis_statistics_loads_no_boto():
     import subprocess
     import sys
 
-    code = "import sys, swlab.analysis.stats, swlab.analysis.cost, swlab.analysis.plots; " \
-           "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    code = (
+        "import sys, swlab.analysis.stats, swlab.analysis.cost, swlab.analysis.plots; "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('boto3', 'botocore')))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
 
 # ---- each check catches a planted violation ---------------------------------------------------
+
 
 def _plant(tmp_path: Path, files: dict[str, str]) -> Path:
     for rel, text in files.items():
@@ -228,37 +246,56 @@ def test_a_planted_local_cloud_import_of_settings_is_caught(tmp_path):
 
 
 def test_a_planted_analysis_import_of_provisioning_or_the_runner_is_caught(tmp_path):
-    root = _plant(tmp_path, {
-        "swlab/provision/naming.py": "", "swlab/loadtest/runner.py": "", "swlab/loadtest/jtl.py": "",
-        "swlab/analysis/collect.py": "from swlab.provision.naming import Names\nfrom swlab.loadtest import jtl\n"
-                                     "from ..loadtest import runner\n",
-    })
-    assert analysis_leaks(swlab_imports(root)) == ["swlab.analysis.collect:1 imports swlab.provision.naming",
-                                                   "swlab.analysis.collect:3 imports swlab.loadtest.runner"]
+    root = _plant(
+        tmp_path,
+        {
+            "swlab/provision/naming.py": "",
+            "swlab/loadtest/runner.py": "",
+            "swlab/loadtest/jtl.py": "",
+            "swlab/analysis/collect.py": "from swlab.provision.naming import Names\nfrom swlab.loadtest import jtl\n"
+            "from ..loadtest import runner\n",
+        },
+    )
+    assert analysis_leaks(swlab_imports(root)) == [
+        "swlab.analysis.collect:1 imports swlab.provision.naming",
+        "swlab.analysis.collect:3 imports swlab.loadtest.runner",
+    ]
 
 
 def test_a_planted_cycle_and_a_function_level_import_are_caught(tmp_path):
-    root = _plant(tmp_path, {
-        "swlab/a.py": "from swlab import b\n",
-        "swlab/b.py": "import swlab.c\n",
-        "swlab/c.py": "from swlab.a import thing\n\ndef f():\n    from swlab import b\n",
-    })
+    root = _plant(
+        tmp_path,
+        {
+            "swlab/a.py": "from swlab import b\n",
+            "swlab/b.py": "import swlab.c\n",
+            "swlab/c.py": "from swlab.a import thing\n\ndef f():\n    from swlab import b\n",
+        },
+    )
     imports = swlab_imports(root)
     assert import_cycles(imports) == [["swlab.a", "swlab.b", "swlab.c"]]
     assert function_level_imports(imports) == ["swlab.c:4 imports swlab.b inside a function"]
 
 
 def test_a_type_checking_import_makes_no_cycle(tmp_path):
-    root = _plant(tmp_path, {
-        "swlab/a.py": "from swlab import b\n",
-        "swlab/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from swlab import a\n",
-    })
+    root = _plant(
+        tmp_path,
+        {
+            "swlab/a.py": "from swlab import b\n",
+            "swlab/b.py": "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    from swlab import a\n",
+        },
+    )
     assert import_cycles(swlab_imports(root)) == []
 
 
 def test_a_planted_long_module_is_caught_unless_it_says_why(tmp_path):
     body = "x = 1\n" * 20
-    root = _plant(tmp_path, {"swlab/long.py": '"""Many things."""\n' + body,
-                             "swlab/whole.py": '"""Stays whole: one concern, the X protocol."""\n' + body})
+    root = _plant(
+        tmp_path,
+        {
+            "swlab/long.py": '"""Many things."""\n' + body,
+            "swlab/whole.py": '"""Stays whole: one concern, the X protocol."""\n' + body,
+        },
+    )
     assert long_modules(root, max_lines=10) == [
-        "swlab/long.py: 21 lines and its docstring does not say why it is one concern"]
+        "swlab/long.py: 21 lines and its docstring does not say why it is one concern"
+    ]

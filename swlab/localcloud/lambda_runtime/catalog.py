@@ -56,8 +56,16 @@ class FunctionCatalog:
             fn = self.backend(account, region).get_function(name, "$LATEST")
         except Exception:  # noqa: BLE001 — moto's UnknownFunctionException and friends
             return None
-        signature = (fn.code_sha_256, fn.handler, fn.run_time, fn.memory_size, fn.timeout, fn.package_type,
-                     tuple(sorted((fn.environment_vars or {}).items())), (fn.tags or {}).get(PACKAGING_TAG))
+        signature = (
+            fn.code_sha_256,
+            fn.handler,
+            fn.run_time,
+            fn.memory_size,
+            fn.timeout,
+            fn.package_type,
+            tuple(sorted((fn.environment_vars or {}).items())),
+            (fn.tags or {}).get(PACKAGING_TAG),
+        )
         key = (account, region, fn.function_name)
         spec = self._specs.get(key)
         if spec is not None and spec.signature == signature:
@@ -77,10 +85,19 @@ class FunctionCatalog:
         code_dir = extract_code(fn.code_bytes, self.code_root, fn.code_digest)
         image_like = (fn.tags or {}).get(PACKAGING_TAG) == "image"
         return RuntimeSpec(
-            name=fn.function_name, arn=fn.function_arn, account_id=account, region=region, handler=fn.handler,
-            runtime=fn.run_time or "python3.11", memory_mb=int(fn.memory_size), timeout_s=float(fn.timeout),
-            code_dir=code_dir, user_env=tuple(sorted((fn.environment_vars or {}).items())),
-            isolated=self.isolation and not image_like, signature=signature)
+            name=fn.function_name,
+            arn=fn.function_arn,
+            account_id=account,
+            region=region,
+            handler=fn.handler,
+            runtime=fn.run_time or "python3.11",
+            memory_mb=int(fn.memory_size),
+            timeout_s=float(fn.timeout),
+            code_dir=code_dir,
+            user_env=tuple(sorted((fn.environment_vars or {}).items())),
+            isolated=self.isolation and not image_like,
+            signature=signature,
+        )
 
     def reserved_total(self, account: str, region: str) -> int:
         """Sum of reserved concurrency over the region's functions (cached for a second)."""

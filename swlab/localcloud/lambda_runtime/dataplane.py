@@ -76,8 +76,7 @@ def json_error(status: int, error_type: str, message: str, extra: dict | None = 
 class LambdaDataPlane:
     """Runs Lambda functions as local execution environments; ``shutdown()`` ends every process group."""
 
-    def __init__(self, options: LambdaOptions, work_dir: Path, endpoint_url: str, account_id: str,
-                 region: str) -> None:
+    def __init__(self, options: LambdaOptions, work_dir: Path, endpoint_url: str, account_id: str, region: str) -> None:
         self.options = options
         self.endpoint_url = endpoint_url
         self.account_id = account_id
@@ -91,14 +90,17 @@ class LambdaDataPlane:
         self._stop = threading.Event()
         watchdog = MemoryWatchdog(self.pool.snapshot, options.memory_poll_ms / 1000, self._stop)
         reaper = Reaper(self.pool, options.idle_ttl_s, self._stop)
-        self._threads = [threading.Thread(target=watchdog.run, name="lambda-memory", daemon=True),
-                         threading.Thread(target=reaper.run, name="lambda-reaper", daemon=True)]
+        self._threads = [
+            threading.Thread(target=watchdog.run, name="lambda-memory", daemon=True),
+            threading.Thread(target=reaper.run, name="lambda-reaper", daemon=True),
+        ]
         for t in self._threads:
             t.start()
 
     # -- invoke ------------------------------------------------------------------------------
-    def invoke(self, spec: RuntimeSpec, fn: Any, payload: bytes, client_context: str | None = None,
-               tail: bool = False) -> Outcome:
+    def invoke(
+        self, spec: RuntimeSpec, fn: Any, payload: bytes, client_context: str | None = None, tail: bool = False
+    ) -> Outcome:
         key = spec.key
         reserved = None if fn.reserved_concurrency is None else int(fn.reserved_concurrency)
         total = self.catalog.reserved_total(spec.account_id, spec.region) if reserved is None else 0
@@ -129,8 +131,7 @@ class LambdaDataPlane:
             delay *= 2
         log.warning("async invoke of %s dropped after repeated throttling", spec.name)
 
-    def _invoke_in_slot(self, spec: RuntimeSpec, payload: bytes, client_context: str | None,
-                        tail: bool) -> Outcome:
+    def _invoke_in_slot(self, spec: RuntimeSpec, payload: bytes, client_context: str | None, tail: bool) -> Outcome:
         inv = Invocation(payload, spec.timeout_s, client_context)
         env = self.pool.take_idle(spec)
         cold = env is None
@@ -149,8 +150,9 @@ class LambdaDataPlane:
         return self._finish(env, inv, cold, tail)
 
     def _spawn(self, spec: RuntimeSpec) -> ExecutionEnvironment:
-        env = ExecutionEnvironment(spec, self.options.python, self.catalog.runtime_dir, self.endpoint_url,
-                                   self._on_output)
+        env = ExecutionEnvironment(
+            spec, self.options.python, self.catalog.runtime_dir, self.endpoint_url, self._on_output
+        )
         self.pool.add(env)
         self._log(env, report_lines.init_start_line(spec.runtime, spec.region) + "\n")
         env.start(self.pump)
@@ -176,8 +178,9 @@ class LambdaDataPlane:
             env.kill("timeout")
             inv.finish("timeout")
         status = "timeout" if inv.status == "timeout" else "error"
-        error_type = {"init_error": inv.error_type, "oom": "Runtime.OutOfMemory"}.get(inv.status or "",
-                                                                                       "Runtime.ExitError")
+        error_type = {"init_error": inv.error_type, "oom": "Runtime.OutOfMemory"}.get(
+            inv.status or "", "Runtime.ExitError"
+        )
         self._log(env, report_lines.init_report_line(env.init_ms, status, error_type) + "\n")
         self._log(env, report_lines.start_line(inv.request_id, env.spec.version) + "\n", inv)
 
@@ -192,18 +195,36 @@ class LambdaDataPlane:
         billed = math.ceil(duration_ms + (init_ms or 0))  # the INIT phase is billed (AWS, since Aug 2025)
         status, body, error_type, platform_status = self._classify(env, inv, duration_ms)
         if platform_status and inv.status in ("oom", "exit"):
-            self._log(env, report_lines.runtime_exit_line(inv.request_id, env.exit_reason or "signal: killed",
-                                                          error_type) + "\n", inv)
+            self._log(
+                env,
+                report_lines.runtime_exit_line(inv.request_id, env.exit_reason or "signal: killed", error_type) + "\n",
+                inv,
+            )
         self._log(env, report_lines.end_line(inv.request_id) + "\n", inv)
-        self._log(env, report_lines.report_line(inv.request_id, duration_ms, billed, spec.memory_mb, used_mb, init_ms,
-                                                platform_status, error_type if platform_status == "error" else None)
-                  + "\n", inv)
+        self._log(
+            env,
+            report_lines.report_line(
+                inv.request_id,
+                duration_ms,
+                billed,
+                spec.memory_mb,
+                used_mb,
+                init_ms,
+                platform_status,
+                error_type if platform_status == "error" else None,
+            )
+            + "\n",
+            inv,
+        )
         if inv.status == "timeout":
             self._log(env, report_lines.timeout_line(inv.request_id, duration_ms / 1000) + "\n")
         self._release(env, inv)
         self._metrics(spec, status != "ok", duration_ms)
-        headers = [("Content-Type", "application/json"), ("X-Amz-Executed-Version", spec.version),
-                   ("x-amzn-RequestId", inv.request_id)]
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Amz-Executed-Version", spec.version),
+            ("x-amzn-RequestId", inv.request_id),
+        ]
         if status != "ok":
             headers.append(("X-Amz-Function-Error", "Unhandled"))
         if tail:

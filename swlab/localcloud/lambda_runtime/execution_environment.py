@@ -30,8 +30,13 @@ from swlab.localcloud.lambda_runtime.runtime_api import RuntimeApi
 from swlab.localcloud.lambda_runtime.spec import RuntimeSpec, build_environment, log_stream_name
 
 _SIGNAL_NAMES: dict[int, str] = {
-    signal.SIGKILL: "killed", signal.SIGTERM: "terminated", signal.SIGSEGV: "segmentation fault",
-    signal.SIGABRT: "aborted", signal.SIGINT: "interrupt", signal.SIGBUS: "bus error"}
+    signal.SIGKILL: "killed",
+    signal.SIGTERM: "terminated",
+    signal.SIGSEGV: "segmentation fault",
+    signal.SIGABRT: "aborted",
+    signal.SIGINT: "interrupt",
+    signal.SIGBUS: "bus error",
+}
 
 
 class EnvState(Enum):
@@ -53,8 +58,14 @@ def exit_description(returncode: int | None) -> str:
 class ExecutionEnvironment:
     """An execution environment; ``on_output(env, timestamp, line)`` receives each line it writes."""
 
-    def __init__(self, spec: RuntimeSpec, python: str, runtime_dir: Path, endpoint_url: str,
-                 on_output: Callable[["ExecutionEnvironment", float, str], None]) -> None:
+    def __init__(
+        self,
+        spec: RuntimeSpec,
+        python: str,
+        runtime_dir: Path,
+        endpoint_url: str,
+        on_output: Callable[["ExecutionEnvironment", float, str], None],
+    ) -> None:
         self.spec = spec
         self.id = uuid.uuid4().hex
         self.log_stream = log_stream_name(self.id, spec.version)
@@ -81,13 +92,19 @@ class ExecutionEnvironment:
     # -- lifecycle -------------------------------------------------------------------
     def start(self, pump: OutputPump) -> "ExecutionEnvironment":
         runtime_api = self._runtime_api.start()
-        env = build_environment(self.spec, self.id, self.log_stream, runtime_api, self.runtime_dir,
-                                self.endpoint_url)
+        env = build_environment(self.spec, self.id, self.log_stream, runtime_api, self.runtime_dir, self.endpoint_url)
         cmd = [self.python, *(["-S"] if self.spec.isolated else []), "-m", "awslambdaric", self.spec.handler]
         self.spawned_at = time.perf_counter()
-        self.proc = subprocess.Popen(cmd, cwd=self.spec.code_dir, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
-                                     close_fds=True)
+        self.proc = subprocess.Popen(
+            cmd,
+            cwd=self.spec.code_dir,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            close_fds=True,
+        )
         if self.state is EnvState.DEAD:  # killed while spawning (shutdown): end the process we just started
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._rss = TreeRss(self.proc.pid)

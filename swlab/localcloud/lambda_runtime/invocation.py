@@ -12,8 +12,23 @@ import uuid
 class Invocation:
     """One invoke in flight. ``status``: ok | error | timeout | oom | exit | init_error (or another kill reason)."""
 
-    __slots__ = ("request_id", "payload", "client_context", "timeout_s", "deadline_ms", "trace_id", "done",
-                 "status", "body", "error_type", "started", "ended", "lines", "peak_rss", "closed")
+    __slots__ = (
+        "request_id",
+        "payload",
+        "client_context",
+        "timeout_s",
+        "deadline_ms",
+        "trace_id",
+        "done",
+        "status",
+        "body",
+        "error_type",
+        "started",
+        "ended",
+        "lines",
+        "peak_rss",
+        "closed",
+    )
 
     def __init__(self, payload: bytes, timeout_s: float, client_context: str | None = None) -> None:
         self.request_id = str(uuid.uuid4())

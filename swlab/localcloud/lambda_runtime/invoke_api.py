@@ -20,8 +20,14 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs
 
-from swlab.localcloud.lambda_runtime.dataplane import (ASYNC_PAYLOAD_LIMIT, SYNC_PAYLOAD_LIMIT, LambdaDataPlane,
-                                                       LambdaOptions, Outcome, json_error)
+from swlab.localcloud.lambda_runtime.dataplane import (
+    ASYNC_PAYLOAD_LIMIT,
+    SYNC_PAYLOAD_LIMIT,
+    LambdaDataPlane,
+    LambdaOptions,
+    Outcome,
+    json_error,
+)
 from swlab.localcloud.lambda_runtime.execution_environment import EnvState, ExecutionEnvironment
 from swlab.localcloud.lambda_runtime.spec import MIB
 from swlab.localcloud.routes import Host, Route
@@ -30,8 +36,14 @@ INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 ADMIN_PATH = "/_localcloud/lambda"
 _CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
-_STATUS_TEXT = {200: "OK", 202: "Accepted", 204: "No Content", 400: "Bad Request", 404: "Not Found",
-                429: "Too Many Requests"}
+_STATUS_TEXT = {
+    200: "OK",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    404: "Not Found",
+    429: "Too Many Requests",
+}
 
 
 def parse_function_ref(ref: str) -> tuple[str, str | None, str | None, str | None]:
@@ -63,12 +75,14 @@ class InvokeApi:
 
     def invoke_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         outcome = self._handle_invoke(environ)
-        start_response(f"{outcome.status} {_STATUS_TEXT.get(outcome.status, 'OK')}",
-                       outcome.headers + [("Content-Length", str(len(outcome.body)))])
+        start_response(
+            f"{outcome.status} {_STATUS_TEXT.get(outcome.status, 'OK')}",
+            outcome.headers + [("Content-Length", str(len(outcome.body)))],
+        )
         return [outcome.body]
 
     def _handle_invoke(self, environ: dict) -> Outcome:
-        ref = environ["PATH_INFO"][len(INVOKE_PREFIX):-len(INVOKE_SUFFIX)]
+        ref = environ["PATH_INFO"][len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)]
         name, _qualifier, account, region = parse_function_ref(ref)
         if region is None:
             m = _CREDENTIAL_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
@@ -110,24 +124,36 @@ class InvokeApi:
             ended = self.plane.end_idle((query.get("FunctionName") or [None])[0])
             body = {"ended": ended}
         else:
-            body = {"environments": [_describe(e, time.monotonic()) for e in self.plane.pool.snapshot()],
-                    "options": {k: v for k, v in self.plane.options.__dict__.items()}}
+            body = {
+                "environments": [_describe(e, time.monotonic()) for e in self.plane.pool.snapshot()],
+                "options": {k: v for k, v in self.plane.options.__dict__.items()},
+            }
         data = json.dumps(body).encode()
         start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
         return [data]
 
 
 def _describe(e: ExecutionEnvironment, now: float) -> dict[str, Any]:
-    return {"id": e.id, "function": e.spec.name, "state": e.state.value, "pid": e.proc.pid if e.proc else None,
-            "log_stream": e.log_stream, "idle_s": round(now - e.last_used, 3) if e.state is EnvState.IDLE else 0,
-            "init_ms": e.init_ms, "peak_rss_mb": round(e.peak_rss / MIB, 1)}
+    return {
+        "id": e.id,
+        "function": e.spec.name,
+        "state": e.state.value,
+        "pid": e.proc.pid if e.proc else None,
+        "log_stream": e.log_stream,
+        "idle_s": round(now - e.last_used, 3) if e.state is EnvState.IDLE else 0,
+        "init_ms": e.init_ms,
+        "peak_rss_mb": round(e.peak_rss / MIB, 1),
+    }
 
 
 def _invalid_payload(payload: bytes, invocation_type: str) -> Outcome | None:
     limit = ASYNC_PAYLOAD_LIMIT if invocation_type == "Event" else SYNC_PAYLOAD_LIMIT
     if len(payload) > limit:
-        return json_error(413, "RequestTooLargeException",
-                          f"Request must be smaller than {limit} bytes for the InvokeFunction operation")
+        return json_error(
+            413,
+            "RequestTooLargeException",
+            f"Request must be smaller than {limit} bytes for the InvokeFunction operation",
+        )
     if payload.strip():
         try:
             json.loads(payload)
@@ -139,8 +165,9 @@ def _invalid_payload(payload: bytes, invocation_type: str) -> Outcome | None:
 def mount(cloud: Host) -> LambdaDataPlane:
     """Build the data plane from ``cloud.options`` and register its routes and itself on ``cloud``."""
     options = LambdaOptions.from_options(cloud.options)
-    plane = LambdaDataPlane(options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id,
-                            cloud.region)
+    plane = LambdaDataPlane(
+        options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id, cloud.region
+    )
     api = InvokeApi(plane)
     cloud.routes.append(Route("lambda-invoke", api.matches_invoke, api.invoke_app))
     cloud.routes.append(Route("lambda-admin", api.matches_admin, api.admin_app))

@@ -45,8 +45,7 @@ class TreeRss:
     def read(self) -> int:
         try:
             if self._fd is None:
-                return self._ps.memory_info().rss + sum(
-                    c.memory_info().rss for c in self._ps.children(recursive=True))
+                return self._ps.memory_info().rss + sum(c.memory_info().rss for c in self._ps.children(recursive=True))
             rss = int(os.pread(self._fd, 128, 0).split()[1]) * self.PAGE
         except (OSError, ValueError, IndexError, psutil.Error):
             return 0

@@ -93,8 +93,9 @@ class RuntimeApi:
             except OSError:
                 return
             conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            threading.Thread(target=self._serve, args=(conn,), name=f"rapi-conn-{self._host.id[:8]}",
-                             daemon=True).start()
+            threading.Thread(
+                target=self._serve, args=(conn,), name=f"rapi-conn-{self._host.id[:8]}", daemon=True
+            ).start()
 
     def _serve(self, conn: socket.socket) -> None:
         rfile = conn.makefile("rb")
@@ -117,11 +118,11 @@ class RuntimeApi:
     def _handle(self, method: str, path: str, headers: dict[str, str], body: bytes) -> bytes | None:
         if not path.startswith(RUNTIME_PATH):
             return _http(404, b'{"errorMessage":"not found"}')
-        rest = path[len(RUNTIME_PATH):]
+        rest = path[len(RUNTIME_PATH) :]
         if method == "GET" and rest == "invocation/next":
             return self._next_response()
         if method == "POST" and rest.startswith("invocation/"):
-            request_id, _, what = rest[len("invocation/"):].partition("/")
+            request_id, _, what = rest[len("invocation/") :].partition("/")
             inv = self._host.current
             if inv is None or inv.request_id != request_id or what not in ("response", "error"):
                 return _http(400, b'{"errorMessage":"invalid request id","errorType":"InvalidRequestID"}')
@@ -141,11 +142,13 @@ class RuntimeApi:
         if inv is None:
             return None
         inv.started = time.perf_counter()
-        headers = [("Lambda-Runtime-Aws-Request-Id", inv.request_id),
-                   ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
-                   ("Lambda-Runtime-Invoked-Function-Arn", self._arn),
-                   ("Lambda-Runtime-Trace-Id", inv.trace_id),
-                   ("Content-Type", "application/json")]
+        headers = [
+            ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
+            ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
+            ("Lambda-Runtime-Invoked-Function-Arn", self._arn),
+            ("Lambda-Runtime-Trace-Id", inv.trace_id),
+            ("Content-Type", "application/json"),
+        ]
         if inv.client_context:
             headers.append(("Lambda-Runtime-Client-Context", inv.client_context))
         return _http(200, inv.payload, headers)

@@ -21,10 +21,19 @@ from pathlib import Path
 
 MIB = 1024 * 1024
 # What the AWS Python runtime itself provides besides the standard library.
-AWS_RUNTIME_DISTRIBUTIONS = ("awslambdaric", "boto3", "botocore", "s3transfer", "jmespath", "python-dateutil",
-                             "six", "urllib3", "simplejson", "snapshot-restore-py")
-TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                    "AWS_SESSION_TOKEN": "testing"}
+AWS_RUNTIME_DISTRIBUTIONS = (
+    "awslambdaric",
+    "boto3",
+    "botocore",
+    "s3transfer",
+    "jmespath",
+    "python-dateutil",
+    "six",
+    "urllib3",
+    "simplejson",
+    "snapshot-restore-py",
+)
+TEST_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 
 
 @dataclass(frozen=True)
@@ -94,8 +103,9 @@ def aws_runtime_dir(root: Path) -> Path:
     return target
 
 
-def build_environment(spec: RuntimeSpec, env_id: str, log_stream: str, runtime_api: str,
-                      runtime_dir: Path, endpoint_url: str) -> dict[str, str]:
+def build_environment(
+    spec: RuntimeSpec, env_id: str, log_stream: str, runtime_api: str, runtime_dir: Path, endpoint_url: str
+) -> dict[str, str]:
     """The process environment, in localstack's order: AWS's variables, the emulator's, the user's last."""
     aws = {
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,

@@ -111,10 +111,15 @@ class Telemetry:
         batches: dict[tuple, list[dict]] = {}
         for (account, region, fn, name, unit, second), (total, low, high, count) in metrics.items():
             when = datetime.fromtimestamp(second, timezone.utc).replace(tzinfo=None)
-            batches.setdefault((account, region), []).append({
-                "MetricName": name, "Dimensions": [{"Name": "FunctionName", "Value": fn}], "Timestamp": when,
-                "Unit": unit,
-                "StatisticValues": {"Sum": total, "Minimum": low, "Maximum": high, "SampleCount": count}})
+            batches.setdefault((account, region), []).append(
+                {
+                    "MetricName": name,
+                    "Dimensions": [{"Name": "FunctionName", "Value": fn}],
+                    "Timestamp": when,
+                    "Unit": unit,
+                    "StatisticValues": {"Sum": total, "Minimum": low, "Maximum": high, "SampleCount": count},
+                }
+            )
         for (account, region), data in batches.items():
             cloudwatch_backends[account][region].put_metric_data("AWS/Lambda", data)
 

@@ -115,7 +115,7 @@ def _call_entries(rec: dict) -> list[tuple[str, float, float]]:
     for call, count in calls.items():
         if isinstance(call, str) and ":" in call and _non_negative(count):
             cu = units.get(call)
-            out.append((call, float(count), float(cu) if _non_negative(cu) else np.nan))
+            out.append((call, float(count), float(cu) if cu is not None and _non_negative(cu) else np.nan))
     return out
 
 

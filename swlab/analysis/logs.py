@@ -1,5 +1,8 @@
 """Lambda log lines → invocation rows (text and JSON log formats).
 
+One concern: reading what Lambda writes per invocation, in both of AWS's log formats, into one table
+(the fast column-wise path for text lines and the row-wise path for the rest share their rules).
+
 Lambda writes, per invocation, into ``/aws/lambda/<function>``:
 
 * text format (the default)::
@@ -153,9 +156,11 @@ def classify_line(message: str) -> tuple[str, str | None, dict | None]:
         if m:
             return "error", m.group(1), {"error_type": m.group(3) or "Runtime.Error"}
     elif c == "S" and message.startswith("START RequestId: "):
-        return "start", _START_RE.match(message).group(1), None
+        m = _START_RE.match(message)
+        return ("start", m.group(1), None) if m else ("other", None, None)
     elif c == "E" and message.startswith("END RequestId: "):
-        return "end", _END_RE.match(message).group(1), None
+        m = _END_RE.match(message)
+        return ("end", m.group(1), None) if m else ("other", None, None)
     elif c == "{":
         return _classify_json(message)
     elif c == "[" and message.startswith("[ERROR] "):
@@ -173,7 +178,7 @@ def _classify_json(message: str) -> tuple[str, str | None, dict | None]:
     if obj is None:
         return "other", None, None
     kind = obj.get("type")
-    rec = obj.get("record") if isinstance(obj.get("record"), dict) else {}
+    rec: dict[str, Any] = obj["record"] if isinstance(obj.get("record"), dict) else {}
     if kind == "platform.report":
         rep = parse_report_line(message)
         return ("report", rep["request_id"], rep) if rep else ("other", None, None)
@@ -362,7 +367,10 @@ def _text_starts(df: pd.DataFrame, msgs: pa.Array, mask: pa.Array) -> pd.DataFra
 
 def _scan_other_lines(df: pd.DataFrame, rest: np.ndarray, is_start: pa.Array, msgs: pa.Array):
     """JSON-format lines, timeouts and errors (row by row), with the open request per stream."""
-    reports, starts, failures, orphans = [], [], {}, []
+    reports: list[dict] = []
+    starts: list[tuple] = []
+    failures: dict[tuple, tuple[str, str]] = {}
+    orphans: list[tuple] = []
     if len(rest) == 0:
         return pd.DataFrame(), pd.DataFrame(columns=["function", "request_id", "start_time"]), failures
     funcs, streams = df["function"].to_numpy(object), df["log_stream"].to_numpy(object)
@@ -370,6 +378,7 @@ def _scan_other_lines(df: pd.DataFrame, rest: np.ndarray, is_start: pa.Array, ms
     for i in rest:
         msg = msgs[int(i)].as_py()
         kind, rid, detail = classify_line(msg)
+        detail = detail or {}
         if kind == "report":
             reports.append(
                 {**detail, "function": funcs[i], "log_stream": streams[i], "end_time": times[i], "log_format": "json"}
@@ -414,7 +423,8 @@ def _attribute_orphans(df, orphans, is_start, msgs, failures) -> None:
         j = opened.get(i)
         if j is not None and not pd.isna(j):
             m = _START_RE.match(msgs[int(j)].as_py())
-            _note_failure(failures, (df["function"].iat[i], m.group(1)), kind, etype)
+            if m:
+                _note_failure(failures, (df["function"].iat[i], m.group(1)), kind, etype)
 
 
 def _finish(out: pd.DataFrame, starts: pd.DataFrame, failures: dict) -> pd.DataFrame:

@@ -77,7 +77,7 @@ class Invoker:
 
     def __init__(self, endpoint_url: str, name: str) -> None:
         parts = urlsplit(endpoint_url)
-        self.conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+        self.conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=30)
         self.path = f"/2015-03-31/functions/{name}/invocations"
 
     def invoke(self, payload: bytes = b"{}", tail: bool = False) -> tuple[int, dict, bytes]:

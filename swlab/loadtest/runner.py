@@ -147,7 +147,8 @@ class SummaryTracker:
             stamp = re.search(r"\((\d{12,})\)", line)
             self.test_start_epoch_s = int(stamp.group(1)) / 1000.0 if stamp else None
         elif line.startswith("swlab: schedule starts ("):
-            self.schedule_start_epoch_s = int(re.search(r"\((\d+)\)", line).group(1)) / 1000.0
+            stamp = re.search(r"\((\d+)\)", line)
+            self.schedule_start_epoch_s = int(stamp.group(1)) / 1000.0 if stamp else None
         match = _SUMMARY_RE.match(line.strip())
         if not match:
             return False

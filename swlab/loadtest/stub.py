@@ -87,7 +87,7 @@ def _stub_handler(stub: StubApi):
             if stub.delay_s:
                 time.sleep(stub.delay_s)
             text = isinstance(doc, str)
-            payload = (doc if text else json.dumps(doc)).encode()
+            payload = (str(doc) if text else json.dumps(doc)).encode()
             self.send_response(status)
             self.send_header("Content-Type", "text/plain" if text else "application/json")
             self.send_header("Content-Length", str(len(payload)))

@@ -141,7 +141,7 @@ class ApiGatewayDataPlane:
         request.account_id = self.account_id
         found = self._route_table(api).find(request.path)
         method = found and (found[0].resource_methods.get(request.method) or found[0].resource_methods.get("ANY"))
-        if not method:
+        if not method or not found:
             return _message(403, "Missing Authentication Token", "MissingAuthenticationTokenException")
         resource, request.path_params = found
         request.resource_path, request.resource_id = resource.get_path(), resource.id
@@ -210,7 +210,7 @@ class ApiGatewayDataPlane:
 
     # -- integrations -----------------------------------------------------------------
     def _lambda_proxy(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
-        function = _LAMBDA_URI.search(integration.uri)["fn"]
+        function = _must(_LAMBDA_URI.search(integration.uri), integration.uri)["fn"]
         event = request.proxy_event(api.id)
         try:
             resp = self.http.request(
@@ -234,7 +234,7 @@ class ApiGatewayDataPlane:
         return _proxy_reply(resp.data) or _message(502, "Internal server error")
 
     def _aws_action(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
-        uri = _ACTION_URI.match(integration.uri)
+        uri = _must(_ACTION_URI.match(integration.uri), integration.uri)
         target = _JSON_TARGETS.get(uri["service"])
         if target is None:
             raise TemplateError(f"AWS integration to service {uri['service']!r} is not supported")
@@ -351,3 +351,10 @@ def _reason(status: int) -> str:
         return HTTPStatus(status).phrase
     except ValueError:
         return "Unknown"
+
+
+def _must(match: re.Match[str] | None, uri: str) -> re.Match[str]:
+    """The match of an integration URI, or the error a deploy of an unsupported URI deserves."""
+    if match is None:
+        raise TemplateError(f"integration URI {uri!r} is not one the local cloud supports")
+    return match

@@ -85,7 +85,7 @@ class LocalCloud:
         self._server = make_server(
             self.host, self.requested_port, self._dispatch, threaded=True, request_handler=_request_handler()
         )
-        self._server.daemon_threads = True
+        self._server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadingMixIn
         os.environ["MOTO_PORT"] = str(self.port)
         moto_patches.apply(self.options)
         self._moto_app = _make_moto_app()

@@ -17,6 +17,7 @@ Teardown deletes the usage plan, the key and the API (in that order).
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, Iterator, Mapping
 
 from swlab.provision.awserrors import error_code, retry_throttled
@@ -316,7 +317,7 @@ def find_usage_plans(clients: Clients, names: Names, settings: Settings) -> Iter
     apigw = clients("apigateway")
     for plan in (p for page in apigw.get_paginator("get_usage_plans").paginate() for p in page["items"]):
         if plan["name"] == names.usage_plan or is_ours(plan.get("tags"), names.stack):
-            yield "usage plan", plan["name"], lambda plan=plan: _delete_usage_plan(apigw, plan)
+            yield "usage plan", plan["name"], partial(_delete_usage_plan, apigw, plan)
 
 
 def _delete_usage_plan(apigw: Any, plan: dict[str, Any]) -> None:
@@ -333,7 +334,7 @@ def find_api_keys(clients: Clients, names: Names, settings: Settings) -> Iterato
     apigw = clients("apigateway")
     for key in apigw.get_api_keys(nameQuery=f"{names.stack}-", limit=500)["items"]:
         if key["name"] == names.api_key or is_ours(key.get("tags"), names.stack):
-            yield "api key", key["name"], lambda key=key: apigw.delete_api_key(apiKey=key["id"])
+            yield "api key", key["name"], partial(apigw.delete_api_key, apiKey=key["id"])
 
 
 def find_rest_apis(clients: Clients, names: Names, settings: Settings) -> Iterator[Found]:
@@ -343,5 +344,5 @@ def find_rest_apis(clients: Clients, names: Names, settings: Settings) -> Iterat
             yield (
                 "rest api",
                 f"{api['name']} ({api['id']})",
-                lambda api=api: retry_throttled(lambda: apigw.delete_rest_api(restApiId=api["id"])),
+                partial(retry_throttled, partial(apigw.delete_rest_api, restApiId=api["id"])),
             )

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
@@ -299,4 +300,4 @@ def prune_functions(ctx: DeployContext, keep: Iterable[str]) -> None:
 def find_functions(clients: Clients, names: Names, settings: Settings) -> Iterator[Found]:
     lam = clients("lambda")
     for fn in _stack_functions(clients, names):
-        yield "lambda function", fn["FunctionName"], lambda fn=fn: lam.delete_function(FunctionName=fn["FunctionName"])
+        yield "lambda function", fn["FunctionName"], partial(lam.delete_function, FunctionName=fn["FunctionName"])

@@ -29,7 +29,12 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 VERSION = "2012-10-17"
-ACCESS_KEYS = {"s3_read": "s3:GetObject", "s3_write": "s3:PutObject", "s3_delete": "s3:DeleteObject", "dynamodb": None}
+ACCESS_KEYS: dict[str, str | None] = {
+    "s3_read": "s3:GetObject",
+    "s3_write": "s3:PutObject",
+    "s3_delete": "s3:DeleteObject",
+    "dynamodb": None,
+}
 DYNAMODB_ACTIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem"})
 LOG_DELIVERY_ACTIONS = [
     "logs:CreateLogDelivery",
@@ -129,7 +134,7 @@ def function_policy(function: str, access: Mapping[str, Any], res: StackResource
     for key in ("s3_read", "s3_write", "s3_delete"):
         if access.get(key):
             sid = {"s3_read": "ReadObjects", "s3_write": "WriteObjects", "s3_delete": "DeleteObjects"}[key]
-            statements.append(_statement(sid, [ACCESS_KEYS[key]], [f"{res.bucket_arn}/{p}" for p in access[key]]))
+            statements.append(_statement(sid, [str(ACCESS_KEYS[key])], [f"{res.bucket_arn}/{p}" for p in access[key]]))
     if access.get("s3_read"):
         statements.append(_statement("ListBucketFor404", ["s3:ListBucket"], [res.bucket_arn]))
     if access.get("dynamodb"):

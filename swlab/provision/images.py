@@ -13,6 +13,7 @@ import hashlib
 import shutil
 import subprocess
 import tempfile
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -146,5 +147,5 @@ def find_ecr_repositories(clients: Clients, names: Names, settings: Settings) ->
                 yield (
                     "ecr repository",
                     repo["repositoryName"],
-                    lambda repo=repo: ecr.delete_repository(repositoryName=repo["repositoryName"], force=True),
+                    partial(ecr.delete_repository, repositoryName=repo["repositoryName"], force=True),
                 )

@@ -8,6 +8,7 @@ by :mod:`swlab.provision.iam`.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, Iterator, Mapping
 
 from swlab.provision import iam
@@ -70,4 +71,4 @@ def find_roles(clients: Clients, names: Names, settings: Settings) -> Iterator[F
             continue
         tags = {t["Key"]: t["Value"] for t in client.list_role_tags(RoleName=name)["Tags"]}
         if name in fixed or is_ours(tags, names.stack):
-            yield "iam role", name, lambda name=name: delete_role(client, name)
+            yield "iam role", name, partial(delete_role, client, name)

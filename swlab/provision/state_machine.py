@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
@@ -74,7 +75,8 @@ def ensure_state_machine(ctx: DeployContext, definition: str, role_arn: str, log
     if current is not None and current["type"] != workflow_type:
         sfn.delete_state_machine(stateMachineArn=arn)
         _wait_deleted(sfn, arn)
-        current, updated = None, [f"type {current['type']} -> {workflow_type} (replaced)"]
+        updated = [f"type {current['type']} -> {workflow_type} (replaced)"]
+        current = None
     if current is None:
         arn = retry(
             lambda: sfn.create_state_machine(
@@ -92,7 +94,7 @@ def ensure_state_machine(ctx: DeployContext, definition: str, role_arn: str, log
         )
         report.record("state machine", name, *outcome(not updated, updated))
     else:
-        changes = {}
+        changes: dict[str, Any] = {}
         if canonical(current["definition"]) != canonical(definition):
             changes["definition"] = definition
         if current["roleArn"] != role_arn:
@@ -148,5 +150,5 @@ def find_state_machines(clients: Clients, names: Names, settings: Settings) -> I
             yield (
                 "state machine",
                 sm["name"],
-                lambda sm=sm: sfn.delete_state_machine(stateMachineArn=sm["stateMachineArn"]),
+                partial(sfn.delete_state_machine, stateMachineArn=sm["stateMachineArn"]),
             )

@@ -9,6 +9,7 @@ on-demand with key ``image_id``. Every log group is tagged and has a retention.
 from __future__ import annotations
 
 import json
+from functools import partial
 from typing import Any, Iterator, Mapping
 
 from swlab.provision.awserrors import error_code, get_or_none, is_missing
@@ -99,7 +100,7 @@ def find_buckets(clients: Clients, names: Names, settings: Settings) -> Iterator
         if not name.startswith(f"{names.stack}-"):
             continue
         if name == names.bucket or is_ours(_bucket_tags(s3, name), names.stack):
-            yield "s3 bucket", name, lambda name=name: delete_bucket(s3, name)
+            yield "s3 bucket", name, partial(delete_bucket, s3, name)
 
 
 def _bucket_tags(s3: Any, bucket: str) -> dict[str, str]:
@@ -169,7 +170,7 @@ def find_tables(clients: Clients, names: Names, settings: Settings) -> Iterator[
         arn = ddb.describe_table(TableName=table)["Table"]["TableArn"]
         tags = {t["Key"]: t["Value"] for t in ddb.list_tags_of_resource(ResourceArn=arn).get("Tags", [])}
         if table == names.table or is_ours(tags, names.stack):
-            yield "dynamodb table", table, lambda table=table: delete_table(ddb, table)
+            yield "dynamodb table", table, partial(delete_table, ddb, table)
 
 
 def delete_table(ddb: Any, table: str) -> None:
@@ -233,7 +234,7 @@ def find_log_groups(clients: Clients, names: Names, settings: Settings) -> Itera
                 or name == names.state_machine_log_group
                 or is_ours(logs.list_tags_for_resource(resourceArn=log_group_arn(group)).get("tags"), names.stack)
             ):
-                yield "log group", name, lambda name=name: logs.delete_log_group(logGroupName=name)
+                yield "log group", name, partial(logs.delete_log_group, logGroupName=name)
 
 
 def _function_names(clients: Clients, names: Names) -> set[str]:

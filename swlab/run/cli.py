@@ -75,7 +75,7 @@ def _parser() -> argparse.ArgumentParser:
     pr.set_defaults(func=_cmd_prepare)
     im = sub.add_parser("image-server")  # internal: the detached process of services.start_image_server
     im.add_argument("--state-file", type=Path, required=True)
-    im.set_defaults(func=lambda a: serve_images(a.state_file) or 0)
+    im.set_defaults(func=_cmd_image_server)
     ps = sub.add_parser("params", help="list each notebook's parameters and each profile's values")
     ps.set_defaults(func=_cmd_params)
     return p
@@ -113,6 +113,11 @@ def _cmd_book(args: argparse.Namespace) -> int:
 def _cmd_prepare(args: argparse.Namespace) -> int:
     run = prepare_notebooks(load_profile(args.profile), parse_assignments(args.param), run_dir=args.run_dir)
     print(run.notebooks_dir)
+    return 0
+
+
+def _cmd_image_server(args: argparse.Namespace) -> int:
+    serve_images(args.state_file)
     return 0
 
 

@@ -7,6 +7,7 @@ from resnet import MODEL, classify
 
 CONFIG = swl_infer.config_from_env()
 S3 = swl_log.watch_calls(boto3.client("s3"))
+swl_infer.preload(MODEL, CONFIG, S3)  # torch and the model load at init: the cold cost is in Init Duration
 
 
 @swl_log.reports_calls

@@ -79,16 +79,28 @@ def init_start_line(runtime: str, region: str) -> str:
     )
 
 
-def init_report_line(init_duration_ms: float, status: str, error_type: str | None = None) -> str:
-    """INIT_REPORT of an init phase that failed (``status`` timeout or error; the error type only for error)."""
-    return f"INIT_REPORT Init Duration: {init_duration_ms:.2f} ms\tPhase: init\tStatus: {status}\t" + (
+def init_report_line(init_duration_ms: float, status: str, error_type: str | None = None, phase: str = "init") -> str:
+    """INIT_REPORT of an init that failed (``status`` timeout or error; the error type only for error).
+
+    ``phase`` is ``init``, or ``invoke`` for an init run again inside the first invocation after the
+    init phase timed out.
+    """
+    return f"INIT_REPORT Init Duration: {init_duration_ms:.2f} ms\tPhase: {phase}\tStatus: {status}\t" + (
         f"Error Type: {error_type}\t" if status == "error" and error_type is not None else ""
     )
 
 
+def runtime_exit_message(request_id: str, reason: str) -> str:
+    """``RequestId: <id> Error: Runtime exited with error: <reason>``; a clean exit (``exit status 0``, as
+    ``sys.exit(0)`` in a handler) is ``... Error: Runtime exited without providing a reason``."""
+    if reason == "exit status 0":
+        return f"RequestId: {request_id} Error: Runtime exited without providing a reason"
+    return f"RequestId: {request_id} Error: Runtime exited with error: {reason}"
+
+
 def runtime_exit_line(request_id: str, reason: str, error_type: str) -> str:
-    """The runtime died during an invoke (one message, two lines): ``... exited with error: <reason>\\n<type>``."""
-    return f"RequestId: {request_id} Error: Runtime exited with error: {reason}\n{error_type}"
+    """The runtime died during an invoke (one message, two lines): :func:`runtime_exit_message` + ``\\n<type>``."""
+    return f"{runtime_exit_message(request_id, reason)}\n{error_type}"
 
 
 def report_json(

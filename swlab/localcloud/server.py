@@ -147,6 +147,7 @@ class LocalCloud:
             "region": self.region,
             "uptime_s": round(time.time() - (self.started_at or time.time()), 3),
             "routes": [r.name for r in self.routes],
+            **{k: v for c in self.components if hasattr(c, "health") for k, v in c.health().items()},
         }
 
 

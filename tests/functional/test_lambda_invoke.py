@@ -173,9 +173,8 @@ def test_timeout_kills_the_environment_and_answers_like_aws(aws, deploy_probe, l
     assert elapsed < 4, "the invoke ended at the timeout, not when the handler would have"
     assert resp["StatusCode"] == 200 and resp["FunctionError"] == "Unhandled"
     rid = resp["ResponseMetadata"]["RequestId"]
-    assert re.fullmatch(
-        rf"\d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{{3}}Z {rid} Task timed out after 1\.\d\d seconds", out["errorMessage"]
-    ), out
+    assert out["errorType"] == "Sandbox.Timedout", out
+    assert re.fullmatch(rf"RequestId: {rid} Error: Task timed out after 1\.\d\d seconds", out["errorMessage"]), out
     report = report_of(resp)
     assert report["status"] == "timeout" and 1000 <= report["duration_ms"] < 2500
     assert environments(local_cloud.endpoint_url, name) == []
@@ -227,3 +226,34 @@ def test_import_failure_is_init_error_and_every_invoke_starts_cold(aws, deploy_p
         )
         for m in init_reports
     ), init_reports
+
+
+@pytest.mark.parametrize("runtime", ["python3.12", "python3.9"])
+def test_the_declared_runtime_runs_on_its_interpreter_or_the_invoke_names_the_missing_one(aws, deploy_probe, runtime):
+    import shutil
+    import subprocess
+
+    version = runtime.removeprefix("python")
+    exe = shutil.which(runtime)
+    usable = exe is not None and subprocess.run([exe, "-c", "import awslambdaric"], capture_output=True).returncode == 0
+    name = deploy_probe("echo", Runtime=runtime)
+    if usable:
+        _, out = invoke_json(aws("lambda"), name)
+        assert out["python"] == version and out["env"]["AWS_EXECUTION_ENV"] == f"AWS_Lambda_{runtime}"
+        return
+    with pytest.raises(ClientError) as info:
+        aws("lambda").invoke(FunctionName=name, Payload=b"{}")
+    message = info.value.response["Error"]["Message"]
+    assert runtime in message and f"Python {version}" in message or f"no {runtime} interpreter" in message, message
+
+
+def test_sys_exit_0_in_a_handler_is_runtime_exited_without_providing_a_reason(aws, deploy_probe):
+    name = deploy_probe("exit")
+    resp, out = invoke_json(aws("lambda"), name, {"how": "sys.exit", "code": 0}, LogType="Tail")
+    rid = resp["ResponseMetadata"]["RequestId"]
+    assert resp["FunctionError"] == "Unhandled" and out == {
+        "errorType": "Runtime.ExitError",
+        "errorMessage": f"RequestId: {rid} Error: Runtime exited without providing a reason",
+    }
+    tail = base64.b64decode(resp["LogResult"]).decode()
+    assert f"RequestId: {rid} Error: Runtime exited without providing a reason\nRuntime.ExitError" in tail

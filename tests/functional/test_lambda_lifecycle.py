@@ -159,3 +159,28 @@ def test_shutdown_leaves_no_process_behind(tmp_path):
         assert resp["FunctionError"] == "Unhandled"
     except Exception as exc:  # noqa: BLE001
         assert not isinstance(exc, TimeoutError)
+
+
+def test_forcing_cold_starts_of_one_function_leaves_the_others_warm(aws, deploy_probe, local_cloud):
+    lam = aws("lambda")
+    target, other = deploy_probe("echo"), deploy_probe("echo")
+    _, target_first = invoke_json(lam, target)
+    _, other_first = invoke_json(lam, other)
+    req = urllib.request.Request(
+        f"{local_cloud.endpoint_url}/_localcloud/lambda?FunctionName={target}", method="DELETE"
+    )
+    with urllib.request.urlopen(req, timeout=10) as resp:
+        assert json.loads(resp.read()) == {"ended": 1}
+    _, other_again = invoke_json(lam, other)
+    assert not other_again["cold"] and other_again["pid"] == other_first["pid"]  # still warm, and reused
+    assert [e["pid"] for e in environments(local_cloud.endpoint_url, other)] == [other_first["pid"]]
+    assert wait_for(lambda: gone(target_first["pid"]), 5)
+
+
+def test_deleting_a_function_ends_its_environments(aws, deploy_probe, local_cloud):
+    lam = aws("lambda")
+    name = deploy_probe("echo")
+    _, first = invoke_json(lam, name)
+    lam.delete_function(FunctionName=name)
+    assert wait_for(lambda: gone(first["pid"]), 10)
+    assert wait_for(lambda: environments(local_cloud.endpoint_url, name) == [], 5)

@@ -133,3 +133,22 @@ def test_concurrent_invokes_scale_out_to_the_concurrency_used(lam, deploy_probe,
     assert outs == [{"slept": 0.3}] * 16
     envs = environments(local_cloud.endpoint_url, name)
     assert 2 <= len(envs) <= 4 and all(e["state"] == "idle" for e in envs)
+
+
+def test_a_multi_line_log_record_is_one_event_and_unterminated_output_stays_in_its_invocation(aws, deploy_probe, lam):
+    name = deploy_probe("logs")
+    ids = [invoke_json(lam, name, LogType="Tail")[0]["ResponseMetadata"]["RequestId"] for _ in range(2)]
+    events = wait_for(
+        lambda: (lambda ev: ev if sum("REPORT" in e["message"] for e in ev) == 2 else None)(
+            log_messages(aws("logs"), name)
+        ),
+        10,
+    )
+    assert events, "both REPORT lines reached CloudWatch Logs"
+    messages = [e["message"] for e in sorted(events, key=lambda e: (e["timestamp"], e["eventId"]))]
+    for rid in ids:
+        (record,) = [m for m in messages if f"logs probe caught {rid}" in m]
+        assert "Traceback (most recent call last):" in record and "ZeroDivisionError: division by zero" in record
+        own = messages.index(f"START RequestId: {rid} Version: $LATEST\n")
+        end = messages.index(f"END RequestId: {rid}\n")
+        assert f"no newline from {rid}\n" in messages[own:end]  # before its own END, not the next invocation's

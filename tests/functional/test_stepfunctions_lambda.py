@@ -334,3 +334,60 @@ def test_throttled_lambda_surfaces_as_lambda_too_many_requests(sfn, aws, deploy_
     assert json.loads(desc["output"])["error"]["Error"] == "Lambda.TooManyRequestsException"
     scheduled = [e for e in history_events(sfn, desc["executionArn"]) if e["type"] == "TaskScheduled"]
     assert len(scheduled) == 2
+
+
+def test_throttled_plain_function_arn_task_fails_with_lambda_too_many_requests(sfn, aws, deploy_probe):
+    throttled = deploy_probe("echo")
+    aws("lambda").put_function_concurrency(FunctionName=throttled, ReservedConcurrentExecutions=0)
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {
+                    "Type": "Task",
+                    "Resource": fn_arn(throttled),
+                    "Retry": [
+                        {"ErrorEquals": ["Lambda.TooManyRequestsException"], "IntervalSeconds": 1, "MaxAttempts": 1}
+                    ],
+                    "Catch": [
+                        {
+                            "ErrorEquals": ["Lambda.TooManyRequestsException"],
+                            "ResultPath": "$.error",
+                            "Next": "Throttled",
+                        }
+                    ],
+                    "End": True,
+                },
+                "Throttled": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    desc = run_execution(sfn, arn, {})
+    assert desc["status"] == "SUCCEEDED", desc
+    assert json.loads(desc["output"])["error"]["Error"] == "Lambda.TooManyRequestsException"
+    scheduled = [e for e in history_events(sfn, desc["executionArn"]) if e["type"] == "LambdaFunctionScheduled"]
+    assert len(scheduled) == 2  # the Retry on that name matched
+
+
+def test_a_lambda_timeout_is_sandbox_timedout_to_step_functions(sfn, deploy_probe):
+    quick = deploy_probe("sleep", Timeout=1)
+    arn = create_state_machine(
+        sfn,
+        {
+            "StartAt": "T",
+            "States": {
+                "T": {
+                    "Type": "Task",
+                    "Resource": fn_arn(quick),
+                    "Parameters": {"seconds": 5},
+                    "Catch": [{"ErrorEquals": ["Sandbox.Timedout"], "ResultPath": "$.error", "Next": "TimedOut"}],
+                    "End": True,
+                },
+                "TimedOut": {"Type": "Pass", "End": True},
+            },
+        },
+    )
+    desc = run_execution(sfn, arn, {})
+    assert desc["status"] == "SUCCEEDED", desc
+    assert json.loads(desc["output"])["error"]["Error"] == "Sandbox.Timedout"

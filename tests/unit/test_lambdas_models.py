@@ -78,3 +78,21 @@ def test_handler_module_uses_env_config(s3, monkeypatch):
     monkeypatch.setenv("FAIL_MODEL", "0")
     result = load_handler("resnet").handler(EVENT, None)
     assert result["model"] == "resnet" and result["arch"] == "resnet18" and result["ok"] is True
+
+
+def test_the_model_loads_at_init_so_its_cold_cost_is_in_init_duration(s3, monkeypatch):
+    monkeypatch.setenv("FAIL_MODEL", "0")
+    handler = load_handler("mobilenet")  # what the runtime does in the init phase
+    assert ("mobilenet", "torch") in swl_infer._LOADED  # loaded by the import, before any invocation
+    first = handler.handler(EVENT, None)
+    assert first["cold"] is True and first["load_ms"] > 0  # the environment's first invocation still says so
+    assert handler.handler(EVENT, None)["cold"] is False
+
+
+def test_a_model_that_fails_to_load_at_init_fails_the_first_invocation(s3, monkeypatch):
+    monkeypatch.setenv("FAIL_MODEL", "0")
+    monkeypatch.setenv("MODEL_WEIGHTS_PATH", "/nonexistent/weights.pth")
+    handler = load_handler("mobilenet")  # init survives: the error belongs to the invocation, as before
+    with pytest.raises(Exception) as info:
+        handler.handler(EVENT, None)
+    assert type(info.value).__name__ == "ModelFailure" and "does not exist" in str(info.value)

@@ -15,11 +15,13 @@ whole environment (torch, ...).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from pathlib import Path
 from typing import Any, Callable
 
+from swlab.localcloud.lambda_runtime.interpreters import interpreter_for
 from swlab.localcloud.lambda_runtime.spec import RuntimeSpec, aws_runtime_dir, extract_code
 
 PACKAGING_TAG = "swlab:packaging"  # "image": the function's image would bring its packages → not isolated
@@ -35,10 +37,19 @@ def _lambda_backends() -> Any:
     return _LAMBDA_BACKENDS
 
 
+def _ephemeral_mb(fn: Any) -> int:
+    """The function's EphemeralStorage size in MB (512 by default)."""
+    size = getattr(fn, "ephemeral_storage", 512)
+    return int(size.get("Size", 512) if isinstance(size, dict) else size or 512)
+
+
 class FunctionCatalog:
     """Function configuration from moto's Lambda backend → cached :class:`RuntimeSpec` per signature."""
 
-    def __init__(self, work_dir: Path, isolation: bool, on_change: Callable[[tuple], None]) -> None:
+    def __init__(
+        self, work_dir: Path, isolation: bool, on_change: Callable[[tuple], None], python: str = sys.executable
+    ) -> None:
+        self.python = python
         self.code_root = work_dir / "code"
         self.runtime_dir = aws_runtime_dir(work_dir / "runtime")
         self.isolation = isolation
@@ -65,6 +76,7 @@ class FunctionCatalog:
             fn.package_type,
             tuple(sorted((fn.environment_vars or {}).items())),
             (fn.tags or {}).get(PACKAGING_TAG),
+            _ephemeral_mb(fn),
         )
         key = (account, region, fn.function_name)
         spec = self._specs.get(key)
@@ -84,19 +96,24 @@ class FunctionCatalog:
             raise ValueError(f"function {fn.function_name}: the local cloud runs Zip packages only")
         code_dir = extract_code(fn.code_bytes, self.code_root, fn.code_digest)
         image_like = (fn.tags or {}).get(PACKAGING_TAG) == "image"
+        runtime = fn.run_time or "python3.11"
+        python, own = interpreter_for(runtime, self.python)  # RuntimeUnavailable (a ValueError) if none
         return RuntimeSpec(
             name=fn.function_name,
             arn=fn.function_arn,
             account_id=account,
             region=region,
             handler=fn.handler,
-            runtime=fn.run_time or "python3.11",
+            runtime=runtime,
             memory_mb=int(fn.memory_size),
             timeout_s=float(fn.timeout),
             code_dir=code_dir,
             user_env=tuple(sorted((fn.environment_vars or {}).items())),
-            isolated=self.isolation and not image_like,
+            isolated=self.isolation and not image_like and own,
             signature=signature,
+            ephemeral_mb=_ephemeral_mb(fn),
+            python=python,
+            own_python=own,
         )
 
     def reserved_total(self, account: str, region: str) -> int:
@@ -108,6 +125,21 @@ class FunctionCatalog:
         total = sum(int(f.reserved_concurrency or 0) for f in self.backend(account, region).list_functions())
         self._reserved[(account, region)] = (now, total)
         return total
+
+    def forget_deleted(self) -> list[tuple]:
+        """Functions deleted from moto's backend since they last ran: forgotten here, returned (their keys)."""
+        gone = []
+        for key in list(self._specs):
+            account, region, name = key
+            try:
+                exists = name in self.backend(account, region)._lambdas._functions
+            except Exception:  # noqa: BLE001 — moto's internals moved: ask the public way
+                exists = self.lookup(account, region, name) is not None
+            if not exists:
+                with self._lock:
+                    self._specs.pop(key, None)
+                gone.append(key)
+        return gone
 
     def current(self, key: tuple) -> RuntimeSpec | None:
         return self._specs.get(key)

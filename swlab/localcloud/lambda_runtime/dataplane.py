@@ -9,7 +9,13 @@ metrics, and returns the environment to the pool or ends it. The HTTP side
 
 Options (``cloud.options``; defaults in :class:`LambdaOptions`): ``idle_ttl_s``,
 ``account_concurrency``, ``python``, ``init_timeout_s``, ``memory_poll_ms``,
-``runtime_isolation``, ``async_workers``, ``log_flush_s``, ``log_events_per_group``.
+``runtime_isolation``, ``async_workers``, ``log_flush_s``, ``log_events_per_group``, ``cpu_model``,
+``cpu_mechanism``.
+
+CPU follows memory (``cpu_model="aws"``, the default): each environment is attached to the
+:mod:`swlab.localcloud.cpu_share` limiter right after it is spawned, so its init and its invokes
+get :func:`~swlab.localcloud.cpu_share.host_cpu_share` of its memory size; the limit is released
+when the environment ends and the limiter closed at shutdown.
 """
 
 from __future__ import annotations
@@ -27,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from swlab.localcloud import report_lines
+from swlab.localcloud.cpu_share import choose_limiter
 from swlab.localcloud.lambda_runtime.catalog import FunctionCatalog
 from swlab.localcloud.lambda_runtime.execution_environment import ExecutionEnvironment
 from swlab.localcloud.lambda_runtime.invocation import Invocation, error_body
@@ -47,12 +54,14 @@ class LambdaOptions:
     idle_ttl_s: float = 300.0  # idle environments are ended after this long
     account_concurrency: int = 1000  # account-wide concurrent executions (unreserved pool = this − reserved)
     python: str = sys.executable  # interpreter of the execution environments
-    init_timeout_s: float = 10.0  # AWS's init phase limit (the function timeout if larger)
+    init_timeout_s: float = 10.0  # AWS's init limit; past it the init runs again inside the first invoke
     memory_poll_ms: float = 25.0  # resident-memory watchdog period
     runtime_isolation: bool = True  # Zip functions see only the AWS runtime's packages + their zip
     async_workers: int = 8  # threads running Event (async) invokes
     log_flush_s: float = 0.2  # log events and metrics are written to moto in batches this often
     log_events_per_group: int = 20000  # oldest events beyond this are dropped (moto keeps logs in memory; 0 = all)
+    cpu_model: str = "aws"  # "aws": CPU share follows memory size as on Lambda; "off": every environment unlimited
+    cpu_mechanism: str | None = None  # force a limiter: cgroup-v1 | cgroup-v2 | sigstop | off (None: first that works)
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "LambdaOptions":
@@ -81,15 +90,17 @@ class LambdaDataPlane:
         self.endpoint_url = endpoint_url
         self.account_id = account_id
         self.region = region
-        self.catalog = FunctionCatalog(work_dir, options.runtime_isolation, self._retire)
+        self.catalog = FunctionCatalog(work_dir, options.runtime_isolation, self._retire, options.python)
         self.concurrency = Concurrency(options.account_concurrency)
         self.pool = Pool()
         self.telemetry = Telemetry(options.log_flush_s, options.log_events_per_group)
         self.pump = OutputPump()
+        self.cpu = choose_limiter(options.cpu_model, prefer=options.cpu_mechanism)
+        log.info("Lambda CPU model %s: CPU share follows memory through %s", options.cpu_model, self.cpu.name)
         self._async = ThreadPoolExecutor(max_workers=options.async_workers, thread_name_prefix="lambda-async")
         self._stop = threading.Event()
         watchdog = MemoryWatchdog(self.pool.snapshot, options.memory_poll_ms / 1000, self._stop)
-        reaper = Reaper(self.pool, options.idle_ttl_s, self._stop)
+        reaper = Reaper(self.pool, options.idle_ttl_s, self._stop, self.catalog.forget_deleted)
         self._threads = [
             threading.Thread(target=watchdog.run, name="lambda-memory", daemon=True),
             threading.Thread(target=reaper.run, name="lambda-reaper", daemon=True),
@@ -137,34 +148,73 @@ class LambdaDataPlane:
         cold = env is None
         if env is None:
             env = self._spawn(spec)
-            if not env.wait_ready(max(self.options.init_timeout_s, spec.timeout_s)):
-                self._init_failed(env, inv)
+            if not env.wait_ready(self.options.init_timeout_s):
+                if env.is_dead() or env.init_error is not None:
+                    self._init_failed(env, inv)
+                else:
+                    env = self._init_in_invoke(env, inv)
         if inv.status is None and not env.claim():
-            inv.started = time.perf_counter()
+            inv.started = inv.started or time.perf_counter()
             inv.finish(env.killed_for or "exit")
         if inv.status is None:
-            self._log(env, report_lines.start_line(inv.request_id, spec.version) + "\n", inv)
-            env.dispatch(inv)
-            if not inv.done.wait(spec.timeout_s):
+            if inv.started is None:  # else START was written before the init ran again
+                self._log(env, report_lines.start_line(inv.request_id, spec.version) + "\n", inv)
+            env.dispatch(inv, self._remaining_s(inv))
+            if not inv.done.wait(self._remaining_s(inv)):
                 env.kill("timeout")
         return self._finish(env, inv, cold, tail)
 
-    def _spawn(self, spec: RuntimeSpec) -> ExecutionEnvironment:
+    @staticmethod
+    def _remaining_s(inv: Invocation) -> float:
+        """The function's timeout left (all of it, unless the invocation had to run the init first)."""
+        return inv.timeout_s - (time.perf_counter() - inv.started if inv.started is not None else 0.0)
+
+    def _init_in_invoke(self, env: ExecutionEnvironment, inv: Invocation) -> ExecutionEnvironment:
+        """The init phase ran out of time (10 s): as on AWS, the init runs again inside the invocation.
+
+        INIT_REPORT says ``Phase: init Status: timeout``; the environment is reset (a new process, same
+        log stream) and the invocation, whose Duration now includes the new init, waits for it under the
+        function's timeout; if it fails again, INIT_REPORT says ``Phase: invoke``.
+        """
+        spec = env.spec
+        env.init_ms = (time.perf_counter() - env.spawned_at) * 1000
+        env.kill("init_timeout")
+        self.pool.remove(env)
+        self._log(env, report_lines.init_report_line(env.init_ms, "timeout") + "\n")
+        inv.started = time.perf_counter()
+        self._log(env, report_lines.start_line(inv.request_id, spec.version) + "\n", inv)
+        fresh = self._spawn(spec, env.log_stream)
+        if fresh.wait_ready(max(0.0, self._remaining_s(inv))):
+            fresh.init_ms = None  # its init time is the invocation's Duration, not an Init Duration
+            return fresh
+        init_ms = (time.perf_counter() - inv.started) * 1000
+        if fresh.init_error is not None or fresh.is_dead():
+            self._init_failed(fresh, inv, phase="invoke")
+            return fresh
+        fresh.kill("timeout")
+        inv.finish("timeout")
+        self._log(fresh, report_lines.init_report_line(init_ms, "timeout", phase="invoke") + "\n")
+        return fresh
+
+    def _spawn(self, spec: RuntimeSpec, log_stream: str | None = None) -> ExecutionEnvironment:
         env = ExecutionEnvironment(
-            spec, self.options.python, self.catalog.runtime_dir, self.endpoint_url, self._on_output
+            spec, spec.python, self.catalog.runtime_dir, self.endpoint_url, self._on_output, self.cpu
         )
+        env.log_stream = log_stream or env.log_stream
         self.pool.add(env)
-        self._log(env, report_lines.init_start_line(spec.runtime, spec.region) + "\n")
+        if log_stream is None:
+            self._log(env, report_lines.init_start_line(spec.runtime, spec.region) + "\n")
         env.start(self.pump)
         if self._stop.is_set():  # shutting down: no environment may outlive the server
             env.kill("shutdown")
         return env
 
-    def _init_failed(self, env: ExecutionEnvironment, inv: Invocation) -> None:
-        """The environment never asked for work: init error, exit, memory or time limit."""
-        inv.started = time.perf_counter()
+    def _init_failed(self, env: ExecutionEnvironment, inv: Invocation, phase: str = "init") -> None:
+        """The environment never asked for work: init error, exit or memory limit (``phase`` invoke: a re-init)."""
+        rerun = inv.started is not None
+        inv.started = inv.started or time.perf_counter()
         if env.init_ms is None:  # the init phase ended here, without a /next
-            env.init_ms = (inv.started - env.spawned_at) * 1000
+            env.init_ms = (time.perf_counter() - env.spawned_at) * 1000
         if env.init_error is not None:
             try:
                 error_type = json.loads(env.init_error).get("errorType") or "Runtime.Unknown"
@@ -181,8 +231,11 @@ class LambdaDataPlane:
         error_type = {"init_error": inv.error_type, "oom": "Runtime.OutOfMemory"}.get(
             inv.status or "", "Runtime.ExitError"
         )
-        self._log(env, report_lines.init_report_line(env.init_ms, status, error_type) + "\n")
-        self._log(env, report_lines.start_line(inv.request_id, env.spec.version) + "\n", inv)
+        self._log(env, report_lines.init_report_line(env.init_ms, status, error_type, phase) + "\n")
+        if rerun:
+            env.init_ms = None  # the re-init's time is in the invocation's Duration
+        else:
+            self._log(env, report_lines.start_line(inv.request_id, env.spec.version) + "\n", inv)
 
     def _finish(self, env: ExecutionEnvironment, inv: Invocation, cold: bool, tail: bool) -> Outcome:
         spec = env.spec
@@ -194,7 +247,7 @@ class LambdaDataPlane:
         init_ms = env.init_ms if cold else None
         billed = math.ceil(duration_ms + (init_ms or 0))  # the INIT phase is billed (AWS, since Aug 2025)
         status, body, error_type, platform_status = self._classify(env, inv, duration_ms)
-        if platform_status and inv.status in ("oom", "exit"):
+        if platform_status and inv.status in ("oom", "exit", "storage"):
             self._log(
                 env,
                 report_lines.runtime_exit_line(inv.request_id, env.exit_reason or "signal: killed", error_type) + "\n",
@@ -245,12 +298,11 @@ class LambdaDataPlane:
         if inv.status == "init_error":
             return "error", inv.body, inv.error_type, "error"
         if inv.status == "timeout":
-            message = report_lines.timeout_line(rid, duration_ms / 1000)
-            return "error", json.dumps({"errorMessage": message}).encode(), "Sandbox.Timedout", "timeout"
+            message = f"RequestId: {rid} Error: Task timed out after {duration_ms / 1000:.2f} seconds"
+            return "error", error_body("Sandbox.Timedout", message), "Sandbox.Timedout", "timeout"
         error_type = "Runtime.OutOfMemory" if inv.status == "oom" else "Runtime.ExitError"
-        reason = "signal: killed" if inv.status == "oom" else (env.exit_reason or "signal: killed")
-        message = f"RequestId: {rid} Error: Runtime exited with error: {reason}"
-        return "error", error_body(error_type, message), error_type, "error"
+        reason = "signal: killed" if inv.status in ("oom", "storage") else (env.exit_reason or "signal: killed")
+        return "error", error_body(error_type, report_lines.runtime_exit_message(rid, reason)), error_type, "error"
 
     def _release(self, env: ExecutionEnvironment, inv: Invocation) -> None:
         current = self.catalog.current(env.spec.key)
@@ -283,11 +335,7 @@ class LambdaDataPlane:
     # -- idle environments, shutdown ---------------------------------------------------------
     def end_idle(self, function_name: str | None = None) -> int:
         """End idle environments (of one function, or all): the next invokes start cold."""
-        envs = [e for e in self.pool.take_expired(0.0) if function_name in (None, e.spec.name)]
-        for env in envs:
-            env.kill("reset")
-            self.pool.remove(env)
-        return len(envs)
+        return len(self.pool.end_expired(0.0, "reset", name=function_name))
 
     def shutdown(self) -> None:
         self._stop.set()
@@ -301,7 +349,13 @@ class LambdaDataPlane:
                     env.proc.wait(timeout=5)
                 except Exception:  # noqa: BLE001
                     pass
+            env.release()
+        self.cpu.close()
         self.pump.stop()
         for t in self._threads:
             t.join(timeout=2)
         self.telemetry.stop()
+
+    def health(self) -> dict[str, Any]:
+        """What the health endpoint shows of the Lambda data plane."""
+        return {"cpu_model": self.options.cpu_model, "cpu_share_mechanism": self.cpu.name}

@@ -3,17 +3,24 @@
 An :class:`ExecutionEnvironment` is ``python -m awslambdaric <handler>`` in its
 own process group, working directory = the unzipped code (``LAMBDA_TASK_ROOT``),
 talking to its own :class:`~.runtime_api.RuntimeApi`
-(``AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port>``). Its stdout/stderr (one pipe) is
-read by the shared :class:`~.output_pump.OutputPump`.
+(``AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port>``). Its stdout/stderr (one pipe) and its
+framed log pipe (``_LAMBDA_TELEMETRY_LOG_FD``) are read by the shared :class:`~.output_pump.OutputPump`.
+Its private ``/tmp`` (``TMPDIR``) is created at spawn and removed once the process is reaped.
 
 States (:class:`EnvState`): ``INIT`` → ``IDLE`` ⇄ ``BUSY`` → ``DEAD``. ``kill``
 (any state) and the end of the process's output both lead to ``DEAD``; an
 invocation in flight then ends with the kill's reason (or ``exit``).
+
+CPU: right after the spawn the process group is attached to the data plane's CPU limiter with
+the share its memory size gives (:func:`~swlab.localcloud.cpu_share.host_cpu_share`), so init
+and invokes are both limited; the limit is released when the environment ends.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import signal
 import subprocess
 import threading
@@ -23,11 +30,14 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
+from swlab.localcloud.cpu_share import Limit, Limiter, NoLimiter, host_cpu_share
 from swlab.localcloud.lambda_runtime.invocation import Invocation
 from swlab.localcloud.lambda_runtime.memory import TreeRss
-from swlab.localcloud.lambda_runtime.output_pump import OutputPump, PipeLines
+from swlab.localcloud.lambda_runtime.output_pump import LogFrames, OutputPump, PipeLines
 from swlab.localcloud.lambda_runtime.runtime_api import RuntimeApi
 from swlab.localcloud.lambda_runtime.spec import RuntimeSpec, build_environment, log_stream_name
+
+log = logging.getLogger("swlab.localcloud.lambda")
 
 _SIGNAL_NAMES: dict[int, str] = {
     signal.SIGKILL: "killed",
@@ -65,6 +75,7 @@ class ExecutionEnvironment:
         runtime_dir: Path,
         endpoint_url: str,
         on_output: Callable[["ExecutionEnvironment", float, str], None],
+        cpu: Limiter | None = None,
     ) -> None:
         self.spec = spec
         self.id = uuid.uuid4().hex
@@ -84,32 +95,56 @@ class ExecutionEnvironment:
         self.peak_rss = 0
         self.proc: subprocess.Popen | None = None
         self.output: PipeLines | None = None
+        self.log_frames: LogFrames | None = None
         self._rss: TreeRss | None = None
         self._lock = threading.Lock()
         self._runtime_api = RuntimeApi(self, spec.arn)
         self.spawned_at = 0.0
+        self.tmp_dir = runtime_dir.parent / "tmp" / self.id  # the environment's private /tmp (TMPDIR)
+        self._cpu = cpu or NoLimiter()
+        self._cpu_limit: Limit | None = None
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, pump: OutputPump) -> "ExecutionEnvironment":
         runtime_api = self._runtime_api.start()
-        env = build_environment(self.spec, self.id, self.log_stream, runtime_api, self.runtime_dir, self.endpoint_url)
-        cmd = [self.python, *(["-S"] if self.spec.isolated else []), "-m", "awslambdaric", self.spec.handler]
-        self.spawned_at = time.perf_counter()
-        self.proc = subprocess.Popen(
-            cmd,
-            cwd=self.spec.code_dir,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            close_fds=True,
+        self.tmp_dir.mkdir(parents=True, exist_ok=True)
+        env = build_environment(
+            self.spec, self.log_stream, runtime_api, self.runtime_dir, self.endpoint_url, self.tmp_dir
         )
+        cmd = [self.python, *(["-S"] if self.spec.isolated else []), "-m", "awslambdaric", self.spec.handler]
+        frames_r, frames_w = os.pipe()  # the runtime's log records, framed (as AWS's runtimes write them)
+        env["_LAMBDA_TELEMETRY_LOG_FD"] = str(frames_w)
+        self.spawned_at = time.perf_counter()
+        try:
+            self.proc = subprocess.Popen(
+                cmd,
+                cwd=self.spec.code_dir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                close_fds=True,
+                pass_fds=(frames_w,),
+            )
+        except BaseException:
+            os.close(frames_r)
+            raise
+        finally:
+            os.close(frames_w)
+        try:
+            self._cpu_limit = self._cpu.attach(
+                self.proc.pid, host_cpu_share(self.spec.memory_mb), f"{self.spec.name}-{self.id[:8]}"
+            )
+        except OSError as exc:  # the process ended already, or the limiter failed: run unlimited, say so
+            log.warning("CPU share of environment %s of %s not applied: %s", self.id, self.spec.name, exc)
         if self.state is EnvState.DEAD:  # killed while spawning (shutdown): end the process we just started
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._rss = TreeRss(self.proc.pid)
         assert self.proc.stdout is not None
         self.output = PipeLines(self.proc.stdout, lambda ts, line: self._on_output(self, ts, line))
+        self.log_frames = LogFrames(os.fdopen(frames_r, "rb", 0), lambda ts, msg: self._on_output(self, ts, msg))
+        pump.register(self.log_frames, lambda: None, self.id + "-log")
         pump.register(self.output, self._exited, self.id)
         return self
 
@@ -157,6 +192,32 @@ class ExecutionEnvironment:
         if self._rss is not None:
             self._rss.close()
 
+    def tmp_bytes(self) -> int:
+        """Bytes the environment's files in its private /tmp take (what EphemeralStorage limits)."""
+        total, todo = 0, [str(self.tmp_dir)]
+        while todo:
+            try:
+                entries = list(os.scandir(todo.pop()))
+            except OSError:
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        todo.append(entry.path)
+                    else:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                except OSError:
+                    pass
+        return total
+
+    def release(self) -> None:
+        """Once the process is reaped (``_exited``, shutdown): the CPU limit (its cgroup) and the /tmp go."""
+        with self._lock:
+            limit, self._cpu_limit = self._cpu_limit, None
+        if limit is not None:
+            limit.release()
+        shutil.rmtree(self.tmp_dir, ignore_errors=True)
+
     def _exited(self) -> None:
         """The pipe reached EOF: the process is gone (or closed its output, which we treat the same)."""
         if self.proc is not None:
@@ -178,6 +239,7 @@ class ExecutionEnvironment:
             if inv is not None:
                 inv.finish("exit")
             self.ready.set()
+        self.release()
 
     def wait_ready(self, timeout_s: float) -> bool:
         """Wait for the first ``/next`` (True) or a failure (init error, exit, kill; False)."""
@@ -186,8 +248,9 @@ class ExecutionEnvironment:
         return self.state is not EnvState.DEAD and self.init_error is None
 
     # -- invocations -----------------------------------------------------------------
-    def dispatch(self, inv: Invocation) -> None:
-        inv.deadline_ms = int((time.time() + inv.timeout_s) * 1000)
+    def dispatch(self, inv: Invocation, remaining_s: float | None = None) -> None:
+        """Hand ``inv`` to the runtime; its deadline is ``remaining_s`` away (the whole timeout by default)."""
+        inv.deadline_ms = int((time.time() + (inv.timeout_s if remaining_s is None else remaining_s)) * 1000)
         self.current = inv
         self._runtime_api.dispatch(inv)
 
@@ -217,6 +280,12 @@ class ExecutionEnvironment:
         return rss
 
     def drain_output(self) -> None:
-        """Read everything the process has written so far (it flushed before posting its response)."""
+        """Read everything the process has written so far (it flushed before posting its response).
+
+        Output without a trailing newline is emitted too: it belongs to the invocation that wrote it.
+        """
+        if self.log_frames is not None:
+            self.log_frames.read()
         if self.output is not None:
             self.output.read()  # at EOF the pump closes the pipe and reports the exit
+            self.output.flush()

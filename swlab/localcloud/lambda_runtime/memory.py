@@ -1,9 +1,12 @@
-"""Resident memory of an environment's process tree, and the watchdog that ends environments past their size.
+"""Resident memory of an environment's process tree, and the watchdog that ends environments past their sizes.
 
 Lambda's sandbox is a cgroup: a function that grows past its memory size is
 killed (``Runtime.OutOfMemory``). The watchdog samples every environment that
 is initialising or busy every ``memory_poll_ms`` and kills the ones above
 their memory size; the samples are also the REPORT line's ``Max Memory Used``.
+About twice a second it also measures each running environment's private ``/tmp`` and kills the
+ones past their ephemeral storage size (reason ``storage``): AWS's /tmp would answer ENOSPC
+instead, which a plain directory cannot do.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import psutil
 from swlab.localcloud.lambda_runtime.spec import MIB, RuntimeSpec
 
 log = logging.getLogger("swlab.localcloud.lambda")
+STORAGE_PERIOD_S = 0.5  # how often the private /tmp of each running environment is measured
 
 
 class TreeRss:
@@ -98,6 +102,8 @@ class Watched(Protocol):
 
     def sample_rss(self) -> int: ...
 
+    def tmp_bytes(self) -> int: ...
+
     def kill(self, reason: str) -> None: ...
 
 
@@ -110,8 +116,19 @@ class MemoryWatchdog:
         self._stop = stop
 
     def run(self) -> None:
+        storage_checked = 0.0
         while not self._stop.wait(self._period_s):
+            check_storage = time.monotonic() - storage_checked >= STORAGE_PERIOD_S
+            if check_storage:
+                storage_checked = time.monotonic()
             for env in self._environments():
-                if env.is_running() and env.sample_rss() > env.spec.memory_mb * MIB:
+                if not env.is_running():
+                    continue
+                if env.sample_rss() > env.spec.memory_mb * MIB:
                     log.info("environment %s of %s exceeded %d MB", env.id, env.spec.name, env.spec.memory_mb)
                     env.kill("oom")
+                elif check_storage and env.tmp_bytes() > env.spec.ephemeral_mb * MIB:
+                    log.info(
+                        "environment %s of %s exceeded its %d MB of /tmp", env.id, env.spec.name, env.spec.ephemeral_mb
+                    )
+                    env.kill("storage")

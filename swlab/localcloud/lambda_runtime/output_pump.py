@@ -1,7 +1,11 @@
-"""Every environment's stdout/stderr (one pipe each), read by one thread (epoll), line by line with timestamps.
+"""Every environment's output, read by one thread (epoll): stdout/stderr line by line, log records whole.
 
-The invoking thread drains the pipe itself (:meth:`PipeLines.read`) before it
-writes END, so the function's own lines always precede END/REPORT.
+Two pipes per environment, as on AWS: stdout/stderr (:class:`PipeLines`: each line one
+CloudWatch event) and the runtime's telemetry log pipe (:class:`LogFrames`: awslambdaric's
+framed records, ``_LAMBDA_TELEMETRY_LOG_FD``; a ``logger.exception`` traceback is one event).
+The invoking thread drains both itself (:meth:`PipeLines.read`, then :meth:`PipeLines.flush`)
+before it writes END, so the function's own output, even without a trailing newline, precedes
+its END/REPORT.
 """
 
 from __future__ import annotations
@@ -69,6 +73,35 @@ class PipeLines:
         if self._partial:
             self._on_line(time.time(), self._partial.decode("utf-8", "replace") + "\n")
             self._partial = b""
+
+    def flush(self) -> None:
+        """Emit output not ended by a newline (the end of an invocation: it belongs to that one)."""
+        with self._lock:
+            self._emit_partial()
+
+
+class LogFrames(PipeLines):
+    """The telemetry log pipe: frames of type (4 bytes), length (4), timestamp in µs (8), message, big-endian."""
+
+    HEADER = 16
+
+    def _split_lines(self, data: bytes) -> None:
+        buf = self._partial + data
+        while len(buf) >= self.HEADER:
+            length = int.from_bytes(buf[4:8], "big")
+            if len(buf) < self.HEADER + length:
+                break
+            ts = int.from_bytes(buf[8:16], "big") / 1e6
+            message = buf[self.HEADER : self.HEADER + length].decode("utf-8", "replace")
+            buf = buf[self.HEADER + length :]
+            self._on_line(ts, message if message.endswith("\n") else message + "\n")
+        self._partial = buf
+
+    def _emit_partial(self) -> None:
+        self._partial = b""  # an incomplete frame at EOF is not a record
+
+    def flush(self) -> None:
+        pass  # the runtime writes a frame at once, before it answers: nothing is pending between invocations
 
 
 class OutputPump:

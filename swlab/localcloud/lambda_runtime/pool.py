@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
+from typing import Callable, Iterable
 
 from swlab.localcloud.lambda_runtime.execution_environment import EnvState, ExecutionEnvironment
 from swlab.localcloud.lambda_runtime.spec import RuntimeSpec
@@ -88,22 +89,26 @@ class Pool:
             if stack and env in stack:
                 stack.remove(env)
 
-    def take_expired(self, ttl_s: float, key: tuple | None = None) -> list[ExecutionEnvironment]:
-        """Remove and return idle environments idle longer than ``ttl_s`` (of one function if ``key``)."""
+    def take_expired(
+        self, ttl_s: float, key: tuple | None = None, name: str | None = None
+    ) -> list[ExecutionEnvironment]:
+        """Remove and return idle environments idle longer than ``ttl_s`` (of one function if ``key`` or ``name``)."""
         now = time.monotonic()
         out = []
         with self._lock:
             for k, stack in self._idle.items():
-                if key is not None and k != key:
+                if (key is not None and k != key) or (name is not None and k[2] != name):
                     continue
                 keep = [e for e in stack if now - e.last_used < ttl_s and e.state is EnvState.IDLE]
                 out += [e for e in stack if e not in keep]
                 stack[:] = keep
         return out
 
-    def end_expired(self, ttl_s: float, reason: str, key: tuple | None = None) -> list[ExecutionEnvironment]:
+    def end_expired(
+        self, ttl_s: float, reason: str, key: tuple | None = None, name: str | None = None
+    ) -> list[ExecutionEnvironment]:
         """Kill (with ``reason``) and forget the idle environments :meth:`take_expired` returns."""
-        envs = self.take_expired(ttl_s, key)
+        envs = self.take_expired(ttl_s, key, name)
         for env in envs:
             env.kill(reason)
             self.remove(env)
@@ -115,14 +120,26 @@ class Pool:
 
 
 class Reaper:
-    """Ends environments idle longer than ``idle_ttl_s`` (checked every ttl/4, between 50 ms and 1 s)."""
+    """Ends environments idle longer than ``idle_ttl_s`` (checked every ttl/4, between 50 ms and 1 s).
 
-    def __init__(self, pool: Pool, idle_ttl_s: float, stop: threading.Event) -> None:
+    ``deleted()`` (called about once a second) names the functions deleted meanwhile: their idle
+    environments end too (busy ones end after their invoke, as their function is no longer current).
+    """
+
+    def __init__(
+        self, pool: Pool, idle_ttl_s: float, stop: threading.Event, deleted: Callable[[], Iterable[tuple]] = tuple
+    ) -> None:
         self._pool = pool
         self._idle_ttl_s = idle_ttl_s
         self._stop = stop
+        self._deleted = deleted
 
     def run(self) -> None:
         period = max(0.05, min(1.0, self._idle_ttl_s / 4))
+        checked = time.monotonic()
         while not self._stop.wait(period):
             self._pool.end_expired(self._idle_ttl_s, "reaped")
+            if time.monotonic() - checked >= 1.0:
+                checked = time.monotonic()
+                for key in self._deleted():
+                    self._pool.end_expired(0.0, "deleted", key)

@@ -141,7 +141,8 @@ class RuntimeApi:
         inv = self._next_invocation()
         if inv is None:
             return None
-        inv.started = time.perf_counter()
+        if inv.started is None:  # an init run inside the invocation started it already
+            inv.started = time.perf_counter()
         headers = [
             ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
             ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),

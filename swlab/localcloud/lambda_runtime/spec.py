@@ -53,6 +53,9 @@ class RuntimeSpec:
     isolated: bool  # only the AWS runtime's packages + the zip are importable
     signature: tuple = field(compare=False)
     version: str = "$LATEST"
+    ephemeral_mb: int = 512  # EphemeralStorage: the size of the environment's private /tmp
+    python: str = sys.executable  # the interpreter of the declared runtime (:mod:`.interpreters`)
+    own_python: bool = True  # the local cloud's interpreter: the linked AWS runtime packages fit it
 
     @property
     def log_group(self) -> str:
@@ -104,9 +107,13 @@ def aws_runtime_dir(root: Path) -> Path:
 
 
 def build_environment(
-    spec: RuntimeSpec, env_id: str, log_stream: str, runtime_api: str, runtime_dir: Path, endpoint_url: str
+    spec: RuntimeSpec, log_stream: str, runtime_api: str, runtime_dir: Path, endpoint_url: str, tmp_dir: Path
 ) -> dict[str, str]:
-    """The process environment, in localstack's order: AWS's variables, the emulator's, the user's last."""
+    """The process environment, in localstack's order: AWS's variables, the emulator's, the user's last.
+
+    The emulator adds only what points the function at it (``AWS_ENDPOINT_URL``) and its private
+    ``/tmp`` (``TMPDIR``, which ``tempfile`` follows); no variable of the local cloud's own.
+    """
     aws = {
         "AWS_LAMBDA_FUNCTION_NAME": spec.name,
         "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory_mb),
@@ -124,10 +131,10 @@ def build_environment(
         "TZ": ":UTC",
         "LANG": "en_US.UTF-8",
         "PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin",
-        "PYTHONPATH": f"{spec.code_dir}:{runtime_dir}",
+        "PYTHONPATH": f"{spec.code_dir}:{runtime_dir}" if spec.own_python else str(spec.code_dir),
         **TEST_CREDENTIALS,
     }
-    emulator = {"AWS_ENDPOINT_URL": endpoint_url, "SWLAB_LOCALCLOUD_ENVIRONMENT_ID": env_id}
+    emulator = {"AWS_ENDPOINT_URL": endpoint_url, "TMPDIR": str(tmp_dir)}
     return {**aws, **emulator, **dict(spec.user_env)}
 
 

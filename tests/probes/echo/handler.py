@@ -52,4 +52,5 @@ def handler(event, context):
         "env": {name: os.environ.get(name) for name in ENV_NAMES},
         "importable": {name: importlib.util.find_spec(name) is not None for name in MODULES},
         "sys_path0": sys.path[0],
+        "python": "%d.%d" % sys.version_info[:2],
     }

@@ -281,6 +281,15 @@ class LocalCloudProcess:
         self.stop()
 
 
+def health_of(endpoint_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """What the health endpoint of the local cloud at ``endpoint_url`` says (empty when it does not answer)."""
+    try:
+        with urllib.request.urlopen(endpoint_url + HEALTH_PATH, timeout=timeout_s) as resp:
+            return dict(json.loads(resp.read()))
+    except (OSError, ValueError):
+        return {}
+
+
 def wait_healthy(endpoint_url: str, timeout_s: float = 30.0) -> bool:
     """Poll the health endpoint until it answers 200 or the time is up."""
     deadline = time.monotonic() + timeout_s

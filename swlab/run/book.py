@@ -146,6 +146,7 @@ def run_page(manifest: dict, missing: list[str]) -> str:
         f"Target **{manifest.get('target', '?')}**, commit `{git.get('commit') or 'unknown'}`"
         f"{' (with uncommitted changes)' if git.get('dirty') else ''}, created {manifest.get('created_at', '?')}.",
         "",
+        *_cpu_lines(manifest),
         "## Parameters",
         "",
         *_table(["parameter", "value"], (manifest.get("parameters") or {}).items()),
@@ -161,6 +162,35 @@ def run_page(manifest: dict, missing: list[str]) -> str:
         lines += ["", "Not executed in this run (so not in this book): " + ", ".join(f"`{m}`" for m in missing) + "."]
     lines += ["", "## Tool versions", "", *_table(["tool", "version"], (prov.get("tools") or {}).items())]
     return "\n".join(lines) + "\n"
+
+
+CPU_MECHANISMS = {
+    "cgroup-v1": "a CFS quota per environment (cgroup v1 `cpu` controller)",
+    "cgroup-v2": "a CFS quota per environment (`cpu.max` in a delegated cgroup v2 subtree)",
+    "sigstop": "stopping and continuing each environment's processes when they run ahead of their share",
+    "off": "nothing: every environment could use the whole machine",
+}
+
+
+def _cpu_lines(manifest: dict) -> list[str]:
+    """How the local cloud gave each function its CPU share (empty on AWS, where AWS does)."""
+    cloud = manifest.get("localcloud") or {}
+    if not cloud:
+        return []
+    model, mechanism = cloud.get("cpu_model"), cloud.get("cpu_share_mechanism")
+    if model is None and mechanism is None:
+        return ["The local cloud of this run did not report its CPU model.", ""]
+    if model == "off" or mechanism == "off":
+        return [
+            "**CPU did not follow memory** in this run (`cpu_model` "
+            f"{model!r}, mechanism {mechanism!r}): memory sizes changed nothing but the bill.",
+            "",
+        ]
+    return [
+        f"CPU followed memory as on AWS (`cpu_model` `{model}`: 1,769 MB = one vCPU, capped by this machine's "
+        f"cores), enforced by {CPU_MECHANISMS.get(str(mechanism), f'`{mechanism}`')}.",
+        "",
+    ]
 
 
 def _table(header: list[str], rows) -> list[str]:

@@ -49,6 +49,10 @@ class LocalCloudRecord(Record):
     work_dir: str | None = None
     pid: int | None = None
     options: dict[str, Any] | None = None
+    # CPU follows memory: the model ("aws" or "off") and how this machine enforces it (cgroup-v1, cgroup-v2,
+    # sigstop, or off), as the local cloud's health endpoint reports them
+    cpu_model: str | None = None
+    cpu_share_mechanism: str | None = None
     started_at: str | None = None
     stopped_at: str | None = None
 

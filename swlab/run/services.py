@@ -27,7 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from swlab.localcloud.server import LocalCloudError, LocalCloudProcess, wait_healthy
+from swlab.localcloud.server import LocalCloudError, LocalCloudProcess, health_of, wait_healthy
 from swlab.run.paths import LabError
 from swlab.run.records import ImageServerRecord, LocalCloudRecord
 from swlab.run.rundir import RunDir, now_iso, record_settings
@@ -87,7 +87,15 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
         run.record(LocalCloudRecord.KEY, None)
         return settings
     if settings.endpoint_url and wait_healthy(settings.endpoint_url, timeout_s=2):
-        run.save(LocalCloudRecord(endpoint=settings.endpoint_url, started_by_lab=False))
+        health = health_of(settings.endpoint_url)
+        run.save(
+            LocalCloudRecord(
+                endpoint=settings.endpoint_url,
+                started_by_lab=False,
+                cpu_model=health.get("cpu_model"),
+                cpu_share_mechanism=health.get("cpu_share_mechanism"),
+            )
+        )
         return settings
     cloud = LocalCloudProcess(port=0, work_dir=run.localcloud_dir, options=options or {})
     try:
@@ -95,6 +103,7 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
     except LocalCloudError as exc:
         raise LabError(f"the local cloud did not start:\n{exc}") from exc
     cloud.proc = None  # detached: it outlives this kernel; stop_local_cloud ends it by its recorded pid
+    health = health_of(cloud.endpoint_url)
     run.save(
         LocalCloudRecord(
             endpoint=cloud.endpoint_url,
@@ -102,6 +111,8 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
             work_dir=str(cloud.work_dir),
             pid=cloud.pid,
             options=options or {},
+            cpu_model=health.get("cpu_model"),
+            cpu_share_mechanism=health.get("cpu_share_mechanism"),
             started_at=now_iso(),
         )
     )

@@ -64,6 +64,9 @@ def short_run(tmp_path_factory) -> RunDir:
 def test_the_run_started_and_stopped_its_processes(short_run):
     manifest = short_run.manifest()
     assert manifest["localcloud"]["endpoint"].startswith("http://127.0.0.1:")
+    # CPU follows memory by default, and the run records how this machine enforced it
+    assert manifest["localcloud"]["cpu_model"] == "aws"
+    assert manifest["localcloud"]["cpu_share_mechanism"] in ("cgroup-v1", "cgroup-v2", "sigstop", "off")
     assert "stopped_at" in manifest["localcloud"] and "stopped_at" in manifest["image_server"]
     assert not _alive(int(manifest["localcloud"]["pid"]))
     assert not _alive(int(manifest["image_server"]["pid"]))

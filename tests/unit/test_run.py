@@ -330,6 +330,24 @@ def test_run_page_shows_parameters_stages_and_commit():
         assert text in page
 
 
+@pytest.mark.parametrize(
+    ("localcloud", "expected"),
+    [
+        ({"cpu_model": "aws", "cpu_share_mechanism": "cgroup-v1"}, "CPU followed memory as on AWS"),
+        ({"cpu_model": "aws", "cpu_share_mechanism": "sigstop"}, "stopping and continuing"),
+        ({"cpu_model": "off", "cpu_share_mechanism": "off"}, "CPU did not follow memory"),
+        ({"endpoint": "http://127.0.0.1:1"}, "did not report its CPU model"),
+        (None, None),
+    ],
+)
+def test_run_page_says_how_cpu_followed_memory(localcloud, expected):
+    page = book.run_page({"run_id": "r1", "localcloud": localcloud}, [])
+    if expected:
+        assert expected in page
+    else:  # target aws: AWS gives the CPU, nothing to say about the local cloud
+        assert "CPU" not in page
+
+
 def test_image_problems_are_named(tmp_path):
     page = tmp_path / "p.html"
     (tmp_path / "ok.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"0" * 20)

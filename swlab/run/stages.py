@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterator
 from swlab.run import book
 from swlab.run.paths import LabError, notebooks, project_root
 from swlab.run.profiles import LabProfile, plan_parameters
-from swlab.run.records import BookRecord, ProfileRecord
+from swlab.run.records import BookRecord, CollectRecord, ProfileRecord
 from swlab.run.rundir import RunDir, start_run
 from swlab.run.services import stop_image_server, stop_local_cloud
 
@@ -43,10 +43,11 @@ class LabResult:
     run: RunDir
     stages: list[Stage] = field(default_factory=list)
     book_html: Path | None = None
+    lost: int = 0  # requests or objects the reconciliation could not account for (swlab.analysis.reconcile)
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "ok" for s in self.stages)
+        return all(s.status == "ok" for s in self.stages) and not self.lost
 
     @property
     def failed(self) -> list[Stage]:
@@ -196,9 +197,11 @@ def run_lab(
     started = time.monotonic()
     try:
         result = LabResult(run=run, stages=run_stages(run, books, plan, say, verbose))
+        collected = run.load(CollectRecord)
+        result.lost = (collected.lost or 0) if collected else 0
     finally:
         _safety_stop(run, say)
-    if build_book and result.ok:
+    if build_book and all(s.status == "ok" for s in result.stages):  # a loss is still reported in the book
         result.book_html = _build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))
     _summary(result, say)
@@ -266,5 +269,10 @@ def _summary(result: LabResult, say: Callable[[str], None]) -> None:
     say(f"{'total':<28} {'':<8} {result.run.manifest().get('total_seconds', 0):9.1f}")
     if result.book_html:
         say(f"\nreport: {result.book_html}")
+    collected = result.run.load(CollectRecord)
+    if collected is not None and collected.accounted:
+        say("\n" + "\n".join(collected.accounted))
+    if result.lost:
+        say(f"\nLOST: {result.lost} request(s) or object(s) not accounted for (listed above and in the book)")
     for s in result.failed:
         say(f"\nFAILED: {s.error}")

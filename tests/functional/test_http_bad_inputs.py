@@ -149,3 +149,29 @@ def test_the_api_declares_its_validation_as_on_aws(aws, stack):
     assert json.loads(apigw.get_model(restApiId=api_id, modelName="ClassifyRequest")["schema"])["required"] == [
         "image_id"
     ]
+
+
+def test_the_reconciliation_accounts_for_a_real_ingest_and_finds_a_deleted_object(aws, stack, images):
+    """What the collect stage does, on the real functions: items and raw objects agree; a loss is named."""
+    import pandas as pd
+
+    from swlab.analysis.inventory import collect_inventory
+    from swlab.analysis.reconcile import reconcile
+
+    body = json.dumps({"image_url": images.sample_urls()[0]}).encode()
+    got, answer = post_raw(stack.api["endpoints"]["ingest"], body, stack.api["api_key"])
+    assert got == 201, answer
+    jtl = pd.DataFrame(
+        [[stack.api["endpoints"]["ingest"], "ingest", "201", answer["image_id"], ""]],
+        columns=["URL", "label", "responseCode", "sample_id", "row_value"],
+    )
+    listed = pd.DataFrame({"key": [answer["key"]]})
+    items, raw = collect_inventory(aws("dynamodb"), aws("s3"), stack.table, stack.bucket, jtl, listed)
+    assert raw.loc[0, "sha256"] == items.loc[0, "sha256"] == answer["sha256"]
+    result = reconcile(jtl, items, raw, pd.DataFrame(columns=["execution_arn", "status", "image_id", "error"]))
+    assert result.lost == 0 and result.lines()[0] == "Workflow 1 (ingest): 1 of 1 accounted for"
+    aws("s3").delete_object(Bucket=stack.bucket, Key=answer["key"])
+    items, raw = collect_inventory(aws("dynamodb"), aws("s3"), stack.table, stack.bucket, jtl, listed.iloc[:0])
+    lost = reconcile(jtl, items, raw, pd.DataFrame(columns=["execution_arn", "status", "image_id", "error"]))
+    assert lost.lost == 1 and "no object" in lost.exceptions.loc[0, "problem"]
+    aws("dynamodb").delete_item(TableName=stack.table, Key={"image_id": {"S": answer["image_id"]}})

@@ -26,7 +26,13 @@ from swlab.run.records import BookRecord, CollectRecord, ProfileRecord
 from swlab.run.rundir import RunDir, start_run
 from swlab.run.services import stop_image_server, stop_local_cloud
 
-ALWAYS_RUN = ("teardown",)  # stages whose name contains one of these run even after a failure
+ALWAYS_RUN = ("teardown",)
+# A notebook error that means the cloud endpoint is gone (the local cloud died, or the network did).
+CLOUD_GONE = {"EndpointConnectionError", "ConnectionRefusedError", "NewConnectionError", "ConnectionClosedError"}
+CLOUD_GONE_MESSAGES = (
+    "Could not connect to the endpoint URL",
+    "Connection refused",
+)  # stages whose name contains one of these run even after a failure
 
 
 @dataclass
@@ -61,6 +67,13 @@ def describe_failure(exc: BaseException, notebook: Path, executed: Path) -> str:
     if not isinstance(exc, PapermillExecutionError):
         return f"{notebook.name}: {type(exc).__name__}: {_plain_text(str(exc))}"
     cell = _source_cell_number(executed, exc.cell_index)
+    if exc.ename in CLOUD_GONE or any(m in (exc.evalue or "") for m in CLOUD_GONE_MESSAGES):
+        first = _plain_text(exc.evalue or "").splitlines()[0][:200] if exc.evalue else exc.ename
+        return (
+            f"{notebook.name}, cell {cell}: the cloud stopped answering ({exc.ename}: {first}). "
+            "If it is the local cloud, it died: see localcloud.log in the run's local cloud directory; "
+            "the teardown stage ran and the summary says what is left; start again with scripts/run-lab"
+        )
     lines = [line for line in (exc.source or "").splitlines() if line.strip()]
     source = "\n".join(f"    | {line}" for line in lines[:6]) + ("\n    | ..." if len(lines) > 6 else "")
     return (

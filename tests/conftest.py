@@ -50,3 +50,17 @@ def _no_real_aws_credentials():
     os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "testing")
     yield
     os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Headless Chromium for the rendered-page checks. Where it is missing they alone are skipped with one
+    line (scripts/test installs it first when it may: root with apt); CI (CI=true) never skips them."""
+    from swlab.run.book import INSTALL_HINT, BookError, find_chromium
+
+    try:
+        return find_chromium()
+    except BookError:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"CI must run the rendered-page checks: headless Chromium not found; {INSTALL_HINT}")
+        pytest.skip(f"rendered-page check skipped: headless Chromium not found; {INSTALL_HINT}")

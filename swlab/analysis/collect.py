@@ -34,7 +34,9 @@ from swlab.analysis.histories import (
     history_to_states,
     normalise_history_event,
 )
+from swlab.analysis.inventory import collect_inventory
 from swlab.analysis.logs import parse_log_events
+from swlab.analysis.reconcile import reconcile
 from swlab.loadtest.jtl import parse_jtl
 from swlab.run.provenance import git_info, tool_versions
 from swlab.settings import STACK_TAG_KEY
@@ -298,13 +300,18 @@ def collect_run(
     period_s: int = 60,
     extra: dict | None = None,
     bucket: str | None = None,
+    table: str | None = None,
 ) -> RunData:
     """Collect everything of ``settings.stack`` in [start, end] into a :class:`RunData`.
 
     ``clients`` may inject boto3 clients by service name (logs, cloudwatch,
     lambda, stepfunctions, s3); missing ones come from :func:`swlab.settings.client`.
     ``bucket``: the stack's bucket (the deploy outputs name it); found by its name prefix
-    ``<stack>-images-`` when not given.
+    ``<stack>-images-`` when not given. ``table``: the stack's table (``<stack>-images`` when not given).
+
+    With a JTL, the run's items and raw objects are listed (:mod:`swlab.analysis.inventory`) and
+    reconciled with JMeter's samples (:mod:`swlab.analysis.reconcile`): tables ``items``,
+    ``raw_objects``, ``reconciliation`` and ``reconciliation_exceptions``.
     """
     clients = dict(clients or {})
 
@@ -353,8 +360,28 @@ def collect_run(
     }
     if jtl is not None:
         tables["jtl"] = jtl if isinstance(jtl, pd.DataFrame) else parse_jtl(Path(jtl))
+        tables.update(_reconciled(get, bucket, table or f"{settings.stack}-images", tables))
     tables = {name: tidy_strings(df) for name, df in tables.items()}
     return RunData(manifest=make_manifest(settings, start, end, period_s, extra), tables=tables)
+
+
+def _reconciled(get: Callable[[str], Any], bucket: str | None, table: str, tables: dict) -> dict[str, pd.DataFrame]:
+    """The run's items and raw objects, and their reconciliation with the JTL."""
+    if not bucket:
+        return {}  # the stack is gone: nothing to reconcile (the caller says so)
+    try:
+        items, raw = collect_inventory(get("dynamodb"), get("s3"), table, bucket, tables["jtl"], tables["s3_objects"])
+    except ClientError as exc:
+        if exc.response.get("Error", {}).get("Code") not in ("ResourceNotFoundException", "NoSuchBucket"):
+            raise
+        return {}
+    result = reconcile(tables["jtl"], items, raw, tables["executions"])
+    return {
+        "items": items,
+        "raw_objects": raw,
+        "reconciliation": result.table(),
+        "reconciliation_exceptions": result.exceptions,
+    }
 
 
 def make_manifest(settings: Any, start: datetime, end: datetime, period_s: int, extra: dict | None) -> dict:

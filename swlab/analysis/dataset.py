@@ -24,6 +24,10 @@ TABLES = (
     "state_machine_log_events",
     "s3_objects",
     "jtl",
+    "items",
+    "raw_objects",
+    "reconciliation",
+    "reconciliation_exceptions",
 )
 
 

@@ -166,7 +166,20 @@ def executions_from_history(events: list[dict], execution_arn: str, state_machin
         "start_date": start,
         "stop_date": stop,
         "error": (end_ev or {}).get("details", {}).get("error") if status == "FAILED" else None,
+        "image_id": _input_image_id(events),
     }
+
+
+def _input_image_id(events: list[dict]) -> str | None:
+    """The ``image_id`` of the execution's input (its ExecutionStarted event), if it names one."""
+    started = next((e for e in events if e["type"] == "ExecutionStarted"), None)
+    raw = (started or {}).get("details", {}).get("input")
+    try:
+        document = json.loads(raw) if isinstance(raw, str) else raw
+    except ValueError:
+        return None
+    image_id = document.get("image_id") if isinstance(document, dict) else None
+    return image_id if isinstance(image_id, str) else None
 
 
 def express_log_records(log_events: pd.DataFrame) -> dict[str, list[dict]]:
@@ -183,7 +196,7 @@ def express_log_records(log_events: pd.DataFrame) -> dict[str, list[dict]]:
 
 
 def executions_frame(rows: list[dict]) -> pd.DataFrame:
-    cols = ["execution_arn", "state_machine", "status", "start_date", "stop_date", "error", "source"]
+    cols = ["execution_arn", "state_machine", "status", "start_date", "stop_date", "error", "image_id", "source"]
     df = pd.DataFrame(rows, columns=cols)
     for c in ("start_date", "stop_date"):
         df[c] = pd.to_datetime(df[c], utc=True)

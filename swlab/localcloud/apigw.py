@@ -44,6 +44,10 @@ What happens to a request, in AWS's order:
    * ``MOCK``: the request template's ``statusCode`` selects the integration
      response; its template (if any) is the body.
    * anything else (HTTP, HTTP_PROXY, authorizers) → 500, logged as unsupported.
+
+Before the integration (:mod:`swlab.localcloud.apigw_gateway`): a body over 10 MB → 413, a body that fails
+the method's request validator and model → 400, each as the API's gateway response; a Lambda proxy whose
+invoke is refused for Lambda's payload limit → 413 as well.
 """
 
 from __future__ import annotations
@@ -61,6 +65,7 @@ from urllib.parse import quote
 
 import urllib3
 
+from swlab.localcloud.apigw_gateway import MAX_BODY_BYTES, body_validation_error, gateway_response
 from swlab.localcloud.apigw_request import HttpRequest, RouteTable
 from swlab.localcloud.apigw_usage import UsageLimiter
 from swlab.localcloud.apigw_vtl import TemplateError, render
@@ -89,6 +94,26 @@ def _message(status: int, message: str, error_type: str | None = None) -> Reply:
     if error_type:
         headers.append(("x-amzn-ErrorType", error_type))
     return Reply(status, json.dumps({"message": message}).encode(), headers)
+
+
+def _gateway(api: Any, response_type: str, context: dict[str, Any], validation_error: str = "") -> Reply:
+    status, body = gateway_response(api, response_type, context, validation_error)
+    return Reply(
+        status, body, [("Content-Type", "application/json"), ("x-amzn-ErrorType", _ERROR_TYPES[response_type])]
+    )
+
+
+def _drain(environ: dict) -> None:
+    """Read and drop a refused body, so the client is not reset while it is still sending."""
+    left = int(environ.get("CONTENT_LENGTH") or 0)
+    while left > 0:
+        chunk = environ["wsgi.input"].read(min(left, 1 << 20))
+        if not chunk:
+            return
+        left -= len(chunk)
+
+
+_ERROR_TYPES = {"BAD_REQUEST_BODY": "BadRequestException", "REQUEST_TOO_LARGE": "RequestTooLargeException"}
 
 
 def mount(cloud: Host) -> None:
@@ -137,6 +162,9 @@ class ApiGatewayDataPlane:
         stage = api.stages.get(match["stage"])
         if stage is None:
             return _message(403, "Forbidden", "ForbiddenException")
+        if int(environ.get("CONTENT_LENGTH") or 0) > MAX_BODY_BYTES:
+            _drain(environ)
+            return _gateway(api, "REQUEST_TOO_LARGE", {})
         request = HttpRequest.from_environ(environ, match["path"] or "/", stage.name, request_id)
         request.account_id = self.account_id
         found = self._route_table(api).find(request.path)
@@ -149,6 +177,9 @@ class ApiGatewayDataPlane:
             denied = self._check_api_key(api, stage.name, request)
             if denied:
                 return denied
+        invalid = body_validation_error(api, method, request.header("content-type"), request.body)
+        if invalid is not None:
+            return _gateway(api, "BAD_REQUEST_BODY", request.context(api.id), invalid)
         integration = method.method_integration
         if integration is None:
             log.error("%s %s has no integration", request.method, request.resource_path)
@@ -226,6 +257,8 @@ class ApiGatewayDataPlane:
             )
         except urllib3.exceptions.ReadTimeoutError:
             return _message(504, "Endpoint request timed out")
+        if resp.status == 413:  # the event is over Lambda's payload limit: AWS answers REQUEST_TOO_LARGE
+            return _gateway(api, "REQUEST_TOO_LARGE", request.context(api.id))
         if resp.status != 200:
             log.warning("Lambda invoke of %s answered %s: %s", function, resp.status, resp.data[:300])
             return _message(500, "Internal server error")

@@ -7,7 +7,8 @@ Two routes, both ``apiKeyRequired``:
 * ``POST /classify`` — ``AWS`` integration with Step Functions
   (``StartSyncExecution`` for EXPRESS, ``StartExecution`` for STANDARD), whose
   request template maps the body to ``{"input", "stateMachineArn", "name"}``,
-  called with the API Gateway role's credentials.
+  called with the API Gateway role's credentials; its body is validated first
+  (model, validator and gateway responses: :mod:`swlab.provision.api_models`).
 
 A new deployment of stage ``lab`` is made only when something changed (or the
 stage is missing); the usage plan throttles the stage (rate/burst).
@@ -20,6 +21,7 @@ import json
 from functools import partial
 from typing import Any, Iterator, Mapping
 
+from swlab.provision.api_models import ensure_request_validation, method_validation
 from swlab.provision.awserrors import error_code, retry_throttled
 from swlab.provision.changes import ChangeReport, outcome
 from swlab.provision.context import Clients, DeployContext, Found
@@ -87,9 +89,10 @@ def deploy_api(ctx: DeployContext, ingest_arn: str | None, machine: Mapping[str,
     )
     apigw = clients("apigateway")
     api_id, created = _ensure_rest_api(apigw, names, tags)
-    updated: list[str] = []
+    validator_id, updated = ensure_request_validation(apigw, api_id)
+    validated = {CLASSIFY_PATH: method_validation(validator_id)}
     for path, integration in desired_integrations(names, ingest_arn, machine, role_arn).items():
-        updated += _ensure_route(apigw, api_id, path, integration)
+        updated += _ensure_route(apigw, api_id, path, integration, validated.get(path, {}))
     if ingest_arn:
         updated += _ensure_invoke_permission(clients("lambda"), names, api_id, ingest_arn)
     stage_changed = _ensure_stage(apigw, api_id, options.stage, tags, redeploy=created or bool(updated))
@@ -132,7 +135,9 @@ def _ensure_rest_api(apigw: Any, names: Names, tags: dict[str, str]) -> tuple[st
     return api["id"], True
 
 
-def _ensure_route(apigw: Any, api_id: str, path: str, integration: Mapping[str, Any]) -> list[str]:
+def _ensure_route(
+    apigw: Any, api_id: str, path: str, integration: Mapping[str, Any], validation: Mapping[str, Any]
+) -> list[str]:
     resources = [r for page in apigw.get_paginator("get_resources").paginate(restApiId=api_id) for r in page["items"]]
     by_path = {r["path"]: r for r in resources}
     changed = []
@@ -142,9 +147,17 @@ def _ensure_route(apigw: Any, api_id: str, path: str, integration: Mapping[str, 
         changed.append(f"/{path}")
     rid = resource["id"]
     method = _maybe(lambda: apigw.get_method(restApiId=api_id, resourceId=rid, httpMethod="POST"))
+    if method is not None and any(method.get(k) != v for k, v in validation.items()):
+        apigw.delete_method(restApiId=api_id, resourceId=rid, httpMethod="POST")  # made again, validated
+        method = None
     if method is None:
         apigw.put_method(
-            restApiId=api_id, resourceId=rid, httpMethod="POST", authorizationType="NONE", apiKeyRequired=True
+            restApiId=api_id,
+            resourceId=rid,
+            httpMethod="POST",
+            authorizationType="NONE",
+            apiKeyRequired=True,
+            **validation,
         )
         changed.append(f"POST /{path}")
     elif not method.get("apiKeyRequired"):

@@ -20,6 +20,7 @@ from typing import Any
 
 from swlab.provision.asl import AslError
 from swlab.provision.deploy import deploy
+from swlab.provision.lock import StackBusy, stack_lock
 from swlab.provision.options import LOCAL_CLOUD_OPTIONS, target_defaults
 from swlab.provision.packaging import PackagingError
 from swlab.provision.teardown import teardown
@@ -90,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--endpoint-url")
         p.add_argument("--runs-dir")
         p.add_argument("--outputs", type=Path, help="outputs file (default runs/deploy/<stack>-<target>.json)")
+        p.add_argument(
+            "--wait",
+            type=float,
+            default=600.0,
+            metavar="S",
+            help="wait up to S seconds for another deploy/teardown of the same stack (0: refuse at once)",
+        )
     deploy_p.add_argument("--workflow-type", choices=("EXPRESS", "STANDARD"), default="EXPRESS")
     deploy_p.add_argument(
         "--memory",
@@ -141,7 +149,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _run(_parser().parse_args(argv))
-    except (SettingsError, PackagingError, AslError) as exc:
+    except (SettingsError, PackagingError, AslError, StackBusy) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -151,8 +159,13 @@ def _run(args: argparse.Namespace) -> int:
         target=args.target, region=args.region, stack=args.stack, endpoint_url=args.endpoint_url, runs_dir=args.runs_dir
     )
     print(f"==> {args.command} stack {settings.stack} on {settings.target} ({settings.region})", file=sys.stderr)
-    if args.command == "deploy":
-        return _deploy(settings, args)
+    with stack_lock(settings, args.command, wait_s=args.wait, say=lambda line: print(line, file=sys.stderr)):
+        if args.command == "deploy":
+            return _deploy(settings, args)
+        return _teardown(settings, args)
+
+
+def _teardown(settings: Settings, args: argparse.Namespace) -> int:
     report = teardown(settings, progress=print, outputs_path=args.outputs, verify_timeout_s=args.verify_timeout)
     failed = [c for c in report.deleted if c.action == "failed"]
     print(

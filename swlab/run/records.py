@@ -133,6 +133,9 @@ class CollectRecord(Record):
     KEY: ClassVar[str] = "collect"
     data: str = ""
     window: list[str] = field(default_factory=list)
+    # the reconciliation (swlab.analysis.reconcile): "N of N accounted for" lines, exceptions; None: not done
+    accounted: list[str] = field(default_factory=list)
+    lost: int | None = None
 
 
 @dataclass(frozen=True)

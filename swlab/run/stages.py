@@ -22,11 +22,17 @@ from typing import Any, Callable, Iterator
 from swlab.run import book
 from swlab.run.paths import LabError, notebooks, project_root
 from swlab.run.profiles import LabProfile, plan_parameters
-from swlab.run.records import BookRecord, ProfileRecord
+from swlab.run.records import BookRecord, CollectRecord, ProfileRecord
 from swlab.run.rundir import RunDir, start_run
 from swlab.run.services import stop_image_server, stop_local_cloud
 
-ALWAYS_RUN = ("teardown",)  # stages whose name contains one of these run even after a failure
+ALWAYS_RUN = ("teardown",)
+# A notebook error that means the cloud endpoint is gone (the local cloud died, or the network did).
+CLOUD_GONE = {"EndpointConnectionError", "ConnectionRefusedError", "NewConnectionError", "ConnectionClosedError"}
+CLOUD_GONE_MESSAGES = (
+    "Could not connect to the endpoint URL",
+    "Connection refused",
+)  # stages whose name contains one of these run even after a failure
 
 
 @dataclass
@@ -43,10 +49,11 @@ class LabResult:
     run: RunDir
     stages: list[Stage] = field(default_factory=list)
     book_html: Path | None = None
+    lost: int = 0  # requests or objects the reconciliation could not account for (swlab.analysis.reconcile)
 
     @property
     def ok(self) -> bool:
-        return all(s.status == "ok" for s in self.stages)
+        return all(s.status == "ok" for s in self.stages) and not self.lost
 
     @property
     def failed(self) -> list[Stage]:
@@ -60,6 +67,13 @@ def describe_failure(exc: BaseException, notebook: Path, executed: Path) -> str:
     if not isinstance(exc, PapermillExecutionError):
         return f"{notebook.name}: {type(exc).__name__}: {_plain_text(str(exc))}"
     cell = _source_cell_number(executed, exc.cell_index)
+    if exc.ename in CLOUD_GONE or any(m in (exc.evalue or "") for m in CLOUD_GONE_MESSAGES):
+        first = _plain_text(exc.evalue or "").splitlines()[0][:200] if exc.evalue else exc.ename
+        return (
+            f"{notebook.name}, cell {cell}: the cloud stopped answering ({exc.ename}: {first}). "
+            "If it is the local cloud, it died: see localcloud.log in the run's local cloud directory; "
+            "the teardown stage ran and the summary says what is left; start again with scripts/run-lab"
+        )
     lines = [line for line in (exc.source or "").splitlines() if line.strip()]
     source = "\n".join(f"    | {line}" for line in lines[:6]) + ("\n    | ..." if len(lines) > 6 else "")
     return (
@@ -196,9 +210,11 @@ def run_lab(
     started = time.monotonic()
     try:
         result = LabResult(run=run, stages=run_stages(run, books, plan, say, verbose))
+        collected = run.load(CollectRecord)
+        result.lost = (collected.lost or 0) if collected else 0
     finally:
         _safety_stop(run, say)
-    if build_book and result.ok:
+    if build_book and all(s.status == "ok" for s in result.stages):  # a loss is still reported in the book
         result.book_html = _build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))
     _summary(result, say)
@@ -266,5 +282,10 @@ def _summary(result: LabResult, say: Callable[[str], None]) -> None:
     say(f"{'total':<28} {'':<8} {result.run.manifest().get('total_seconds', 0):9.1f}")
     if result.book_html:
         say(f"\nreport: {result.book_html}")
+    collected = result.run.load(CollectRecord)
+    if collected is not None and collected.accounted:
+        say("\n" + "\n".join(collected.accounted))
+    if result.lost:
+        say(f"\nLOST: {result.lost} request(s) or object(s) not accounted for (listed above and in the book)")
     for s in result.failed:
         say(f"\nFAILED: {s.error}")

@@ -1,4 +1,5 @@
-"""``05_collect``: the telemetry of a run's measured window, from the target's APIs into ``<run>/data/``."""
+"""``05_collect``: the telemetry of a run's measured window, from the target's APIs into ``<run>/data/``,
+and the reconciliation that proves nothing was lost (printed, recorded in the run's manifest)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from typing import Any
 
 from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import RunData, save_run
+from swlab.analysis.reconcile import Reconciliation
 from swlab.run.measure import client_samples
 from swlab.run.records import CollectRecord
 from swlab.run.rundir import RunDir
@@ -25,5 +27,22 @@ def collect_telemetry(run: RunDir, settle_s: float = 5.0, metric_period_s: int =
         settings, start, end, jtl=client_samples(run), period_s=metric_period_s, extra={"run_id": run.id, **extra}
     )
     save_run(data, run.data_dir)
-    run.save(CollectRecord(data=str(run.data_dir), window=[start.isoformat(), end.isoformat()]))
+    checked = reconciliation(data)
+    lines = checked.lines() if checked else ["not reconciled: the stack's bucket or table is gone"]
+    print("\n".join(lines))
+    run.save(
+        CollectRecord(
+            data=str(run.data_dir),
+            window=[start.isoformat(), end.isoformat()],
+            accounted=lines,
+            lost=checked.lost if checked else None,
+        )
+    )
     return data
+
+
+def reconciliation(data: RunData) -> Reconciliation | None:
+    """The run's reconciliation as collected (None when it could not be done): the book's "N of N"."""
+    if "reconciliation" not in data.tables:
+        return None
+    return Reconciliation.from_tables(data["reconciliation"], data["reconciliation_exceptions"])

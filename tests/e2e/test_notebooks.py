@@ -53,10 +53,21 @@ def test_the_lab_has_its_notebooks():
     assert [p.stem for p in notebooks(ROOT)] == EXPECTED_NOTEBOOKS
 
 
-@pytest.mark.timeout(1800)
-def test_ci_run_builds_a_book_with_every_figure(tmp_path):
+@pytest.fixture(scope="module")
+def ci_run_result(tmp_path_factory):
     said: list[str] = []
-    result = run_lab(load_profile("ci", ROOT), run_dir=tmp_path / "run", root=ROOT, say=said.append)
+    result = run_lab(load_profile("ci", ROOT), run_dir=tmp_path_factory.mktemp("ci") / "run", root=ROOT, say=said.append)
+    return result, said
+
+
+@pytest.fixture(scope="module")
+def ci_run(ci_run_result):
+    return ci_run_result[0].run
+
+
+@pytest.mark.timeout(1800)
+def test_ci_run_builds_a_book_with_every_figure(ci_run_result):
+    result, said = ci_run_result
     log = "\n".join(said)
     assert result.ok, log
     assert result.book_html and result.book_html.is_file(), log
@@ -65,11 +76,14 @@ def test_ci_run_builds_a_book_with_every_figure(tmp_path):
     assert manifest["teardown"]["clean"] is True
     assert not _alive(manifest["localcloud"]["pid"]) and not _alive(manifest["image_server"]["pid"])
     assert manifest["load_wf1"]["summary"]["samples"] == manifest["load_wf1"]["summary"]["samples_planned"]
-    checks = {c.page.name: c for c in book.check_pages(result.run)}
-    for page, minimum in MIN_FIGURES.items():
-        assert len(checks[page].images) >= minimum, checks[page].summary()
     if manifest.get("models", {}).get("weights") == "untrained":
         assert "weights: untrained" in (book.html_dir(result.run) / "notebooks" / "06_analysis.html").read_text()
+
+
+def test_ci_run_books_rendered_pages_show_every_figure(ci_run, chromium):
+    checks = {c.page.name: c for c in book.check_pages(ci_run, chromium)}
+    for page, minimum in MIN_FIGURES.items():
+        assert len(checks[page].images) >= minimum, checks[page].summary()
 
 
 @pytest.mark.timeout(1800)

@@ -189,7 +189,7 @@ def test_the_api_answers_over_http_with_the_key_only(first):
     assert status == 201 and body["got"] == {"image_url": "http://example.invalid/a.jpg"}
     assert post(api["endpoints"]["ingest"], {}, None)[0] == 403
     assert post(api["endpoints"]["classify"], {"image_id": "x"}, "wrong-key")[0] == 403
-    status, body = post(api["endpoints"]["classify"], {"image_id": "img-1"}, api["api_key"])
+    status, body = post(api["endpoints"]["classify"], {"image_id": "0" * 31 + "1"}, api["api_key"])
     assert status == 200 and body["status"] == "SUCCEEDED"
     output = json.loads(body["output"])
     assert (
@@ -202,7 +202,7 @@ def test_switching_to_standard_replaces_the_state_machine_and_the_integration(se
     touched = {(c.kind, c.action) for c in standard.report.changes if c.action != "unchanged"}
     assert touched == {("state machine", "updated"), ("rest api", "updated")}
     api = standard.outputs.api
-    status, body = post(api["endpoints"]["classify"], {"image_id": "img-2"}, api["api_key"])
+    status, body = post(api["endpoints"]["classify"], {"image_id": "0" * 31 + "2"}, api["api_key"])
     assert status == 200 and body["executionArn"].startswith(
         standard.outputs.state_machine["arn"].replace(":stateMachine:", ":execution:")
     )

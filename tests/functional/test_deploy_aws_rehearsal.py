@@ -145,3 +145,32 @@ def test_a_push_that_ecr_does_not_list_is_a_clear_error(aws_env, tmp_path, monke
     with pytest.raises(images.PackagingError, match="succeeded but ECR does not list the image"):
         deploy_mod.deploy(settings, options(tmp_path), progress=lambda line: None)
     assert teardown(settings, progress=lambda line: None, verify_timeout_s=0).clean
+
+
+def test_every_deploy_and_teardown_call_matches_botocores_service_models(aws_env, tmp_path, monkeypatch):
+    """Each AWS call the deploy and the teardown make, with parameter validation on as on AWS: the operation
+    exists in the pinned botocore's service model and its parameters validate against the input shape."""
+    from botocore.client import BaseClient
+    from botocore.validate import ParamValidator
+
+    settings, _ = aws_env
+    calls: list[tuple[str, str, bool, str]] = []
+    original = BaseClient._make_api_call
+
+    def recording(self, operation_name, api_params):
+        model = self.meta.service_model.operation_model(operation_name)  # KeyError if botocore lacks it
+        report = ParamValidator().validate(api_params, model.input_shape)
+        problems = report.generate_report() if report.has_errors() else ""
+        calls.append(
+            (self.meta.service_model.service_name, operation_name, self.meta.config.parameter_validation, problems)
+        )
+        return original(self, operation_name, api_params)
+
+    monkeypatch.setattr(BaseClient, "_make_api_call", recording)
+    deploy_mod.deploy(settings, options(tmp_path), progress=lambda line: None)
+    teardown(settings, progress=lambda line: None, verify_timeout_s=0)
+
+    services = {c[0] for c in calls}
+    assert {"s3", "dynamodb", "iam", "lambda", "stepfunctions", "apigateway", "ecr", "logs"} <= services, services
+    assert [c for c in calls if c[2] is not True] == []  # parameter validation was never turned off
+    assert [c for c in calls if c[3]] == []

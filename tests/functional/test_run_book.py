@@ -92,29 +92,29 @@ def test_book_builds_from_the_executed_notebooks(short_run, built):
     assert (html / "_images" / "architecture.svg").stat().st_size > 1000
 
 
-def test_every_figure_is_in_the_rendered_pages(short_run, built):
-    checks = {c.page.name: c for c in book.check_pages(short_run)}
+def test_every_figure_is_in_the_rendered_pages(short_run, built, chromium):
+    checks = {c.page.name: c for c in book.check_pages(short_run, chromium)}
     assert checks["06_analysis.html"].expected_figures == 1
     assert len([s for s in checks["06_analysis.html"].images if s.endswith(".png")]) == 1
     assert any("architecture.svg" in s for s in checks["architecture.html"].images)
 
 
-def test_a_missing_figure_file_fails_the_check(short_run, built, tmp_path):
+def test_a_missing_figure_file_fails_the_check(short_run, built, tmp_path, chromium):
     html = built.parent
     copy = tmp_path / "html"
     shutil.copytree(html, copy)
     for png in (copy / "_images").glob("*.png"):
         png.unlink()
-    check = book.check_page(copy / "notebooks" / "06_analysis.html", expected=1)
+    check = book.check_page(copy / "notebooks" / "06_analysis.html", expected=1, chromium=chromium)
     assert not check.ok and "no such file" in " ".join(check.problems)
 
 
-def test_a_figure_missing_from_the_page_fails_the_check(short_run, built, tmp_path):
+def test_a_figure_missing_from_the_page_fails_the_check(short_run, built, tmp_path, chromium):
     copy = tmp_path / "html"
     shutil.copytree(built.parent, copy)
     page = copy / "notebooks" / "06_analysis.html"
     page.write_text(re.sub(r"<img [^>]*\.png[^>]*>", "", page.read_text()))
-    check = book.check_page(page, expected=1)
+    check = book.check_page(page, expected=1, chromium=chromium)
     assert not check.ok and "0 figures rendered, the notebook has 1" in check.problems
 
 

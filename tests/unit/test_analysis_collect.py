@@ -44,7 +44,10 @@ def put_events(logs, group, events, shift_ms):
 def cloud():
     with mock_aws():
         s = boto3.Session(region_name="us-east-1")
-        clients = {svc: s.client(svc) for svc in ("lambda", "logs", "cloudwatch", "stepfunctions", "iam", "s3", "sts")}
+        clients = {
+            svc: s.client(svc)
+            for svc in ("lambda", "logs", "cloudwatch", "stepfunctions", "iam", "s3", "sts", "dynamodb")
+        }
         yield clients
 
 
@@ -158,6 +161,12 @@ def test_collect_run_and_reload(cloud, tmp_path):
     cloud["s3"].put_bucket_tagging(Bucket=BUCKET, Tagging={"TagSet": [{"Key": STACK_TAG_KEY, "Value": "swlab"}]})
     cloud["s3"].put_object(Bucket=BUCKET, Key="raw/a.jpg", Body=b"x" * 1000)
     cloud["s3"].put_object(Bucket=BUCKET, Key="processed/a/grayscale.png", Body=b"x" * 300)
+    cloud["dynamodb"].create_table(
+        TableName="swlab-images",
+        KeySchema=[{"AttributeName": "image_id", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "image_id", "AttributeType": "S"}],
+        BillingMode="PAY_PER_REQUEST",
+    )
     run = collect_run(
         settings,
         now - timedelta(minutes=1),
@@ -181,6 +190,12 @@ def test_collect_run_and_reload(cloud, tmp_path):
     assert "ReadMetadata" in set(t["states"]["state"])
     assert len(t["state_machine_log_events"]) == 7  # kept: its ingestion is a cost of the workflow
     assert len(t["jtl"]) == 7 and t["jtl"]["success"].sum() == 5
+    # the reconciliation: raw/a.jpg was written in the window and has no item
+    assert t["raw_objects"][["key", "size"]].to_dict("records") == [{"key": "raw/a.jpg", "size": 1000}]
+    assert ("a", "object without item") in {
+        (r.image_id, r.problem) for r in t["reconciliation_exceptions"].itertuples()
+    }
+    assert set(t["reconciliation"]["workflow"]) == {"Workflow 1 (ingest)", "Workflow 2 (classify)"}
     m = run.manifest
     assert m["target"] == "local" and m["stack"] == "swlab" and m["tool_versions"]["moto"] == "5.2.5"
     assert m["window"]["start"].startswith(str((now - timedelta(minutes=1)).date()))

@@ -112,3 +112,31 @@ def test_quota_per_period():
     assert [limiter.admit("p", "k", {}, quota) for _ in range(3)] == [None, None, "Limit Exceeded"]
     day[0] = datetime(2026, 1, 2, 0, 1, tzinfo=timezone.utc)
     assert limiter.admit("p", "k", {}, quota) is None
+
+
+def test_request_validation_errors_read_like_aws_and_never_echo_a_huge_value():
+    from swlab.localcloud.apigw_gateway import schema_errors
+    from swlab.provision.api_models import CLASSIFY_SCHEMA
+
+    assert schema_errors(CLASSIFY_SCHEMA, {"image_id": "0" * 32, "options": {"flip": "vertical"}}) is None
+    assert "allowed: [object]" in schema_errors(CLASSIFY_SCHEMA, [1])
+    assert "missing required properties ([image_id])" in schema_errors(CLASSIFY_SCHEMA, {})
+    huge = schema_errors(CLASSIFY_SCHEMA, {"image_id": "x" * 7_000_000})
+    assert huge.startswith("[/image_id: ECMA 262 regex") and len(huge) < 200 and '"' not in huge
+
+
+def test_gateway_responses_use_the_apis_template_or_aws_default():
+    from types import SimpleNamespace
+
+    from swlab.localcloud.apigw_gateway import gateway_response
+
+    bare = SimpleNamespace(gateway_responses={})
+    assert gateway_response(bare, "REQUEST_TOO_LARGE", {}) == (413, b'{"message":"Request Too Long"}')
+    template = '{"message": $context.error.messageString, "reason": "$context.error.validationErrorString"}'
+    custom = SimpleNamespace(
+        gateway_responses={
+            "BAD_REQUEST_BODY": SimpleNamespace(status_code="400", response_templates={"application/json": template})
+        }
+    )
+    status, body = gateway_response(custom, "BAD_REQUEST_BODY", {}, "[bad]")
+    assert status == 400 and json.loads(body) == {"message": "Invalid request body", "reason": "[bad]"}

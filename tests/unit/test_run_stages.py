@@ -115,3 +115,21 @@ def test_ctrl_c_in_a_stage_still_runs_teardown(tiny_lab, monkeypatch):
     ]
     assert result.stages[0].error == "00_first.ipynb: interrupted by the user"
     assert (result.run.dir / "teardown.txt").exists()
+
+
+def test_a_dead_cloud_is_one_line_saying_so_and_what_to_do(tmp_path):
+    from papermill.exceptions import PapermillExecutionError
+
+    from swlab.run.stages import describe_failure
+
+    exc = PapermillExecutionError(
+        cell_index=3,
+        exec_count=4,
+        source="data = telemetry.collect_telemetry(run)",
+        ename="EndpointConnectionError",
+        evalue='Could not connect to the endpoint URL: "http://127.0.0.1:4566/"',
+        traceback=["...130 lines..."],
+    )
+    message = describe_failure(exc, Path("05_collect.ipynb"), tmp_path / "missing.ipynb")
+    assert len(message.splitlines()) == 1 and "Traceback" not in message
+    assert "the cloud stopped answering" in message and "scripts/run-lab" in message

@@ -56,7 +56,9 @@ def test_the_lab_has_its_notebooks():
 @pytest.fixture(scope="module")
 def ci_run_result(tmp_path_factory):
     said: list[str] = []
-    result = run_lab(load_profile("ci", ROOT), run_dir=tmp_path_factory.mktemp("ci") / "run", root=ROOT, say=said.append)
+    result = run_lab(
+        load_profile("ci", ROOT), run_dir=tmp_path_factory.mktemp("ci") / "run", root=ROOT, say=said.append
+    )
     return result, said
 
 

@@ -9,7 +9,18 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from swlab.settings import Settings, client
+
 PRICES_PATH = Path(__file__).resolve().parents[1] / "data" / "prices.json"
+
+
+def prices_for(settings: Settings, use_price_list_api: bool = False) -> dict[str, Any]:
+    """The prices a run is costed with: the offline table, refreshed from the Price List API when
+    asked on target aws (the API exists only there)."""
+    table = load_prices()
+    if use_price_list_api and settings.target == "aws":
+        table = refresh_prices(client(settings, "pricing"), settings.region, base=table)
+    return table
 
 
 def load_prices(path: str | Path | None = None) -> dict[str, Any]:

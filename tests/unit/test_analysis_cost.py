@@ -8,6 +8,7 @@ import pytest
 
 from swlab.analysis import cost, prices
 from swlab.bench.synthetic import synthetic_run
+from swlab.settings import load_settings
 
 pytestmark = pytest.mark.unit
 
@@ -154,6 +155,11 @@ class FakePricing:
             },
         }
         return {"PriceList": [json.dumps(free), json.dumps(product)]}
+
+
+def test_a_run_on_the_local_cloud_is_costed_with_the_offline_table_even_when_the_api_is_asked_for():
+    local = load_settings(env={}, target="local")
+    assert prices.prices_for(local, use_price_list_api=True) == prices.load_prices()
 
 
 def test_refresh_prices_takes_first_tier_and_says_so():

@@ -34,7 +34,7 @@ from swlab.provision.changes import ChangeReport, Progress
 from swlab.provision.context import ClientFactory, DeployContext
 from swlab.provision.functions import deploy_functions, function_environment, prune_functions
 from swlab.provision.naming import Names
-from swlab.provision.options import LOCAL_CLOUD_OPTIONS, DeployOptions
+from swlab.provision.options import LOCAL_CLOUD_OPTIONS, DeployOptions, left_out
 from swlab.provision.outputs import OUTPUTS_SCHEMA, DeployOutputs, default_outputs_path, load_outputs, write_outputs
 from swlab.provision.packaging import FunctionConfig
 from swlab.provision.state_machine import deploy_state_machine, load_definition, state_machine_values
@@ -88,14 +88,16 @@ def deploy(
 def preflight(settings: Settings, names: Names, options: DeployOptions) -> list[FunctionConfig]:
     """Everything that can fail before the cloud is touched: function configurations, their
     environments' placeholders, the state machine definition, Docker for image functions on AWS."""
+    skipped = left_out(options)
     configs = [
         packaging.apply_overrides(c, options.function_overrides)
         for c in packaging.discover_functions(options.lambdas_dir)
+        if c.name not in skipped
     ]
     for config in configs:
         function_environment(names, options, config)
     arns = {c.name: {"arn": names.arn("lambda", f"function:{names.function(c.name)}")} for c in configs}
-    load_definition(options.asl_path, state_machine_values(names, arns))
+    load_definition(options.asl_path, state_machine_values(names, arns, options), options.preprocessing)
     if settings.target == "aws" and any(c.packaging == "image" for c in configs) and not images.docker_available():
         raise packaging.PackagingError(images.DOCKER_MISSING)
     return configs

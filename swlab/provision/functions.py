@@ -281,7 +281,8 @@ def _stack_functions(clients: Clients, names: Names) -> Iterator[dict[str, Any]]
 
 
 def prune_functions(ctx: DeployContext, keep: Iterable[str]) -> None:
-    """Delete the stack's functions whose folder is gone, with their log group and role (deploy converges)."""
+    """Delete the stack's functions not in ``keep`` (folder gone, or a variant not chosen), with their log
+    group and role (deploy converges)."""
     clients, names, report = ctx.clients, ctx.names, ctx.report
     wanted = {names.function(k) for k in keep}
     for fn in list(_stack_functions(clients, names)):
@@ -290,7 +291,7 @@ def prune_functions(ctx: DeployContext, keep: Iterable[str]) -> None:
             continue
         short = fname.removeprefix(f"{names.stack}-")
         clients("lambda").delete_function(FunctionName=fname)
-        report.record("lambda function", fname, "deleted", "its folder is gone")
+        report.record("lambda function", fname, "deleted", "not in this deploy (folder gone or variant not chosen)")
         delete_if_present(lambda: delete_log_group(clients, names.function_log_group(short)))
         report.record("log group", names.function_log_group(short), "deleted")
         delete_if_present(lambda: delete_role(clients("iam"), names.lambda_role(short)))

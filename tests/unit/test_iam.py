@@ -35,7 +35,7 @@ def actions(policy):
 def test_every_function_folder_gets_a_policy():
     policies = iam.function_policies(LAMBDAS, RES)
     assert sorted(policies) == FUNCTIONS and "ingest" in policies and "_shared" not in policies
-    assert len(FUNCTIONS) == 12
+    assert len(FUNCTIONS) == 13
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -87,6 +87,7 @@ def test_access_blocks_that_would_widen_a_role_are_refused(access, message):
 def test_state_machine_policy_invokes_exactly_the_workflow_functions():
     used = asl.classify_functions(LAMBDAS)
     assert "ingest" not in used and {"fetch_image", "resnet", "mark_failed"} <= set(used) and len(used) == 11
+    assert len(asl.classify_functions(LAMBDAS, "fused")) == 8
     policy = iam.state_machine_policy(RES, used)
     invoke = next(s for s in policy["Statement"] if s["Sid"] == "InvokeStackFunctions")
     assert set(invoke["Action"]) == {"lambda:InvokeFunction"}
@@ -147,7 +148,7 @@ def test_moto_iam_accepts_every_document():
         for role, (service, policy) in documents.items():
             client.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(iam.trust_policy(service)))
             client.put_role_policy(RoleName=role, PolicyName="least-privilege", PolicyDocument=json.dumps(policy))
-        assert len(client.list_roles()["Roles"]) == 14
+        assert len(client.list_roles()["Roles"]) == len(FUNCTIONS) + 2
 
 
 def test_deploy_creates_its_roles_with_the_one_trust_policy(monkeypatch):

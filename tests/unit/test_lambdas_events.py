@@ -31,6 +31,7 @@ from fetch_image import fetch_image  # noqa: E402
 from flip import flip  # noqa: E402
 from grayscale import grayscale  # noqa: E402
 from mark_failed import mark_failed  # noqa: E402
+from preprocess import preprocess  # noqa: E402
 from resize import resize  # noqa: E402
 from rotate import rotate  # noqa: E402
 from update import update  # noqa: E402
@@ -141,6 +142,7 @@ RUNNERS: dict[str, Callable[[Env, dict], Any]] = {
     "flip": run_step(flip),
     "rotate": run_step(rotate),
     "resize": run_step(resize),
+    "preprocess": run_step(preprocess),
     "alexnet": run_model("alexnet"),
     "resnet": run_model("resnet"),
     "mobilenet": run_model("mobilenet"),

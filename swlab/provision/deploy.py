@@ -110,7 +110,8 @@ def _provision(ctx: DeployContext, configs: list[FunctionConfig]) -> DeployOutpu
     functions = deploy_functions(ctx, configs)
     machine = deploy_state_machine(ctx, functions)
     ingest_arn = functions[options.ingest_function]["arn"] if options.ingest_function in functions else None
-    api = deploy_api(ctx, ingest_arn, machine)
+    classifications = functions.get(options.classifications_function, {}).get("arn")
+    api = deploy_api(ctx, ingest_arn, machine, classifications)
     if options.prune:
         prune_functions(ctx, functions)
     return DeployOutputs(

@@ -43,13 +43,15 @@ DEFAULT_PLACEHOLDERS = {"AllowedHosts": "", "AlexnetWeightsKey": "", "ResnetWeig
 
 
 def placeholder_values(names: Names, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``${Bucket}``, ``${Table}``, ``${Stack}``, ``${Region}``, ``${AccountId}``, then defaults and ``extra``."""
+    """``${Bucket}``, ``${Table}``, ``${Stack}``, ``${Region}``, ``${AccountId}``, ``${StateMachineArn}``, then
+    defaults and ``extra``."""
     return {
         "Bucket": names.bucket,
         "Table": names.table,
         "Stack": names.stack,
         "Region": names.region,
         "AccountId": names.account_id,
+        "StateMachineArn": names.arn("states", f"stateMachine:{names.state_machine}"),
         **DEFAULT_PLACEHOLDERS,
         **(extra or {}),
     }

@@ -27,6 +27,7 @@ add_paths(*FUNCTIONS)
 import ingest  # noqa: E402
 import swl_infer  # noqa: E402
 from aggregate import aggregate  # noqa: E402
+from classifications import Config, handle  # noqa: E402
 from fetch_image import fetch_image  # noqa: E402
 from flip import flip  # noqa: E402
 from grayscale import grayscale  # noqa: E402
@@ -135,7 +136,37 @@ def run_mark_failed(env: Env, event: dict) -> Any:
     return out
 
 
+class StubStates:
+    """Step Functions' StartExecution, recorded."""
+
+    def __init__(self) -> None:
+        self.started: list[dict] = []
+
+    def start_execution(self, **kwargs: Any) -> dict:
+        self.started.append(kwargs)
+        return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:swlab-classify:{kwargs['name']}"}
+
+
+def run_classifications(env: Env, event: dict) -> Any:
+    image_id = "0f8e4c2a9b7d4e6f8a1b2c3d4e5f6a7b"
+    env.put_item(image_id)
+    states = StubStates()
+    out = handle(
+        event, Config(TABLE, "arn:aws:states:us-east-1:123456789012:stateMachine:swlab-classify"), env.ddb, states
+    )
+    body = json.loads(out["body"])
+    if event["httpMethod"] == "POST":
+        assert out["statusCode"] == 202 and body["status_url"] == f"images/{image_id}" == out["headers"]["Location"]
+        assert (
+            env.item(image_id)["status"] == {"S": "CLASSIFYING"} and states.started[0]["name"] == body["execution_name"]
+        )
+    else:
+        assert out["statusCode"] == 200 and body["status"] == "INGESTED" and body["terminal"] is False
+    return body
+
+
 RUNNERS: dict[str, Callable[[Env, dict], Any]] = {
+    "classifications": run_classifications,
     "ingest": run_ingest,
     "fetch_image": run_fetch_image,
     "grayscale": run_step(grayscale),

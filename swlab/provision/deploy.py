@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from swlab.provision import images, packaging
+from swlab.provision import images, model_weights, packaging
 from swlab.provision.api import deploy_api
 from swlab.provision.changes import ChangeReport, Progress
 from swlab.provision.context import ClientFactory, DeployContext
@@ -107,6 +107,7 @@ def _provision(ctx: DeployContext, configs: list[FunctionConfig]) -> DeployOutpu
     settings, options = ctx.settings, ctx.options
     bucket = ensure_bucket(ctx)
     table = ensure_table(ctx)
+    ctx = _with_onnx_models(ctx)
     functions = deploy_functions(ctx, configs)
     machine = deploy_state_machine(ctx, functions)
     ingest_arn = functions[options.ingest_function]["arn"] if options.ingest_function in functions else None
@@ -130,6 +131,22 @@ def _provision(ctx: DeployContext, configs: list[FunctionConfig]) -> DeployOutpu
         api=api,
         changes=ctx.report.counts(),
     )
+
+
+def _with_onnx_models(ctx: DeployContext) -> DeployContext:
+    """For ``inference="onnx"`` without given model keys: the prepare-models step's ONNX part (export the
+    models with the weights the cache has, else seeded ones; upload), and the keys as placeholders."""
+    options = ctx.options
+    given = options.placeholders
+    if options.inference != "onnx" or all(given.get(f"{m.capitalize()}OnnxKey") for m in model_weights.MODELS):
+        return ctx
+    s3 = ctx.clients("s3")
+    prepared = model_weights.prepare_models(s3, ctx.names.bucket)
+    exported = model_weights.prepare_onnx(s3, ctx.names.bucket, prepared)
+    for name, model in exported.items():
+        ctx.report.say(f"onnx      {model['key']}  ({model['weights']} weights, sha256 {model['sha256'][:12]})")
+    keys = {**model_weights.weights_substitutions(prepared), **model_weights.onnx_substitutions(exported)}
+    return replace(ctx, options=replace(options, placeholders={**keys, **given}))
 
 
 def _options(options: DeployOptions | None, overrides: Mapping[str, Any]) -> DeployOptions:

@@ -39,7 +39,11 @@ ZIP_UPLOAD_LIMIT = 45 * 1024 * 1024  # larger zips go through S3 (direct upload 
 # - AllowedHosts: hosts the ingest function may fetch despite its private-address guard
 #   (empty on AWS; the lab's local image server on the local target);
 # - <Model>WeightsKey: S3 key of a model's prepared weights (empty: deterministic seeded weights).
-DEFAULT_PLACEHOLDERS = {"AllowedHosts": "", "AlexnetWeightsKey": "", "ResnetWeightsKey": "", "MobilenetWeightsKey": ""}
+# - <Model>OnnxKey: S3 key of a model's ONNX export (the onnx inference variant; empty: the function fails).
+DEFAULT_PLACEHOLDERS = {
+    "AllowedHosts": "",
+    **{f"{m}{kind}Key": "" for m in ("Alexnet", "Resnet", "Mobilenet") for kind in ("Weights", "Onnx")},
+}
 
 
 def placeholder_values(names: Names, extra: Mapping[str, str] | None = None) -> dict[str, str]:

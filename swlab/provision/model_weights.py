@@ -13,10 +13,12 @@ Nothing here downloads from the internet.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -66,6 +68,99 @@ def prepare_models(s3: Any, bucket: str, torch_home: Path | str | None = None) -
             s3.upload_file(str(path), bucket, key)
         prepared[name] = {"weights": "imagenet", "key": key, "source": str(path)}
     return prepared
+
+
+def onnx_key(name: str) -> str:
+    return f"models/{name}.onnx"
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def export_onnx(name: str, weights_file: Path | None, cache_dir: Path, seed: int = 0) -> dict[str, str]:
+    """Export ``name``'s torchvision model (``weights_file``, else seeded as the torch function seeds it) to ONNX.
+
+    Cached in ``cache_dir`` by model, weights file checksum (or seed) and torch version, with a ``.sha256``
+    beside it; a cached file whose checksum no longer matches is exported again. Opset 17 and IR version
+    8 (the legacy exporter): what the functions' ONNX Runtime 1.16.3 reads. The model's metadata holds
+    the categories and ``weights`` (``imagenet``/``untrained``), so the function needs no torchvision.
+    """
+    import onnx
+    import torch
+    import torchvision.models as tvm
+
+    builder, weights_class = MODELS[name]
+    source = _sha256(weights_file)[:16] if weights_file else f"seed{seed}"
+    path = Path(cache_dir) / f"{name}-{source}-torch{torch.__version__.split('+')[0]}.onnx"
+    check = path.with_suffix(".onnx.sha256")
+    if path.is_file() and check.is_file() and check.read_text().strip() == _sha256(path):
+        return {"path": str(path), "sha256": check.read_text().strip(), "weights": _onnx_weights(path)}
+    torch.manual_seed(seed)
+    model = getattr(tvm, builder)(weights=None)
+    if weights_file is not None:
+        model.load_state_dict(torch.load(weights_file, map_location="cpu", weights_only=True))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model.eval(),
+            (torch.zeros(1, 3, 224, 224),),
+            str(tmp),
+            dynamo=False,
+            opset_version=17,
+            input_names=["input"],
+            output_names=["logits"],
+        )
+    proto = onnx.load(str(tmp))
+    categories = list(getattr(tvm, weights_class).DEFAULT.meta["categories"])
+    weights = "imagenet" if weights_file else "untrained"
+    for key, value in (("swlab_model", name), ("weights", weights), ("categories", json.dumps(categories))):
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(tmp))
+    tmp.replace(path)
+    check.write_text(_sha256(path) + "\n")
+    return {"path": str(path), "sha256": check.read_text().strip(), "weights": weights}
+
+
+def _onnx_weights(path: Path) -> str:
+    import onnx
+
+    meta = {p.key: p.value for p in onnx.load(str(path), load_external_data=False).metadata_props}
+    return meta.get("weights", "untrained")
+
+
+def prepare_onnx(
+    s3: Any, bucket: str, prepared: Mapping[str, Mapping[str, str]], cache_dir: Path | str | None = None
+) -> dict[str, dict[str, str]]:
+    """Export each model with the weights ``prepare_models`` chose and upload it to ``models/<name>.onnx``.
+
+    Idempotent: an object whose ``sha256`` metadata matches is not uploaded again.
+    """
+    cache = Path(cache_dir) if cache_dir else Path.home() / ".cache" / "swlab" / "onnx"
+    out = {}
+    for name in MODELS:
+        source = (prepared.get(name) or {}).get("source") or ""
+        exported = export_onnx(name, Path(source) if source else None, cache)
+        key = onnx_key(name)
+        try:
+            same = s3.head_object(Bucket=bucket, Key=key).get("Metadata", {}).get("sha256") == exported["sha256"]
+        except s3.exceptions.ClientError:
+            same = False
+        if not same:
+            s3.upload_file(exported["path"], bucket, key, ExtraArgs={"Metadata": {"sha256": exported["sha256"]}})
+        out[name] = {"key": key, "sha256": exported["sha256"], "weights": exported["weights"]}
+    return out
+
+
+def onnx_substitutions(prepared_onnx: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """``{"AlexnetOnnxKey": "models/alexnet.onnx", ...}`` for the ONNX functions' environment placeholders."""
+    return {f"{name.capitalize()}OnnxKey": prepared_onnx.get(name, {}).get("key", "") for name in MODELS}
 
 
 def weights_substitutions(prepared: Mapping[str, Mapping[str, str]]) -> dict[str, str]:

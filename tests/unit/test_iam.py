@@ -35,7 +35,7 @@ def actions(policy):
 def test_every_function_folder_gets_a_policy():
     policies = iam.function_policies(LAMBDAS, RES)
     assert sorted(policies) == FUNCTIONS and "ingest" in policies and "_shared" not in policies
-    assert len(FUNCTIONS) == 14
+    assert len(FUNCTIONS) == 17
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)

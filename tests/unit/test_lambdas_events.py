@@ -177,6 +177,9 @@ RUNNERS: dict[str, Callable[[Env, dict], Any]] = {
     "alexnet": run_model("alexnet"),
     "resnet": run_model("resnet"),
     "mobilenet": run_model("mobilenet"),
+    "alexnet_onnx": run_model("alexnet"),  # the same domain code; the ONNX runtime itself: test_models_onnx
+    "resnet_onnx": run_model("resnet"),
+    "mobilenet_onnx": run_model("mobilenet"),
     "aggregate": run_aggregate,
     "update": run_update,
     "mark_failed": run_mark_failed,

@@ -20,6 +20,7 @@ from typing import Any
 
 from swlab.provision.asl import AslError
 from swlab.provision.deploy import deploy
+from swlab.provision.model_weights import WeightsUnavailable
 from swlab.provision.options import LOCAL_CLOUD_OPTIONS, VARIANT_FUNCTIONS, WEIGHTS, target_defaults
 from swlab.provision.packaging import PackagingError
 from swlab.provision.teardown import teardown
@@ -156,7 +157,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _run(_parser().parse_args(argv))
-    except (SettingsError, PackagingError, AslError) as exc:
+    except (SettingsError, PackagingError, AslError, WeightsUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

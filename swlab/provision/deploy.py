@@ -141,7 +141,7 @@ def _with_onnx_models(ctx: DeployContext) -> DeployContext:
     if options.inference != "onnx" or all(given.get(f"{m.capitalize()}OnnxKey") for m in model_weights.MODELS):
         return ctx
     s3 = ctx.clients("s3")
-    prepared = model_weights.prepare_models(s3, ctx.names.bucket)
+    prepared = model_weights.prepare_models(s3, ctx.names.bucket, weights=options.weights, progress=None)
     exported = model_weights.prepare_onnx(s3, ctx.names.bucket, prepared)
     for name, model in exported.items():
         ctx.report.say(f"onnx      {model['key']}  ({model['weights']} weights, sha256 {model['sha256'][:12]})")

@@ -8,7 +8,9 @@ seeded weights and say ``"weights": "untrained"`` (see ``lambdas/_shared/swl_inf
 uploads each to ``s3://<bucket>/models/<name>.pth``; :func:`weights_substitutions`
 turns the result into the ``${AlexnetWeightsKey}``-style values the functions'
 ``function.json`` environment uses (an empty value means seeded weights).
-Nothing here downloads from the internet.
+Where the cache has none, :func:`resolve_weights` downloads torchvision's file (progress
+bar, checksum verified) unless ``weights="untrained"``; ``weights="pretrained"`` fails
+with one line when neither works, ``auto`` falls back to seeded weights and says why.
 """
 
 from __future__ import annotations
@@ -16,8 +18,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import subprocess
 import sys
+import urllib.parse
+import urllib.request
 import warnings
 from pathlib import Path
 from typing import Any, Mapping
@@ -51,13 +56,102 @@ def cached_weights(name: str, torch_home: Path | str | None = None) -> Path | No
     return path if path.is_file() else None
 
 
-def prepare_models(s3: Any, bucket: str, torch_home: Path | str | None = None) -> dict[str, dict[str, str]]:
-    """Upload every cached pretrained weights file; idempotent (same size already there = skipped)."""
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights were asked for (``weights="pretrained"``) and cannot be had; one line says why."""
+
+
+def weights_url(name: str) -> str:
+    """torchvision's download URL of the model's pretrained weights."""
+    import torchvision.models as tvm
+
+    return getattr(tvm, MODELS[name][1]).DEFAULT.url
+
+
+def download_weights(url: str, dest_dir: Path | str, progress: Any = sys.stderr, timeout_s: float = 30.0) -> Path:
+    """Download ``url`` into ``dest_dir`` with a progress bar on ``progress``; verify its checksum; return the file.
+
+    torchvision names its weight files ``<name>-<first hex digits of the SHA-256>.pth``: the file's
+    SHA-256 must start with those digits (as ``torch.hub`` checks), else it is deleted and refused.
+    Written to ``<file>.part`` first, so an interrupted download never looks cached. Raises
+    :class:`WeightsUnavailable` (network error, HTTP error, checksum mismatch).
+    """
+    name = os.path.basename(urllib.parse.urlsplit(url).path)
+    match = re.search(r"-([0-9a-f]{8,})\.", name)
+    dest = Path(dest_dir) / name
+    part = dest.with_name(name + ".part")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    digest, done = hashlib.sha256(), 0
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(part, "wb") as out:
+            total = int(resp.headers.get("Content-Length") or 0)
+            for block in iter(lambda: resp.read(1 << 20), b""):
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress is not None:
+                    shown = (
+                        f"{done / 2**20:.1f}/{total / 2**20:.1f} MiB {100 * done // total}%"
+                        if total
+                        else f"{done / 2**20:.1f} MiB"
+                    )
+                    print(f"\r{name}: {shown}", end="", file=progress, flush=True)
+    except (OSError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        raise WeightsUnavailable(f"cannot download {url}: {exc}") from None
+    if progress is not None:
+        print(file=progress, flush=True)
+    if match and not digest.hexdigest().startswith(match.group(1)):
+        part.unlink(missing_ok=True)
+        raise WeightsUnavailable(
+            f"{url}: checksum mismatch (SHA-256 {digest.hexdigest()[:12]}..., expected {match.group(1)}...)"
+        )
+    part.replace(dest)
+    return dest
+
+
+def resolve_weights(
+    name: str,
+    weights: str = "auto",
+    torch_home: Path | str | None = None,
+    base_url: str | None = None,
+    progress: Any = sys.stderr,
+) -> tuple[Path | None, str]:
+    """(the pretrained weights file or None for seeded weights, how: ``cache``, ``downloaded from <url>``,
+    ``seeded: <why>``) for the ``weights`` policy ``auto`` | ``pretrained`` | ``untrained``.
+
+    ``base_url`` replaces the folder of torchvision's URL (a mirror; the tests' local server)."""
+    if weights == "untrained":
+        return None, "seeded: weights=untrained"
+    cached = cached_weights(name, torch_home)
+    if cached is not None:
+        return cached, f"cache ({cached})"
+    url = weights_url(name)
+    if base_url:
+        url = f"{base_url.rstrip('/')}/{os.path.basename(url)}"
+    home = Path(torch_home) if torch_home else Path(os.environ.get("TORCH_HOME", Path.home() / ".cache" / "torch"))
+    try:
+        return download_weights(url, home / "hub" / "checkpoints", progress), f"downloaded from {url}"
+    except WeightsUnavailable as exc:
+        if weights == "pretrained":
+            raise WeightsUnavailable(f"weights=pretrained: {name}: {exc}") from None
+        return None, f"seeded: {exc}"
+
+
+def prepare_models(
+    s3: Any,
+    bucket: str,
+    torch_home: Path | str | None = None,
+    weights: str = "auto",
+    base_url: str | None = None,
+    progress: Any = sys.stderr,
+) -> dict[str, dict[str, str]]:
+    """Upload each model's pretrained weights (:func:`resolve_weights`: cache, else download) to S3, or record
+    seeded weights and why (``how``); idempotent (same size already there = skipped)."""
     prepared = {}
     for name in MODELS:
-        path = cached_weights(name, torch_home)
+        path, how = resolve_weights(name, weights, torch_home, base_url, progress)
         if path is None:
-            prepared[name] = {"weights": "untrained", "key": "", "source": ""}
+            prepared[name] = {"weights": "untrained", "key": "", "source": "", "how": how}
             continue
         key = weights_key(name)
         try:
@@ -66,7 +160,7 @@ def prepare_models(s3: Any, bucket: str, torch_home: Path | str | None = None) -
             same = False
         if not same:
             s3.upload_file(str(path), bucket, key)
-        prepared[name] = {"weights": "imagenet", "key": key, "source": str(path)}
+        prepared[name] = {"weights": "imagenet", "key": key, "source": str(path), "how": how}
     return prepared
 
 
@@ -174,7 +268,10 @@ t0 = time.perf_counter()
 sys.path[:0] = [sys.argv[2], sys.argv[3]]
 import psutil, swl_infer
 from PIL import Image
-import torch, torchvision  # noqa: F401
+if swl_infer.config_from_env().runtime == "torch":
+    import torch, torchvision  # noqa: F401
+else:
+    import onnxruntime  # noqa: F401
 imported = time.perf_counter()
 classifier, _ = swl_infer.get_classifier(sys.argv[1], swl_infer.config_from_env())
 loaded = time.perf_counter()

@@ -6,8 +6,9 @@ loaded in the init phase and the cold cost is in the REPORT line's Init Duration
 not in the first invocation's Duration. A load that fails at init is retried by
 the first invocation, which raises it as before; results say ``"cold": true`` on
 an environment's first invocation either way. The runtime is a small interface
-(:class:`Classifier`): ``torch`` is implemented; an ONNX Runtime variant is a
-new loader in ``RUNTIMES`` and leaves the handlers as they are.
+(:class:`Classifier`): ``torch`` (:class:`TorchClassifier`) and ``onnx``
+(:class:`OnnxClassifier`, ONNX Runtime on the model exported by the prepare-models
+step; the ``*_onnx`` functions); the handlers are the same for both.
 
 Weights, in this order: ``MODEL_WEIGHTS_PATH`` (a state_dict file),
 ``MODEL_WEIGHTS_BUCKET`` + ``MODEL_WEIGHTS_KEY`` (an S3 object written by the
@@ -76,7 +77,9 @@ def config_from_env(env: Mapping[str, str] | None = None) -> InferenceConfig:
         weights_bucket=swl_env.get_str("MODEL_WEIGHTS_BUCKET", "", env),
         weights_key=swl_env.get_str("MODEL_WEIGHTS_KEY", "", env),
         seed=swl_env.get_int("MODEL_SEED", 0, env),
-        threads=swl_env.get_int("TORCH_NUM_THREADS", 0, env, minimum=0),
+        threads=swl_env.get_int(
+            "INFERENCE_THREADS", swl_env.get_int("TORCH_NUM_THREADS", 0, env, minimum=0), env, minimum=0
+        ),
         top_k=swl_env.get_int("TOP_K", 5, env, minimum=1),
         fail=swl_env.get_bool("FAIL_MODEL", False, env),
     )
@@ -157,6 +160,47 @@ class TorchClassifier:
             return torch.softmax(self._model(torch.from_numpy(batch)), dim=1)[0].tolist()
 
 
+class OnnxClassifier:
+    """The same torchvision model exported to ONNX at the "prepare models" step, run by ONNX Runtime on the CPU.
+
+    The model file comes from MODEL_WEIGHTS_PATH or MODEL_WEIGHTS_BUCKET + MODEL_WEIGHTS_KEY (as the torch
+    weights do); its metadata carries the categories and whether its weights were pretrained, so the
+    function needs neither torch nor torchvision. There is no seeded fallback: without a prepared model
+    the function fails with ModelFailure and says so.
+    """
+
+    def __init__(self, spec: ModelSpec, cfg: InferenceConfig, s3: Any = None) -> None:
+        import json
+
+        import onnxruntime as ort
+
+        started = time.perf_counter()
+        path = _weights_file(spec, cfg, s3, lambda: None)
+        if path is None:
+            raise ModelFailure(
+                f"{spec.name}: INFERENCE_RUNTIME=onnx needs the exported model (MODEL_WEIGHTS_KEY of models/"
+                f"{spec.name}.onnx, written by the prepare-models step); none is configured"
+            )
+        options = ort.SessionOptions()
+        if cfg.threads:
+            options.intra_op_num_threads, options.inter_op_num_threads = cfg.threads, 1
+        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        meta = self._session.get_modelmeta().custom_metadata_map
+        if meta.get("swlab_model") != spec.name:
+            raise ModelFailure(f"{path} is the ONNX model of {meta.get('swlab_model')!r}, not of {spec.name!r}")
+        self.spec, self.categories = spec, list(json.loads(meta["categories"]))
+        self.weights = meta.get("weights", "untrained")
+        self._input = self._session.get_inputs()[0].name
+        self.load_ms = round((time.perf_counter() - started) * 1000.0, 3)
+
+    def probabilities(self, batch: Any) -> list[float]:
+        import numpy as np
+
+        logits = np.asarray(self._session.run(None, {self._input: batch})[0][0], dtype=np.float64)
+        exp = np.exp(logits - logits.max())
+        return (exp / exp.sum()).tolist()
+
+
 def _torch_cache_file(url: str) -> Path | None:
     import torch.hub
 
@@ -164,7 +208,10 @@ def _torch_cache_file(url: str) -> Path | None:
     return path if path.is_file() else None
 
 
-RUNTIMES: dict[str, Callable[[ModelSpec, InferenceConfig, Any], Classifier]] = {"torch": TorchClassifier}
+RUNTIMES: dict[str, Callable[[ModelSpec, InferenceConfig, Any], Classifier]] = {
+    "torch": TorchClassifier,
+    "onnx": OnnxClassifier,
+}
 _LOADED: dict[tuple[str, str], Classifier] = {}
 _SERVED: set[tuple[str, str]] = set()  # models an invocation has used already (later ones are warm)
 

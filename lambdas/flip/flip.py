@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import swl_env
-from PIL import Image, ImageOps
-from swl_errors import InvalidInput
 from swl_event import options_of
 from swl_step import run_step
+from swl_transforms import DIRECTIONS, flip_transform
 
-DIRECTIONS = {"horizontal": ImageOps.mirror, "vertical": ImageOps.flip}
+__all__ = ["DIRECTIONS", "default_direction", "flip"]
 
 
 def default_direction(env: Mapping[str, str] | None = None) -> str:
@@ -18,11 +17,4 @@ def default_direction(env: Mapping[str, str] | None = None) -> str:
 
 
 def flip(event: Mapping[str, Any], s3: Any, default: str = "horizontal") -> dict[str, Any]:
-    direction = options_of(event).get("flip", default)
-    if direction not in DIRECTIONS:
-        raise InvalidInput(f"flip must be one of {sorted(DIRECTIONS)}, got {direction!r}")
-
-    def transform(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
-        return DIRECTIONS[direction](image), {"direction": direction}
-
-    return run_step(event, s3, "flip", transform)
+    return run_step(event, s3, "flip", flip_transform(options_of(event), default))

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from PIL import Image, ImageOps
+from PIL import Image
 from swl_step import run_step
+from swl_transforms import grayscale_transform
 
 
 def to_grayscale(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
-    return ImageOps.grayscale(image), {}
+    return grayscale_transform()(image)
 
 
 def grayscale(event: Mapping[str, Any], s3: Any) -> dict[str, Any]:

@@ -20,10 +20,8 @@ def mark_failed(event: Mapping[str, Any], ddb: Any, table: str) -> dict[str, Any
     error = str(caught.get("Error") or "UnknownError")[:256]
     cause = error_message(caught.get("Cause", ""))
     stamp = now_iso()
-    update_existing(
-        ddb,
-        table,
-        image_id,
-        {"status": "FAILED", "error": error, "error_cause": cause, "failed_at": stamp, "updated_at": stamp},
-    )
+    fields = {"status": "FAILED", "error": error, "error_cause": cause, "failed_at": stamp, "updated_at": stamp}
+    if isinstance(event.get("execution_name"), str):  # which execution set this status (GET /images/{id})
+        fields["execution_name"] = event["execution_name"]
+    update_existing(ddb, table, image_id, fields)
     return {"image_id": image_id, "status": "FAILED", "error": error, "cause": cause}

@@ -5,12 +5,11 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import swl_env
-from PIL import Image
-from swl_errors import InvalidInput
 from swl_event import options_of
 from swl_step import run_step
+from swl_transforms import MAX_SIDE, resize_transform
 
-MAX_SIDE = 4096
+__all__ = ["MAX_SIDE", "default_size", "resize"]
 
 
 def default_size(env: Mapping[str, str] | None = None) -> tuple[int, int]:
@@ -18,12 +17,4 @@ def default_size(env: Mapping[str, str] | None = None) -> tuple[int, int]:
 
 
 def resize(event: Mapping[str, Any], s3: Any, default: tuple[int, int] = (224, 224)) -> dict[str, Any]:
-    options = options_of(event)
-    size = (options.get("resize_width", default[0]), options.get("resize_height", default[1]))
-    if not all(isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= MAX_SIDE for v in size):
-        raise InvalidInput(f"resize_width/resize_height must be integers in [1, {MAX_SIDE}], got {size!r}")
-
-    def transform(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
-        return image.resize(size, resample=Image.Resampling.BILINEAR), {"size": list(size)}
-
-    return run_step(event, s3, "resize", transform)
+    return run_step(event, s3, "resize", resize_transform(options_of(event), default))

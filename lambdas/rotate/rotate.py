@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import swl_env
-from PIL import Image
-from swl_errors import InvalidInput
 from swl_event import options_of
 from swl_step import run_step
+from swl_transforms import rotate_transform
 
 
 def default_degrees(env: Mapping[str, str] | None = None) -> float:
@@ -16,11 +15,4 @@ def default_degrees(env: Mapping[str, str] | None = None) -> float:
 
 
 def rotate(event: Mapping[str, Any], s3: Any, default: float = 90.0) -> dict[str, Any]:
-    degrees = options_of(event).get("rotate_degrees", default)
-    if isinstance(degrees, bool) or not isinstance(degrees, (int, float)) or not -360 <= degrees <= 360:
-        raise InvalidInput(f"rotate_degrees must be a number in [-360, 360], got {degrees!r}")
-
-    def transform(image: Image.Image) -> tuple[Image.Image, dict[str, Any]]:
-        return image.rotate(degrees, resample=Image.Resampling.BILINEAR, expand=True), {"degrees": degrees}
-
-    return run_step(event, s3, "rotate", transform)
+    return run_step(event, s3, "rotate", rotate_transform(options_of(event), default))

@@ -32,5 +32,7 @@ def update(event: Mapping[str, Any], ddb: Any, table: str) -> dict[str, Any]:
         "classified_at": stamp,
         "updated_at": stamp,
     }
+    if isinstance(event.get("execution_name"), str):  # which execution set this status (GET /images/{id})
+        fields["execution_name"] = event["execution_name"]
     update_existing(ddb, table, image_id, fields)
     return {"image_id": image_id, **{k: v for k, v in fields.items() if k != "updated_at"}}

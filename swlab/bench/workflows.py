@@ -35,10 +35,11 @@ from swlab.analysis.collect import fetch_log_events
 from swlab.analysis.logs import parse_log_events
 from swlab.localcloud.server import LocalCloudProcess
 from swlab.provision import deploy as deploy_mod
+from swlab.provision import model_weights
 from swlab.provision.outputs import DeployOutputs
 from swlab.provision.teardown import teardown
 from swlab.run.smoke import Answer, post
-from swlab.samples import ImageServer
+from swlab.samples import ImageServer, list_samples
 from swlab.settings import Settings, client, load_settings
 
 API_GATEWAY_TIMEOUT_MS = 29_000
@@ -96,6 +97,20 @@ def warm_p50_ms(send: Callable[[int], Answer], n: int) -> float:
     return statistics.median(times)
 
 
+def model_figures(figures: Figures, inference: str, image: Path, cache_dir: Path) -> None:
+    """``warm_inference_ms_<model>`` and ``model_rss_mb_<model>`` (suffixed ``_onnx`` for ONNX Runtime): each
+    model's code in a fresh interpreter (:func:`model_weights.measure_cold_start`), the weights as deployed."""
+    suffix = "" if inference == "torch" else f"_{inference}"
+    env = {"INFERENCE_RUNTIME": inference, "TORCH_NUM_THREADS": "1", "INFERENCE_THREADS": "1"}
+    for model in model_weights.MODELS:
+        if inference == "onnx":
+            exported = model_weights.export_onnx(model, model_weights.cached_weights(model), cache_dir)
+            env["MODEL_WEIGHTS_PATH"] = exported["path"]
+        probe = model_weights.measure_cold_start(model, image, env)
+        figures.add(f"warm_inference_ms_{model}{suffix}", probe["warm_inference_p50_ms"])
+        figures.add(f"model_rss_mb_{model}{suffix}", probe["rss_mb"])
+
+
 def measure(
     settings: Settings,
     outputs: DeployOutputs,
@@ -103,8 +118,12 @@ def measure(
     figures: Figures,
     n_warm: int,
     progress: Callable[[str], None],
+    suffix: str = "",
 ) -> None:
-    """Cold then warm requests of both workflows over HTTP, and each function's init duration."""
+    """Cold then warm requests of both workflows over HTTP, and each function's init duration.
+
+    ``suffix`` (``_onnx``) is added to the Workflow 2 figures of a variant deploy; the per-function
+    figures carry the function's name (``init_ms_alexnet_onnx``) anyway."""
     api, since = outputs.api, datetime.now(timezone.utc) - timedelta(seconds=5)
     ingest, classify, key = api["endpoints"]["ingest"], api["endpoints"]["classify"], api["api_key"]
     cold1 = post(ingest, {"image_url": urls[0]}, key)
@@ -114,14 +133,16 @@ def measure(
     ids = [cold1.body["image_id"]] + [post(ingest, {"image_url": u}, key).body["image_id"] for u in urls[1:]]
     progress(f"wf1 cold {cold1.elapsed_ms:.0f} ms; {len(ids)} images ingested; classifying (cold)")
     cold2 = post(classify, {"image_id": ids[0]}, key)
-    figures.add("wf2_cold_ms", cold2.elapsed_ms)
-    figures.add("wf2_cold_status", cold2.status)
+    figures.add(f"wf2_cold_ms{suffix}", cold2.elapsed_ms)
+    figures.add(f"wf2_cold_status{suffix}", cold2.status)
     sfn = client(settings, "stepfunctions")
     took = execution_ms(sfn, outputs.state_machine["arn"])
-    figures.add("wf2_cold_execution_ms", took if took is not None else float("nan"))
+    figures.add(f"wf2_cold_execution_ms{suffix}", took if took is not None else float("nan"))
     progress(f"wf2 cold: HTTP {cold2.status} after {cold2.elapsed_ms:.0f} ms, execution {took} ms; warm runs")
     figures.add("wf1_warm_p50_ms", warm_p50_ms(lambda i: post(ingest, {"image_url": urls[i % len(urls)]}, key), n_warm))
-    figures.add("wf2_warm_p50_ms", warm_p50_ms(lambda i: post(classify, {"image_id": ids[i % len(ids)]}, key), n_warm))
+    figures.add(
+        f"wf2_warm_p50_ms{suffix}", warm_p50_ms(lambda i: post(classify, {"image_id": ids[i % len(ids)]}, key), n_warm)
+    )
     colds = cold_starts(settings, outputs.functions, since)
     for name, (init_ms, _) in colds.items():
         figures.add(f"init_ms_{name}", init_ms)
@@ -132,7 +153,14 @@ def measure(
 def run(
     n_warm: int = 20, work_dir: Path | None = None, progress: Callable[[str], None] = print, **deploy_options: Any
 ) -> Figures:
-    """Fresh local cloud → deploy → measure → teardown → stop; returns the figures."""
+    """``deploy_options`` are DeployOptions fields: ``inference="onnx"`` suffixes the Workflow 2 figures
+    with ``_onnx`` and measures the ONNX models; ``preprocessing="fused"`` adds ``_fused``."""
+    inference = deploy_options.get("inference") or "torch"
+    suffix = "".join(
+        f"_{v}"
+        for v, default in ((deploy_options.get("preprocessing"), "steps"), (inference, "torch"))
+        if v and v != default
+    )
     figures = Figures()
     with tempfile.TemporaryDirectory(prefix="swlab-bench-workflows-") as tmp:
         work = Path(work_dir or tmp)
@@ -155,10 +183,11 @@ def run(
             figures.add("deploy_s", time.monotonic() - started)
             progress(f"deployed in {figures.values['deploy_s']} s")
             try:
-                measure(settings, result.outputs, images.sample_urls(), figures, n_warm, progress)
+                measure(settings, result.outputs, images.sample_urls(), figures, n_warm, progress, suffix)
             finally:
                 report = teardown(settings, progress=lambda line: None)
                 progress(f"teardown: {'clean' if report.clean else 'LEFT ' + str(report.remaining)}")
+        model_figures(figures, inference, list_samples()[0].path, Path.home() / ".cache" / "swlab" / "onnx")
     return figures
 
 
@@ -166,8 +195,16 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="bench-workflows", description=__doc__.splitlines()[0])
     ap.add_argument("--warm", type=int, default=20, help="warm requests per workflow (default 20)")
     ap.add_argument("--work-dir", type=Path, help="keep the cloud's logs here (default: a temporary directory)")
+    ap.add_argument("--inference", choices=("torch", "onnx"), default="torch", help="the models' runtime")
+    ap.add_argument("--preprocessing", choices=("steps", "fused"), default="steps", help="Workflow 2's preprocessing")
     args = ap.parse_args(argv)
-    figures = run(args.warm, args.work_dir, progress=lambda line: print(f"# {line}", file=sys.stderr, flush=True))
+    figures = run(
+        args.warm,
+        args.work_dir,
+        progress=lambda line: print(f"# {line}", file=sys.stderr, flush=True),
+        inference=args.inference,
+        preprocessing=args.preprocessing,
+    )
     print("\n".join(figures.lines()), flush=True)
     return 0
 

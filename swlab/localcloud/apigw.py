@@ -38,7 +38,8 @@ What happens to a request, in AWS's order:
      is rendered (subset: :mod:`swlab.localcloud.apigw_vtl`) and sent to our own
      endpoint. The integration response whose ``selectionPattern`` matches the
      service's status code (else the default one) gives the status and, if it
-     has an ``application/json`` template, the body; with no integration
+     has an ``application/json`` template, the body (a template's
+     ``#set($context.responseOverride.status = N)`` overrides the status); with no integration
      responses configured the service's status and body pass through.
      StartExecution without a ``name`` gets a unique one (moto_patches).
    * ``MOCK``: the request template's ``statusCode`` selects the integration
@@ -352,9 +353,12 @@ def _integration_reply(integration: Any, request: HttpRequest, api_id: str, stat
             return _message(500, "Internal server error")
         return Reply(status, body.encode(), headers)
     template = (chosen.response_templates or {}).get("application/json")
+    status = int(chosen.status_code)
     if template:
-        body = render(template, request.template_input(api_id, body=body))
-    return Reply(int(chosen.status_code), body.encode(), headers)
+        data = request.template_input(api_id, body=body)
+        body = render(template, data)
+        status = int(data.response_override.get("status", status))  # #set($context.responseOverride.status)
+    return Reply(status, body.encode(), headers)
 
 
 def _proxy_reply(payload: bytes) -> Reply | None:

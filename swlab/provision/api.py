@@ -1,6 +1,6 @@
 """The REST API ``<stack>-api`` with its role, API key and usage plan: create, update, delete.
 
-Two routes, both ``apiKeyRequired``:
+Routes, all ``apiKeyRequired``:
 
 * ``POST /ingest`` — ``AWS_PROXY`` integration with the ingest Lambda (plus the
   Lambda permission that lets API Gateway invoke it);
@@ -9,6 +9,13 @@ Two routes, both ``apiKeyRequired``:
   request template maps the body to ``{"input", "stateMachineArn", "name"}``,
   called with the API Gateway role's credentials; its body is validated first
   (model, validator and gateway responses: :mod:`swlab.provision.api_models`).
+  For EXPRESS its 200 response template answers the execution's output object
+  itself, or a FAILED execution's error with a non-2xx status
+  (:data:`SYNC_RESPONSE_TEMPLATE`);
+* ``POST /classifications`` and ``GET /images/{image_id}`` — the asynchronous
+  API: ``AWS_PROXY`` to the ``classifications`` function (202 and a status URL,
+  then the item's status and labels), when that function is deployed; the POST
+  body is validated like ``/classify``'s.
 
 A new deployment of stage ``lab`` is made only when something changed (or the
 stage is missing); the usage plan throttles the stage (rate/burst).
@@ -32,6 +39,32 @@ from swlab.provision.roles import ensure_role, stack_resources
 from swlab.settings import Settings
 
 INGEST_PATH, CLASSIFY_PATH = "ingest", "classify"
+CLASSIFICATIONS_PATH, IMAGE_PATH = "classifications", "images/{image_id}"
+
+# POST /classify on an EXPRESS machine (StartSyncExecution answers 200 whatever the execution's status):
+# the execution's output object itself on SUCCEEDED; else an error body with a non-2xx status
+# (404 ImageNotFound, 400 InvalidInput, 500 any other failure or a time-out), as AWS documents
+# $context.responseOverride for an AWS integration.
+_ERROR_BODY = (
+    "{\"error\": $input.json('$.error'), \"cause\": $input.json('$.cause'), "
+    "\"status\": $input.json('$.status'), \"execution_arn\": $input.json('$.executionArn')}"
+)
+SYNC_RESPONSE_TEMPLATE = "\n".join(
+    [
+        "#if($input.path('$.status') == \"SUCCEEDED\")",
+        "$input.path('$.output')",
+        "#elseif($input.path('$.error') == \"ImageNotFound\")",
+        "#set($context.responseOverride.status = 404)",
+        _ERROR_BODY,
+        "#elseif($input.path('$.error') == \"InvalidInput\")",
+        "#set($context.responseOverride.status = 400)",
+        _ERROR_BODY,
+        "#else",
+        "#set($context.responseOverride.status = 500)",
+        _ERROR_BODY,
+        "#end",
+    ]
+)
 
 
 def classify_request_template(state_machine_arn: str) -> str:
@@ -43,34 +76,50 @@ def classify_request_template(state_machine_arn: str) -> str:
 
 
 def desired_integrations(
-    names: Names, ingest_arn: str | None, machine: Mapping[str, Any], apigw_role_arn: str
-) -> dict[str, dict[str, Any]]:
+    names: Names,
+    ingest_arn: str | None,
+    machine: Mapping[str, Any],
+    apigw_role_arn: str,
+    classifications_arn: str | None = None,
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """{(path, method): integration} of every route."""
     region = names.region
-    action = "StartSyncExecution" if machine["type"] == "EXPRESS" else "StartExecution"
-    out = {
-        CLASSIFY_PATH: {
+    sync = machine["type"] == "EXPRESS"
+    action = "StartSyncExecution" if sync else "StartExecution"
+    out: dict[tuple[str, str], dict[str, Any]] = {
+        (CLASSIFY_PATH, "POST"): {
             "type": "AWS",
             "httpMethod": "POST",
             "uri": f"arn:aws:apigateway:{region}:states:action/{action}",
             "credentials": apigw_role_arn,
             "passthroughBehavior": "NEVER",
             "requestTemplates": {"application/json": classify_request_template(machine["arn"])},
+            "responseTemplates": {"200": SYNC_RESPONSE_TEMPLATE} if sync else {},
         }
     }
-    if ingest_arn:
-        out[INGEST_PATH] = {
-            "type": "AWS_PROXY",
-            "httpMethod": "POST",
-            "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{ingest_arn}/invocations",
-        }
+    for path, method, arn in (
+        (INGEST_PATH, "POST", ingest_arn),
+        (CLASSIFICATIONS_PATH, "POST", classifications_arn),
+        (IMAGE_PATH, "GET", classifications_arn),
+    ):
+        if arn:
+            out[(path, method)] = {
+                "type": "AWS_PROXY",
+                "httpMethod": "POST",
+                "uri": f"arn:aws:apigateway:{region}:lambda:path/2015-03-31/functions/{arn}/invocations",
+            }
     return out
 
 
 # Integration responses of the AWS (non-proxy) integration: status by the service's HTTP status.
 INTEGRATION_RESPONSES = {"200": "", "400": "4\\d{2}", "500": "5\\d{2}"}
+# Statuses a response template may set with $context.responseOverride.status (declared as method responses).
+OVERRIDDEN_STATUSES = ("404",)
 
 
-def deploy_api(ctx: DeployContext, ingest_arn: str | None, machine: Mapping[str, Any]) -> dict[str, Any]:
+def deploy_api(
+    ctx: DeployContext, ingest_arn: str | None, machine: Mapping[str, Any], classifications_arn: str | None = None
+) -> dict[str, Any]:
     """Role, REST API (routes, stage), API key and usage plan; returns the API's outputs."""
     settings, clients, report, names, options, tags = (
         ctx.settings,
@@ -90,16 +139,25 @@ def deploy_api(ctx: DeployContext, ingest_arn: str | None, machine: Mapping[str,
     apigw = clients("apigateway")
     api_id, created = _ensure_rest_api(apigw, names, tags)
     validator_id, updated = ensure_request_validation(apigw, api_id)
-    validated = {CLASSIFY_PATH: method_validation(validator_id)}
-    for path, integration in desired_integrations(names, ingest_arn, machine, role_arn).items():
-        updated += _ensure_route(apigw, api_id, path, integration, validated.get(path, {}))
+    validated = {
+        (CLASSIFY_PATH, "POST"): method_validation(validator_id),
+        (CLASSIFICATIONS_PATH, "POST"): method_validation(validator_id),
+    }
+    for (path, method), integration in desired_integrations(
+        names, ingest_arn, machine, role_arn, classifications_arn
+    ).items():
+        updated += _ensure_route(apigw, api_id, path, integration, method, validated.get((path, method), {}))
     if ingest_arn:
         updated += _ensure_invoke_permission(clients("lambda"), names, api_id, ingest_arn)
+    if classifications_arn:
+        for route, sid in (("POST/classifications", "classifications"), ("GET/images/*", "images")):
+            updated += _ensure_invoke_permission(clients("lambda"), names, api_id, classifications_arn, route, sid)
     stage_changed = _ensure_stage(apigw, api_id, options.stage, tags, redeploy=created or bool(updated))
     report.record("rest api", names.api, *outcome(created, updated + stage_changed))
     key_id, key_value = _ensure_api_key(apigw, report, names, tags)
     plan_id = _ensure_usage_plan(apigw, report, names, api_id, options, key_id, tags)
-    endpoints = {p: invoke_url(settings, api_id, options.stage, p) for p in (INGEST_PATH, CLASSIFY_PATH)}
+    paths = (INGEST_PATH, CLASSIFY_PATH) + ((CLASSIFICATIONS_PATH, "images") if classifications_arn else ())
+    endpoints = {p: invoke_url(settings, api_id, options.stage, p) for p in paths}
     return {
         "id": api_id,
         "name": names.api,
@@ -135,49 +193,65 @@ def _ensure_rest_api(apigw: Any, names: Names, tags: dict[str, str]) -> tuple[st
     return api["id"], True
 
 
-def _ensure_route(
-    apigw: Any, api_id: str, path: str, integration: Mapping[str, Any], validation: Mapping[str, Any]
-) -> list[str]:
+def _ensure_resource(apigw: Any, api_id: str, path: str, changed: list[str]) -> str:
+    """The id of resource ``/path`` (``images/{image_id}``), creating the missing segments."""
     resources = [r for page in apigw.get_paginator("get_resources").paginate(restApiId=api_id) for r in page["items"]]
-    by_path = {r["path"]: r for r in resources}
-    changed = []
-    resource = by_path.get(f"/{path}")
-    if resource is None:
-        resource = apigw.create_resource(restApiId=api_id, parentId=by_path["/"]["id"], pathPart=path)
-        changed.append(f"/{path}")
-    rid = resource["id"]
-    method = _maybe(lambda: apigw.get_method(restApiId=api_id, resourceId=rid, httpMethod="POST"))
+    by_path = {r["path"]: r["id"] for r in resources}
+    parent = "/"
+    for part in path.split("/"):
+        here = f"{parent.rstrip('/')}/{part}"
+        if here not in by_path:
+            by_path[here] = apigw.create_resource(restApiId=api_id, parentId=by_path[parent], pathPart=part)["id"]
+            changed.append(here)
+        parent = here
+    return by_path[parent]
+
+
+def _ensure_route(
+    apigw: Any,
+    api_id: str,
+    path: str,
+    integration: Mapping[str, Any],
+    verb: str = "POST",
+    validation: Mapping[str, Any] | None = None,
+) -> list[str]:
+    changed: list[str] = []
+    validation = validation or {}
+    rid = _ensure_resource(apigw, api_id, path, changed)
+    route = f"{verb} /{path}"
+    method = _maybe(lambda: apigw.get_method(restApiId=api_id, resourceId=rid, httpMethod=verb))
     if method is not None and any(method.get(k) != v for k, v in validation.items()):
-        apigw.delete_method(restApiId=api_id, resourceId=rid, httpMethod="POST")  # made again, validated
+        apigw.delete_method(restApiId=api_id, resourceId=rid, httpMethod=verb)  # moto has no update: made again
         method = None
     if method is None:
         apigw.put_method(
             restApiId=api_id,
             resourceId=rid,
-            httpMethod="POST",
+            httpMethod=verb,
             authorizationType="NONE",
             apiKeyRequired=True,
             **validation,
         )
-        changed.append(f"POST /{path}")
+        changed.append(route)
     elif not method.get("apiKeyRequired"):
         apigw.update_method(
             restApiId=api_id,
             resourceId=rid,
-            httpMethod="POST",
+            httpMethod=verb,
             patchOperations=[{"op": "replace", "path": "/apiKeyRequired", "value": "true"}],
         )
-        changed.append(f"POST /{path} key")
+        changed.append(f"{route} key")
     current = (method or {}).get("methodIntegration") or {}
-    if any(current.get(k) != v for k, v in integration.items()):
+    wanted = {k: v for k, v in integration.items() if k != "responseTemplates"}
+    if any(current.get(k) != v for k, v in wanted.items()):
         apigw.put_integration(
             restApiId=api_id,
             resourceId=rid,
-            httpMethod="POST",
+            httpMethod=verb,
             integrationHttpMethod=integration["httpMethod"],
-            **{k: v for k, v in integration.items() if k != "httpMethod"},
+            **{k: v for k, v in wanted.items() if k != "httpMethod"},
         )
-        changed.append(f"POST /{path} integration")
+        changed.append(f"{route} integration")
         current = {}
     if integration["type"] == "AWS":
         changed += _ensure_responses(
@@ -187,6 +261,7 @@ def _ensure_route(
             path,
             current.get("integrationResponses") or {},
             (method or {}).get("methodResponses") or {},
+            integration.get("responseTemplates") or {},
         )
     return changed
 
@@ -198,9 +273,10 @@ def _ensure_responses(
     path: str,
     integration_responses: Mapping[str, Any],
     method_responses: Mapping[str, Any],
+    templates: Mapping[str, str],
 ) -> list[str]:
     changed = []
-    for status, pattern in INTEGRATION_RESPONSES.items():
+    for status in (*INTEGRATION_RESPONSES, *OVERRIDDEN_STATUSES):
         if status not in method_responses:
             apigw.put_method_response(
                 restApiId=api_id,
@@ -210,9 +286,14 @@ def _ensure_responses(
                 responseModels={"application/json": "Empty"},
             )
             changed.append(f"POST /{path} {status} method response")
+    for status, pattern in INTEGRATION_RESPONSES.items():
         have = integration_responses.get(status)
-        if have is None or (have.get("selectionPattern") or "") != pattern:
-            extra = {"selectionPattern": pattern} if pattern else {}
+        template = templates.get(status)
+        have_template = ((have or {}).get("responseTemplates") or {}).get("application/json")
+        if have is None or (have.get("selectionPattern") or "") != pattern or (have_template or None) != template:
+            extra: dict[str, Any] = {"selectionPattern": pattern} if pattern else {}
+            if template:
+                extra["responseTemplates"] = {"application/json": template}
             apigw.put_integration_response(
                 restApiId=api_id, resourceId=rid, httpMethod="POST", statusCode=status, **extra
             )
@@ -220,10 +301,12 @@ def _ensure_responses(
     return changed
 
 
-def _ensure_invoke_permission(lam: Any, names: Names, api_id: str, ingest_arn: str) -> list[str]:
-    """API Gateway may invoke the ingest function for POST /ingest of this API only (:mod:`iam`)."""
+def _ensure_invoke_permission(
+    lam: Any, names: Names, api_id: str, ingest_arn: str, route: str = "POST/ingest", sid: str = "ingest"
+) -> list[str]:
+    """API Gateway may invoke the function for one route of this API only (:mod:`iam`)."""
     function = ingest_arn.rsplit(":function:", 1)[1].removeprefix(f"{names.stack}-")
-    permission = ingest_invoke_permission(stack_resources(names), api_id, function)
+    permission = ingest_invoke_permission(stack_resources(names), api_id, function, route, sid)
     policy = _maybe(lambda: json.loads(lam.get_policy(FunctionName=ingest_arn)["Policy"])) or {}
     statement = next((s for s in policy.get("Statement", []) if s.get("Sid") == permission["StatementId"]), None)
     if statement is not None:
@@ -231,7 +314,7 @@ def _ensure_invoke_permission(lam: Any, names: Names, api_id: str, ingest_arn: s
             return []
         lam.remove_permission(FunctionName=ingest_arn, StatementId=permission["StatementId"])
     lam.add_permission(**permission)
-    return ["ingest invoke permission"]
+    return [f"{sid} invoke permission"]
 
 
 def _ensure_stage(apigw: Any, api_id: str, stage: str, tags: dict[str, str], redeploy: bool) -> list[str]:

@@ -14,10 +14,11 @@ covers Lambda's service errors and throttling.
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Sequence
 
 ASL_DIR = Path(__file__).resolve().parents[2] / "asl"
 CLASSIFY = ASL_DIR / "classify.asl.json"
@@ -99,14 +100,23 @@ def substitute(definition: Mapping[str, Any], substitutions: Mapping[str, str]) 
     return result
 
 
-def load_definition(
-    path: Path | str = CLASSIFY, substitutions: Mapping[str, str] | None = None, check: bool = True
-) -> dict[str, Any]:
-    """Parse ``path`` (must be valid JSON as it is), substitute, validate; return the definition."""
+def parse(path: Path | str = CLASSIFY, preprocessing: str = "steps") -> dict[str, Any]:
+    """The definition at ``path`` (valid JSON at rest), in its ``preprocessing`` variant (:func:`variant`)."""
     try:
         definition = json.loads(Path(path).read_text())
     except json.JSONDecodeError as exc:
         raise AslError([f"{path} is not valid JSON at rest: {exc}"]) from None
+    return variant(definition, preprocessing)
+
+
+def load_definition(
+    path: Path | str = CLASSIFY,
+    substitutions: Mapping[str, str] | None = None,
+    check: bool = True,
+    preprocessing: str = "steps",
+) -> dict[str, Any]:
+    """Parse ``path`` (must be valid JSON as it is), make its variant, substitute, validate; return it."""
+    definition = parse(path, preprocessing)
     result = substitute(definition, substitutions or {})
     if check:
         problems = validate(result)
@@ -195,20 +205,108 @@ def function_placeholder(function: str) -> str:
     return "".join(part.capitalize() for part in function.split("_")) + "Arn"
 
 
-def classify_substitutions(function_arns: Mapping[str, str], table_name: str) -> dict[str, str]:
-    """Substitutions for classify.asl.json from {function folder name: ARN} and the table name.
+def classify_substitutions(
+    function_arns: Mapping[str, str], table_name: str, preprocessing: str = "steps"
+) -> dict[str, str]:
+    """Substitutions for classify.asl.json (in its ``preprocessing`` variant) from {function folder name: ARN}
+    and the table name.
 
     Functions the definition does not use (e.g. ``ingest``) are left out.
     """
-    used = placeholders(json.loads(CLASSIFY.read_text()))
+    used = placeholders(parse(CLASSIFY, preprocessing))
     values = {function_placeholder(name): arn for name, arn in function_arns.items()}
     return {"TableName": table_name, **{k: v for k, v in values.items() if k in used}}
 
 
-def classify_functions(lambdas_dir: Path | None = None) -> list[str]:
-    """The function folders whose ARNs classify.asl.json uses (what the state machine role may invoke)."""
+def classify_functions(lambdas_dir: Path | None = None, preprocessing: str = "steps") -> list[str]:
+    """The function folders whose ARNs classify.asl.json (in its ``preprocessing`` variant) uses."""
     lambdas_dir = lambdas_dir or ASL_DIR.parent / "lambdas"
-    used = placeholders(json.loads(CLASSIFY.read_text()))
+    used = placeholders(parse(CLASSIFY, preprocessing))
     return sorted(
         p.parent.name for p in Path(lambdas_dir).glob("*/function.json") if function_placeholder(p.parent.name) in used
     )
+
+
+# -- variants: generated from the one definition, never a second copy of it ------------------------------
+
+PREPROCESSING = ("steps", "fused")
+# The fused variant: these Task states (in this order, each the Next of the one before) become one.
+PREPROCESSING_STEPS = ("Grayscale", "Flip", "Rotate", "Resize")
+FUSED_STATE, FUSED_FUNCTION, FUSED_RESULT = "Preprocess", "preprocess", "preprocess"
+
+
+def variant(definition: Mapping[str, Any], preprocessing: str = "steps") -> dict[str, Any]:
+    """``definition`` as deployed for ``preprocessing``: ``steps`` (as written) or ``fused`` (:func:`fuse_steps`)."""
+    if preprocessing not in PREPROCESSING:
+        raise AslError([f"preprocessing must be one of {PREPROCESSING}, got {preprocessing!r}"])
+    if preprocessing == "steps":
+        return copy.deepcopy(dict(definition))
+    return fuse_steps(definition, PREPROCESSING_STEPS, FUSED_STATE, FUSED_FUNCTION, FUSED_RESULT)
+
+
+def fuse_steps(
+    definition: Mapping[str, Any], steps: Sequence[str], name: str, function: str, result: str
+) -> dict[str, Any]:
+    """Replace the chain of Lambda Task states ``steps`` by one Task ``name`` invoking ``function``.
+
+    The new state is the first step's (its retries, catches, timeout, selector), invoking
+    ``${<Function>Arn}`` on the first step's input, with ``ResultPath`` ``$.<result>`` and the last
+    step's ``Next``. Every transition into the first step goes to it; the last step's result path
+    (``$.resize``) becomes ``$.<result>``; payload fields that read an intermediate step's result
+    (``"grayscale.$": "$.grayscale.ms"``) are dropped, and the last step's (``"resize.$"``) is renamed.
+    """
+    out = copy.deepcopy(dict(definition))
+    states = out.get("States", {})
+    missing = [s for s in steps if s not in states]
+    chained = all(states[a].get("Next") == b for a, b in zip(steps, steps[1:])) if not missing else False
+    if missing or not chained:
+        raise AslError([f"cannot fuse {list(steps)}: " + (f"missing {missing}" if missing else "not a chain")])
+    first, last = states[steps[0]], states[steps[-1]]
+    results = [states[s]["ResultPath"] for s in steps]  # "$.grayscale", ..., "$.resize"
+    fused = copy.deepcopy(first)
+    fused["Parameters"]["FunctionName"] = "${" + function_placeholder(function) + "}"
+    fused["Comment"] = f"{' -> '.join(s.lower() for s in steps)} in one function: processed/<id>/{result}.png"
+    fused["ResultPath"], fused["Next"] = f"$.{result}", last["Next"]
+    out["States"] = states = {
+        (name if key == steps[0] else key): (fused if key == steps[0] else state)
+        for key, state in states.items()
+        if key not in steps[1:]
+    }
+    for state in states.values():
+        for holder, key in _transitions(state):
+            if holder[key] == steps[0]:
+                holder[key] = name
+    if out.get("StartAt") == steps[0]:
+        out["StartAt"] = name
+    return _rewrite_paths(out, results[:-1], results[-1], f"$.{result}")
+
+
+def _transitions(state: dict[str, Any]) -> Iterator[tuple[dict[str, Any], str]]:
+    for key in ("Next", "Default"):
+        if key in state:
+            yield state, key
+    for choice in state.get("Choices", []):
+        if "Next" in choice:
+            yield choice, "Next"
+    for catch in state.get("Catch", []):
+        yield catch, "Next"
+
+
+def _rewrite_paths(node: Any, dropped: Sequence[str], old: str, new: str) -> Any:
+    def reads(value: Any, path: str) -> bool:
+        return isinstance(value, str) and (
+            value == path or value.startswith(path + ".") or value.startswith(path + "[")
+        )
+
+    if isinstance(node, list):
+        return [_rewrite_paths(v, dropped, old, new) for v in node]
+    if not isinstance(node, Mapping):
+        return new + node[len(old) :] if reads(node, old) else node
+    out = {}
+    for key, value in node.items():
+        if key.endswith(".$") and any(reads(value, path) for path in dropped):
+            continue
+        if key.endswith(".$") and reads(value, old) and key[:-2] == old.removeprefix("$."):
+            key = new.removeprefix("$.") + ".$"
+        out[key] = _rewrite_paths(value, dropped, old, new)
+    return out

@@ -21,7 +21,8 @@ from typing import Any
 from swlab.provision.asl import AslError
 from swlab.provision.deploy import deploy
 from swlab.provision.lock import StackBusy, stack_lock
-from swlab.provision.options import LOCAL_CLOUD_OPTIONS, target_defaults
+from swlab.provision.model_weights import WeightsUnavailable
+from swlab.provision.options import LOCAL_CLOUD_OPTIONS, VARIANT_FUNCTIONS, WEIGHTS, target_defaults
 from swlab.provision.packaging import PackagingError
 from swlab.provision.teardown import teardown
 from swlab.settings import Settings, SettingsError, load_settings
@@ -139,6 +140,21 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="deny plain-HTTP requests with a bucket policy. Default: on AWS only (the local cloud speaks plain HTTP)",
     )
+    deploy_p.add_argument(
+        "--preprocessing",
+        choices=tuple(VARIANT_FUNCTIONS["preprocessing"]),
+        help="Workflow 2's preprocessing: four step functions (steps, default) or one fused function (fused)",
+    )
+    deploy_p.add_argument(
+        "--inference",
+        choices=tuple(VARIANT_FUNCTIONS["inference"]),
+        help="the models' runtime: torch (default; container images on AWS) or onnx (ONNX Runtime, zip packages)",
+    )
+    deploy_p.add_argument(
+        "--weights",
+        choices=WEIGHTS,
+        help="model weights: auto (default: cache, else download, else seeded), pretrained (or fail), untrained",
+    )
     deploy_p.add_argument("--throttle-rate", type=float)
     deploy_p.add_argument("--throttle-burst", type=int)
     deploy_p.add_argument("--json", action="store_true", help="print the outputs as JSON at the end")
@@ -149,7 +165,7 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     try:
         return _run(_parser().parse_args(argv))
-    except (SettingsError, PackagingError, AslError, StackBusy) as exc:
+    except (SettingsError, PackagingError, AslError, StackBusy, WeightsUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -188,6 +204,9 @@ def _deploy(settings: Settings, args: argparse.Namespace) -> int:
         cache_dir=args.cache_dir,
         throttle_rate=args.throttle_rate,
         throttle_burst=args.throttle_burst,
+        preprocessing=args.preprocessing,
+        inference=args.inference,
+        weights=args.weights,
         placeholders=_pairs(args.placeholder, "--placeholder") or None,
         tls_only=tls_only,
         **_reservations(args, settings),

@@ -28,13 +28,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from swlab.provision import images, packaging
+from swlab.provision import images, model_weights, packaging
 from swlab.provision.api import deploy_api
 from swlab.provision.changes import ChangeReport, Progress
 from swlab.provision.context import ClientFactory, DeployContext
 from swlab.provision.functions import deploy_functions, function_environment, prune_functions
 from swlab.provision.naming import Names
-from swlab.provision.options import LOCAL_CLOUD_OPTIONS, DeployOptions
+from swlab.provision.options import LOCAL_CLOUD_OPTIONS, DeployOptions, left_out
 from swlab.provision.outputs import OUTPUTS_SCHEMA, DeployOutputs, default_outputs_path, load_outputs, write_outputs
 from swlab.provision.packaging import FunctionConfig
 from swlab.provision.state_machine import deploy_state_machine, load_definition, state_machine_values
@@ -88,14 +88,16 @@ def deploy(
 def preflight(settings: Settings, names: Names, options: DeployOptions) -> list[FunctionConfig]:
     """Everything that can fail before the cloud is touched: function configurations, their
     environments' placeholders, the state machine definition, Docker for image functions on AWS."""
+    skipped = left_out(options)
     configs = [
         packaging.apply_overrides(c, options.function_overrides)
         for c in packaging.discover_functions(options.lambdas_dir)
+        if c.name not in skipped
     ]
     for config in configs:
         function_environment(names, options, config)
     arns = {c.name: {"arn": names.arn("lambda", f"function:{names.function(c.name)}")} for c in configs}
-    load_definition(options.asl_path, state_machine_values(names, arns))
+    load_definition(options.asl_path, state_machine_values(names, arns, options), options.preprocessing)
     if settings.target == "aws" and any(c.packaging == "image" for c in configs) and not images.docker_available():
         raise packaging.PackagingError(images.DOCKER_MISSING)
     return configs
@@ -105,10 +107,12 @@ def _provision(ctx: DeployContext, configs: list[FunctionConfig]) -> DeployOutpu
     settings, options = ctx.settings, ctx.options
     bucket = ensure_bucket(ctx)
     table = ensure_table(ctx)
+    ctx = _with_onnx_models(ctx)
     functions = deploy_functions(ctx, configs)
     machine = deploy_state_machine(ctx, functions)
     ingest_arn = functions[options.ingest_function]["arn"] if options.ingest_function in functions else None
-    api = deploy_api(ctx, ingest_arn, machine)
+    classifications = functions.get(options.classifications_function, {}).get("arn")
+    api = deploy_api(ctx, ingest_arn, machine, classifications)
     if options.prune:
         prune_functions(ctx, functions)
     return DeployOutputs(
@@ -127,6 +131,22 @@ def _provision(ctx: DeployContext, configs: list[FunctionConfig]) -> DeployOutpu
         api=api,
         changes=ctx.report.counts(),
     )
+
+
+def _with_onnx_models(ctx: DeployContext) -> DeployContext:
+    """For ``inference="onnx"`` without given model keys: the prepare-models step's ONNX part (export the
+    models with the weights the cache has, else seeded ones; upload), and the keys as placeholders."""
+    options = ctx.options
+    given = options.placeholders
+    if options.inference != "onnx" or all(given.get(f"{m.capitalize()}OnnxKey") for m in model_weights.MODELS):
+        return ctx
+    s3 = ctx.clients("s3")
+    prepared = model_weights.prepare_models(s3, ctx.names.bucket, weights=options.weights, progress=None)
+    exported = model_weights.prepare_onnx(s3, ctx.names.bucket, prepared)
+    for name, model in exported.items():
+        ctx.report.say(f"onnx      {model['key']}  ({model['weights']} weights, sha256 {model['sha256'][:12]})")
+    keys = {**model_weights.weights_substitutions(prepared), **model_weights.onnx_substitutions(exported)}
+    return replace(ctx, options=replace(options, placeholders={**keys, **given}))
 
 
 def _options(options: DeployOptions | None, overrides: Mapping[str, Any]) -> DeployOptions:

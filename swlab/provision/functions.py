@@ -39,17 +39,23 @@ ZIP_UPLOAD_LIMIT = 45 * 1024 * 1024  # larger zips go through S3 (direct upload 
 # - AllowedHosts: hosts the ingest function may fetch despite its private-address guard
 #   (empty on AWS; the lab's local image server on the local target);
 # - <Model>WeightsKey: S3 key of a model's prepared weights (empty: deterministic seeded weights).
-DEFAULT_PLACEHOLDERS = {"AllowedHosts": "", "AlexnetWeightsKey": "", "ResnetWeightsKey": "", "MobilenetWeightsKey": ""}
+# - <Model>OnnxKey: S3 key of a model's ONNX export (the onnx inference variant; empty: the function fails).
+DEFAULT_PLACEHOLDERS = {
+    "AllowedHosts": "",
+    **{f"{m}{kind}Key": "" for m in ("Alexnet", "Resnet", "Mobilenet") for kind in ("Weights", "Onnx")},
+}
 
 
 def placeholder_values(names: Names, extra: Mapping[str, str] | None = None) -> dict[str, str]:
-    """``${Bucket}``, ``${Table}``, ``${Stack}``, ``${Region}``, ``${AccountId}``, then defaults and ``extra``."""
+    """``${Bucket}``, ``${Table}``, ``${Stack}``, ``${Region}``, ``${AccountId}``, ``${StateMachineArn}``, then
+    defaults and ``extra``."""
     return {
         "Bucket": names.bucket,
         "Table": names.table,
         "Stack": names.stack,
         "Region": names.region,
         "AccountId": names.account_id,
+        "StateMachineArn": names.arn("states", f"stateMachine:{names.state_machine}"),
         **DEFAULT_PLACEHOLDERS,
         **(extra or {}),
     }
@@ -281,7 +287,8 @@ def _stack_functions(clients: Clients, names: Names) -> Iterator[dict[str, Any]]
 
 
 def prune_functions(ctx: DeployContext, keep: Iterable[str]) -> None:
-    """Delete the stack's functions whose folder is gone, with their log group and role (deploy converges)."""
+    """Delete the stack's functions not in ``keep`` (folder gone, or a variant not chosen), with their log
+    group and role (deploy converges)."""
     clients, names, report = ctx.clients, ctx.names, ctx.report
     wanted = {names.function(k) for k in keep}
     for fn in list(_stack_functions(clients, names)):
@@ -290,7 +297,7 @@ def prune_functions(ctx: DeployContext, keep: Iterable[str]) -> None:
             continue
         short = fname.removeprefix(f"{names.stack}-")
         clients("lambda").delete_function(FunctionName=fname)
-        report.record("lambda function", fname, "deleted", "its folder is gone")
+        report.record("lambda function", fname, "deleted", "not in this deploy (folder gone or variant not chosen)")
         delete_if_present(lambda: delete_log_group(clients, names.function_log_group(short)))
         report.record("log group", names.function_log_group(short), "deleted")
         delete_if_present(lambda: delete_role(clients("iam"), names.lambda_role(short)))

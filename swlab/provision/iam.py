@@ -34,6 +34,7 @@ ACCESS_KEYS: dict[str, str | None] = {
     "s3_write": "s3:PutObject",
     "s3_delete": "s3:DeleteObject",
     "dynamodb": None,
+    "states_start": "states:StartExecution",  # state machines of the stack, by name suffix ("classify")
 }
 DYNAMODB_ACTIONS = frozenset({"GetItem", "PutItem", "UpdateItem", "DeleteItem", "Query", "BatchGetItem"})
 LOG_DELIVERY_ACTIONS = [
@@ -114,7 +115,9 @@ def check_access(access: Mapping[str, Any]) -> dict[str, list[str]]:
             raise AccessError(f"access.{key} must be a list of non-empty strings")
         if key == "dynamodb" and set(values) - DYNAMODB_ACTIONS:
             raise AccessError(f"access.dynamodb allows {sorted(DYNAMODB_ACTIONS)}, got {values}")
-        if key != "dynamodb" and any(v.startswith("/") or v.strip("*") == "" for v in values):
+        if key == "states_start" and any(not v.replace("-", "").isalnum() for v in values):
+            raise AccessError(f"access.states_start names state machines of the stack (e.g. 'classify'), got {values}")
+        if key not in ("dynamodb", "states_start") and any(v.startswith("/") or v.strip("*") == "" for v in values):
             raise AccessError(f"access.{key} needs key patterns under a prefix (e.g. 'raw/*'), got {values}")
         checked[key] = list(values)
     return checked
@@ -141,6 +144,9 @@ def function_policy(function: str, access: Mapping[str, Any], res: StackResource
         statements.append(
             _statement("ImagesTable", [f"dynamodb:{a}" for a in sorted(set(access["dynamodb"]))], [res.table_arn])
         )
+    if access.get("states_start"):
+        machines = [res.state_machine_arn(f"{res.stack}-{name}") for name in access["states_start"]]
+        statements.append(_statement("StartExecutions", ["states:StartExecution"], machines))
     return {"Version": VERSION, "Statement": statements}
 
 
@@ -166,14 +172,17 @@ def api_gateway_policy(state_machine_arn: str) -> dict[str, Any]:
     }
 
 
-def ingest_invoke_permission(res: StackResources, rest_api_id: str, function: str = "ingest") -> dict[str, str]:
-    """Arguments for ``lambda.add_permission``: API Gateway may invoke ingest for POST /ingest of one API only."""
+def ingest_invoke_permission(
+    res: StackResources, rest_api_id: str, function: str = "ingest", route: str = "POST/ingest", sid: str = "ingest"
+) -> dict[str, str]:
+    """Arguments for ``lambda.add_permission``: API Gateway may invoke ``function`` for one route
+    (``POST/ingest``; ``GET/images/*``) of one API only."""
     return {
         "FunctionName": res.function_name(function),
-        "StatementId": f"{res.stack}-apigateway-ingest",
+        "StatementId": f"{res.stack}-apigateway-{sid}",
         "Action": "lambda:InvokeFunction",
         "Principal": SERVICE_PRINCIPALS["apigateway"],
-        "SourceArn": f"arn:{res.partition}:execute-api:{res.region}:{res.account_id}:{rest_api_id}/*/POST/ingest",
+        "SourceArn": f"arn:{res.partition}:execute-api:{res.region}:{res.account_id}:{rest_api_id}/*/{route}",
     }
 
 

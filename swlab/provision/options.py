@@ -38,6 +38,24 @@ LOCAL_CLOUD_OPTIONS: Mapping[str, Any] = {"tls_only": False, "model_reserved_con
 TARGET_DEFAULTS: Mapping[str, Mapping[str, Any]] = {"local": LOCAL_CLOUD_OPTIONS, "aws": {}}
 
 
+# The variants a deploy chooses between (experiment axes): each value names the functions it deploys.
+# A deploy includes the chosen value's functions and leaves out the others' (``prune`` then deletes
+# them from an earlier deploy of another variant, so the stack holds, and the collect step and the cost
+# model see, only what this variant runs). Functions named by no variant (fetch_image, aggregate, ...)
+# are always deployed.
+VARIANT_FUNCTIONS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
+    "preprocessing": {"steps": ("grayscale", "flip", "rotate", "resize"), "fused": ("preprocess",)},
+    "inference": {
+        "torch": ("alexnet", "resnet", "mobilenet"),
+        "onnx": ("alexnet_onnx", "resnet_onnx", "mobilenet_onnx"),
+    },
+}
+MODEL_NAMES = ("alexnet", "resnet", "mobilenet")
+# Where the pretrained weights come from (model_weights.resolve_weights): the cache, else a download,
+# else seeded weights (auto); the cache or a download, else an error (pretrained); seeded (untrained).
+WEIGHTS = ("auto", "pretrained", "untrained")
+
+
 def target_defaults(target: str) -> dict[str, Any]:
     """The deploy options ``target`` starts from (:data:`TARGET_DEFAULTS`)."""
     return dict(TARGET_DEFAULTS[target])
@@ -57,6 +75,8 @@ class DeployOptions:
     # values of extra ${Placeholders} in function.json environments, e.g. {"AllowedHosts": "127.0.0.1:8765"}
     placeholders: Mapping[str, str] = field(default_factory=dict)
     ingest_function: str = "ingest"
+    # The function behind POST /classifications and GET /images/{image_id} (the asynchronous API).
+    classifications_function: str = "classifications"
     throttle_rate: float = 50.0
     throttle_burst: int = 100
     stage: str = STAGE
@@ -68,7 +88,14 @@ class DeployOptions:
     reserved_concurrency: Mapping[str, int] = field(default_factory=dict)
     # Reserved concurrency of each torch function (packaging "image"); None: none (2 on the local cloud).
     model_reserved_concurrency: int | None = None
-    # Delete the stack's functions (with role and log group) whose folder is no longer in lambdas_dir.
+    # Workflow 2's variants (VARIANT_FUNCTIONS): four preprocessing functions or one fused ``preprocess``;
+    # the models on torch (container images on AWS) or on ONNX Runtime (zip packages).
+    preprocessing: str = "steps"
+    inference: str = "torch"
+    # Model weights for the "prepare models" step (WEIGHTS); not used by deploy() itself.
+    weights: str = "auto"
+    # Delete the stack's functions (with role and log group) whose folder is no longer in lambdas_dir
+    # or that the chosen variants leave out.
     prune: bool = True
     cache_dir: Path | None = None
     outputs_path: Path | None = None
@@ -76,6 +103,13 @@ class DeployOptions:
     def __post_init__(self) -> None:
         if self.workflow_type not in WORKFLOW_TYPES:
             raise ValueError(f"workflow_type must be one of {WORKFLOW_TYPES}, got {self.workflow_type!r}")
+        for option, allowed in (
+            ("preprocessing", tuple(VARIANT_FUNCTIONS["preprocessing"])),
+            ("inference", tuple(VARIANT_FUNCTIONS["inference"])),
+            ("weights", WEIGHTS),
+        ):
+            if getattr(self, option) not in allowed:
+                raise ValueError(f"{option} must be one of {allowed}, got {getattr(self, option)!r}")
         chosen = {**self.reserved_concurrency, "model_reserved_concurrency": self.model_reserved_concurrency}
         for name, value in chosen.items():
             if value is None and name == "model_reserved_concurrency":
@@ -90,3 +124,21 @@ def reserved_concurrency_for(options: DeployOptions, config: FunctionConfig) -> 
     chosen = options.reserved_concurrency
     default = options.model_reserved_concurrency if config.packaging == "image" else None
     return chosen.get(config.name, chosen.get("*", default))
+
+
+def left_out(options: DeployOptions) -> set[str]:
+    """The function folders the chosen variants do not deploy (the other values' functions)."""
+    out: set[str] = set()
+    for option, values in VARIANT_FUNCTIONS.items():
+        chosen = getattr(options, option)
+        out.update(f for value, functions in values.items() if value != chosen for f in functions)
+    return (
+        out
+        - set(VARIANT_FUNCTIONS["preprocessing"][options.preprocessing])
+        - set(VARIANT_FUNCTIONS["inference"][options.inference])
+    )
+
+
+def model_function(options: DeployOptions, model: str) -> str:
+    """The function folder that runs ``model`` (``alexnet``) in the chosen inference variant."""
+    return model if options.inference == "torch" else f"{model}_{options.inference}"

@@ -8,7 +8,6 @@ stack's Workflow 2 functions.
 
 from __future__ import annotations
 
-import json
 import time
 from functools import partial
 from pathlib import Path
@@ -21,23 +20,35 @@ from swlab.provision.context import Clients, DeployContext, Found
 from swlab.provision.functions import ROLE_WAIT_S, placeholder_values
 from swlab.provision.iam import state_machine_policy
 from swlab.provision.naming import Names, is_ours
+from swlab.provision.options import MODEL_NAMES, DeployOptions, model_function
 from swlab.provision.roles import ensure_role, stack_resources
 from swlab.provision.storage import ensure_log_group
 from swlab.settings import Settings
 
 
-def state_machine_values(names: Names, functions: Mapping[str, Any]) -> dict[str, str]:
+def state_machine_values(
+    names: Names, functions: Mapping[str, Any], options: DeployOptions | None = None
+) -> dict[str, str]:
     """Every value a definition may use: ``${FetchImageArn}`` for function ``fetch_image`` (and so on),
-    ``${TableName}``, ``${BucketName}`` and the environment placeholders (``${Table}``, ``${Bucket}``, ...)."""
+    ``${TableName}``, ``${BucketName}`` and the environment placeholders (``${Table}``, ``${Bucket}``, ...).
+    A model's placeholder (``${AlexnetArn}``) names the function of the chosen inference variant
+    (``alexnet_onnx`` for ``inference="onnx"``)."""
+    options = options or DeployOptions()
     values = {**placeholder_values(names), "TableName": names.table, "BucketName": names.bucket}
     values.update({asl.function_placeholder(name): fn["arn"] for name, fn in functions.items()})
+    for model in MODEL_NAMES:
+        chosen = functions.get(model_function(options, model))
+        if chosen is not None:
+            values[asl.function_placeholder(model)] = chosen["arn"]
     return {k: v for k, v in values.items() if v}
 
 
-def load_definition(path: Path, values: Mapping[str, str]) -> str:
-    """The ASL at ``path`` with the placeholders it uses substituted and checked (:mod:`asl`), as JSON text."""
-    used = asl.placeholders(json.loads(Path(path).read_text()))
-    return asl.render(asl.load_definition(path, {k: v for k, v in values.items() if k in used}))
+def load_definition(path: Path, values: Mapping[str, str], preprocessing: str = "steps") -> str:
+    """The ASL at ``path`` in its ``preprocessing`` variant (:func:`asl.variant`), with the placeholders it uses
+    substituted and checked (:mod:`asl`), as JSON text."""
+    used = asl.placeholders(asl.parse(path, preprocessing))
+    chosen = {k: v for k, v in values.items() if k in used}
+    return asl.render(asl.load_definition(path, chosen, preprocessing=preprocessing))
 
 
 def logging_configuration(log_group_arn: str) -> dict[str, Any]:
@@ -52,7 +63,10 @@ def deploy_state_machine(ctx: DeployContext, functions: Mapping[str, Any]) -> di
     """Log group, role and state machine; returns the state machine's outputs."""
     names = ctx.names
     log_group_arn = ensure_log_group(ctx, names.state_machine_log_group)
-    invoked = [name for name in functions if name != ctx.options.ingest_function]
+    values = state_machine_values(names, functions, ctx.options)
+    definition = load_definition(ctx.options.asl_path, values, ctx.options.preprocessing)
+    api_functions = (ctx.options.ingest_function, ctx.options.classifications_function)
+    invoked = [name for name in functions if name not in api_functions]
     role_arn = ensure_role(
         ctx,
         names.states_role,
@@ -60,7 +74,6 @@ def deploy_state_machine(ctx: DeployContext, functions: Mapping[str, Any]) -> di
         state_machine_policy(stack_resources(names), invoked),
         f"{names.stack}: state machine",
     )
-    definition = load_definition(ctx.options.asl_path, state_machine_values(names, functions))
     return ensure_state_machine(ctx, definition, role_arn, log_group_arn)
 
 

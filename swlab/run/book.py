@@ -72,7 +72,27 @@ def assemble(run: RunDir, root: Path | None = None) -> Path:
     (src / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
     (src / "book" / "run.md").write_text(run_page(manifest, missing))
     _banner_after_title(src / "book" / "results.md", _weights_banner(weights_status(manifest)))
+    _append(src / "book" / "method.md", weights_section(manifest))
     return src
+
+
+def _append(page: Path, text: str) -> None:
+    if text and page.exists():
+        page.write_text(page.read_text().rstrip("\n") + "\n\n" + text)
+
+
+def weights_section(manifest: dict) -> str:
+    """The method page's account of this run's weights: per model, where they came from (the models record)."""
+    models = manifest.get(ModelsRecord.KEY) or {}
+    prepared = models.get("prepared") if isinstance(models, dict) else None
+    if not isinstance(prepared, dict) or not prepared:
+        return "### The weights of this run\n\nThis run did not record where its model weights came from.\n"
+    lines = ["### The weights of this run", "", "| model | weights | where from |", "|---|---|---|"]
+    for name, entry in sorted(prepared.items()):
+        how = entry.get("how") or (f"cache ({entry['source']})" if entry.get("source") else "seeded")
+        onnx = f"; ONNX export `{entry['onnx_key']}`" if entry.get("onnx_key") else ""
+        lines.append(f"| {name} | {entry.get('weights', '?')} | {how}{onnx} |".replace("\n", " "))
+    return "\n".join(lines) + "\n"
 
 
 def _banner_after_title(page: Path, banner: str) -> None:

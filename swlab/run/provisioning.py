@@ -11,7 +11,7 @@ from typing import Any, Callable
 
 from swlab.loadtest.plans import ApiEndpoint
 from swlab.provision.deploy import DeployResult, deploy
-from swlab.provision.model_weights import prepare_models, weights_substitutions
+from swlab.provision.model_weights import onnx_substitutions, prepare_models, prepare_onnx, weights_substitutions
 from swlab.provision.options import target_defaults
 from swlab.provision.outputs import DeployOutputs, load_outputs
 from swlab.provision.teardown import teardown
@@ -76,8 +76,14 @@ class Deployment:
 
     def prepare_model_weights(self) -> dict[str, Any]:
         """Upload the cached pretrained weights; redeploy with their keys when there are any. Recorded."""
-        self.prepared = prepare_models(client(self.settings, "s3"), self.outputs.bucket)
+        s3, options = client(self.settings, "s3"), self.deploy_options
+        self.prepared = prepare_models(s3, self.outputs.bucket, weights=options.get("weights", "auto"))
         keys = weights_substitutions(self.prepared)
+        if options.get("inference") == "onnx":  # the ONNX models exported with the same weights
+            exported = prepare_onnx(s3, self.outputs.bucket, self.prepared)
+            keys.update(onnx_substitutions(exported))
+            for name, model in exported.items():
+                self.prepared[name] = {**self.prepared[name], "onnx_key": model["key"], "onnx_sha256": model["sha256"]}
         if any(keys.values()):
             self.deploy(**keys)
         self.run.save(ModelsRecord(prepared=self.prepared))

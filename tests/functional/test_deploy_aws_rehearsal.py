@@ -174,3 +174,38 @@ def test_every_deploy_and_teardown_call_matches_botocores_service_models(aws_env
     assert {"s3", "dynamodb", "iam", "lambda", "stepfunctions", "apigateway", "ecr", "logs"} <= services, services
     assert [c for c in calls if c[2] is not True] == []  # parameter validation was never turned off
     assert [c for c in calls if c[3]] == []
+
+
+def test_the_fused_and_onnx_variants_deploy_as_zips_and_switch_back(aws_env, tmp_path):
+    """preprocessing=fused x inference=onnx on the AWS target: no Docker at all (the ONNX functions are zips
+    within Lambda's limits), only the chosen variant's functions; switching back prunes them."""
+    settings, docker = aws_env
+    keys = {f"{m.capitalize()}OnnxKey": f"models/{m}.onnx" for m in MODELS}
+    base = options(tmp_path)
+    variant = deploy_mod.DeployOptions(
+        lambdas_dir=LAMBDAS,
+        cache_dir=tmp_path / "deps",
+        placeholders={**base.placeholders, **keys},
+        preprocessing="fused",
+        inference="onnx",
+    )
+    out = deploy_mod.deploy(settings, variant, progress=lambda line: None).outputs
+    assert docker.calls == []
+    onnx = {f"{m}_onnx" for m in MODELS}
+    assert onnx | {"preprocess", "classifications"} <= set(out.functions)
+    assert not {"grayscale", "flip", "rotate", "resize", *MODELS} & set(out.functions)
+    lam, sfn = client(settings, "lambda"), client(settings, "stepfunctions")
+    for name in onnx:
+        fn = out.functions[name]
+        cfg = lam.get_function(FunctionName=fn["function_name"])["Configuration"]
+        assert cfg["PackageType"] == "Zip" and 0 < fn["code_bytes"] <= 50 * 2**20, fn
+        assert cfg["Environment"]["Variables"]["MODEL_WEIGHTS_KEY"] == f"models/{name[:-5]}.onnx"
+    definition = sfn.describe_state_machine(stateMachineArn=out.state_machine["arn"])["definition"]
+    assert out.functions["preprocess"]["arn"] in definition and out.functions["alexnet_onnx"]["arn"] in definition
+    assert "Grayscale" not in json.loads(definition)["States"]
+    assert set(out.api["endpoints"]) >= {"classify", "classifications", "images"}
+
+    back = deploy_mod.deploy(settings, base, progress=lambda line: None)
+    deleted = {c.name for c in back.report.changes if c.kind == "lambda function" and c.action == "deleted"}
+    assert deleted == {f"rehearse-{f}" for f in onnx | {"preprocess"}}
+    assert teardown(settings, progress=lambda line: None, verify_timeout_s=0).clean

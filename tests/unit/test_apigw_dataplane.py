@@ -11,6 +11,7 @@ import pytest
 from swlab.localcloud.apigw_request import RouteTable
 from swlab.localcloud.apigw_usage import UsageLimiter
 from swlab.localcloud.apigw_vtl import TemplateError, TemplateInput, escape_javascript, json_path, render
+from swlab.provision.api import SYNC_RESPONSE_TEMPLATE
 
 pytestmark = pytest.mark.unit
 
@@ -140,3 +141,27 @@ def test_gateway_responses_use_the_apis_template_or_aws_default():
     )
     status, body = gateway_response(custom, "BAD_REQUEST_BODY", {}, "[bad]")
     assert status == 400 and json.loads(body) == {"message": "Invalid request body", "reason": "[bad]"}
+
+
+@pytest.mark.parametrize(
+    "execution, status, body",
+    [
+        ({"status": "SUCCEEDED", "output": '{"status": "CLASSIFIED"}'}, None, {"status": "CLASSIFIED"}),
+        ({"status": "FAILED", "error": "ImageNotFound", "cause": "it's gone"}, 404, {"error": "ImageNotFound"}),
+        ({"status": "FAILED", "error": "InvalidInput", "cause": "bad"}, 400, {"error": "InvalidInput"}),
+        ({"status": "FAILED", "error": "NoModelSucceeded", "cause": "x"}, 500, {"error": "NoModelSucceeded"}),
+        ({"status": "TIMED_OUT"}, 500, {"error": None}),
+    ],
+)
+def test_the_sync_classify_response_template_maps_a_failed_execution_to_an_error_status(execution, status, body):
+    data = TemplateInput(body=json.dumps({"executionArn": "arn:x", **execution}))
+    out = json.loads(render(SYNC_RESPONSE_TEMPLATE, data))  # valid JSON in every branch
+    assert data.response_override.get("status") == status
+    assert {k: out.get(k) for k in body} == body
+
+
+def test_vtl_directives_outside_the_subset_are_refused():
+    for template in ("#set($x = 1)", "#if($input.path('$.a') == \"b\")x", "#end", "#foreach($a in $b)#end"):
+        with pytest.raises(TemplateError):
+            render(template, TemplateInput(body="{}"))
+    assert render("#if($input.path('$.a'))yes#{else}no#end", TemplateInput(body='{"a": "1"}')) == "yes"

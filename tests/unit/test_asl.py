@@ -358,3 +358,37 @@ def test_input_without_image_id_fails_clearly(cloud):
         result = run(cloud, payload)
         assert (result["status"], result["error"]) == ("FAILED", "InvalidInput") and "image_id" in result["cause"]
     assert cloud["lambda"].calls == []
+
+
+def test_the_fused_variant_is_generated_from_the_one_definition_and_valid():
+    steps, fused = asl.parse(asl.CLASSIFY, "steps"), asl.parse(asl.CLASSIFY, "fused")
+    assert steps == json.loads(asl.CLASSIFY.read_text())
+    names = list(fused["States"])
+    assert not set(asl.PREPROCESSING_STEPS) & set(names)
+    assert names.index("FetchImage") + 1 == names.index("Preprocess")  # where Grayscale was
+    pre = fused["States"]["Preprocess"]
+    assert fused["States"]["FetchImage"]["Next"] == "Preprocess" and pre["Next"] == "Classify"
+    assert pre["Parameters"] == {
+        "FunctionName": "${PreprocessArn}",
+        "Payload": {"image_id.$": "$.image_id", "image.$": "$.fetch.image", "options.$": "$.options"},
+    }
+    assert pre["Retry"] == steps["States"]["Grayscale"]["Retry"] and pre["ResultPath"] == "$.preprocess"
+    assert fused["States"]["Classify"]["Parameters"]["image.$"] == "$.preprocess.image"
+    timings = fused["States"]["Update"]["Parameters"]["Payload"]["timings_ms"]
+    assert timings == {"fetch_image.$": "$.fetch.ms", "preprocess.$": "$.preprocess.ms"}
+    arns = {**ARNS, "preprocess": "arn:aws:lambda:us-east-1:123456789012:function:swlab-preprocess"}
+    subs = asl.classify_substitutions(arns, "swlab-test-images", "fused")
+    assert "PreprocessArn" in subs and "GrayscaleArn" not in subs
+    assert asl.validate(asl.load_definition(asl.CLASSIFY, subs, preprocessing="fused")) == []
+    assert set(asl.classify_functions(preprocessing="fused")) == set(asl.classify_functions()) - {
+        "grayscale",
+        "flip",
+        "rotate",
+        "resize",
+    } | {"preprocess"}
+    with pytest.raises(asl.AslError, match="preprocessing must be one of"):
+        asl.parse(asl.CLASSIFY, "merged")
+    broken = json.loads(asl.CLASSIFY.read_text())
+    broken["States"]["Flip"]["Next"] = "Resize"
+    with pytest.raises(asl.AslError, match="not a chain"):
+        asl.variant(broken, "fused")

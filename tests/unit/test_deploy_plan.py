@@ -89,12 +89,14 @@ def test_classify_integration_follows_the_workflow_type(kind, action):
     machine = {"arn": NAMES.arn("states", "stateMachine:swlab-classify"), "type": kind}
     ingest_arn = NAMES.arn("lambda", "function:swlab-ingest")
     integrations = api.desired_integrations(NAMES, ingest_arn, machine, "arn:aws:iam::1:role/r")
-    classify = integrations["classify"]
+    classify = integrations[("classify", "POST")]
     assert classify["uri"] == f"arn:aws:apigateway:us-east-1:states:action/{action}"
     assert classify["credentials"] == "arn:aws:iam::1:role/r"
     template = classify["requestTemplates"]["application/json"]
     assert machine["arn"] in template and "$context.requestId" in template and "$input.json('$')" in template
-    assert integrations["ingest"] == {
+    assert (kind == "EXPRESS") == ("200" in classify["responseTemplates"])
+    assert ("classifications", "POST") not in integrations  # no classifications function given
+    assert integrations[("ingest", "POST")] == {
         "type": "AWS_PROXY",
         "httpMethod": "POST",
         "uri": f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{ingest_arn}/invocations",

@@ -35,7 +35,7 @@ def actions(policy):
 def test_every_function_folder_gets_a_policy():
     policies = iam.function_policies(LAMBDAS, RES)
     assert sorted(policies) == FUNCTIONS and "ingest" in policies and "_shared" not in policies
-    assert len(FUNCTIONS) == 12
+    assert len(FUNCTIONS) == 17
 
 
 @pytest.mark.parametrize("function", FUNCTIONS)
@@ -46,11 +46,13 @@ def test_function_policy_names_only_its_own_resources(function):
     assert {own_logs, f"{own_logs}:*"} <= named
     for arn in named:
         assert arn != "*" and "other" not in arn
-        assert arn.startswith((own_logs, RES.bucket_arn, RES.table_arn)), arn
+        assert arn.startswith((own_logs, RES.bucket_arn, RES.table_arn, RES.state_machine_arn("swlab-classify"))), arn
     for other in FUNCTIONS:
         if other != function:
             assert not any(RES.log_group_arn(other) + suffix in named for suffix in ("", ":*"))
-    assert not any(a.startswith(("lambda:", "states:", "iam:")) or a.endswith("*") for a in actions(policy))
+    starts = {"states:StartExecution"} if function == "classifications" else set()
+    assert {a for a in actions(policy) if a.startswith("states:")} == starts
+    assert not any(a.startswith(("lambda:", "iam:")) or a.endswith("*") for a in actions(policy))
 
 
 def test_function_policies_follow_the_access_blocks():
@@ -87,6 +89,7 @@ def test_access_blocks_that_would_widen_a_role_are_refused(access, message):
 def test_state_machine_policy_invokes_exactly_the_workflow_functions():
     used = asl.classify_functions(LAMBDAS)
     assert "ingest" not in used and {"fetch_image", "resnet", "mark_failed"} <= set(used) and len(used) == 11
+    assert len(asl.classify_functions(LAMBDAS, "fused")) == 8
     policy = iam.state_machine_policy(RES, used)
     invoke = next(s for s in policy["Statement"] if s["Sid"] == "InvokeStackFunctions")
     assert set(invoke["Action"]) == {"lambda:InvokeFunction"}
@@ -147,7 +150,7 @@ def test_moto_iam_accepts_every_document():
         for role, (service, policy) in documents.items():
             client.create_role(RoleName=role, AssumeRolePolicyDocument=json.dumps(iam.trust_policy(service)))
             client.put_role_policy(RoleName=role, PolicyName="least-privilege", PolicyDocument=json.dumps(policy))
-        assert len(client.list_roles()["Roles"]) == 14
+        assert len(client.list_roles()["Roles"]) == len(FUNCTIONS) + 2
 
 
 def test_deploy_creates_its_roles_with_the_one_trust_policy(monkeypatch):

@@ -27,10 +27,12 @@ add_paths(*FUNCTIONS)
 import ingest  # noqa: E402
 import swl_infer  # noqa: E402
 from aggregate import aggregate  # noqa: E402
+from classifications import Config, handle  # noqa: E402
 from fetch_image import fetch_image  # noqa: E402
 from flip import flip  # noqa: E402
 from grayscale import grayscale  # noqa: E402
 from mark_failed import mark_failed  # noqa: E402
+from preprocess import preprocess  # noqa: E402
 from resize import resize  # noqa: E402
 from rotate import rotate  # noqa: E402
 from update import update  # noqa: E402
@@ -134,16 +136,50 @@ def run_mark_failed(env: Env, event: dict) -> Any:
     return out
 
 
+class StubStates:
+    """Step Functions' StartExecution, recorded."""
+
+    def __init__(self) -> None:
+        self.started: list[dict] = []
+
+    def start_execution(self, **kwargs: Any) -> dict:
+        self.started.append(kwargs)
+        return {"executionArn": f"arn:aws:states:us-east-1:123456789012:execution:swlab-classify:{kwargs['name']}"}
+
+
+def run_classifications(env: Env, event: dict) -> Any:
+    image_id = "0f8e4c2a9b7d4e6f8a1b2c3d4e5f6a7b"
+    env.put_item(image_id)
+    states = StubStates()
+    out = handle(
+        event, Config(TABLE, "arn:aws:states:us-east-1:123456789012:stateMachine:swlab-classify"), env.ddb, states
+    )
+    body = json.loads(out["body"])
+    if event["httpMethod"] == "POST":
+        assert out["statusCode"] == 202 and body["status_url"] == f"images/{image_id}" == out["headers"]["Location"]
+        assert (
+            env.item(image_id)["status"] == {"S": "CLASSIFYING"} and states.started[0]["name"] == body["execution_name"]
+        )
+    else:
+        assert out["statusCode"] == 200 and body["status"] == "INGESTED" and body["terminal"] is False
+    return body
+
+
 RUNNERS: dict[str, Callable[[Env, dict], Any]] = {
+    "classifications": run_classifications,
     "ingest": run_ingest,
     "fetch_image": run_fetch_image,
     "grayscale": run_step(grayscale),
     "flip": run_step(flip),
     "rotate": run_step(rotate),
     "resize": run_step(resize),
+    "preprocess": run_step(preprocess),
     "alexnet": run_model("alexnet"),
     "resnet": run_model("resnet"),
     "mobilenet": run_model("mobilenet"),
+    "alexnet_onnx": run_model("alexnet"),  # the same domain code; the ONNX runtime itself: test_models_onnx
+    "resnet_onnx": run_model("resnet"),
+    "mobilenet_onnx": run_model("mobilenet"),
     "aggregate": run_aggregate,
     "update": run_update,
     "mark_failed": run_mark_failed,

@@ -13,11 +13,12 @@ from PIL import Image
 
 from swlab.samples import list_samples
 
-add_paths("fetch_image", "grayscale", "flip", "rotate", "resize")
+add_paths("fetch_image", "grayscale", "flip", "rotate", "resize", "preprocess")
 import swl_errors  # noqa: E402
 from fetch_image import fetch_image  # noqa: E402
 from flip import default_direction, flip  # noqa: E402
 from grayscale import grayscale  # noqa: E402
+from preprocess import Defaults, defaults_from_env, preprocess  # noqa: E402
 from resize import default_size, resize  # noqa: E402
 from rotate import default_degrees, rotate  # noqa: E402
 
@@ -174,3 +175,36 @@ def test_the_chain_through_the_handlers(s3, monkeypatch, capsys):
     assert keys == [f"processed/id-rocket/{s}.png" for s in ("original", "grayscale", "flip", "rotate", "resize")]
     assert state["size"] == [224, 224] and load(s3, state["image"]).mode == "L"
     assert set(state) >= {"image_id", "image", "width", "height", "mode", "ms"}
+
+
+@pytest.mark.parametrize(
+    "sample, options",
+    [("rocket", {}), ("chelsea", {"flip": "vertical", "rotate_degrees": 33.5}), ("coffee", {"resize_width": 97})],
+)
+def test_fused_preprocess_is_pixel_equal_to_the_four_steps(s3, capsys, sample, options):
+    """The fused variant reads once and writes once, and its image is the step chain's, pixel for pixel."""
+    _, event = put_sample(s3, sample)
+    original = fetch_image(event, s3)
+    state = original
+    for step in (grayscale, flip, rotate, resize):
+        state = step(step_event(state, **options), s3)
+    capsys.readouterr()
+    fused = load_handler("preprocess").handler(step_event(original, **options), None)
+    calls = aws_calls_lines(capsys.readouterr().out)
+    assert calls == [{"calls": {"s3:GetObject": 1, "s3:PutObject": 1}, "capacity_units": {}}]
+    assert fused["image"]["key"] == f"processed/id-{sample}/preprocess.png"
+    chained, together = load(s3, state["image"]), load(s3, fused["image"])
+    assert (together.mode, together.size) == (chained.mode, chained.size)
+    assert together.tobytes() == chained.tobytes()
+    assert {k: fused[k] for k in ("width", "height", "mode")} == {k: state[k] for k in ("width", "height", "mode")}
+
+
+def test_fused_preprocess_checks_options_and_reads_its_defaults(s3, original):
+    assert defaults_from_env({"FLIP_DIRECTION": "vertical", "ROTATE_DEGREES": "45", "RESIZE_WIDTH": "64"}) == Defaults(
+        "vertical", 45.0, (64, 224)
+    )
+    out = preprocess(step_event(original), s3, Defaults(rotate_degrees=0, size=(32, 16)))
+    assert (out["width"], out["height"], out["direction"], out["degrees"]) == (32, 16, "horizontal", 0)
+    for bad in ({"flip": "diagonal"}, {"rotate_degrees": "90"}, {"resize_width": 0}):
+        with pytest.raises(swl_errors.InvalidInput):
+            preprocess(step_event(original, **bad), s3)

@@ -29,12 +29,17 @@ def test_prepare_uploads_cached_weights_only(tmp_path, monkeypatch):
     with mock_aws():
         s3 = boto3.client("s3", region_name=REGION)
         s3.create_bucket(Bucket="swlab-test-bucket")
-        prepared = model_weights.prepare_models(s3, "swlab-test-bucket", torch_home=tmp_path)
+        nowhere = "http://127.0.0.1:9"  # nothing listens: the download fails at once, without the internet
+        prepared = model_weights.prepare_models(s3, "swlab-test-bucket", tmp_path, base_url=nowhere, progress=None)
         assert prepared["resnet"]["weights"] == "imagenet" and prepared["resnet"]["key"] == "models/resnet.pth"
-        assert prepared["alexnet"] == {"weights": "untrained", "key": "", "source": ""}
+        assert prepared["resnet"]["how"].startswith("cache (")
+        alexnet = prepared["alexnet"]
+        assert (alexnet["weights"], alexnet["key"], alexnet["source"]) == ("untrained", "", "")
+        assert alexnet["how"].startswith(f"seeded: cannot download {nowhere}/alexnet-")
         body = s3.get_object(Bucket="swlab-test-bucket", Key="models/resnet.pth")["Body"].read()
         assert body == b"pretend-resnet18-weights"
-        assert model_weights.prepare_models(s3, "swlab-test-bucket", torch_home=tmp_path) == prepared  # idempotent
+        again = model_weights.prepare_models(s3, "swlab-test-bucket", tmp_path, base_url=nowhere, progress=None)
+        assert again == prepared  # idempotent
         assert [o["Key"] for o in s3.list_objects_v2(Bucket="swlab-test-bucket")["Contents"]] == ["models/resnet.pth"]
     assert model_weights.weights_substitutions(prepared) == {
         "AlexnetWeightsKey": "",

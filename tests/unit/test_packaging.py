@@ -198,7 +198,15 @@ def test_image_function_without_dependencies_is_code_only(tmp_path, monkeypatch)
 
 @pytest.mark.skipif(not REPO_LAMBDAS.is_dir(), reason="no lambdas/ folder")
 def test_the_labs_functions_all_load_and_their_placeholders_are_known():
-    known = {"Bucket": "b", "Table": "t", "Stack": "s", "Region": "r", "AccountId": "1", **DEFAULT_PLACEHOLDERS}
+    known = {
+        "Bucket": "b",
+        "Table": "t",
+        "Stack": "s",
+        "Region": "r",
+        "AccountId": "1",
+        "StateMachineArn": "arn",
+        **DEFAULT_PLACEHOLDERS,
+    }
     specs = packaging.discover_functions(REPO_LAMBDAS)
     assert specs, "lambdas/ holds no function"
     for spec in specs:

@@ -276,8 +276,9 @@ def _text_reports(df: pd.DataFrame, msgs: pa.Array, mask: pa.Array) -> pd.DataFr
     Lines that are not in AWS's layout (e.g. spaces instead of tabs) go through the regex one by one.
     """
     sel = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
+    lines = msgs if len(sel) == len(msgs) else msgs.filter(mask)  # REPORT-only logs: no copy of every line
     try:
-        out, bad = _text_reports_columnar(df, msgs.filter(mask), sel)
+        out, bad = _text_reports_columnar(df, lines, sel)
     except pa.ArrowInvalid:  # a value that does not convert: let the regex path judge each line
         out, bad = pd.DataFrame(), sel
     if len(bad) == 0:
@@ -286,19 +287,22 @@ def _text_reports(df: pd.DataFrame, msgs: pa.Array, mask: pa.Array) -> pd.DataFr
 
 
 def _text_reports_columnar(df: pd.DataFrame, lines: pa.Array, sel: np.ndarray) -> tuple[pd.DataFrame, np.ndarray]:
-    parts = pc.split_pattern(pc.utf8_rtrim_whitespace(lines), "\t")
+    # Split first, trim each field after (trimming whole lines first copied every line once more).
+    parts = pc.split_pattern(lines, "\t")
     ok = pc.greater_equal(pc.list_value_length(parts), len(_FIXED_FIELDS)).to_numpy(zero_copy_only=False)
-    good, parts = sel[ok], parts.filter(pa.array(ok))
+    good = sel[ok]
+    if not ok.all():
+        parts = parts.filter(pa.array(ok))
     cols: dict[str, Any] = {}
     valid = np.ones(len(good), bool)
     for k, (prefix, name, unit, typ) in enumerate(_FIXED_FIELDS):
-        field = pc.list_element(parts, k)
+        field = pc.utf8_rtrim_whitespace(pc.list_element(parts, k))
         hit = pc.starts_with(field, prefix)
         valid &= hit.to_numpy(zero_copy_only=False)
         value = pc.if_else(hit, pc.utf8_slice_codeunits(field, len(prefix), -unit if unit else None), None)
         cols[name] = pd.array(value, dtype="str") if k == 0 else pc.cast(value, typ).to_numpy(zero_copy_only=False)
     tail = pc.list_slice(parts, len(_FIXED_FIELDS))
-    flat, parent = pc.list_flatten(tail), pc.list_parent_indices(tail).to_numpy()
+    flat, parent = pc.utf8_rtrim_whitespace(pc.list_flatten(tail)), pc.list_parent_indices(tail).to_numpy()
     for prefix, name, unit, typ in _OPTIONAL_FIELDS:
         hit = pc.starts_with(flat, prefix)
         vals = pc.utf8_slice_codeunits(flat.filter(hit), len(prefix), -unit if unit else None)

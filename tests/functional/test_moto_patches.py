@@ -427,3 +427,32 @@ def test_moto_dynamodb_task_still_needs_a_request_id():
     )
     with pytest.raises(KeyError):
         cause_of(server_error)
+
+
+def test_moto_still_scans_its_package_for_every_routed_request(monkeypatch):
+    """moto_patches_s3: ``list_of_moto_modules`` lists moto's directory on every call, and the
+    dispatcher asks it for every request it routes."""
+    import inspect
+    import os
+
+    from moto import backends
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    scan = _original("list_of_moto_modules", backends.list_of_moto_modules)
+    listed = []
+    real_listdir = os.listdir
+    monkeypatch.setattr(os, "listdir", lambda path: listed.append(path) or real_listdir(path))
+    assert "s3" in list(scan()) and "s3" in list(scan())
+    assert len(listed) == 2
+    assert "backends.list_of_moto_modules()" in inspect.getsource(DomainDispatcherApplication.get_backend_for_host)
+
+
+def test_the_cached_moto_module_list_is_the_scanned_one(monkeypatch):
+    from moto import backends
+
+    from swlab.localcloud import moto_patches_s3
+
+    monkeypatch.setattr(backends, "list_of_moto_modules", backends.list_of_moto_modules)
+    originals: dict = {}
+    moto_patches_s3.apply(originals)
+    assert list(backends.list_of_moto_modules()) == list(originals["list_of_moto_modules"]())

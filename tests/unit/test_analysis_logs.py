@@ -182,3 +182,19 @@ def test_failed_init_counts_once_through_its_report_line():
         "timeout",
         TIMEOUT_ERROR_TYPE,
     )
+
+
+@pytest.mark.parametrize("ending", ["", "\t", "\t\n", " \n", "\t \t"])
+def test_report_lines_read_the_same_whatever_whitespace_ends_them(ending):
+    base = (
+        "REPORT RequestId: r-{i}\tDuration: 12.50 ms\tBilled Duration: 13 ms\tMemory Size: 512 MB\t"
+        "Max Memory Used: 80 MB"
+    )
+    lines = [base.format(i=1) + ending, base.format(i=2) + "\tInit Duration: 101.25 ms" + ending]
+    df = parse_log_events(
+        [{"function": "f", "log_stream": "s", "timestamp": 1000 + i, "message": m} for i, m in enumerate(lines)]
+    )
+    assert df["request_id"].tolist() == ["r-1", "r-2"]
+    assert df["duration_ms"].tolist() == [12.5, 12.5] and df["max_memory_used_mb"].tolist() == [80, 80]
+    assert df["init_duration_ms"].isna().tolist() == [True, False] and df["init_duration_ms"].iloc[1] == 101.25
+    assert df["status"].tolist() == ["success", "success"]

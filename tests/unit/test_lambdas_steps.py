@@ -93,6 +93,22 @@ def test_fetch_image_refuses_what_it_cannot_use(s3, problem, error):
     assert keys == []
 
 
+def zlib_level_class(png: bytes) -> int:
+    """FLEVEL of the first IDAT's zlib header: 0 = fastest (level 0-1), 1 = fast, 2 = default (6), 3 = best."""
+    idat = png.index(b"IDAT") + 4
+    return png[idat + 1] >> 6
+
+
+def test_intermediate_pngs_are_written_at_the_fast_level_and_lossless(s3):
+    sample, event = put_sample(s3, "coffee")
+    out = fetch_image(event, s3)
+    png = s3.get_object(Bucket=BUCKET, Key=out["image"]["key"])["Body"].read()
+    assert zlib_level_class(png) == 0
+    decoded = Image.open(io.BytesIO(png))
+    source = Image.open(sample.path).convert("RGB")
+    assert decoded.tobytes() == source.tobytes()
+
+
 @pytest.fixture
 def original(s3):
     _, event = put_sample(s3, "coffee")

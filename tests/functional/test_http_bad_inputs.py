@@ -136,7 +136,8 @@ def test_a_well_formed_unknown_id_still_reaches_the_workflow_and_fails_clearly(a
     got, answer = post_raw(
         stack.api["endpoints"]["classify"], json.dumps({"image_id": GOOD_ID}).encode(), stack.api["api_key"]
     )
-    assert got == 200 and answer["status"] == "FAILED" and answer.get("error") == "ImageNotFound", answer
+    # a failed classification is a non-2xx answer with the error (the sync API's contract, issue 12)
+    assert got == 404 and answer["status"] == "FAILED" and answer.get("error") == "ImageNotFound", answer
 
 
 def test_the_api_declares_its_validation_as_on_aws(aws, stack):

@@ -7,10 +7,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import invoke_json
+from conftest import deploy, invoke_json
 from test_lambda_invoke import report_of
 
 from swlab.localcloud.server import LocalCloudProcess
+from swlab.settings import client, load_settings
 
 pytestmark = pytest.mark.functional
 MECHANISMS = {"cgroup-v1", "cgroup-v2", "sigstop"}
@@ -27,15 +28,23 @@ def duration_ms(lam, name: str, n: int) -> float:
     return report_of(resp)["duration_ms"]
 
 
-def test_health_shows_the_cpu_model_and_its_mechanism(local_cloud):
-    body = health(local_cloud.endpoint_url)
+@pytest.fixture(scope="module")
+def default_cloud(tmp_path_factory):
+    """A local cloud with its default options (the test session's shared one runs without CPU quotas)."""
+    with LocalCloudProcess(port=0, work_dir=tmp_path_factory.mktemp("cpu-cloud")) as cloud:
+        yield cloud
+
+
+def test_health_shows_the_cpu_model_and_its_mechanism(default_cloud):
+    body = health(default_cloud.endpoint_url)
     assert body["cpu_model"] == "aws" and body["cpu_share_mechanism"] in MECHANISMS
 
 
-def test_a_256_mb_function_runs_cpu_bound_code_much_slower_than_1769_mb(aws, deploy_probe):
-    lam = aws("lambda")
-    small = deploy_probe("cpu", MemorySize=256, Timeout=60)
-    full = deploy_probe("cpu", MemorySize=1769, Timeout=60)
+def test_a_256_mb_function_runs_cpu_bound_code_much_slower_than_1769_mb(default_cloud):
+    settings = load_settings(env={}, target="local", endpoint_url=default_cloud.endpoint_url, region="us-east-1")
+    lam, iam = client(settings, "lambda"), client(settings, "iam")
+    small = deploy(lam, iam, "cpu", MemorySize=256, Timeout=60)
+    full = deploy(lam, iam, "cpu", MemorySize=1769, Timeout=60)
     for name in (small, full):  # cold starts out of the way
         duration_ms(lam, name, 1000)
     n = 2_000_000

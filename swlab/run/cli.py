@@ -1,6 +1,7 @@
 """Command line of the lab's batch runner: ``scripts/run-lab`` = ``python -m swlab.run``.
 
-``run`` (the default) executes the notebooks for a profile and builds the book,
+``run`` (the default) executes the notebooks for a profile and builds the book (a profile
+with ``experiments:`` runs its points instead, :mod:`swlab.run.sweep`; ``--plan`` prints them),
 ``book`` (re)builds a run's book, ``prepare`` writes parameterized notebooks for
 nbval, ``params`` lists every notebook's parameters and the profiles.
 """
@@ -14,11 +15,13 @@ import time
 from pathlib import Path
 
 from swlab.run import book
+from swlab.run.experiments import estimate_seconds, plan_points
 from swlab.run.paths import LabError, notebooks, profiles_dir
 from swlab.run.profiles import declared_parameters, load_profile, parse_assignments
 from swlab.run.rundir import open_run
 from swlab.run.services import serve_images
 from swlab.run.stages import prepare_notebooks, run_lab
+from swlab.run.sweep import describe_plan, run_experiments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -59,6 +62,15 @@ def _parser() -> argparse.ArgumentParser:
         metavar="PREFIX",
         help="run only notebooks starting with PREFIX (repeatable, e.g. --only 00 --only 08)",
     )
+    run.add_argument(
+        "--experiment",
+        action="append",
+        metavar="NAME",
+        help="an experiments profile: run only this experiment (repeatable)",
+    )
+    run.add_argument(
+        "--plan", action="store_true", help="an experiments profile: print its points and estimate, run nothing"
+    )
     run.add_argument("--no-book", action="store_true", help="do not build the book")
     run.add_argument("-v", "--verbose", action="store_true", help="stream the notebooks' output")
     run.set_defaults(func=_cmd_run)
@@ -84,8 +96,30 @@ def _parser() -> argparse.ArgumentParser:
 def _cmd_run(args: argparse.Namespace) -> int:
     overrides = parse_assignments(args.param)
     overrides.update({k: v for k, v in (("target", args.target), ("region", args.region)) if v})
+    profile = load_profile(args.profile)
+    if profile.experiments:
+        if args.only:
+            raise LabError("--only selects notebooks of a profile without experiments; use --experiment NAME")
+        if args.plan:
+            points = plan_points(profile.experiments, {**profile.parameters, **overrides}, args.experiment)
+            estimates = estimate_seconds(points)
+            for p, sec in zip(points, estimates):
+                print(f"{p.index:4d}  {p.label():<60} ~{sec:5.0f} s")
+            print("\n".join(describe_plan(points, estimates)))
+            return 0
+        result = run_experiments(
+            profile,
+            overrides,
+            run_dir=args.run_dir,
+            only=args.experiment,
+            build_book=not args.no_book,
+            verbose=args.verbose,
+        )
+        return 0 if result.ok and (args.no_book or result.book_html) else 1
+    if args.experiment or args.plan:
+        raise LabError(f"profile {profile.name!r} declares no experiments (--experiment and --plan are for those)")
     result = run_lab(
-        load_profile(args.profile),
+        profile,
         overrides,
         run_dir=args.run_dir,
         only=args.only,

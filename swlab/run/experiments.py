@@ -44,6 +44,7 @@ POINT_DEFAULTS: dict[str, Any] = {
     "workflows": ["wf1", "wf2"],  # which workflows the point loads, in order
     "rate_per_s": 1.0,  # mode load: JMeter arrivals per second (open model)
     "duration_s": 10,  # mode load: seconds of arrivals per workflow
+    "timeout_s": 35,  # mode load: JMeter's response timeout, and how long it waits after the last arrival
     "warmup_requests": 1,  # mode load: requests sent one by one before the measured load (cold starts out)
     "cold_requests": 1,  # mode cold: requests per workflow after every function was forced cold
     "warm_requests": 2,  # mode cold: requests per workflow after those, on the now-warm environments
@@ -52,7 +53,7 @@ POINT_DEFAULTS: dict[str, Any] = {
 DEPLOY_KEYS = ("workflow_type", "memory_mb", "deploy_options")  # what a deploy depends on
 EXPERIMENT_KEYS = {"name", "title", "analysis", "mode", "repetitions", "axes", "set", "description"}
 # Rough costs (seconds) on this project's 2-core machine, for the estimate printed before a run.
-ESTIMATE_S = {"deploy": 6.0, "jmeter_start": 4.0, "drain": 3.0, "collect": 3.0}
+ESTIMATE_S = {"deploy": 6.0, "jmeter_start": 4.0, "collect": 3.0}
 ESTIMATE_REQUEST_S = {"wf1": 0.3, "wf2": 1.0}
 ESTIMATE_COLD_REQUEST_S = {"wf1": 1.0, "wf2": 10.0}
 
@@ -237,7 +238,7 @@ def estimate_point_seconds(point: Point, deploys: bool) -> float:
             seconds += c["cold_requests"] * cold + c["warm_requests"] * per
         else:
             seconds += c["warmup_requests"] * (cold if deploys else per)
-            seconds += ESTIMATE_S["jmeter_start"] + float(c["duration_s"]) + ESTIMATE_S["drain"]
+            seconds += ESTIMATE_S["jmeter_start"] + float(c["duration_s"]) + float(c["timeout_s"])
     return seconds + float(c["settle_s"]) + ESTIMATE_S["collect"]
 
 

@@ -67,18 +67,21 @@ class Eta:
     """Time left: the estimates of the points to come, scaled by how the points so far compared to theirs."""
 
     estimates: list[float]
-    started: float = field(default_factory=time.monotonic)
+    started: float = field(default_factory=lambda: time.monotonic())
     done_estimate: float = 0.0
+    done_elapsed: float = 0.0
+    point_started: float = field(default_factory=lambda: time.monotonic())
 
     def finished(self, k: int) -> None:
-        self.done_estimate = sum(self.estimates[:k])
+        now = time.monotonic()
+        self.done_estimate, self.done_elapsed, self.point_started = sum(self.estimates[:k]), now - self.started, now
 
     def left(self, k: int) -> float:
         """Seconds left while point ``k`` (1-based) runs."""
-        elapsed = time.monotonic() - self.started
-        ratio = min(max(elapsed / self.done_estimate, 0.5), 3.0) if self.done_estimate > 30 else 1.0
-        remaining = sum(self.estimates[k - 1 :]) * ratio
-        return max(remaining - max(elapsed - self.done_estimate * ratio, 0.0), 0.0)
+        ratio = min(max(self.done_elapsed / self.done_estimate, 0.5), 3.0) if self.done_estimate > 30 else 1.0
+        in_point = time.monotonic() - self.point_started
+        current = self.estimates[k - 1] * ratio
+        return sum(self.estimates[k:]) * ratio + max(current - in_point, 0.0)
 
 
 # ----------------------------------------------------------------------------- one point
@@ -254,7 +257,11 @@ class LabPoints:
     def load(self, prun: RunDir, workflow: str, cfg: dict[str, Any], stage: Callable[[str], None]) -> None:
         rows = image_urls(prun) if workflow == "wf1" else list(self.seed_ids)
         write_data_file(prun.data_file(workflow), rows, WORKFLOWS[workflow].field)
-        profile = LoadProfile(rate_per_s=float(cfg["rate_per_s"]), duration_s=int(cfg["duration_s"]))
+        profile = LoadProfile(
+            rate_per_s=float(cfg["rate_per_s"]),
+            duration_s=int(cfg["duration_s"]),
+            timeout_ms=int(cfg["timeout_s"] * 1000),
+        )
         test = LoadTest(prun, workflow, profile, api_endpoint(prun), len(rows))
         last = {"at": 0.0}
 

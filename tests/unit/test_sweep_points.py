@@ -141,3 +141,19 @@ def test_re_analysis_from_the_run_directory_alone(tmp_path):
     )
     assert at.loc["default", "wf2_lambda_ms"] > 0
     assert json.loads((run.dir / "manifest.json").read_text())["run_id"] == "run"
+
+
+def test_time_left_falls_while_a_point_runs_and_scales_with_the_points_so_far(monkeypatch):
+    from swlab.run import sweep
+
+    clock = [1000.0]
+    monkeypatch.setattr(sweep.time, "monotonic", lambda: clock[0])
+    eta = sweep.Eta([60.0, 60.0, 60.0])
+    assert eta.left(1) == 180.0
+    clock[0] += 20
+    assert eta.left(1) == 160.0
+    clock[0] += 100  # point 1 took 120 s, twice its estimate
+    eta.finished(1)
+    assert eta.left(2) == 240.0
+    clock[0] += 30
+    assert eta.left(2) == 210.0

@@ -5,6 +5,10 @@ cold starts as a distribution, the memory sweep (Power Tuning's view for every f
 Standard vs Express, the load steps, and x86_64 vs arm64 pricing. Every conclusion
 sentence is computed from the tables (:func:`conclusions` of each section), never written
 by hand; medians come with distribution-free confidence intervals (:mod:`swlab.analysis.stats`).
+
+One concern, kept in one module: the experiments' tables and the sentences drawn from them, which
+share their helpers (the points' invocations, the measured window, medians with intervals) and
+are read together by the Experiments part's pages and the discussion.
 """
 
 from __future__ import annotations

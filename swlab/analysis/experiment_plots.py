@@ -27,7 +27,11 @@ def cold_start_plot(table: pd.DataFrame) -> Figure:
         return fig
     x = range(len(table))
     for i, (name, label) in enumerate(
-        (("init", "Init Duration"), ("cold_duration", "first invocation"), ("warm_duration", "warm invocation"))
+        (
+            ("init", "Init Duration (reported)"),
+            ("cold_total", "cold request: Init + Duration"),
+            ("warm_duration", "warm"),
+        )
     ):
         ax.bar(
             [v + (i - 1) * 0.27 for v in x], table[f"{name}_ms"], 0.27, yerr=_err(table, name), label=label, capsize=2
@@ -43,7 +47,7 @@ def cold_start_plot(table: pd.DataFrame) -> Figure:
 def power_tuning_plot(table: pd.DataFrame) -> Figure:
     """Power Tuning's view per function: warm duration (line) and cost per invocation (dashed) against memory."""
     data = table.dropna(subset=["duration_ms"]) if len(table) else table
-    fns = sorted(set(data["function"])) if len(data) else []
+    fns = sorted(set(table["function"]) - {"(point failed)"}) if len(table) else []
     ncols = 4
     nrows = max(1, math.ceil(len(fns) / ncols))
     fig = Figure(figsize=(12, 2.6 * nrows), layout="constrained")
@@ -51,6 +55,9 @@ def power_tuning_plot(table: pd.DataFrame) -> Figure:
     for ax, fn in zip(axes, fns):
         g = data[data["function"] == fn].sort_values("memory_mb")
         ax.plot(g["memory_mb"], g["duration_ms"], "o-", color="tab:blue")
+        for mb in sorted(set(table.loc[(table["function"] == fn) & (table["oom"].fillna(0) > 0), "memory_mb"])):
+            ax.axvline(mb, color="gray", linestyle=":")
+            ax.annotate("OOM", (mb, 0.5), xycoords=("data", "axes fraction"), rotation=90, fontsize=7, color="gray")
         ax.set_xscale("log", base=2)
         ax.set_title(fn, fontsize=9)
         ax.set_ylabel("ms", color="tab:blue", fontsize=8)
@@ -61,7 +68,9 @@ def power_tuning_plot(table: pd.DataFrame) -> Figure:
         ax2.tick_params(labelsize=7)
     for ax in axes[len(fns) :]:
         ax.axis("off")
-    fig.suptitle("Warm duration (blue) and cost per million invocations (red) against memory size (MB)")
+    fig.suptitle(
+        "Warm duration (blue) and cost per million invocations (red) against memory size (MB); OOM: out of memory"
+    )
     return fig
 
 

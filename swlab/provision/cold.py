@@ -1,7 +1,9 @@
 """Force the next invocation of a function to be a cold start, on either target.
 
 On the local cloud, its admin endpoint ends the function's idle environments
-(``DELETE /_localcloud/lambda?FunctionName=<name>``). On AWS there is no such
+(``DELETE /_localcloud/lambda?FunctionName=<name>``) once none of them is busy or
+initialising (``GET`` lists them): an environment in use cannot be ended, and a
+request that finds it idle a moment later would be warm. On AWS there is no such
 call: a configuration change retires every environment of the function, so
 (as SeBS does) an environment variable ``SWLAB_COLD_NONCE`` is set to a new
 value and the update is awaited. Written for both targets; the AWS path is
@@ -10,6 +12,7 @@ exercised here only against moto (this project has no AWS account).
 
 from __future__ import annotations
 
+import json
 import time
 import urllib.parse
 import urllib.request
@@ -27,6 +30,7 @@ def force_cold(
     """Make the next invocation of each function (full names) a cold start; returns the names handled."""
     names = list(function_names)
     if settings.target == "local":
+        _local_wait_quiet(str(settings.endpoint_url), set(names), wait_s)
         for name in names:
             _local_end_environments(str(settings.endpoint_url), name)
         return names
@@ -36,6 +40,19 @@ def force_cold(
     for name in names:
         _wait_updated(lam, name, wait_s)
     return names
+
+
+def _local_wait_quiet(
+    endpoint_url: str, names: set[str], wait_s: float, sleep: Callable[[float], None] = time.sleep
+) -> None:
+    """Until no environment of ``names`` is busy or initialising (at most ``wait_s``; then end what is idle)."""
+    deadline = time.monotonic() + wait_s
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{endpoint_url.rstrip('/')}/_localcloud/lambda", timeout=30) as resp:
+            envs = json.loads(resp.read()).get("environments", [])
+        if not any(e.get("function") in names and e.get("state") in ("busy", "init") for e in envs):
+            return
+        sleep(0.5)
 
 
 def _local_end_environments(endpoint_url: str, function_name: str) -> None:

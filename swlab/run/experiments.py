@@ -55,7 +55,7 @@ EXPERIMENT_KEYS = {"name", "title", "analysis", "mode", "repetitions", "axes", "
 # Rough costs (seconds) on this project's 2-core machine, for the estimate printed before a run.
 ESTIMATE_S = {"deploy": 6.0, "jmeter_start": 4.0, "collect": 3.0}
 ESTIMATE_REQUEST_S = {"wf1": 0.3, "wf2": 1.0}
-ESTIMATE_COLD_REQUEST_S = {"wf1": 1.0, "wf2": 10.0}
+ESTIMATE_COLD_REQUEST_S = {"wf1": 1.0, "wf2": 15.0}  # torch inits in parallel on 2 cores: 10-30 s
 
 
 @dataclass(frozen=True)

@@ -1,5 +1,7 @@
 """Forcing cold starts: on AWS a new configuration (SeBS's way), keeping the function's environment."""
 
+import json
+
 from swlab.provision import cold
 from swlab.settings import load_settings
 
@@ -31,10 +33,14 @@ def test_aws_forces_a_new_environment_by_configuration_and_waits_for_it(monkeypa
     assert lam.env["f"][cold.NONCE_VARIABLE] != first  # every call a new configuration
 
 
-def test_local_ends_the_functions_idle_environments(monkeypatch):
+def test_local_waits_until_the_functions_are_quiet_then_ends_their_idle_environments(monkeypatch):
     calls = []
+    states = iter(["busy", "init", "idle"])
 
     class Resp:
+        def __init__(self, body=b"{}"):
+            self.body = body
+
         def __enter__(self):
             return self
 
@@ -42,11 +48,21 @@ def test_local_ends_the_functions_idle_environments(monkeypatch):
             return False
 
         def read(self):
-            return b"{}"
+            return self.body
 
-    monkeypatch.setattr(
-        cold.urllib.request, "urlopen", lambda req, timeout: calls.append((req.method, req.full_url)) or Resp()
-    )
+    def urlopen(req, timeout):
+        if isinstance(req, str):
+            calls.append(("GET", req))
+            envs = [{"function": "st-resnet", "state": next(states)}, {"function": "other", "state": "busy"}]
+            return Resp(json.dumps({"environments": envs}).encode())
+        calls.append((req.method, req.full_url))
+        return Resp()
+
+    monkeypatch.setattr(cold.urllib.request, "urlopen", urlopen)
+    monkeypatch.setattr(cold.time, "sleep", lambda s: None)
     settings = load_settings(env={}, target="local", endpoint_url="http://127.0.0.1:9")
     cold.force_cold(settings, ["st-resnet"])
-    assert calls == [("DELETE", "http://127.0.0.1:9/_localcloud/lambda?FunctionName=st-resnet")]
+    # waits while the function's environment is busy or initialising (another function's does not count)
+    assert calls == [("GET", "http://127.0.0.1:9/_localcloud/lambda")] * 3 + [
+        ("DELETE", "http://127.0.0.1:9/_localcloud/lambda?FunctionName=st-resnet")
+    ]

@@ -157,3 +157,42 @@ def test_time_left_falls_while_a_point_runs_and_scales_with_the_points_so_far(mo
     assert eta.left(2) == 240.0
     clock[0] += 30
     assert eta.left(2) == 210.0
+
+
+def test_an_init_past_the_10_s_limit_is_still_a_cold_start(tmp_path):
+    """No Init Duration (the init ran again inside the invocation), but the first of its environment."""
+    run = _run(tmp_path)
+    t0 = pd.Timestamp("2026-01-01T00:00:10Z")
+    rows = [
+        # environment A: init suppressed (25 s Duration, no Init Duration), then warm
+        ("A", 0, False, None, 25000.0),
+        ("A", 1, False, None, 200.0),
+        # environment B: a reported init, then warm
+        ("B", 2, True, 6000.0, 300.0),
+        ("B", 3, False, None, 210.0),
+    ]
+    inv = pd.DataFrame(
+        [
+            {
+                "function": "st-resnet",
+                "log_stream": s,
+                "start_time": t0 + pd.Timedelta(seconds=i),
+                "cold": c,
+                "init_duration_ms": init,
+                "duration_ms": d,
+                "billed_duration_ms": d + init if init else d,
+                "memory_size_mb": 1280,
+                "status": "success",
+                "error_type": None,
+            }
+            for s, i, c, init, d in rows
+        ]
+    )
+    _write_point(run, 1, "cold_starts", {}, {}, inv)
+    table = ex.cold_start_table(load_points(run.dir))
+    r = table.loc["resnet"]
+    assert (r["cold_n"], r["suppressed_n"], r["warm_n"]) == (2, 1, 2)
+    assert r["init_ms"] == 6000.0  # only the reported one
+    assert r["cold_total_ms"] == (25000.0 + 6300.0) / 2
+    assert r["warm_duration_ms"] == 205.0
+    assert any("10 s limit" in line and "resnet 1 of 2" in line for line in ex.cold_conclusions(table, pd.DataFrame()))

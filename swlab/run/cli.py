@@ -101,7 +101,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
         if args.only:
             raise LabError("--only selects notebooks of a profile without experiments; use --experiment NAME")
         if args.plan:
-            points = plan_points(profile.experiments, {**profile.parameters, **overrides}, args.experiment)
+            points = plan_points(profile.experiments, {**profile.parameters, **overrides}, args.experiment, overrides)
             estimates = estimate_seconds(points)
             for p, sec in zip(points, estimates):
                 print(f"{p.index:4d}  {p.label():<60} ~{sec:5.0f} s")

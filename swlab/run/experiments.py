@@ -16,8 +16,8 @@ An experiment in a profile::
         set: {workflows: [wf1, wf2], duration_s: 12}   # fixed for every point of this experiment
 
 A point's configuration starts from :data:`POINT_DEFAULTS`, then the profile's
-parameters of the same names, then the experiment's ``set``, then its axis
-values. An axis may name any key of the configuration, or a key inside one of
+parameters of the same names, then the experiment's ``set``, then the command
+line's overrides (``-p``), then its axis values. An axis may name any key of the configuration, or a key inside one of
 its mappings (``deploy_options.inference``, ``memory_mb.resnet``,
 ``deploy_options.function_overrides.*.architecture``): the deploy options
 other issues add become axes without a change here. Axes combine as a product;
@@ -194,9 +194,16 @@ def base_config(parameters: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def plan_points(
-    experiments: list[Experiment], parameters: Mapping[str, Any] | None = None, only: list[str] | None = None
+    experiments: list[Experiment],
+    parameters: Mapping[str, Any] | None = None,
+    only: list[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
 ) -> list[Point]:
-    """Every point of ``experiments`` (those named in ``only``, if given), in run order, numbered from 1."""
+    """Every point of ``experiments`` (those named in ``only``, if given), in run order, numbered from 1.
+
+    ``overrides`` (the command line's ``-p``) win over the experiments' ``set`` (not over their axes):
+    ``-p settle_s=60`` on AWS applies to every point.
+    """
     chosen = [e for e in experiments if not only or e.name in only]
     if only and len(chosen) != len(set(only)):
         missing = sorted(set(only) - {e.name for e in experiments})
@@ -207,6 +214,9 @@ def plan_points(
         start = copy.deepcopy(base)
         for path, value in exp.set.items():
             set_path(start, path, value)
+        for key, value in (overrides or {}).items():
+            if key in POINT_DEFAULTS:
+                start[key] = copy.deepcopy(value)
         paths = list(exp.axes)
         for rep in range(1, exp.repetitions + 1):
             for values in itertools.product(*(exp.axes[p] for p in paths)):

@@ -177,6 +177,7 @@ class LabPoints:
     run: RunDir
     seed_ids: list[str]
     placeholders: dict[str, str] = field(default_factory=dict)  # model weights' keys, as 01_deploy used them
+    given_urls: list[str] = field(default_factory=list)  # the profile's image_urls (target aws); empty: local server
     deployed_key: str | None = None
     progress: Callable[[str], None] = print
 
@@ -219,7 +220,7 @@ class LabPoints:
     def request(self, prun: RunDir, workflow: str, i: int) -> smoke.Answer:
         api = deployed_outputs(prun).api
         if workflow == "wf1":
-            urls = image_urls(prun)
+            urls = image_urls(prun, self.given_urls)
             return smoke.post(api["endpoints"]["ingest"], {"image_url": urls[i % len(urls)]}, api["api_key"])
         body = {"image_id": self.seed_ids[i % len(self.seed_ids)]}
         return smoke.post(api["endpoints"]["classify"], body, api["api_key"])
@@ -255,7 +256,7 @@ class LabPoints:
         return started.isoformat()
 
     def load(self, prun: RunDir, workflow: str, cfg: dict[str, Any], stage: Callable[[str], None]) -> None:
-        rows = image_urls(prun) if workflow == "wf1" else list(self.seed_ids)
+        rows = image_urls(prun, self.given_urls) if workflow == "wf1" else list(self.seed_ids)
         write_data_file(prun.data_file(workflow), rows, WORKFLOWS[workflow].field)
         profile = LoadProfile(
             rate_per_s=float(cfg["rate_per_s"]),
@@ -285,9 +286,11 @@ def collect_point(prun: RunDir, settle_s: float, jmeter: bool) -> None:
 # ----------------------------------------------------------------------------- the whole run
 
 
-def seed_images(run: RunDir, count: int = 4) -> list[str]:
-    """Ingest ``count`` images once; Workflow 2's loads and probes classify these. Recorded in the manifest."""
-    api, urls = deployed_outputs(run).api, image_urls(run)
+def seed_images(run: RunDir, count: int = 4, given_urls: list[str] | None = None) -> list[str]:
+    """Ingest ``count`` images once; Workflow 2's loads and probes classify these. Recorded in the manifest.
+
+    ``given_urls``: public image URLs (target aws); empty: the run's local image server's."""
+    api, urls = deployed_outputs(run).api, image_urls(run, given_urls)
     ids = []
     for i in range(count):
         answer = smoke.post(api["endpoints"]["ingest"], {"image_url": urls[i % len(urls)]}, api["api_key"])
@@ -330,7 +333,7 @@ def run_experiments(
     """Run every point of ``profile.experiments`` (those named in ``only``), their analyses and the book."""
     root = root or project_root()
     parameters = {**profile.parameters, **(overrides or {})}
-    points = plan_points(profile.experiments, parameters, only)
+    points = plan_points(profile.experiments, parameters, only, overrides)
     if not points:
         raise LabError(f"profile {profile.name!r} declares no experiment to run")
     pages = experiment_notebooks(root)
@@ -406,7 +409,8 @@ def _points_stage(run: RunDir, points: list[Point], parameters: dict[str, Any], 
     stage = Stage(name="points", notebook="")
     started = time.monotonic()
     try:
-        seeds = seed_images(run)
+        given = list(parameters.get("image_urls") or [])
+        seeds = seed_images(run, given_urls=given)
         functions = deployed_outputs(run).functions
         run.record("default_memory_mb", {name: f.get("memory_mb") for name, f in functions.items()})
         models = run.load(ModelsRecord)
@@ -414,6 +418,7 @@ def _points_stage(run: RunDir, points: list[Point], parameters: dict[str, Any], 
             run,
             seeds,
             placeholders=weights_substitutions(models.prepared or {}) if models else {},
+            given_urls=given,
             deployed_key=json.dumps(
                 {k: base_config(parameters)[k] for k in DEPLOY_KEYS},
                 sort_keys=True,

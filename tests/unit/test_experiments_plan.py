@@ -125,3 +125,10 @@ def test_shipped_profiles_plan_what_the_issue_asks():
     assert sum(estimate_seconds(points)) <= 27 * 60  # with set-up, analysis and book: about 30 minutes
     ci = load_profile("experiments-ci")
     assert sum(estimate_seconds(plan_points(ci.experiments, ci.parameters))) <= 6 * 60
+
+
+def test_command_line_overrides_win_over_set_but_not_over_axes():
+    exps = parse_experiments([{"name": "x", "axes": {"rate_per_s": [2, 4]}, "set": {"settle_s": 1, "rate_per_s": 9}}])
+    points = plan_points(exps, {"settle_s": 5}, overrides={"settle_s": 60, "rate_per_s": 1, "stack": "s"})
+    assert [p.config["settle_s"] for p in points] == [60, 60]
+    assert [p.config["rate_per_s"] for p in points] == [2, 4]

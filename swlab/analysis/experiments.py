@@ -338,7 +338,7 @@ def workflow_type_table(points: list[PointData], prices: dict[str, Any], confide
         jtl = p.table("jtl")
         client = stats.client_latency(jtl, "classify") if len(jtl) else pd.DataFrame({"latency_ms": []})
         s, c = stats.summarize(server["latency_ms"], confidence=confidence), stats.summarize(client["latency_ms"])
-        over = workflow.orchestration_overhead(p.table("states"), ex) if len(ex) else pd.DataFrame()
+        over = _overhead(p, ex)
         totals = priced(p, prices)
         sel = totals[(totals["workflow"] == "classify") & (totals["step_functions"] == wtype.lower())]
         rows.append(
@@ -357,6 +357,14 @@ def workflow_type_table(points: list[PointData], prices: dict[str, Any], confide
             }
         )
     return pd.DataFrame(rows).set_index("workflow_type") if rows else pd.DataFrame()
+
+
+def _overhead(p: PointData, executions: pd.DataFrame) -> pd.DataFrame:
+    """Per execution: end-to-end minus the Lambda time (and init) on its critical path (06_analysis's method)."""
+    states = p.table("states")
+    if not len(executions) or not len(states):
+        return pd.DataFrame()
+    return workflow.orchestration_overhead(workflow.attach_lambda_durations(states, p.table("invocations")), executions)
 
 
 def workflow_type_conclusions(table: pd.DataFrame) -> list[str]:
@@ -505,8 +513,7 @@ def discussion_table(points: list[PointData]) -> pd.DataFrame:
     overhead = math.nan
     for p in by["workflow_type"]:
         if str(p.config.get("workflow_type")) == "STANDARD":
-            ex = _since(p.table("executions"), "start_date", p.record.get("measured_from"))
-            over = workflow.orchestration_overhead(p.table("states"), ex) if len(ex) else pd.DataFrame()
+            over = _overhead(p, _since(p.table("executions"), "start_date", p.record.get("measured_from")))
             overhead = float(over["overhead_per_hop_ms"].median()) if len(over) else math.nan
     resnet = cold.loc["resnet"] if "resnet" in cold.index else None
     values = [

@@ -21,7 +21,7 @@ from swlab.run.profiles import declared_parameters, load_profile, parse_assignme
 from swlab.run.rundir import open_run
 from swlab.run.services import serve_images
 from swlab.run.stages import prepare_notebooks, run_lab
-from swlab.run.sweep import describe_plan, run_experiments
+from swlab.run.sweep import describe_plan, reanalyse, run_experiments
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -40,7 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="run-lab", description="Run the lab's notebooks with papermill and build the book."
     )
-    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,prepare,params}")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{run,book,analyse,prepare,params}")
     run = sub.add_parser("run", help="run the notebooks for a profile, then build the book (the default)")
     run.add_argument(
         "--profile", default="mission", help="profile name in profiles/ or a YAML/JSON path (default mission)"
@@ -80,6 +80,12 @@ def _parser() -> argparse.ArgumentParser:
         "--check", action="store_true", help="open the results pages in headless Chromium; fail on a missing figure"
     )
     bk.set_defaults(func=_cmd_book)
+    ra = sub.add_parser(
+        "analyse", help="an experiments run: re-run its pages from the run directory alone, rebuild the book"
+    )
+    ra.add_argument("run_dir", nargs="?", default="")
+    ra.add_argument("--no-book", action="store_true")
+    ra.set_defaults(func=_cmd_analyse)
     pr = sub.add_parser("prepare", help="write parameterized, unexecuted notebooks into a run directory (for nbval)")
     pr.add_argument("--profile", default="ci")
     pr.add_argument("-p", "--param", action="append", default=[], metavar="NAME=VALUE")
@@ -142,6 +148,13 @@ def _cmd_book(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0
+
+
+def _cmd_analyse(args: argparse.Namespace) -> int:
+    result = reanalyse(open_run(args.run_dir), build_book=not args.no_book)
+    for stage in result.failed:
+        print(f"FAILED: {stage.error}", file=sys.stderr)
+    return 0 if result.ok and (args.no_book or result.book_html) else 1
 
 
 def _cmd_prepare(args: argparse.Namespace) -> int:

@@ -387,6 +387,30 @@ def run_experiments(
     return result
 
 
+def reanalyse(
+    run: RunDir, root: Path | None = None, build_book: bool = True, say: Callable[[str], None] = print
+) -> LabResult:
+    """Re-run the experiments' pages (and the book) from the run directory alone: no cloud, no point re-run."""
+    root = root or project_root()
+    plan = (run.manifest().get("experiments") or {}).get("plan") or []
+    if not plan:
+        raise LabError(f"{run.dir} is not an experiments run (its manifest has no experiments plan)")
+    pages = experiment_notebooks(root)
+    stages: list[Stage] = []
+    firsts: dict[str, str] = {}
+    for point in plan:
+        firsts.setdefault(point["analysis"], point["experiment"])
+    for analysis, experiment in firsts.items():
+        if analysis in pages:
+            _notebooks(run, [pages[analysis]], {pages[analysis].name: {"experiment": experiment}}, stages, say, False)
+    if "discussion" in pages:
+        _notebooks(run, [pages["discussion"]], {}, stages, say, False)
+    result = LabResult(run=run, stages=stages)
+    if build_book and result.ok:
+        result.book_html = _build_book_stage(run, root, say)
+    return result
+
+
 def _notebooks(
     run: RunDir,
     books: list[Path],

@@ -1,7 +1,8 @@
 """The book's Experiments part, built strictly from an experiments run directory: pages with their figures.
 
 The run directory is synthetic (points with collected invocations and probes, as the runner writes
-them); the pages are the real notebooks of ``notebooks/experiments``, executed by papermill.
+them); the pages are the real notebooks of ``notebooks/experiments``, executed by papermill through
+``scripts/run-lab analyse`` (re-analysis from the run directory alone).
 """
 
 from __future__ import annotations
@@ -10,10 +11,10 @@ import re
 from pathlib import Path
 
 import pandas as pd
-import papermill as pm
 import pytest
 
 from swlab.run import book
+from swlab.run.sweep import reanalyse
 from tests.unit.test_sweep_points import _invocations, _run, _write_point
 
 pytestmark = pytest.mark.functional
@@ -24,7 +25,10 @@ PAGES = ("e1_cold_starts", "e2_memory", "e9_discussion")
 
 def test_experiments_part_builds_with_its_figures(tmp_path):
     run = _run(tmp_path)
-    run.record("experiments", {"declared": [{"name": "cold_starts", "title": "Cold"}, {"name": "memory"}]})
+    plan = [{"analysis": a, "experiment": a} for a in ("cold_starts", "memory")]
+    run.record(
+        "experiments", {"declared": [{"name": "cold_starts", "title": "Cold"}, {"name": "memory"}], "plan": plan}
+    )
     run.record("default_memory_mb", {"resnet": 1280, "flip": 512})
     probes = pd.DataFrame(
         {
@@ -48,17 +52,10 @@ def test_experiments_part_builds_with_its_figures(tmp_path):
             _invocations({"resnet": (4000.0, 300.0, 100.0 * 1024 / mb, mb), "flip": (50.0, 20.0, 10.0, mb)}),
         )
     _write_point(run, 6, "memory", {"memory_mb.*": 128}, {"memory_mb": {"*": 128}}, None, status="failed")
-    for name in PAGES:
-        pm.execute_notebook(
-            str(ROOT / "notebooks" / "experiments" / f"{name}.ipynb"),
-            str(run.executed_notebook(f"{name}.ipynb")),
-            parameters={"run_dir": str(run.dir)},
-            cwd=str(ROOT / "notebooks" / "experiments"),
-            progress_bar=False,
-            kernel_name="python3",
-        )
-    html = book.build_book(run, root=ROOT)
-    assert html.is_file()
+    said: list[str] = []
+    result = reanalyse(run, root=ROOT, say=said.append)  # scripts/run-lab analyse RUN_DIR
+    assert result.ok, "\n".join(said)
+    assert result.book_html is not None and result.book_html.is_file()
     for name in PAGES:
         page = run.book_html / "notebooks" / f"{name}.html"
         text = page.read_text()

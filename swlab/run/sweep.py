@@ -18,6 +18,10 @@ Points run in this process through the same step functions the notebooks call
 (:class:`~swlab.run.provisioning.Deployment`, :class:`~swlab.run.measure.LoadTest`,
 :func:`~swlab.analysis.collect.collect_run`): a papermill kernel per point and stage would add
 about 4 s each. Nothing here branches on the target but :func:`swlab.provision.cold.force_cold`.
+
+One concern, kept in one module: running an experiments profile, from its set-up through every
+point to its pages (and their re-run, :func:`reanalyse`); the parts share the run's layout and
+its progress.
 """
 
 from __future__ import annotations

@@ -18,10 +18,11 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable, Mapping
+from typing import Callable, Mapping, Sequence
 
 import pandas as pd
 
+from swlab.loadtest import remote as remote_mod
 from swlab.loadtest.install import JMeterInstall, ensure_jmeter
 from swlab.loadtest.jtl import SAMPLE_VARIABLES
 from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, plan_path, plan_properties, read_data_file
@@ -186,15 +187,29 @@ class JMeterRun:
 
 
 def jmeter_command(
-    install: JMeterInstall, plan: Path, properties: Mapping[str, str], jtl: Path, log: Path, report_dir: Path
+    install: JMeterInstall,
+    plan: Path,
+    properties: Mapping[str, str],
+    jtl: Path,
+    log: Path,
+    report_dir: Path,
+    remote: Sequence[str] = (),
 ) -> list[str]:
-    """The headless command line: engine settings first, plan properties last."""
+    """The headless command line: engine settings first, plan properties last.
+
+    ``remote``: ``host:port`` of JMeter engines (:mod:`swlab.loadtest.remote`); this process is then
+    their client and sends them the plan and every property; on loopback, through the launcher that
+    keeps RMI off other interfaces.
+    """
     props = {**ENGINE_PROPERTIES, **properties}
+    on_loopback = all(r.split(":")[0] in ("127.0.0.1", "localhost") for r in remote)
+    java = (
+        remote_mod.loopback_java(install, JVM_ARGS, report_dir.parent)
+        if remote and on_loopback
+        else [str(install.java), *JVM_ARGS, "-jar", str(install.launcher_jar)]
+    )
     return [
-        str(install.java),
-        *JVM_ARGS,
-        "-jar",
-        str(install.launcher_jar),
+        *java,
         "-n",
         "-t",
         str(plan),
@@ -206,6 +221,7 @@ def jmeter_command(
         "-o",
         str(report_dir),
         *(f"-J{k}={v}" for k, v in props.items()),
+        *(remote_mod.client_arguments(remote, props) if remote else []),
     ]
 
 
@@ -304,11 +320,13 @@ def run_jmeter(
     progress: Callable[[Progress], None] | None = None,
     label: str | None = None,
     timeout_s: float | None = None,
+    remote: Sequence[str] = (),
 ) -> JMeterRun:
     """Run ``plan`` headless into ``run_dir`` (results.jtl, jmeter.log, stdout.txt, run.json, dashboard/).
 
     ``properties`` are the plan properties (see :func:`plan_properties`).
     ``progress`` is called about once a second with a :class:`Progress`.
+    ``remote``: run it on these JMeter engines (each runs the whole plan at ``properties["rate"]``).
     Raises :class:`JMeterRunError` if JMeter fails or overruns ``timeout_s``
     (default: the whole schedule + 300 s).
     """
@@ -323,7 +341,7 @@ def run_jmeter(
     warmup_s = float(properties.get("warmup_s", 1))
     # The schedule: warm-up pause, arrivals, then a pause of one response timeout.
     planned_s = warmup_s + duration_s + float(properties.get("timeout_ms", 35_000)) / 1000
-    cmd = jmeter_command(install, Path(plan).resolve(), properties, jtl, log, report)
+    cmd = jmeter_command(install, Path(plan).resolve(), properties, jtl, log, report, remote)
     launched_at, t0 = time.time(), time.monotonic()
     code, tracker = _spawn(
         cmd, run_dir, out, label or Path(plan).stem, planned_s, timeout_s or planned_s + 300, progress
@@ -342,7 +360,7 @@ def run_jmeter(
         report / "index.html",
         code,
         {k: ("***" if k == "api_key" and v else v) for k, v in properties.items()},
-        round(rate * duration_s),
+        round(rate * duration_s) * max(len(remote), 1),
         launched_at,
         time.monotonic() - t0,
         None if first is None else round(first - launched_at, 3),
@@ -381,11 +399,16 @@ def run_workflow(
     install: JMeterInstall | None = None,
     progress: Callable[[Progress], None] | None = None,
     plans_dir: Path | None = None,
+    remote: Sequence[str] = (),
 ) -> JMeterRun:
-    """Load-test one workflow ("wf1" ingest, "wf2" classify) with its plan; checks the data file first."""
+    """Load-test one workflow ("wf1" ingest, "wf2" classify) with its plan; checks the data file first.
+
+    With ``remote`` engines, the profile's rate is split between them (each runs the whole plan)."""
     spec = WORKFLOWS[workflow]
     read_data_file(data_file, spec.field)  # fail here, clearly, rather than in every sample
     props = plan_properties(endpoint, profile, data_file)
+    if remote:
+        props["rate"] = f"{remote_mod.split_rate(profile.rate_per_s, len(remote)):g}"
     return run_jmeter(
         plan_path(workflow, plans_dir),
         props,
@@ -393,6 +416,7 @@ def run_workflow(
         install=install,
         progress=progress,
         label=f"{workflow} {spec.label}",
+        remote=remote,
     )
 
 

@@ -37,7 +37,11 @@ from swlab.run.records import ModelsRecord
 from swlab.run.rundir import RunDir
 
 INCLUDED_DIRS = ("book", "asl", "lambdas")  # what the chapters show or include (literalinclude)
-RESULTS_NOTEBOOKS = ("smoke", "analysis", "cost", "load_test")  # pages that show model labels or measurements
+RESULTS_NOTEBOOKS = ("smoke", "analysis", "cost", "load_test")
+BOOK_NOTEBOOKS = (
+    "[0-9][0-9]_*.ipynb",
+    "e[0-9]_*.ipynb",
+)  # the lab's notebooks, the experiments' pages  # pages that show model labels or measurements
 IMAGE_MIME = ("image/png", "image/jpeg", "image/svg+xml", "image/gif")
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 INSTALL_HINT = "install it with: apt-get install -y --no-install-recommends chromium"
@@ -61,7 +65,7 @@ def assemble(run: RunDir, root: Path | None = None) -> Path:
     for name in INCLUDED_DIRS:
         if (root / name).is_dir():
             shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"))
-    executed = sorted(run.notebooks_dir.glob("[0-9][0-9]_*.ipynb")) if run.notebooks_dir.is_dir() else []
+    executed = executed_notebooks(run)
     if not executed:
         raise BookError(f"{run.notebooks_dir} holds no executed notebook: run the lab first (scripts/run-lab)")
     (src / "notebooks").mkdir()
@@ -93,6 +97,13 @@ def weights_section(manifest: dict) -> str:
         onnx = f"; ONNX export `{entry['onnx_key']}`" if entry.get("onnx_key") else ""
         lines.append(f"| {name} | {entry.get('weights', '?')} | {how}{onnx} |".replace("\n", " "))
     return "\n".join(lines) + "\n"
+
+
+def executed_notebooks(run: RunDir) -> list[Path]:
+    """The run's executed notebooks that make book pages: the lab's ``NN_*`` and the experiments' ``eN_*``."""
+    if not run.notebooks_dir.is_dir():
+        return []
+    return sorted(p for pattern in BOOK_NOTEBOOKS for p in run.notebooks_dir.glob(pattern))
 
 
 def _banner_after_title(page: Path, banner: str) -> None:
@@ -378,10 +389,7 @@ def check_pages(run: RunDir, chromium: str | None = None) -> list[PageCheck]:
     """Check every notebook page of the run's book and the architecture chapter; raise on any problem."""
     html = html_dir(run)
     pages = [(html / "book" / "architecture.html", 1)]
-    pages += [
-        (html / "notebooks" / f"{nb.stem}.html", expected_figures(nb))
-        for nb in sorted(run.notebooks_dir.glob("[0-9][0-9]_*.ipynb"))
-    ]
+    pages += [(html / "notebooks" / f"{nb.stem}.html", expected_figures(nb)) for nb in executed_notebooks(run)]
     checks = [check_page(page, expected, chromium) for page, expected in pages]
     bad = [c for c in checks if not c.ok]
     if bad:

@@ -17,6 +17,7 @@ from swlab.loadtest.jtl import parse_jtl, returned_ids, summarize_jtl
 from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data_file
 from swlab.loadtest.runner import JMeterRun, Progress, default_progress, run_workflow
 from swlab.run import smoke
+from swlab.run.paths import LabError
 from swlab.run.provisioning import api_endpoint, deployed_outputs
 from swlab.run.records import LoadTestRecord, ModelsRecord, SmokeTestRecord
 from swlab.run.rundir import RunDir, now
@@ -165,5 +166,8 @@ def prepare_load_test(
 
 
 def client_samples(run: RunDir) -> pd.DataFrame:
-    """Both load tests' samples, as JMeter recorded them."""
-    return pd.concat([parse_jtl(run.jtl(wf)) for wf in WORKFLOWS], ignore_index=True)
+    """The load tests' samples, as JMeter recorded them (a workflow the run did not load has none)."""
+    frames = [parse_jtl(run.jtl(wf)) for wf in WORKFLOWS if run.jtl(wf).is_file()]
+    if not frames:
+        raise LabError(f"{run.dir}: no JMeter results (jmeter/<workflow>/results.jtl): run a load test first")
+    return pd.concat(frames, ignore_index=True)

@@ -1,7 +1,7 @@
 """Lab profiles: named sets of notebook parameters (``profiles/<name>.yaml``), and who receives which.
 
 A :class:`LabProfile` is a YAML or JSON file with a name, a description and
-``parameters``; each notebook receives the parameters its ``parameters`` cell
+``parameters`` (and optionally ``experiments``, see :mod:`swlab.run.experiments`); each notebook receives the parameters its ``parameters`` cell
 declares (papermill), plus ``run_dir``. A parameter that no notebook declares
 is an error, so a typo cannot pass silently. (Not to be confused with a load
 test's :class:`swlab.loadtest.plans.LoadProfile`, which one of these parameters
@@ -10,12 +10,13 @@ sets, nor with :class:`swlab.settings.Settings`.)
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
 import yaml
 
+from swlab.run.experiments import Experiment, parse_experiments
 from swlab.run.paths import LabError, profiles_dir
 
 COMMON_PARAMETERS = ("run_dir",)  # passed to every notebook that declares it
@@ -27,6 +28,7 @@ class LabProfile:
     description: str
     parameters: dict[str, Any]
     source: str = ""
+    experiments: list[Experiment] = field(default_factory=list)  # a sweep (swlab.run.experiments); empty: none
 
 
 def load_profile(name_or_path: str, root: Path | None = None) -> LabProfile:
@@ -42,14 +44,21 @@ def load_profile(name_or_path: str, root: Path | None = None) -> LabProfile:
     data = yaml.safe_load(path.read_text()) or {}  # YAML is a superset of JSON
     if not isinstance(data, dict) or not isinstance(data.get("parameters", {}), dict):
         raise LabError(f"{path}: a profile is a mapping with a 'parameters' mapping")
-    unknown = set(data) - {"name", "description", "parameters"}
+    unknown = set(data) - {"name", "description", "parameters", "experiments"}
     if unknown:
-        raise LabError(f"{path}: unknown profile keys {sorted(unknown)} (allowed: name, description, parameters)")
+        raise LabError(
+            f"{path}: unknown profile keys {sorted(unknown)} (allowed: name, description, parameters, experiments)"
+        )
+    try:
+        experiments = parse_experiments(data.get("experiments"))
+    except LabError as exc:
+        raise LabError(f"{path}: {exc}") from None
     return LabProfile(
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         parameters=dict(data.get("parameters") or {}),
         source=str(path),
+        experiments=experiments,
     )
 
 

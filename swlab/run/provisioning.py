@@ -32,6 +32,14 @@ def api_endpoint(run: RunDir) -> ApiEndpoint:
     return ApiEndpoint.from_url(api["base_url"], api["api_key"])
 
 
+def merged_overrides(given: dict[str, Any] | None, memory_mb: dict[str, int]) -> dict[str, dict[str, Any]]:
+    """``deploy_options["function_overrides"]`` (e.g. ``{"*": {"architecture": "arm64"}}``) with ``memory_mb`` on top."""
+    out: dict[str, dict[str, Any]] = {name: dict(values) for name, values in (given or {}).items()}
+    for name, mb in memory_mb.items():
+        out.setdefault(name, {})["memory_mb"] = mb
+    return out
+
+
 @dataclass
 class Deployment:
     """``01_deploy``: the stack deployed with the run's settings, the image server's allow-list and the options."""
@@ -57,6 +65,7 @@ class Deployment:
         """Create or update the stack; ``placeholders`` are added to the allow-list placeholder."""
         self.run.deploy_outputs.parent.mkdir(parents=True, exist_ok=True)
         options = {**target_defaults(self.settings.target), **self.deploy_options}
+        overrides = merged_overrides(options.pop("function_overrides", None), self.memory_mb)
         self.result = deploy(
             self.settings,
             progress=self.progress,
@@ -64,7 +73,7 @@ class Deployment:
             placeholders={"AllowedHosts": allowed_hosts(self.run), **placeholders},
             workflow_type=self.workflow_type,
             outputs_path=self.run.deploy_outputs,
-            function_overrides={name: {"memory_mb": mb} for name, mb in self.memory_mb.items()},
+            function_overrides=overrides,
         )
         return self.result
 

@@ -147,3 +147,40 @@ class BookRecord(Record):
     seconds: float = 0.0
     index: str | None = None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class PointRecord(Record):
+    """One point of an experiment (``points/<k>/manifest.json``): what it was, how it went, stage by stage.
+
+    ``began``/``finished`` (not ``started_at``/``ended_at``: the point's measured window is its
+    load tests' or probes' own); ``measured_from``: when the measured requests began, after the
+    warm-up (an analysis of warm behaviour ignores what came before it).
+    """
+
+    KEY: ClassVar[str] = "point"
+    index: int = 0
+    experiment: str = ""
+    analysis: str = ""
+    mode: str = ""
+    repetition: int = 1
+    axes: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+    status: str = "pending"  # pending | running | ok | failed
+    stage: str | None = None  # the stage that failed
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+    measured_from: str | None = None
+    began: str | None = None
+    finished: str | None = None
+
+
+@dataclass(frozen=True)
+class ProbeRecord(Record):
+    """Requests sent one at a time (forced cold starts, then warm ones): a measured period and its CSV."""
+
+    KEY: ClassVar[str] = "probes"
+    started_at: str = ""
+    ended_at: str = ""
+    csv: str = ""
+    requests: int = 0

@@ -15,6 +15,9 @@ file has one layout method on :class:`RunDir`; no notebook spells a path::
     jmeter/<wf>_<field>s.csv data_file(wf): the rows the plan sends
     data/                    data_dir: the collected telemetry (Parquet + its manifest)
     book/                    book_dir: the book's source tree and HTML
+    points/<k>/              point(k): an experiment's point k (swlab.run.sweep), itself a run directory
+                             (manifest with the point's record and resolved configuration, deploy/,
+                             jmeter/, probes.csv, data/)
 
 What a notebook records goes through a typed record (:mod:`swlab.run.records`):
 ``run.save(record)`` stores it under its key, ``run.load(RecordType)`` reads it back.
@@ -131,6 +134,14 @@ class RunDir:
     @property
     def book_html(self) -> Path:
         return self.book_dir / "_build" / "html"
+
+    @property
+    def points_dir(self) -> Path:
+        return self.dir / "points"
+
+    def point(self, index: int) -> RunDir:
+        """Point ``index`` (from 1) of an experiments run: ``points/007/``, a run directory of its own."""
+        return RunDir(self.points_dir / f"{index:03d}")
 
     def path(self, *parts: str) -> Path:
         """A path inside the run (parent folders created)."""

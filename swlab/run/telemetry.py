@@ -10,6 +10,7 @@ from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import RunData, save_run
 from swlab.analysis.reconcile import Reconciliation
 from swlab.run.measure import client_samples
+from swlab.run.progress import ProgressFile
 from swlab.run.records import CollectRecord
 from swlab.run.rundir import RunDir
 
@@ -24,7 +25,13 @@ def collect_telemetry(run: RunDir, settle_s: float = 5.0, metric_period_s: int =
     settings, (start, end) = run.settings(), run.window()
     time.sleep(settle_s)
     data = collect_run(
-        settings, start, end, jtl=client_samples(run), period_s=metric_period_s, extra={"run_id": run.id, **extra}
+        settings,
+        start,
+        end,
+        jtl=client_samples(run),
+        period_s=metric_period_s,
+        extra={"run_id": run.id, **extra},
+        progress=ProgressFile(run.dir, every_s=0.0),
     )
     save_run(data, run.data_dir)
     checked = reconciliation(data)

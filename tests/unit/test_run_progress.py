@@ -10,8 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from swlab.provision.changes import ChangeReport
 from swlab.run.profiles import LabProfile
 from swlab.run.progress import LiveLine, ProgressFile, progress_path, read_progress
+from swlab.run.provisioning import ChangeCounter
+from swlab.run.rundir import RunDir
 from swlab.run.stages import run_lab
 from tests.unit.test_run import write_notebook
 
@@ -104,3 +107,20 @@ def test_progress_file_reading_tolerates_missing_and_garbled_files(tmp_path):
         assert read_progress(tmp_path) is None
         ProgressFile(tmp_path)("mine")
     assert live.last == "mine" and live.suffix() == "  (mine)"
+
+
+def test_deploy_and_teardown_lines_are_counted_into_the_progress_line(tmp_path):
+    run, shown = RunDir(tmp_path), []
+    report = ChangeReport(ChangeCounter(run, shown.append))
+    report.say("planned   3 lambda functions")
+    assert read_progress(tmp_path) == "functions deployed 0 of 3"
+    report.record("iam role", "r", "created")
+    report.record("lambda function", "a", "created")
+    report.record("lambda function", "b", "unchanged")
+    assert read_progress(tmp_path) == "functions deployed 2 of 3"
+    assert shown[0] == "planned   3 lambda functions" and len(shown) == 4  # the lines are still shown as before
+    gone = ChangeReport(ChangeCounter(run, None, teardown=True))
+    for name in ("a", "b"):
+        gone.record("lambda function", name, "deleted")
+    gone.record("s3 bucket", "x", "absent")
+    assert read_progress(tmp_path) == "resources deleted 2"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 import json
+from datetime import datetime, timezone
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,8 @@ from swlab.run.progress import LiveLine, ProgressFile, progress_path, read_progr
 from swlab.run.provisioning import ChangeCounter
 from swlab.run.rundir import RunDir
 from swlab.run.stages import run_lab
+from swlab.run.telemetry import wait_for_logs
+from swlab.settings import load_settings
 from tests.unit.test_run import write_notebook
 
 pytestmark = pytest.mark.unit
@@ -124,3 +127,45 @@ def test_deploy_and_teardown_lines_are_counted_into_the_progress_line(tmp_path):
         gone.record("lambda function", name, "deleted")
     gone.record("s3 bucket", "x", "absent")
     assert read_progress(tmp_path) == "resources deleted 2"
+
+
+class FakeLambda:
+    def list_functions(self, **_: object) -> dict:
+        return {"Functions": [{"FunctionName": "s-f"}, {"FunctionName": "other-g"}]}
+
+
+class FakeLogs:
+    """The function's log group: each look shows the next of ``looks`` (a list of messages)."""
+
+    class exceptions:  # noqa: N801 - boto3's spelling
+        ResourceNotFoundException = KeyError
+
+    def __init__(self, looks: list[list[str]]) -> None:
+        self.looks, self.calls = looks, 0
+
+    def filter_log_events(self, logGroupName: str, **_: object) -> dict:  # noqa: N803 - boto3's spelling
+        assert logGroupName == "/aws/lambda/s-f"  # only the stack's functions
+        messages = self.looks[min(self.calls, len(self.looks) - 1)]
+        self.calls += 1
+        return {"events": [{"logStreamName": "x", "timestamp": 1, "message": m, "ingestionTime": 1} for m in messages]}
+
+
+@pytest.mark.parametrize("target, expected", [("local", 1.5), ("aws", 5.0)])
+def test_collect_waits_for_the_window_logs_not_a_fixed_time(target, expected):
+    settings = load_settings(env={}, target=target, stack="s", region="us-east-1")
+    first, done = ["START RequestId: a Version: $LATEST"], ["START RequestId: a", "REPORT RequestId: a\tDuration: 1 ms"]
+    logs, slept = FakeLogs([first, first, done, done]), []
+    t = datetime.now(timezone.utc)
+    waited = wait_for_logs(settings, t, t, 5.0, clients={"lambda": FakeLambda(), "logs": logs}, sleep=slept.append)
+    # local: incomplete twice (a has no REPORT yet), complete, then the same again: 3 sleeps of 0.5 s, not 5 s
+    assert waited == expected and sum(slept) == expected
+    assert logs.calls == (4 if target == "local" else 0)
+
+
+def test_collect_gives_up_waiting_after_settle_s():
+    settings = load_settings(env={}, target="local", stack="s", region="us-east-1")
+    never = FakeLogs([["START RequestId: a"]])
+    t = datetime.now(timezone.utc)
+    assert (
+        wait_for_logs(settings, t, t, 2.0, clients={"lambda": FakeLambda(), "logs": never}, sleep=lambda s: None) == 2.0
+    )

@@ -301,6 +301,7 @@ def collect_run(
     extra: dict | None = None,
     bucket: str | None = None,
     table: str | None = None,
+    progress: Callable[[str], None] | None = None,
 ) -> RunData:
     """Collect everything of ``settings.stack`` in [start, end] into a :class:`RunData`.
 
@@ -308,6 +309,7 @@ def collect_run(
     lambda, stepfunctions, s3); missing ones come from :func:`swlab.settings.client`.
     ``bucket``: the stack's bucket (the deploy outputs name it); found by its name prefix
     ``<stack>-images-`` when not given. ``table``: the stack's table (``<stack>-images`` when not given).
+    ``progress`` gets one line after each log group ("log events collected N (k of m log groups)").
 
     With a JTL, the run's items and raw objects are listed (:mod:`swlab.analysis.inventory`) and
     reconciled with JMeter's samples (:mod:`swlab.analysis.reconcile`): tables ``items``,
@@ -321,20 +323,32 @@ def collect_run(
         return clients[service]
 
     functions = list_stack_functions(get("lambda"), settings.stack)
-    log_events = [
-        fetch_log_events(get("logs"), g, start, end).assign(function=f)
-        for f, g in zip(functions["function"], functions["log_group"])
-    ]
+    machines = list_stack_state_machines(get("stepfunctions"), settings.stack)
+    groups, collected = len(functions) + sum(map(_has_log_group, machines.to_dict("records"))), 0
+
+    def fetched(df: pd.DataFrame) -> pd.DataFrame:
+        nonlocal collected
+        collected += len(df)
+        if progress is not None:
+            done = len(log_events) + len(sm_logs) + 1
+            progress(f"log events collected {collected} ({done} of {groups} log groups)")
+        return df
+
+    log_events: list[pd.DataFrame] = []
+    sm_logs: list[pd.DataFrame] = []
+    for f, g in zip(functions["function"], functions["log_group"]):
+        log_events.append(fetched(fetch_log_events(get("logs"), g, start, end).assign(function=f)))
     events = (
         pd.concat(log_events, ignore_index=True)
         if log_events
         else pd.DataFrame(columns=["log_group", "log_stream", "timestamp", "message", "ingestion_time", "function"])
     )
-    machines = list_stack_state_machines(get("stepfunctions"), settings.stack)
-    ex_rows, state_frames, sm_logs = [], [], []
+    ex_rows, state_frames = [], []
     for sm in machines.to_dict("records"):
         sm_events = (
-            fetch_log_events(get("logs"), sm["log_group"], start, end).assign(state_machine=sm["state_machine"])
+            fetched(
+                fetch_log_events(get("logs"), sm["log_group"], start, end).assign(state_machine=sm["state_machine"])
+            )
             if _has_log_group(sm)
             else None
         )

@@ -68,25 +68,44 @@ class JMeterRunError(RuntimeError):
 
 @dataclass(frozen=True)
 class Progress:
-    """Live state of a run, parsed from JMeter's summariser output."""
+    """Live state of a run: answers and failures from JMeter's summariser, requests sent from the schedule."""
 
     label: str
     elapsed_s: float
     planned_s: float
-    samples: int
+    samples: int  # answered or failed (the summariser counts a sample when it ends)
     errors: int
     done: bool = False
+    sent: int | None = None  # arrivals due so far by the schedule (open model: each one is sent when due)
+    planned_samples: int = 0
 
     @property
     def error_pct(self) -> float:
         return 100.0 * self.errors / self.samples if self.samples else 0.0
 
     def line(self) -> str:
-        state = "done" if self.done else "running"
-        return (
-            f"{self.label}: {self.elapsed_s:5.0f}/{self.planned_s:.0f} s  samples {self.samples}  "
-            f"errors {self.errors} ({self.error_pct:.1f}%)  {state}"
+        sent = (
+            ""
+            if self.sent is None
+            else f"sent {self.sent}" + (f"/{self.planned_samples}" if self.planned_samples else "") + "  "
         )
+        left = (
+            f"done in {self.elapsed_s:.0f} s"
+            if self.done
+            else f"{max(0.0, self.planned_s - self.elapsed_s):.0f} s left"
+        )
+        return (
+            f"{self.label}: {sent}answered {self.samples - self.errors}  failed {self.errors} "
+            f"({self.error_pct:.1f}%)  {left}"
+        )
+
+
+def arrivals_due(schedule_start_epoch_s: float | None, now_epoch_s: float, warmup_s: float, rate: float, n: int) -> int:
+    """How many of ``n`` even arrivals at ``rate``/s after ``warmup_s`` are due at ``now_epoch_s`` (first at 0)."""
+    if schedule_start_epoch_s is None:
+        return 0
+    since_first = now_epoch_s - schedule_start_epoch_s - warmup_s
+    return 0 if since_first < 0 else min(n, int(since_first * rate) + 1)
 
 
 class TerminalProgress:
@@ -240,8 +259,13 @@ def _watch(
     planned_s: float,
     deadline_s: float,
     progress: Callable[[Progress], None] | None,
+    arrivals: tuple[float, float, int] = (0.0, 0.0, 0),
 ) -> SummaryTracker:
-    """Follow JMeter's stdout until it exits, reporting progress about once a second."""
+    """Follow JMeter's stdout until it exits, reporting progress about once a second.
+
+    ``arrivals``: (rate per second, warm-up seconds, planned samples) of the schedule, for "sent".
+    """
+    rate, warmup_s, planned_samples = arrivals
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=_pump, args=(proc.stdout, lines, copy), daemon=True).start()
     tracker, launched, last_report = SummaryTracker(), time.monotonic(), 0.0
@@ -259,7 +283,18 @@ def _watch(
             raise JMeterRunError(f"JMeter did not finish within {deadline_s:.0f} s; killed")
         if progress and now - last_report >= 1.0:
             last_report = now
-            progress(Progress(label, now - (tracker.started_at or now), planned_s, tracker.samples, tracker.errors))
+            sent = arrivals_due(tracker.schedule_start_epoch_s, time.time(), warmup_s, rate, planned_samples)
+            progress(
+                Progress(
+                    label,
+                    now - (tracker.started_at or now),
+                    planned_s,
+                    tracker.samples,
+                    tracker.errors,
+                    sent=sent if planned_samples else None,
+                    planned_samples=planned_samples,
+                )
+            )
     proc.wait()
     if progress:
         progress(
@@ -270,6 +305,10 @@ def _watch(
                 tracker.samples,
                 tracker.errors,
                 done=True,
+                sent=arrivals_due(tracker.schedule_start_epoch_s, time.time(), warmup_s, rate, planned_samples)
+                if planned_samples
+                else None,
+                planned_samples=planned_samples,
             )
         )
     return tracker
@@ -290,6 +329,7 @@ def _spawn(
     planned_s: float,
     timeout_s: float,
     progress: Callable[[Progress], None] | None,
+    arrivals: tuple[float, float, int] = (0.0, 0.0, 0),
 ) -> tuple[int, SummaryTracker]:
     """Run JMeter in its own process group, copying its stdout to ``out``; kill it on overrun."""
     with open(out, "w") as copy:
@@ -303,7 +343,7 @@ def _spawn(
             start_new_session=True,
         )
         try:
-            tracker = _watch(proc, copy, label, planned_s, timeout_s, progress)
+            tracker = _watch(proc, copy, label, planned_s, timeout_s, progress, arrivals)
         finally:
             if proc.poll() is None:
                 os.killpg(proc.pid, 9)
@@ -343,8 +383,9 @@ def run_jmeter(
     planned_s = warmup_s + duration_s + float(properties.get("timeout_ms", 35_000)) / 1000
     cmd = jmeter_command(install, Path(plan).resolve(), properties, jtl, log, report, remote)
     launched_at, t0 = time.time(), time.monotonic()
+    arrivals = (rate, warmup_s, round(rate * duration_s))
     code, tracker = _spawn(
-        cmd, run_dir, out, label or Path(plan).stem, planned_s, timeout_s or planned_s + 300, progress
+        cmd, run_dir, out, label or Path(plan).stem, planned_s, timeout_s or planned_s + 300, progress, arrivals
     )
     if code != 0 or not jtl.exists():
         raise JMeterRunError(f"JMeter exited with {code} (see {log}):\n{_tail(out)}\n{_tail(log)}")

@@ -41,6 +41,8 @@ from swlab.provision.state_machine import deploy_state_machine, load_definition,
 from swlab.provision.storage import ensure_bucket, ensure_table
 from swlab.settings import Settings
 
+PLANNED = "planned"  # the report's line before the resources: how many functions this deploy has
+
 __all__ = [
     "LOCAL_CLOUD_OPTIONS",
     "DeployOptions",
@@ -78,6 +80,7 @@ def deploy(
         settings, _options(options, option_overrides), progress=progress, client_factory=client_factory
     )
     configs = preflight(settings, ctx.names, ctx.options)
+    ctx.report.say(f"{PLANNED:<9} {len(configs)} lambda functions")
     outputs = _provision(ctx, configs)
     path = Path(ctx.options.outputs_path or default_outputs_path(settings))
     write_outputs(outputs, path)

@@ -18,6 +18,7 @@ from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data
 from swlab.loadtest.runner import JMeterRun, Progress, default_progress, run_workflow
 from swlab.run import smoke
 from swlab.run.paths import LabError
+from swlab.run.progress import ProgressFile
 from swlab.run.provisioning import api_endpoint, deployed_outputs
 from swlab.run.records import LoadTestRecord, ModelsRecord, SmokeTestRecord
 from swlab.run.rundir import RunDir, now
@@ -121,13 +122,19 @@ class LoadTest:
     def execute(self, progress: Callable[[Progress], None] | None = None) -> JMeterRun:
         """Run JMeter, then record the measured period, the client's summary and JMeter's warnings."""
         started_at = now()
+        shown, to_runner = progress or default_progress(), ProgressFile(self.run.dir)
+
+        def report(p: Progress) -> None:
+            shown(p)
+            to_runner(p.line(), force=p.done)  # the batch runner's live line (swlab.run.progress)
+
         self.result = run_workflow(
             self.workflow,
             self.endpoint,
             self.run.data_file(self.workflow),
             self.run.jmeter_dir(self.workflow),
             self.profile,
-            progress=progress or default_progress(),
+            progress=report,
         )
         ended_at = now()
         self.samples = parse_jtl(self.result.jtl)

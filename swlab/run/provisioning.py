@@ -6,15 +6,17 @@ What ``08_teardown`` removes is decided by :func:`swlab.run.services.plan_teardo
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from swlab.loadtest.plans import ApiEndpoint
-from swlab.provision.deploy import DeployResult, deploy
+from swlab.provision.deploy import PLANNED, DeployResult, deploy
 from swlab.provision.model_weights import onnx_substitutions, prepare_models, prepare_onnx, weights_substitutions
 from swlab.provision.options import target_defaults
 from swlab.provision.outputs import DeployOutputs, load_outputs
 from swlab.provision.teardown import teardown
+from swlab.run.progress import ProgressFile
 from swlab.run.records import DeployRecord, ModelsRecord
 from swlab.run.rundir import RunDir
 from swlab.run.services import allowed_hosts, plan_teardown
@@ -38,6 +40,34 @@ def merged_overrides(given: dict[str, Any] | None, memory_mb: dict[str, int]) ->
     for name, mb in memory_mb.items():
         out.setdefault(name, {})["memory_mb"] = mb
     return out
+
+
+class ChangeCounter:
+    """A deploy's or teardown's change lines, shown as before and counted into the run's progress line
+    (:mod:`swlab.run.progress`): "functions deployed 3 of 9" or "resources deleted 12"."""
+
+    DONE = re.compile(r"^(created|updated|unchanged)\s+lambda function\s")
+    DELETED = re.compile(r"^deleted\s")
+
+    def __init__(self, run: RunDir, show: Callable[[str], None] | None, teardown: bool = False) -> None:
+        self.show, self.teardown, self.file = show, teardown, ProgressFile(run.dir, every_s=0.0)
+        self.planned: int | None = None
+        self.done = 0
+
+    def __call__(self, line: str) -> None:
+        if self.show is not None:
+            self.show(line)
+        planned = re.match(rf"^{PLANNED}\s+(\d+) lambda functions", line)
+        if planned:
+            self.planned = int(planned.group(1))
+        elif (self.DELETED if self.teardown else self.DONE).match(line):
+            self.done += 1
+        self.file(self.line())
+
+    def line(self) -> str:
+        if self.teardown:
+            return f"resources deleted {self.done}"
+        return f"functions deployed {self.done}" + ("" if self.planned is None else f" of {self.planned}")
 
 
 @dataclass
@@ -68,7 +98,7 @@ class Deployment:
         overrides = merged_overrides(options.pop("function_overrides", None), self.memory_mb)
         self.result = deploy(
             self.settings,
-            progress=self.progress,
+            progress=ChangeCounter(self.run, self.progress),
             **options,
             placeholders={"AllowedHosts": allowed_hosts(self.run), **placeholders},
             workflow_type=self.workflow_type,
@@ -128,6 +158,6 @@ def delete_stack(run: RunDir, keep_local_cloud: bool = False, progress: Callable
     settings = run.settings()
     if not plan_teardown(settings.target, keep_local_cloud).delete_stack:
         return None
-    report = teardown(settings, progress=progress, outputs_path=run.deploy_outputs)
+    report = teardown(settings, progress=ChangeCounter(run, progress, teardown=True), outputs_path=run.deploy_outputs)
     run.record("teardown", report.as_dict())
     return report

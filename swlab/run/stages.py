@@ -17,11 +17,12 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, TextIO
 
 from swlab.run import book
 from swlab.run.paths import LabError, notebooks, project_root
-from swlab.run.profiles import LabProfile, plan_parameters
+from swlab.run.profiles import LabProfile, declared_parameters, plan_parameters
+from swlab.run.progress import LiveLine
 from swlab.run.records import BookRecord, CollectRecord, ProfileRecord
 from swlab.run.rundir import RunDir, start_run
 from swlab.run.services import stop_image_server, stop_local_cloud
@@ -164,9 +165,18 @@ def _always(name: str) -> bool:
 
 
 def run_stages(
-    run: RunDir, books: list[Path], plan: dict[str, dict[str, Any]], say: Callable[[str], None], verbose: bool = False
+    run: RunDir,
+    books: list[Path],
+    plan: dict[str, dict[str, Any]],
+    say: Callable[[str], None],
+    verbose: bool = False,
+    live_to: TextIO | None = None,
 ) -> list[Stage]:
-    """Execute the notebooks in order; after a failure skip the rest but still run teardown stages."""
+    """Execute the notebooks in order; after a failure skip the rest but still run teardown stages.
+
+    One line per stage (its status, time and last progress line); with ``live_to`` (a terminal) a live
+    line of the stage's progress (:mod:`swlab.run.progress`) is redrawn there while it runs.
+    """
     stages: list[Stage] = []
     failed = False
     for nb in books:
@@ -174,11 +184,13 @@ def run_stages(
             stages.append(Stage(name=nb.stem, notebook=nb.name, status="skipped"))
             say(f"[{nb.stem}] skipped (an earlier stage failed)")
             continue
-        say(f"[{nb.stem}] running ...")
+        if verbose:  # the notebooks' output follows; no live line over it
+            say(f"[{nb.stem}] running ...")
         params = {**plan.get(nb.name, {}), "run_dir": str(run.dir)}
-        stage = execute_stage(nb, run, params, verbose=verbose)
+        with LiveLine(run.dir, nb.stem, None if verbose else live_to) as live:
+            stage = execute_stage(nb, run, params, verbose=verbose)
         stages.append(stage)
-        say(f"[{nb.stem}] {stage.status} in {stage.seconds:.1f} s")
+        say(f"[{nb.stem}] {stage.status} in {stage.seconds:.1f} s{live.suffix()}")
         if stage.status == "failed":
             failed = True
             say(f"FAILED: {stage.error}")
@@ -196,8 +208,15 @@ def run_lab(
     verbose: bool = False,
     root: Path | None = None,
     say: Callable[[str], None] = print,
+    live_to: TextIO | None = None,
 ) -> LabResult:
-    """Run the lab's notebooks for one profile into a run directory, then build the book."""
+    """Run the lab's notebooks for one profile into a run directory, then build the book.
+
+    ``live_to``: where the running stage's live line goes; by default the terminal, when ``say`` is
+    ``print`` and standard output is one (never in a pipe or a CI log).
+    """
+    if live_to is None and say is print and sys.stdout.isatty():
+        live_to = sys.stdout
     root = root or project_root()
     parameters = {**profile.parameters, **(overrides or {})}
     books = [nb for nb in notebooks(root) if not only or any(nb.name.startswith(p) for p in only)]
@@ -209,7 +228,8 @@ def run_lab(
     say(f"run {run.id} ({profile.name}) in {run.dir}")
     started = time.monotonic()
     try:
-        result = LabResult(run=run, stages=run_stages(run, books, plan, say, verbose))
+        result = LabResult(run=run, stages=run_stages(run, books, plan, say, verbose, live_to))
+        _record_overhead(run, result.stages, books, plan)
         collected = run.load(CollectRecord)
         result.lost = (collected.lost or 0) if collected else 0
     finally:
@@ -219,6 +239,26 @@ def run_lab(
     run.record("total_seconds", round(time.monotonic() - started, 2))
     _summary(result, say)
     return result
+
+
+def planned_load_seconds(books: list[Path], plan: dict[str, dict[str, Any]]) -> float:
+    """Seconds of arrivals the load-test notebooks (those declaring ``rate_per_s`` and ``duration_s``) plan."""
+    total = 0.0
+    for nb in books:
+        declared = declared_parameters(nb)
+        if "rate_per_s" in declared and "duration_s" in declared:
+            total += float(plan.get(nb.name, {}).get("duration_s", declared["duration_s"]["default"]))
+    return total
+
+
+def _record_overhead(run: RunDir, stages: list[Stage], books: list[Path], plan: dict[str, dict[str, Any]]) -> None:
+    """``overhead_s`` in the manifest: the stages' total minus the planned load of the stages that ran."""
+    ran = {s.notebook for s in stages if s.status != "skipped"}
+    planned = planned_load_seconds([nb for nb in books if nb.name in ran], plan)
+    total = sum(s.seconds or 0.0 for s in stages)
+    run.record("stages_seconds", round(total, 2))
+    run.record("planned_load_s", planned)
+    run.record("overhead_s", round(total - planned, 2))
 
 
 def prepare_notebooks(
@@ -279,7 +319,13 @@ def _summary(result: LabResult, say: Callable[[str], None]) -> None:
     book_info = result.run.load(BookRecord)
     if book_info is not None:
         say(f"{'book':<28} {book_info.status:<8} {book_info.seconds:9.1f}")
-    say(f"{'total':<28} {'':<8} {result.run.manifest().get('total_seconds', 0):9.1f}")
+    manifest = result.run.manifest()
+    say(f"{'total':<28} {'':<8} {manifest.get('total_seconds', 0):9.1f}")
+    if "overhead_s" in manifest:
+        say(
+            f"{'lab overhead':<28} {'':<8} {manifest['overhead_s']:9.1f}  "
+            f"(stages {manifest['stages_seconds']:.1f} s - planned load {manifest['planned_load_s']:.0f} s)"
+        )
     if result.book_html:
         say(f"\nreport: {result.book_html}")
     collected = result.run.load(CollectRecord)

@@ -3,15 +3,21 @@ and the reconciliation that proves nothing was lost (printed, recorded in the ru
 
 from __future__ import annotations
 
+import re
 import time
-from typing import Any
+from datetime import datetime
+from typing import Any, Callable
 
-from swlab.analysis.collect import collect_run
+from swlab.analysis.collect import collect_run, fetch_log_events, list_stack_functions
 from swlab.analysis.dataset import RunData, save_run
 from swlab.analysis.reconcile import Reconciliation
 from swlab.run.measure import client_samples
+from swlab.run.progress import ProgressFile
 from swlab.run.records import CollectRecord
 from swlab.run.rundir import RunDir
+from swlab.settings import Settings, client
+
+_REQUEST = re.compile(r"^(START|REPORT) RequestId: (\S+)")
 
 
 def describe_window(run: RunDir) -> str:
@@ -20,11 +26,19 @@ def describe_window(run: RunDir) -> str:
 
 
 def collect_telemetry(run: RunDir, settle_s: float = 5.0, metric_period_s: int = 60, **extra: Any) -> RunData:
-    """Wait ``settle_s`` for logs and metrics to arrive, collect the window the notebooks measured, save it."""
+    """Wait (at most ``settle_s``, see :func:`wait_for_logs`) for the window's logs, collect the window the
+    notebooks measured, save it."""
     settings, (start, end) = run.settings(), run.window()
-    time.sleep(settle_s)
+    waited = wait_for_logs(settings, start, end, settle_s)
+    print(f"waited {waited:.1f} s for the window's logs (at most {settle_s:g} s)")
     data = collect_run(
-        settings, start, end, jtl=client_samples(run), period_s=metric_period_s, extra={"run_id": run.id, **extra}
+        settings,
+        start,
+        end,
+        jtl=client_samples(run),
+        period_s=metric_period_s,
+        extra={"run_id": run.id, **extra},
+        progress=ProgressFile(run.dir, every_s=0.0),
     )
     save_run(data, run.data_dir)
     checked = reconciliation(data)
@@ -46,3 +60,42 @@ def reconciliation(data: RunData) -> Reconciliation | None:
     if "reconciliation" not in data.tables:
         return None
     return Reconciliation.from_tables(data["reconciliation"], data["reconciliation_exceptions"])
+
+
+def wait_for_logs(
+    settings: Settings,
+    start: datetime,
+    end: datetime,
+    max_wait_s: float,
+    *,
+    clients: dict[str, Any] | None = None,
+    poll_s: float = 0.5,
+    sleep: Callable[[float], None] = time.sleep,
+) -> float:
+    """Seconds waited until the stack's function logs of [start, end] are in, at most ``max_wait_s``.
+
+    On the local cloud the logs are in when every invocation that started has its REPORT line and two
+    looks ``poll_s`` apart find the same events (instead of a fixed sleep). AWS delivers logs in batches,
+    minutes late at worst, where a complete-looking window proves nothing: there it waits ``max_wait_s``.
+    """
+    if settings.target != "local":
+        sleep(max_wait_s)
+        return max_wait_s
+    clients = clients or {}
+    lam, logs = clients.get("lambda") or client(settings, "lambda"), clients.get("logs") or client(settings, "logs")
+    groups = list(list_stack_functions(lam, settings.stack)["log_group"])
+    waited, previous = 0.0, None
+    while True:
+        started: set[str] = set()
+        reported: set[str] = set()
+        for group in groups:
+            for message in fetch_log_events(logs, group, start, end)["message"]:
+                match = _REQUEST.match(message)
+                if match:
+                    (started if match.group(1) == "START" else reported).add(match.group(2))
+        seen = (len(started), len(reported))
+        if started <= reported and seen == previous or waited >= max_wait_s:
+            return waited
+        previous = seen
+        sleep(poll_s)
+        waited += poll_s

@@ -82,7 +82,9 @@ def test_first_deploy_creates_every_resource_and_reports_each(first):
     }
     assert {c.action for c in first.report.changes} == {"created"}
     assert len([c for c in first.report.changes if c.kind == "iam role"]) == len(FUNCTIONS) + 2
-    assert len(first.lines) == len(first.report.changes) + 1  # one line per resource, one for the outputs
+    # one line per resource, one saying how many functions (the runner's "deployed k of n"), one for the outputs
+    assert len(first.lines) == len(first.report.changes) + 2
+    assert first.lines[0] == f"planned   {len(first.outputs.functions)} lambda functions"
 
 
 def test_outputs_are_recorded_and_match_the_cloud(first, aws):

@@ -174,8 +174,11 @@ def test_collect_run_and_reload(cloud, tmp_path):
         clients=cloud,
         jtl=FIXTURES / "jmeter_results.jtl",
         period_s=60,
+        progress=(progress := []).append,
     )
     t = run.tables
+    # one progress line per log group: 2 functions, then the Express machine's group (27 events in all)
+    assert progress[-1] == "log events collected 27 (3 of 3 log groups)" and len(progress) == 3
     assert t["s3_objects"].set_index("key")["size"].to_dict() == {"raw/a.jpg": 1000, "processed/a/grayscale.png": 300}
     assert sorted(t["functions"]["function"]) == ["swlab-flip", "swlab-grayscale"]  # other stacks excluded
     assert t["functions"].set_index("function").loc["swlab-flip", "architecture"] == "arm64"

@@ -13,6 +13,7 @@ from swlab.loadtest.runner import (
     SummaryTracker,
     TerminalProgress,
     _late_warning,
+    arrivals_due,
     default_progress,
 )
 
@@ -139,13 +140,13 @@ def test_summary_tracker_counts_deltas_and_totals():
 def test_terminal_progress_on_a_pipe_prints_plain_lines():
     out = io.StringIO()
     show = TerminalProgress(out, every_s=3600)
-    show(Progress("wf1 ingest", 12.0, 190.0, 7, 1))
-    show(Progress("wf1 ingest", 13.0, 190.0, 8, 1))  # throttled
-    show(Progress("wf1 ingest", 190.0, 190.0, 180, 1, done=True))
+    show(Progress("wf1 ingest", 12.0, 190.0, 7, 1, sent=9, planned_samples=180))
+    show(Progress("wf1 ingest", 13.0, 190.0, 8, 1, sent=10, planned_samples=180))  # throttled
+    show(Progress("wf1 ingest", 190.0, 190.0, 180, 1, done=True, sent=180, planned_samples=180))
     lines = out.getvalue().splitlines()
     assert lines == [
-        "wf1 ingest:    12/190 s  samples 7  errors 1 (14.3%)  running",
-        "wf1 ingest:   190/190 s  samples 180  errors 1 (0.6%)  done",
+        "wf1 ingest: sent 9/180  answered 6  failed 1 (14.3%)  178 s left",
+        "wf1 ingest: sent 180/180  answered 179  failed 1 (0.6%)  done in 190 s",
     ]
 
 
@@ -160,7 +161,7 @@ def test_terminal_progress_on_a_tty_rewrites_one_line():
     show(Progress("wf2", 10.0, 10.0, 20, 0, done=True))
     text = out.getvalue()
     assert text.count("\r") == 2 and text.count("\n") == 1
-    assert text.rstrip().endswith("samples 20  errors 0 (0.0%)  done")
+    assert text.rstrip().endswith("answered 20  failed 0 (0.0%)  done in 10 s")
 
 
 def test_notebook_progress_updates_one_display(monkeypatch):
@@ -180,8 +181,15 @@ def test_notebook_progress_updates_one_display(monkeypatch):
     show = NotebookProgress()
     show(Progress("wf1 ingest", 1.0, 10.0, 0, 0))
     show(Progress("wf1 ingest", 10.0, 10.0, 20, 0, done=True))
-    assert shown[0] == ("display", "wf1 ingest:     1/10 s  samples 0  errors 0 (0.0%)  running", True)
-    assert shown[1] == ("update", "wf1 ingest:    10/10 s  samples 20  errors 0 (0.0%)  done")
+    assert shown[0] == ("display", "wf1 ingest: answered 0  failed 0 (0.0%)  9 s left", True)
+    assert shown[1] == ("update", "wf1 ingest: answered 20  failed 0 (0.0%)  done in 10 s")
+
+
+def test_requests_sent_follow_the_schedule():
+    # 0.5/s for 10 s after a 1 s warm-up: arrivals at 1, 3, 5, 7, 9 s after the schedule starts
+    due = [arrivals_due(1000.0, 1000.0 + t, 1.0, 0.5, 5) for t in (0.5, 1.0, 2.9, 3.0, 9.0, 60.0)]
+    assert due == [0, 1, 1, 2, 5, 5]
+    assert arrivals_due(None, 1e9, 1.0, 0.5, 5) == 0  # the schedule has not started
 
 
 def test_default_progress_outside_a_kernel_is_the_terminal_line():

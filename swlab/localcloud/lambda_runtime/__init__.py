@@ -8,5 +8,6 @@ endpoints of one environment), :mod:`.output_pump` (every environment's stdout, 
 (warm reuse, concurrency, reaping), :mod:`.catalog` (functions and their versions known to moto's backend),
 :mod:`.telemetry` (log events and metrics into moto), :mod:`.dataplane` (an invoke from
 start to REPORT), :mod:`.provisioned` (provisioned concurrency, which moto lacks),
+:mod:`.async_invoke` (Event invokes: retries, destinations),
 :mod:`.invoke_api` (the HTTP routes: Invoke and the admin endpoint).
 """

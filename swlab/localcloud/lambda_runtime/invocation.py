@@ -32,9 +32,14 @@ class Invocation:
     )
 
     def __init__(
-        self, payload: bytes, timeout_s: float, client_context: str | None = None, invoked_arn: str | None = None
+        self,
+        payload: bytes,
+        timeout_s: float,
+        client_context: str | None = None,
+        invoked_arn: str | None = None,
+        request_id: str | None = None,
     ) -> None:
-        self.request_id = str(uuid.uuid4())
+        self.request_id = request_id or str(uuid.uuid4())  # an async event keeps its id across retries
         self.payload = payload
         self.client_context = client_context
         self.timeout_s = timeout_s

@@ -1,7 +1,7 @@
 """The Lambda data plane's HTTP routes, in front of moto's Lambda control plane.
 
 * ``POST /2015-03-31/functions/{name|arn|partial arn}/invocations`` — Invoke
-  (RequestResponse, Event → 202 and a worker, DryRun → 204; payload limits and
+  (RequestResponse, Event → 202 and :mod:`.async_invoke`, DryRun → 204; payload limits and
   JSON checks as AWS; ``X-Amz-Log-Type: Tail``, ``X-Amz-Client-Context``);
   by ``Qualifier`` (query) or a qualified name/ARN: a version, an alias or ``$LATEST``;
 * ``/2019-09-30/functions/{name}/provisioned-concurrency`` — :mod:`.provisioned`;
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qs, unquote
 
+from swlab.localcloud.lambda_runtime.async_invoke import AsyncInvoker
 from swlab.localcloud.lambda_runtime.catalog import parse_function_ref, request_region
 from swlab.localcloud.lambda_runtime.dataplane import (
     ASYNC_PAYLOAD_LIMIT,
@@ -51,8 +52,9 @@ _STATUS_TEXT = {
 class InvokeApi:
     """The WSGI apps of the routes; the work is done by ``plane``."""
 
-    def __init__(self, plane: LambdaDataPlane) -> None:
+    def __init__(self, plane: LambdaDataPlane, invoker: AsyncInvoker) -> None:
         self.plane = plane
+        self.invoker = invoker
 
     @staticmethod
     def matches_invoke(environ: dict) -> bool:
@@ -104,8 +106,8 @@ class InvokeApi:
             except ValueError:
                 return json_error(400, "InvalidRequestContentException", "Client context must be base64")
         if invocation_type == "Event":
-            self.plane.submit_async(spec, fn, payload or b"{}", client_context, invoked_arn)
-            return Outcome(202, [("Content-Type", "application/json")], b"")
+            request_id = self.invoker.submit(spec, fn, payload or b"{}", client_context, invoked_arn)
+            return Outcome(202, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)], b"")
         tail = environ.get("HTTP_X_AMZ_LOG_TYPE") == "Tail"
         return self.plane.invoke(spec, fn, payload or b"{}", client_context, tail, invoked_arn)
 
@@ -172,7 +174,8 @@ def mount(cloud: Host) -> LambdaDataPlane:
     plane = LambdaDataPlane(
         options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id, cloud.region
     )
-    api = InvokeApi(plane)
+    plane.async_invoker = AsyncInvoker(plane)
+    api = InvokeApi(plane, plane.async_invoker)
     provisioned = ProvisionedConcurrency(plane)
     plane.provisioned = provisioned
     cloud.routes.append(Route("lambda-invoke", api.matches_invoke, api.invoke_app))

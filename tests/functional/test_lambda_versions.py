@@ -126,3 +126,23 @@ def test_provisioned_concurrency_keeps_initialised_environments(aws, versioned, 
     with pytest.raises(ClientError) as err:
         lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier="live")
     assert err.value.response["Error"]["Code"] == "ProvisionedConcurrencyConfigNotFoundException"
+
+
+def test_a_provisioned_environment_that_dies_is_replaced(aws, deploy_probe, local_cloud):
+    lam = aws("lambda")
+    name = deploy_probe("exit")
+    version = lam.publish_version(FunctionName=name)["Version"]
+    lam.put_provisioned_concurrency_config(FunctionName=name, Qualifier=version, ProvisionedConcurrentExecutions=1)
+
+    def live() -> list[dict]:
+        envs = environments(local_cloud.endpoint_url, name)
+        return [e for e in envs if e["provisioned"] and e["state"] == "idle"]
+
+    (first,) = wait_for(live, 60)
+    resp = lam.invoke(FunctionName=name, Qualifier=version, Payload=b"{}", LogType="Tail")
+    assert resp["FunctionError"] == "Unhandled" and "Init Duration" not in tail_lines(resp, "REPORT")[0]
+    replaced = wait_for(lambda: [e for e in live() if e["id"] != first["id"]], 60)
+    assert len(replaced) == 1 and not any(e["id"] == first["id"] for e in environments(local_cloud.endpoint_url, name))
+    status = lam.get_provisioned_concurrency_config(FunctionName=name, Qualifier=version)
+    assert status["Status"] == "READY" and status["AllocatedProvisionedConcurrentExecutions"] == 1
+    lam.delete_provisioned_concurrency_config(FunctionName=name, Qualifier=version)

@@ -179,6 +179,8 @@ class ProvisionedConcurrency:
             env.init_ms = None  # invocations served by it are warm: no Init Duration in their REPORT
             self.plane.pool.put_idle(env)
             return
+        if env.killed_for in ("deprovisioned", "shutdown", "deleted", "retired"):
+            return  # ended on purpose while it initialised: not a failed init
         config.failed = self.plane.provisioned_init_failed(env, limit)
 
     def after_invoke(self, spec: "RuntimeSpec") -> None:

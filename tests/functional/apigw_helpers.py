@@ -22,11 +22,10 @@ class Api:
 
 
 def create_api(apigw: Any, endpoint_url: str, stage: str = "test", binary_media_types: list[str] | None = None) -> Api:
-    api_id = apigw.create_rest_api(name=f"api-{uuid.uuid4().hex[:6]}")["id"]
-    if binary_media_types:  # moto 5 drops create_rest_api's binaryMediaTypes and appends an add operation's value
-        ops = [
-            {"op": "add", "path": "/binaryMediaTypes/" + t.replace("/", "~1"), "value": t} for t in binary_media_types
-        ]
+    extra = {"binaryMediaTypes": binary_media_types[:1]} if binary_media_types else {}
+    api_id = apigw.create_rest_api(name=f"api-{uuid.uuid4().hex[:6]}", **extra)["id"]
+    if binary_media_types and binary_media_types[1:]:  # the others as AWS adds them: the type in the path
+        ops = [{"op": "add", "path": "/binaryMediaTypes/" + t.replace("/", "~1")} for t in binary_media_types[1:]]
         apigw.update_rest_api(restApiId=api_id, patchOperations=ops)
     root_id = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     return Api(api_id, root_id, stage, f"{endpoint_url}/restapis/{api_id}/{stage}/_user_request_")

@@ -27,7 +27,9 @@ What happens to a request, in AWS's order:
    * ``AWS_PROXY`` to Lambda (``...:lambda:path/2015-03-31/functions/<arn>/invocations``):
      a proxy event format 1.0 is POSTed to our own Lambda invoke endpoint; the
      function's ``{statusCode, headers, multiValueHeaders, body, isBase64Encoded}``
-     becomes the response. A function error or a malformed response → 502
+     becomes the response (validated as AWS does, see :func:`_proxy_reply`; a base64 body is decoded only
+     when the first ``Accept`` type matches the API's ``binaryMediaTypes``, and a request body is passed
+     base64-encoded only when its ``Content-Type`` does). A function error or a malformed response → 502
      ``{"message": "Internal server error"}``; a failed invoke (throttled, ...)
      → 500 (same message); past the integration timeout (29 s default) → 504
      ``{"message": "Endpoint request timed out"}``.
@@ -243,7 +245,7 @@ class ApiGatewayDataPlane:
     # -- integrations -----------------------------------------------------------------
     def _lambda_proxy(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
         function = _must(_LAMBDA_URI.search(integration.uri), integration.uri)["fn"]
-        event = request.proxy_event(api.id)
+        event = request.proxy_event(api.id, binary_type(request.header("content-type"), api.binaryMediaTypes or ()))
         try:
             resp = self.http.request(
                 "POST",
@@ -265,7 +267,10 @@ class ApiGatewayDataPlane:
             return _message(500, "Internal server error")
         if resp.headers.get("X-Amz-Function-Error"):
             return _message(502, "Internal server error")
-        return _proxy_reply(resp.data) or _message(502, "Internal server error")
+        reply = _proxy_reply(resp.data, api.binaryMediaTypes or (), request.header("accept"))
+        if reply is None:
+            log.warning("Malformed Lambda proxy response from %s: %s", function, resp.data[:300])
+        return reply or _message(502, "Internal server error")
 
     def _aws_action(self, api: Any, integration: Any, request: HttpRequest) -> Reply:
         uri = _must(_ACTION_URI.match(integration.uri), integration.uri)
@@ -361,26 +366,68 @@ def _integration_reply(integration: Any, request: HttpRequest, api_id: str, stat
     return Reply(status, body.encode(), headers)
 
 
-def _proxy_reply(payload: bytes) -> Reply | None:
-    """The Lambda proxy response mapped to HTTP, or None when it is malformed (→ 502)."""
+_PROXY_KEYS = frozenset({"statusCode", "headers", "multiValueHeaders", "body", "isBase64Encoded"})
+
+
+def _proxy_reply(payload: bytes, binary_media_types: Iterable[str] = (), accept: str | None = None) -> Reply | None:
+    """The Lambda proxy response mapped to HTTP, or None when it is malformed (→ 502), as AWS validates it.
+
+    Malformed: not a JSON object, a key outside the five of the output format, ``headers`` not an object of
+    scalars, ``multiValueHeaders`` not an object of lists, a ``statusCode`` that is not an integer, a ``body``
+    that is not a string. A missing ``statusCode`` is 200 and a missing body empty. ``headers`` and
+    ``multiValueHeaders`` of one name are merged into one list (a pair in both appears once). An
+    ``isBase64Encoded`` body is decoded only when the request's first ``Accept`` type matches one of the
+    API's ``binaryMediaTypes``; otherwise the base64 text is the body, as on AWS.
+    """
     try:
         result = json.loads(payload)
-        status = int(result["statusCode"])
-    except (ValueError, KeyError, TypeError):
+    except ValueError:
+        return None
+    if not isinstance(result, dict) or not set(result) <= _PROXY_KEYS:
+        return None
+    single, multi = result.get("headers") or {}, result.get("multiValueHeaders") or {}
+    if not isinstance(single, dict) or any(isinstance(v, (dict, list)) for v in single.values()):
+        return None
+    if not isinstance(multi, dict) or any(not isinstance(v, list) for v in multi.values()):
+        return None
+    try:
+        status = int(result.get("statusCode") or 200)
+    except (ValueError, TypeError):
         return None
     body = result.get("body")
     if body is not None and not isinstance(body, str):
         return None
-    data = base64.b64decode(body) if body and result.get("isBase64Encoded") else (body or "").encode()
+    decode = body and result.get("isBase64Encoded") is True and binary_type(accept, binary_media_types)
+    try:
+        data = base64.b64decode(body or "") if decode else (body or "").encode()
+    except ValueError:
+        return None
     headers: list[tuple[str, str]] = []
-    for name, values in (result.get("multiValueHeaders") or {}).items():
-        headers += [(name, str(v)) for v in values]
-    for name, value in (result.get("headers") or {}).items():
-        if not any(h[0].lower() == name.lower() for h in headers):
-            headers.append((name, str(value)))
+    for name, values in multi.items():
+        headers += [(name, _header_text(v)) for v in values]
+    for name, value in single.items():
+        if (name, _header_text(value)) not in headers:
+            headers.append((name, _header_text(value)))
     if not any(h[0].lower() == "content-type" for h in headers):
         headers.append(("Content-Type", "application/json"))
     return Reply(status, data, [h for h in headers if h[0].lower() != "content-length"])
+
+
+def _header_text(value: Any) -> str:
+    return "" if value is None else ("true" if value is True else "false" if value is False else str(value))
+
+
+def binary_type(accept: str | None, binary_media_types: Iterable[str]) -> bool:
+    """Whether the first media type of ``Accept`` (or a ``Content-Type``) matches one of the API's binary media types (``*`` wildcards)."""
+    first = (accept or "").split(",")[0].split(";")[0].strip().lower()
+    if not first:
+        return False
+    kind, _, sub = first.partition("/")
+    for pattern in binary_media_types:
+        p_kind, _, p_sub = pattern.replace("~1", "/").strip().lower().partition("/")
+        if p_kind in ("*", kind) and p_sub in ("*", sub):
+            return True
+    return False
 
 
 def _reason(status: int) -> str:

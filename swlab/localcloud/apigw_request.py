@@ -92,18 +92,19 @@ class HttpRequest:
             },
         }
 
-    def proxy_event(self, api_id: str) -> dict[str, Any]:
-        """API Gateway's Lambda proxy event, payload format 1.0."""
+    def proxy_event(self, api_id: str, binary: bool = False) -> dict[str, Any]:
+        """API Gateway's Lambda proxy event, payload format 1.0; ``binary``: the request's Content-Type is one of
+        the API's binary media types, so the body is passed base64-encoded (otherwise as UTF-8 text)."""
         multi_headers: dict[str, list[str]] = {}
         for k, v in self.headers:
             multi_headers.setdefault(k, []).append(v)
         multi_query: dict[str, list[str]] = {}
         for k, v in self.query:
             multi_query.setdefault(k, []).append(v)
-        try:
-            body, encoded = (self.body.decode("utf-8"), False) if self.body else (None, False)
-        except UnicodeDecodeError:
-            body, encoded = base64.b64encode(self.body).decode(), True
+        encoded = bool(binary and self.body)
+        body: str | None = None
+        if self.body:
+            body = base64.b64encode(self.body).decode() if encoded else self.body.decode("utf-8", "replace")
         ctx = self.context(api_id)
         return {
             "resource": self.resource_path,

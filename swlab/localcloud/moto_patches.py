@@ -75,7 +75,8 @@ executions, bracket paths in intrinsic functions, ``States.`` names in ErrorEqua
 and DynamoDB error names and causes) are in :mod:`swlab.localcloud.moto_patches_sfn`,
 applied from :func:`apply` below; their originals are kept in ``ORIGINALS`` as well. The
 request-path speed-ups (S3's PutObject/GetObject and every request moto routes) are in
-:mod:`swlab.localcloud.moto_patches_s3`, applied and recorded the same way.
+:mod:`swlab.localcloud.moto_patches_s3`, applied and recorded the same way, as are the API
+Gateway control-plane fixes (binary media types) in :mod:`swlab.localcloud.moto_patches_apigw`.
 
 Not patched, documented: a Task's ``TimeoutSeconds`` raises ``States.Timeout``
 on time but the call it made keeps running in a background thread until it
@@ -96,7 +97,7 @@ import threading
 import uuid
 from typing import Any, Callable
 
-from swlab.localcloud import moto_patches_s3, moto_patches_sfn
+from swlab.localcloud import moto_patches_apigw, moto_patches_s3, moto_patches_sfn
 from swlab.localcloud.moto_patches_sfn import error_name_for
 
 DEFAULT_KEEP_EXECUTIONS = 1000
@@ -144,6 +145,7 @@ def apply(options: dict[str, Any] | None = None) -> None:
         _patch_dynamodb_consumed_capacity()
         moto_patches_sfn.apply(ORIGINALS)
         moto_patches_s3.apply(ORIGINALS)
+        moto_patches_apigw.apply(ORIGINALS)
         _applied = True
 
 

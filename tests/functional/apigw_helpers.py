@@ -21,8 +21,12 @@ class Api:
         return self.base_url + path
 
 
-def create_api(apigw: Any, endpoint_url: str, stage: str = "test") -> Api:
-    api_id = apigw.create_rest_api(name=f"api-{uuid.uuid4().hex[:6]}")["id"]
+def create_api(apigw: Any, endpoint_url: str, stage: str = "test", binary_media_types: list[str] | None = None) -> Api:
+    extra = {"binaryMediaTypes": binary_media_types[:1]} if binary_media_types else {}
+    api_id = apigw.create_rest_api(name=f"api-{uuid.uuid4().hex[:6]}", **extra)["id"]
+    if binary_media_types and binary_media_types[1:]:  # the others as AWS adds them: the type in the path
+        ops = [{"op": "add", "path": "/binaryMediaTypes/" + t.replace("/", "~1")} for t in binary_media_types[1:]]
+        apigw.update_rest_api(restApiId=api_id, patchOperations=ops)
     root_id = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
     return Api(api_id, root_id, stage, f"{endpoint_url}/restapis/{api_id}/{stage}/_user_request_")
 
@@ -107,13 +111,22 @@ def handler(event, context):
                 "body": base64.b64encode(bytes([137, 80, 78, 71, 0, 255])).decode()}
     if mode == "malformed":
         return {"hello": "no statusCode"}
+    if mode == "unknown-key":
+        return {"statusCode": 200, "body": "x", "cookies": ["a=b"]}
+    if mode == "multi-not-list":
+        return {"statusCode": 200, "multiValueHeaders": {"X-Multi": "a"}}
+    if mode == "no-status":
+        return {"headers": {"X-Probe": "yes"}}
+    if mode == "joined":
+        return {"statusCode": 200, "headers": {"X-Multi": "c", "X-Same": "s"},
+                "multiValueHeaders": {"X-Multi": ["a", "b"], "X-Same": ["s"]}, "body": "ok"}
     return {"statusCode": 201, "headers": {"X-Probe": "yes"}, "multiValueHeaders": {"X-Multi": ["a", "b"]},
             "body": json.dumps(event)}
 """
 
 
 def proxy_function(lambda_client: Any, iam: Any) -> str:
-    """A function answering API Gateway proxy events (``?mode=raise|binary|malformed``); returns its ARN."""
+    """A function answering API Gateway proxy events (``?mode=raise|binary|malformed|...``); returns its ARN."""
     import io
     import zipfile
 

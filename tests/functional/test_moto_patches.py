@@ -456,3 +456,21 @@ def test_the_cached_moto_module_list_is_the_scanned_one(monkeypatch):
     originals: dict = {}
     moto_patches_s3.apply(originals)
     assert list(backends.list_of_moto_modules()) == list(originals["list_of_moto_modules"]())
+
+
+def test_moto_create_rest_api_still_drops_binary_media_types():
+    import inspect
+
+    from moto.apigateway.responses import APIGatewayResponse
+
+    original = _original("apigateway.create_rest_api", APIGatewayResponse.create_rest_api)
+    assert "binaryMediaTypes" not in inspect.getsource(original)
+
+
+def test_moto_still_adds_a_binary_media_type_from_the_value_not_the_path():
+    from moto.apigateway.models import RestAPI
+
+    api = RestAPI("a1", "123456789012", "us-east-1", "n", "")
+    original = _original("apigateway.RestAPI.apply_patch_operations", RestAPI.apply_patch_operations)
+    original(api, [{"op": "add", "path": "/binaryMediaTypes/image~1png"}])
+    assert "image/png" not in api.binaryMediaTypes

@@ -15,6 +15,7 @@ whole environment (torch, ...).
 
 from __future__ import annotations
 
+import re
 import sys
 import threading
 import time
@@ -26,6 +27,7 @@ from swlab.localcloud.lambda_runtime.spec import RuntimeSpec, aws_runtime_dir, e
 
 PACKAGING_TAG = "swlab:packaging"  # "image": the function's image would bring its packages → not isolated
 _LAMBDA_BACKENDS: Any = None
+_CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
 
 
 def _lambda_backends() -> Any:
@@ -41,6 +43,24 @@ def _ephemeral_mb(fn: Any) -> int:
     """The function's EphemeralStorage size in MB (512 by default)."""
     size = getattr(fn, "ephemeral_storage", 512)
     return int(size.get("Size", 512) if isinstance(size, dict) else size or 512)
+
+
+def parse_function_ref(ref: str) -> tuple[str, str | None, str | None, str | None]:
+    """``name``, ``name:qualifier``, a full ARN or ``account:function:name`` → (name, qualifier, account, region)."""
+    if ":function:" not in ref:
+        name, _, qualifier = ref.partition(":")
+        return name, qualifier or None, None, None
+    head, _, tail = ref.partition(":function:")
+    name, _, qualifier = tail.partition(":")
+    parts = head.split(":")
+    region = parts[3] if len(parts) >= 5 and parts[0] == "arn" else None
+    return name, qualifier or None, parts[-1] or None, region
+
+
+def request_region(environ: dict, default: str) -> str:
+    """The region of a signed request (its credential scope), else ``default``."""
+    m = _CREDENTIAL_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
+    return m.group(1) if m else default
 
 
 class FunctionCatalog:
@@ -62,11 +82,24 @@ class FunctionCatalog:
     def backend(account: str, region: str) -> Any:
         return _lambda_backends()[account][region]
 
-    def lookup(self, account: str, region: str, name: str) -> tuple[RuntimeSpec, Any] | None:
+    def lookup(
+        self, account: str, region: str, name: str, qualifier: str | None = None
+    ) -> tuple[RuntimeSpec, Any] | None:
+        """The spec of the version ``qualifier`` names (a version, an alias, ``$LATEST`` or None) and the
+        function's ``$LATEST`` configuration (function-wide settings: reserved concurrency), or None if unknown.
+
+        Published versions are moto's copies of ``$LATEST`` at PublishVersion; each version has its own
+        spec and so its own environments (:attr:`RuntimeSpec.env_key`).
+        """
+        backend = self.backend(account, region)
         try:
-            fn = self.backend(account, region).get_function(name, "$LATEST")
+            fn = backend.get_function(name, qualifier or "$LATEST")
+            latest = fn if not qualifier else backend.get_function(name, "$LATEST")
         except Exception:  # noqa: BLE001 — moto's UnknownFunctionException and friends
             return None
+        if fn is None or latest is None:
+            return None
+        version = str(fn.version)
         signature = (
             fn.code_sha_256,
             fn.handler,
@@ -77,21 +110,22 @@ class FunctionCatalog:
             tuple(sorted((fn.environment_vars or {}).items())),
             (fn.tags or {}).get(PACKAGING_TAG),
             _ephemeral_mb(fn),
+            version,
         )
-        key = (account, region, fn.function_name)
+        key = (account, region, fn.function_name, version)
         spec = self._specs.get(key)
         if spec is not None and spec.signature == signature:
             return spec, fn
         with self._lock:
             spec = self._specs.get(key)
             if spec is None or spec.signature != signature:
-                old, spec = spec, self._build(account, region, fn, signature)
+                old, spec = spec, self._build(account, region, fn, signature, version)
                 self._specs[key] = spec
                 if old is not None:
                     self._on_change(key)
-        return spec, fn
+        return spec, latest
 
-    def _build(self, account: str, region: str, fn: Any, signature: tuple) -> RuntimeSpec:
+    def _build(self, account: str, region: str, fn: Any, signature: tuple, version: str) -> RuntimeSpec:
         if fn.package_type != "Zip" or not getattr(fn, "code_bytes", b""):
             raise ValueError(f"function {fn.function_name}: the local cloud runs Zip packages only")
         code_dir = extract_code(fn.code_bytes, self.code_root, fn.code_digest)
@@ -100,7 +134,7 @@ class FunctionCatalog:
         python, own = interpreter_for(runtime, self.python)  # RuntimeUnavailable (a ValueError) if none
         return RuntimeSpec(
             name=fn.function_name,
-            arn=fn.function_arn,
+            arn=f"arn:aws:lambda:{region}:{account}:function:{fn.function_name}",
             account_id=account,
             region=region,
             handler=fn.handler,
@@ -114,6 +148,7 @@ class FunctionCatalog:
             ephemeral_mb=_ephemeral_mb(fn),
             python=python,
             own_python=own,
+            version=version,
         )
 
     def reserved_total(self, account: str, region: str) -> int:
@@ -130,7 +165,7 @@ class FunctionCatalog:
         """Functions deleted from moto's backend since they last ran: forgotten here, returned (their keys)."""
         gone = []
         for key in list(self._specs):
-            account, region, name = key
+            account, region, name = key[:3]
             try:
                 exists = name in self.backend(account, region)._lambdas._functions
             except Exception:  # noqa: BLE001 — moto's internals moved: ask the public way

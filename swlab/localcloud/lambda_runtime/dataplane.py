@@ -9,7 +9,7 @@ metrics, and returns the environment to the pool or ends it. The HTTP side
 
 Options (``cloud.options``; defaults in :class:`LambdaOptions`): ``idle_ttl_s``,
 ``account_concurrency``, ``python``, ``init_timeout_s``, ``memory_poll_ms``,
-``runtime_isolation``, ``async_workers``, ``log_flush_s``, ``log_events_per_group``, ``cpu_model``,
+``runtime_isolation``, ``async_workers``, ``async_retry_delays_s``, ``log_flush_s``, ``log_events_per_group``, ``cpu_model``,
 ``cpu_mechanism``.
 
 CPU follows memory (``cpu_model="aws"``, the default): each environment is attached to the
@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from swlab.localcloud import report_lines
 from swlab.localcloud.cpu_share import choose_limiter
@@ -58,6 +58,7 @@ class LambdaOptions:
     memory_poll_ms: float = 25.0  # resident-memory watchdog period
     runtime_isolation: bool = True  # Zip functions see only the AWS runtime's packages + their zip
     async_workers: int = 8  # threads running Event (async) invokes
+    async_retry_delays_s: tuple[float, ...] = (60.0, 120.0)  # AWS's waits before an async event's 2 retries
     log_flush_s: float = 0.2  # log events and metrics are written to moto in batches this often
     log_events_per_group: int = 20000  # oldest events beyond this are dropped (moto keeps logs in memory; 0 = all)
     cpu_model: str = "aws"  # "aws": CPU share follows memory size as on Lambda; "off": every environment unlimited
@@ -97,10 +98,12 @@ class LambdaDataPlane:
         self.pump = OutputPump()
         self.cpu = choose_limiter(options.cpu_model, prefer=options.cpu_mechanism)
         log.info("Lambda CPU model %s: CPU share follows memory through %s", options.cpu_model, self.cpu.name)
+        self.provisioned: Any = None  # the :class:`~.provisioned.ProvisionedConcurrency` mount() attaches
+        self.async_invoker: Any = None  # the :class:`~.async_invoke.AsyncInvoker` mount() attaches
         self._async = ThreadPoolExecutor(max_workers=options.async_workers, thread_name_prefix="lambda-async")
         self._stop = threading.Event()
         watchdog = MemoryWatchdog(self.pool.snapshot, options.memory_poll_ms / 1000, self._stop)
-        reaper = Reaper(self.pool, options.idle_ttl_s, self._stop, self.catalog.forget_deleted)
+        reaper = Reaper(self.pool, options.idle_ttl_s, self._stop, self._forget_deleted)
         self._threads = [
             threading.Thread(target=watchdog.run, name="lambda-memory", daemon=True),
             threading.Thread(target=reaper.run, name="lambda-reaper", daemon=True),
@@ -110,8 +113,17 @@ class LambdaDataPlane:
 
     # -- invoke ------------------------------------------------------------------------------
     def invoke(
-        self, spec: RuntimeSpec, fn: Any, payload: bytes, client_context: str | None = None, tail: bool = False
+        self,
+        spec: RuntimeSpec,
+        fn: Any,
+        payload: bytes,
+        client_context: str | None = None,
+        tail: bool = False,
+        invoked_arn: str | None = None,
+        request_id: str | None = None,
     ) -> Outcome:
+        """Invoke ``spec``'s version; ``fn``: the function's $LATEST configuration (reserved concurrency is
+        function-wide); ``invoked_arn``: the ARN as the caller named it (context.invoked_function_arn)."""
         key = spec.key
         reserved = None if fn.reserved_concurrency is None else int(fn.reserved_concurrency)
         total = self.catalog.reserved_total(spec.account_id, spec.region) if reserved is None else 0
@@ -121,29 +133,31 @@ class LambdaDataPlane:
             return json_error(429, "TooManyRequestsException", "Rate Exceeded.", {"Reason": reason})
         try:
             self.telemetry.metric(spec, "ConcurrentExecutions", in_flight)
-            return self._invoke_in_slot(spec, payload, client_context, tail)
+            return self._invoke_in_slot(spec, payload, client_context, tail, invoked_arn, request_id)
         finally:
             self.concurrency.release(key, reserved is not None)
+            if self.provisioned is not None:
+                self.provisioned.after_invoke(spec)
 
-    def submit_async(self, spec: RuntimeSpec, fn: Any, payload: bytes, client_context: str | None) -> None:
-        """An Event invoke: run it on a worker thread (the caller answers 202 at once)."""
-        self._async.submit(self._invoke_async, spec, fn, payload, client_context)
+    def run_async(self, work: Callable[..., None], *args: Any) -> None:
+        """Run ``work(*args)`` on an async worker (:mod:`.async_invoke`); nothing once shutting down."""
+        if not self._stop.is_set():
+            self._async.submit(work, *args)
 
-    def _invoke_async(self, spec: RuntimeSpec, fn: Any, payload: bytes, client_context: str | None) -> None:
-        """Event invokes: throttles are retried with backoff (AWS retries for hours; we try 6 times)."""
-        delay = 0.25
-        for _ in range(6):
-            if self._stop.is_set():
-                return
-            outcome = self.invoke(spec, fn, payload, client_context)
-            if outcome.status != 429:
-                return
-            self._stop.wait(delay)
-            delay *= 2
-        log.warning("async invoke of %s dropped after repeated throttling", spec.name)
+    def stopping(self, wait_s: float = 0.0) -> bool:
+        """Whether the plane is shutting down (after waiting up to ``wait_s`` for it)."""
+        return self._stop.wait(wait_s) if wait_s > 0 else self._stop.is_set()
 
-    def _invoke_in_slot(self, spec: RuntimeSpec, payload: bytes, client_context: str | None, tail: bool) -> Outcome:
-        inv = Invocation(payload, spec.timeout_s, client_context)
+    def _invoke_in_slot(
+        self,
+        spec: RuntimeSpec,
+        payload: bytes,
+        client_context: str | None,
+        tail: bool,
+        invoked_arn: str | None,
+        request_id: str | None,
+    ) -> Outcome:
+        inv = Invocation(payload, spec.timeout_s, client_context, invoked_arn, request_id)
         env = self.pool.take_idle(spec)
         cold = env is None
         if env is None:
@@ -196,10 +210,26 @@ class LambdaDataPlane:
         self._log(fresh, report_lines.init_report_line(init_ms, "timeout", phase="invoke") + "\n")
         return fresh
 
-    def _spawn(self, spec: RuntimeSpec, log_stream: str | None = None) -> ExecutionEnvironment:
+    def spawn_provisioned(self, spec: RuntimeSpec) -> ExecutionEnvironment:
+        """A provisioned concurrency environment of ``spec``'s version: initialising now, ahead of any invoke."""
+        return self._spawn(spec, provisioned=True)
+
+    def provisioned_init_failed(self, env: ExecutionEnvironment, limit_s: float) -> str:
+        """A provisioned environment's init failed or outlived ``limit_s``: INIT_REPORT, ended; → the reason."""
+        env.init_ms = (time.perf_counter() - env.spawned_at) * 1000
+        timed_out = not env.ready.is_set() and not env.is_dead()
+        env.kill("init_timeout" if timed_out else "init_error")
+        self.pool.remove(env)
+        self._log(env, report_lines.init_report_line(env.init_ms, "timeout" if timed_out else "error") + "\n")
+        return f"Init {'timed out after ' + str(limit_s) + ' s' if timed_out else 'failed'} (see the function's logs)"
+
+    def _spawn(
+        self, spec: RuntimeSpec, log_stream: str | None = None, provisioned: bool = False
+    ) -> ExecutionEnvironment:
         env = ExecutionEnvironment(
             spec, spec.python, self.catalog.runtime_dir, self.endpoint_url, self._on_output, self.cpu
         )
+        env.provisioned = provisioned
         env.log_stream = log_stream or env.log_stream
         self.pool.add(env)
         if log_stream is None:
@@ -305,7 +335,7 @@ class LambdaDataPlane:
         return "error", error_body(error_type, report_lines.runtime_exit_message(rid, reason)), error_type, "error"
 
     def _release(self, env: ExecutionEnvironment, inv: Invocation) -> None:
-        current = self.catalog.current(env.spec.key)
+        current = self.catalog.current(env.spec.env_key)
         if inv.status in ("ok", "error") and not env.is_dead() and current is env.spec:
             self.pool.put_idle(env)
             return
@@ -335,10 +365,18 @@ class LambdaDataPlane:
     # -- idle environments, shutdown ---------------------------------------------------------
     def end_idle(self, function_name: str | None = None) -> int:
         """End idle environments (of one function, or all): the next invokes start cold."""
-        return len(self.pool.end_expired(0.0, "reset", name=function_name))
+        return len(self.pool.end_expired(0.0, "reset", name=function_name, keep_provisioned=True))
+
+    def _forget_deleted(self) -> list[tuple]:
+        gone = self.catalog.forget_deleted()
+        if gone and self.provisioned is not None:
+            self.provisioned.forget(gone)
+        return gone
 
     def shutdown(self) -> None:
         self._stop.set()
+        if self.async_invoker is not None:
+            self.async_invoker.shutdown()
         self._async.shutdown(wait=False, cancel_futures=True)
         envs = self.pool.snapshot()
         for env in envs:

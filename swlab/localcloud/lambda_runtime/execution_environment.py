@@ -86,6 +86,7 @@ class ExecutionEnvironment:
         self._on_output = on_output
         self.state = EnvState.INIT
         self.ready = threading.Event()
+        self.provisioned = False  # kept initialised by a provisioned concurrency configuration
         self.init_error: bytes | None = None
         self.init_ms: float | None = None
         self.exit_reason: str | None = None
@@ -111,6 +112,8 @@ class ExecutionEnvironment:
         env = build_environment(
             self.spec, self.log_stream, runtime_api, self.runtime_dir, self.endpoint_url, self.tmp_dir
         )
+        if self.provisioned:
+            env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
         cmd = [self.python, *(["-S"] if self.spec.isolated else []), "-m", "awslambdaric", self.spec.handler]
         frames_r, frames_w = os.pipe()  # the runtime's log records, framed (as AWS's runtimes write them)
         env["_LAMBDA_TELEMETRY_LOG_FD"] = str(frames_w)

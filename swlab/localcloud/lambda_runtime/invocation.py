@@ -28,10 +28,18 @@ class Invocation:
         "lines",
         "peak_rss",
         "closed",
+        "invoked_arn",
     )
 
-    def __init__(self, payload: bytes, timeout_s: float, client_context: str | None = None) -> None:
-        self.request_id = str(uuid.uuid4())
+    def __init__(
+        self,
+        payload: bytes,
+        timeout_s: float,
+        client_context: str | None = None,
+        invoked_arn: str | None = None,
+        request_id: str | None = None,
+    ) -> None:
+        self.request_id = request_id or str(uuid.uuid4())  # an async event keeps its id across retries
         self.payload = payload
         self.client_context = client_context
         self.timeout_s = timeout_s
@@ -47,6 +55,7 @@ class Invocation:
         self.lines: list[str] = []  # this invocation's log lines (for X-Amz-Log-Result)
         self.peak_rss = 0
         self.closed = False  # set once the output was drained: later lines belong to no invocation
+        self.invoked_arn = invoked_arn  # the ARN the caller named (qualified or not): context.invoked_function_arn
 
     def finish(self, status: str, body: bytes = b"", error_type: str | None = None) -> bool:
         """Record the outcome once; later outcomes (e.g. a response after the timeout) are ignored."""

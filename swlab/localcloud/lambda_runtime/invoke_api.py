@@ -1,8 +1,10 @@
 """The Lambda data plane's HTTP routes, in front of moto's Lambda control plane.
 
 * ``POST /2015-03-31/functions/{name|arn|partial arn}/invocations`` — Invoke
-  (RequestResponse, Event → 202 and a worker, DryRun → 204; payload limits and
+  (RequestResponse, Event → 202 and :mod:`.async_invoke`, DryRun → 204; payload limits and
   JSON checks as AWS; ``X-Amz-Log-Type: Tail``, ``X-Amz-Client-Context``);
+  by ``Qualifier`` (query) or a qualified name/ARN: a version, an alias or ``$LATEST``;
+* ``/2019-09-30/functions/{name}/provisioned-concurrency`` — :mod:`.provisioned`;
 * ``/_localcloud/lambda`` — GET lists the environments; DELETE (optionally
   ``?FunctionName=x``) ends idle environments, forcing cold starts.
 
@@ -14,12 +16,13 @@ from __future__ import annotations
 
 import base64
 import json
-import re
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
+from swlab.localcloud.lambda_runtime.async_invoke import AsyncInvoker
+from swlab.localcloud.lambda_runtime.catalog import parse_function_ref, request_region
 from swlab.localcloud.lambda_runtime.dataplane import (
     ASYNC_PAYLOAD_LIMIT,
     SYNC_PAYLOAD_LIMIT,
@@ -29,13 +32,13 @@ from swlab.localcloud.lambda_runtime.dataplane import (
     json_error,
 )
 from swlab.localcloud.lambda_runtime.execution_environment import EnvState, ExecutionEnvironment
+from swlab.localcloud.lambda_runtime.provisioned import ProvisionedConcurrency
 from swlab.localcloud.lambda_runtime.spec import MIB
 from swlab.localcloud.routes import Host, Route
 
 INVOKE_PREFIX = "/2015-03-31/functions/"
 INVOKE_SUFFIX = "/invocations"
 ADMIN_PATH = "/_localcloud/lambda"
-_CREDENTIAL_REGION = re.compile(r"Credential=[^/]+/\d{8}/([^/]+)/")
 _STATUS_TEXT = {
     200: "OK",
     202: "Accepted",
@@ -46,23 +49,12 @@ _STATUS_TEXT = {
 }
 
 
-def parse_function_ref(ref: str) -> tuple[str, str | None, str | None, str | None]:
-    """``name``, ``name:qualifier``, a full ARN or ``account:function:name`` → (name, qualifier, account, region)."""
-    if ":function:" not in ref:
-        name, _, qualifier = ref.partition(":")
-        return name, qualifier or None, None, None
-    head, _, tail = ref.partition(":function:")
-    name, _, qualifier = tail.partition(":")
-    parts = head.split(":")
-    region = parts[3] if len(parts) >= 5 and parts[0] == "arn" else None
-    return name, qualifier or None, parts[-1] or None, region
-
-
 class InvokeApi:
     """The WSGI apps of the routes; the work is done by ``plane``."""
 
-    def __init__(self, plane: LambdaDataPlane) -> None:
+    def __init__(self, plane: LambdaDataPlane, invoker: AsyncInvoker) -> None:
         self.plane = plane
+        self.invoker = invoker
 
     @staticmethod
     def matches_invoke(environ: dict) -> bool:
@@ -74,30 +66,33 @@ class InvokeApi:
         return environ.get("PATH_INFO", "").startswith(ADMIN_PATH)
 
     def invoke_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
-        outcome = self._handle_invoke(environ)
-        start_response(
-            f"{outcome.status} {_STATUS_TEXT.get(outcome.status, 'OK')}",
-            outcome.headers + [("Content-Length", str(len(outcome.body)))],
-        )
-        return [outcome.body]
+        return respond(self._handle_invoke(environ), start_response)
 
     def _handle_invoke(self, environ: dict) -> Outcome:
-        ref = environ["PATH_INFO"][len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)]
-        name, _qualifier, account, region = parse_function_ref(ref)
-        if region is None:
-            m = _CREDENTIAL_REGION.search(environ.get("HTTP_AUTHORIZATION", ""))
-            region = m.group(1) if m else self.plane.region
+        ref = unquote(environ["PATH_INFO"][len(INVOKE_PREFIX) : -len(INVOKE_SUFFIX)])
+        name, in_ref, account, region = parse_function_ref(ref)
+        region = region or request_region(environ, self.plane.region)
         account = account or self.plane.account_id
+        in_query = (parse_qs(environ.get("QUERY_STRING", "")).get("Qualifier") or [None])[0]
+        if in_ref and in_query and in_ref != in_query:
+            return json_error(
+                400,
+                "InvalidParameterValueException",
+                "The derived qualifier from the function name does not match the specified qualifier.",
+            )
+        qualifier = in_ref or in_query
         length = int(environ.get("CONTENT_LENGTH") or 0)
         payload = environ["wsgi.input"].read(length) if length else b""
         try:
-            found = self.plane.catalog.lookup(account, region, name)
+            found = self.plane.catalog.lookup(account, region, name, qualifier)
         except ValueError as exc:
             return json_error(400, "InvalidParameterValueException", str(exc))
+        arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
         if found is None:
-            arn = f"arn:aws:lambda:{region}:{account}:function:{name}"
-            return json_error(404, "ResourceNotFoundException", f"Function not found: {arn}")
+            shown = f"{arn}:{qualifier}" if qualifier else arn
+            return json_error(404, "ResourceNotFoundException", f"Function not found: {shown}")
         spec, fn = found
+        invoked_arn = f"{arn}:{qualifier}" if qualifier else arn
         invocation_type = environ.get("HTTP_X_AMZ_INVOCATION_TYPE", "RequestResponse")
         invalid = _invalid_payload(payload, invocation_type)
         if invalid is not None:
@@ -111,10 +106,10 @@ class InvokeApi:
             except ValueError:
                 return json_error(400, "InvalidRequestContentException", "Client context must be base64")
         if invocation_type == "Event":
-            self.plane.submit_async(spec, fn, payload or b"{}", client_context)
-            return Outcome(202, [("Content-Type", "application/json")], b"")
+            request_id = self.invoker.submit(spec, fn, payload or b"{}", client_context, invoked_arn)
+            return Outcome(202, [("Content-Type", "application/json"), ("x-amzn-RequestId", request_id)], b"")
         tail = environ.get("HTTP_X_AMZ_LOG_TYPE") == "Tail"
-        return self.plane.invoke(spec, fn, payload or b"{}", client_context, tail)
+        return self.plane.invoke(spec, fn, payload or b"{}", client_context, tail, invoked_arn)
 
     def admin_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -133,10 +128,21 @@ class InvokeApi:
         return [data]
 
 
+def respond(outcome: Outcome, start_response: Callable) -> list[bytes]:
+    """Answer ``outcome`` over WSGI."""
+    start_response(
+        f"{outcome.status} {_STATUS_TEXT.get(outcome.status, 'OK')}",
+        outcome.headers + [("Content-Length", str(len(outcome.body)))],
+    )
+    return [outcome.body]
+
+
 def _describe(e: ExecutionEnvironment, now: float) -> dict[str, Any]:
     return {
         "id": e.id,
         "function": e.spec.name,
+        "version": e.spec.version,
+        "provisioned": e.provisioned,
         "state": e.state.value,
         "pid": e.proc.pid if e.proc else None,
         "log_stream": e.log_stream,
@@ -168,8 +174,12 @@ def mount(cloud: Host) -> LambdaDataPlane:
     plane = LambdaDataPlane(
         options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id, cloud.region
     )
-    api = InvokeApi(plane)
+    plane.async_invoker = AsyncInvoker(plane)
+    api = InvokeApi(plane, plane.async_invoker)
+    provisioned = ProvisionedConcurrency(plane)
+    plane.provisioned = provisioned
     cloud.routes.append(Route("lambda-invoke", api.matches_invoke, api.invoke_app))
+    cloud.routes.append(Route("lambda-provisioned-concurrency", provisioned.matches, provisioned.app))
     cloud.routes.append(Route("lambda-admin", api.matches_admin, api.admin_app))
     cloud.components.append(plane)
     return plane

@@ -49,7 +49,11 @@ class Concurrency:
 
 
 class Pool:
-    """Every live environment; idle ones per function (:attr:`RuntimeSpec.key`) in a LIFO stack."""
+    """Every live environment; idle ones per function version (:attr:`RuntimeSpec.env_key`) in a LIFO stack.
+
+    Provisioned environments (``env.provisioned``) serve first and are not ended for idleness or a
+    forced cold start, only when their function's code changes, it is deleted or its configuration removed.
+    """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -64,7 +68,10 @@ class Pool:
         stale = []
         try:
             with self._lock:
-                stack = self._idle.get(spec.key)
+                stack = self._idle.get(spec.env_key)
+                provisioned = [i for i, e in enumerate(stack or []) if e.provisioned]
+                if stack and provisioned:  # provisioned environments serve first, as on AWS
+                    stack.append(stack.pop(provisioned[-1]))
                 while stack:
                     env = stack.pop()
                     if env.spec.signature == spec.signature and env.claim():
@@ -80,35 +87,45 @@ class Pool:
         with self._lock:
             if not env.set_idle():
                 return
-            self._idle.setdefault(env.spec.key, []).append(env)
+            self._idle.setdefault(env.spec.env_key, []).append(env)
 
     def remove(self, env: ExecutionEnvironment) -> None:
         with self._lock:
             self.envs.discard(env)
-            stack = self._idle.get(env.spec.key)
+            stack = self._idle.get(env.spec.env_key)
             if stack and env in stack:
                 stack.remove(env)
 
     def take_expired(
-        self, ttl_s: float, key: tuple | None = None, name: str | None = None
+        self, ttl_s: float, key: tuple | None = None, name: str | None = None, keep_provisioned: bool = False
     ) -> list[ExecutionEnvironment]:
-        """Remove and return idle environments idle longer than ``ttl_s`` (of one function if ``key`` or ``name``)."""
+        """Remove and return idle environments idle longer than ``ttl_s`` (of one function if ``key`` or ``name``:
+        a key of 3 is every version of a function, of 4 one version)."""
         now = time.monotonic()
         out = []
         with self._lock:
             for k, stack in self._idle.items():
-                if (key is not None and k != key) or (name is not None and k[2] != name):
+                if (key is not None and k[: len(key)] != key) or (name is not None and k[2] != name):
                     continue
-                keep = [e for e in stack if now - e.last_used < ttl_s and e.state is EnvState.IDLE]
+                keep = [
+                    e
+                    for e in stack
+                    if (now - e.last_used < ttl_s or (keep_provisioned and e.provisioned)) and e.state is EnvState.IDLE
+                ]
                 out += [e for e in stack if e not in keep]
                 stack[:] = keep
         return out
 
     def end_expired(
-        self, ttl_s: float, reason: str, key: tuple | None = None, name: str | None = None
+        self,
+        ttl_s: float,
+        reason: str,
+        key: tuple | None = None,
+        name: str | None = None,
+        keep_provisioned: bool = False,
     ) -> list[ExecutionEnvironment]:
         """Kill (with ``reason``) and forget the idle environments :meth:`take_expired` returns."""
-        envs = self.take_expired(ttl_s, key, name)
+        envs = self.take_expired(ttl_s, key, name, keep_provisioned)
         for env in envs:
             env.kill(reason)
             self.remove(env)
@@ -138,7 +155,7 @@ class Reaper:
         period = max(0.05, min(1.0, self._idle_ttl_s / 4))
         checked = time.monotonic()
         while not self._stop.wait(period):
-            self._pool.end_expired(self._idle_ttl_s, "reaped")
+            self._pool.end_expired(self._idle_ttl_s, "reaped", keep_provisioned=True)
             if time.monotonic() - checked >= 1.0:
                 checked = time.monotonic()
                 for key in self._deleted():

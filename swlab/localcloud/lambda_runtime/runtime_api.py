@@ -146,7 +146,7 @@ class RuntimeApi:
         headers = [
             ("Lambda-Runtime-Aws-Request-Id", inv.request_id),
             ("Lambda-Runtime-Deadline-Ms", str(inv.deadline_ms)),
-            ("Lambda-Runtime-Invoked-Function-Arn", self._arn),
+            ("Lambda-Runtime-Invoked-Function-Arn", inv.invoked_arn or self._arn),
             ("Lambda-Runtime-Trace-Id", inv.trace_id),
             ("Content-Type", "application/json"),
         ]

@@ -41,7 +41,7 @@ class RuntimeSpec:
     """What an environment needs to know about a function; a new spec (new code/config) means new environments."""
 
     name: str
-    arn: str
+    arn: str  # the unqualified function ARN
     account_id: str
     region: str
     handler: str
@@ -65,6 +65,11 @@ class RuntimeSpec:
     def key(self) -> tuple[str, str, str]:
         """(account, region, name): the function, whatever its code or configuration."""
         return self.account_id, self.region, self.name
+
+    @property
+    def env_key(self) -> tuple[str, str, str, str]:
+        """(account, region, name, version): one version's environments (each version runs its own)."""
+        return self.account_id, self.region, self.name, self.version
 
 
 def extract_code(zip_bytes: bytes, code_root: Path, sha_hex: str) -> Path:

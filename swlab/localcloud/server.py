@@ -32,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -298,6 +299,28 @@ def health_of(endpoint_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
             return dict(json.loads(resp.read()))
     except (OSError, ValueError):
         return {}
+
+
+def faults_of(endpoint_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The fault report of the local cloud at ``endpoint_url`` (rules, counts per type; empty when it does not answer)."""
+    try:
+        with urllib.request.urlopen(endpoint_url + FAULTS_PATH, timeout=timeout_s) as resp:
+            return dict(json.loads(resp.read()))
+    except (OSError, ValueError):
+        return {}
+
+
+def add_faults(endpoint_url: str, rules: list[Any], timeout_s: float = 10.0) -> dict[str, Any]:
+    """POST fault rules to a running local cloud; ``LocalCloudError`` with its reason when refused."""
+    req = urllib.request.Request(endpoint_url + FAULTS_PATH, data=json.dumps(rules).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise LocalCloudError(f"the local cloud refused the fault rules: {reason}") from None
+    except OSError as exc:
+        raise LocalCloudError(f"the local cloud at {endpoint_url} did not answer: {exc}") from None
 
 
 def wait_healthy(endpoint_url: str, timeout_s: float = 30.0) -> bool:

@@ -12,6 +12,7 @@ from swlab.analysis.reconcile import Reconciliation
 from swlab.run.measure import client_samples
 from swlab.run.records import CollectRecord
 from swlab.run.rundir import RunDir
+from swlab.run.services import record_faults
 
 
 def describe_window(run: RunDir) -> str:
@@ -23,6 +24,10 @@ def collect_telemetry(run: RunDir, settle_s: float = 5.0, metric_period_s: int =
     """Wait ``settle_s`` for logs and metrics to arrive, collect the window the notebooks measured, save it."""
     settings, (start, end) = run.settings(), run.window()
     time.sleep(settle_s)
+    faults = record_faults(run)
+    if faults and faults.get("total"):
+        injected = ", ".join(f"{k} {v}" for k, v in faults["counts"].items() if v)
+        print(f"faults injected: {faults['total']} ({injected})")
     data = collect_run(
         settings, start, end, jtl=client_samples(run), period_s=metric_period_s, extra={"run_id": run.id, **extra}
     )

@@ -11,6 +11,7 @@ from swlab.analysis.robustness import by_fault_type, outcome_counts, outcomes, t
 from swlab.localcloud.faults import FaultInjector, FaultRuleError, request_service
 from swlab.run.paths import LabError
 from swlab.run.profiles import load_profile, plan_parameters
+from swlab.run.robustness_page import robustness_section
 from swlab.run.rundir import start_run
 from swlab.run.services import ensure_local_cloud
 from swlab.settings import load_settings
@@ -123,8 +124,6 @@ def test_outcomes_per_execution_and_per_fault_type():
 
 
 def test_the_robustness_page_shows_faults_against_outcomes(tmp_path):
-    from swlab.run.robustness_page import robustness_section
-
     run = start_run(tmp_path / "r", root=ROOT)
     assert "No fault was injected in this run" in robustness_section(run)
     run.record("faults", {"total": 4, "counts": {"lambda_kill": 3, "s3_throttle": 1}, "rules": [{}, {}]})

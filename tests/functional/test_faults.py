@@ -6,10 +6,12 @@ import json
 import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 from botocore.exceptions import ClientError
 from conftest import deploy, invoke_json
+from sfn_helpers import create_state_machine, history_events, run_execution
 
 from swlab.localcloud.server import LocalCloudProcess
 from swlab.settings import client, load_settings
@@ -187,3 +189,42 @@ def test_a_rate_and_a_window(cloud, faults):
     assert error_of(lambda: s3.list_objects_v2(Bucket="rate-bucket")) == ("SlowDown", 503)
     time.sleep(1.5)
     s3.list_objects_v2(Bucket="rate-bucket")  # after it
+
+
+CLASSIFY_ASL = Path(__file__).resolve().parents[2] / "asl" / "classify.asl.json"
+
+
+@pytest.mark.parametrize(
+    "rule,error",
+    [
+        ({"type": "lambda_kill"}, "Runtime.ExitError"),
+        ({"type": "lambda_timeout"}, "Sandbox.Timedout"),
+        ({"type": "lambda_oom"}, "Runtime.OutOfMemory"),
+        ({"type": "lambda_error"}, "Runtime.Unknown"),
+        ({"type": "function_down", "max_count": 2}, "Lambda.ServiceException"),
+    ],
+)
+def test_the_workflow_retry_design_carries_a_task_through_each_lambda_fault(cloud, faults, rule, error):
+    """A task with Workflow 2's Retry (the Resize state's) over a function that fails once: the execution
+    succeeds, and its history shows the failed attempt under the error name the fault produces."""
+    lam, sfn = clients(cloud, "lambda"), clients(cloud, "stepfunctions")
+    name = deploy(lam, clients(cloud, "iam"), "echo")
+    invoke_json(lam, name)  # a warm environment first
+    resize = json.loads(CLASSIFY_ASL.read_text())["States"]["Resize"]
+    task = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke",
+        "Parameters": {"FunctionName": name, "Payload.$": "$"},
+        "Retry": resize["Retry"],
+        "End": True,
+    }
+    arn = create_state_machine(sfn, {"StartAt": "T", "States": {"T": task}})
+    faults({"max_count": 1, **rule, "functions": [name]})
+    desc = run_execution(sfn, arn, {"image_id": "x"})
+    assert desc["status"] == "SUCCEEDED", desc
+    failed = [
+        e["taskFailedEventDetails"]["error"]
+        for e in history_events(sfn, desc["executionArn"])
+        if "taskFailedEventDetails" in e
+    ]
+    assert failed and set(failed) == {error}

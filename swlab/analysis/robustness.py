@@ -71,9 +71,10 @@ def outcome_counts(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def by_fault_type(counts: dict[str, int], states: pd.DataFrame) -> pd.DataFrame:
-    """Per fault type: ``injected``, ``task_errors_seen`` (failed task attempts named as that fault's error
-    in the histories; each failed attempt counted once per error recorded on its state)."""
-    errors = states["error"].dropna().astype(str) if "error" in states else pd.Series(dtype=str)
+    """Per fault type: ``injected``, ``task_errors_seen``: Task states of the histories whose (last) error is
+    the one that fault produces (a task retried several times under one fault type counts once)."""
+    tasks = states[states["state_type"] == "Task"] if "state_type" in states else states
+    errors = tasks["error"].dropna().astype(str) if "error" in tasks else pd.Series(dtype=str)
     rows = []
     for kind, names in FAULT_ERRORS.items():
         seen = int(sum(errors.str.contains(n, regex=False).sum() for n in names)) if len(errors) else 0

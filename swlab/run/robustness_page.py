@@ -38,9 +38,9 @@ def robustness_section(run: RunDir) -> str:
         lines += _markdown(by_fault_type(faults.get("counts") or {}, states))
         lines += [
             "",
-            "`task_errors_seen`: failed task attempts in the executions' histories named as that fault's error "
-            "(S3 and DynamoDB faults are mostly absorbed by the SDKs' retries inside the functions, and show as "
-            "injected only).",
+            "`task_errors_seen`: tasks of the executions' histories whose last error is the one that fault "
+            "produces (a task retried several times counts once; S3 and DynamoDB faults are mostly absorbed by "
+            "the SDKs' retries inside the functions and show as injected only, but for the direct DynamoDB task).",
             "",
         ]
     if executions.empty:

@@ -49,7 +49,7 @@ def count_tracebacks(texts: list[str], tables: dict[str, pd.DataFrame]) -> int:
     return n
 
 
-def figures(run_dir: Path, cli_output: str, exit_code: int) -> dict[str, Any]:
+def figures(run_dir: Path, cli_output: str, exit_code: int | None) -> dict[str, Any]:
     run = open_run(run_dir)
     manifest = run.manifest()
     tables: dict[str, pd.DataFrame] = {}
@@ -65,8 +65,9 @@ def figures(run_dir: Path, cli_output: str, exit_code: int) -> dict[str, Any]:
         "faults_injected": faults.get("total", 0),
         "terminal_pct": terminal_pct(executions),
         "raw_tracebacks_to_user": count_tracebacks([cli_output], tables),
-        "run_exit_code": exit_code,
     }
+    if exit_code is not None:
+        out["run_exit_code"] = exit_code
     out.update({f"faults_{k}": v for k, v in (faults.get("counts") or {}).items()})
     for row in outcome_counts(outcomes(executions, states)).itertuples():
         out[f"outcome[{row.outcome}]"] = row.executions
@@ -84,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.figures_of is not None:
         log = args.figures_of.parent / f"{args.figures_of.name}.cli.log"
         output = log.read_text() if log.exists() else ""
-        for name, value in figures(args.figures_of.resolve(), output, 0).items():
+        for name, value in figures(args.figures_of.resolve(), output, None).items():
             print(f"{name}: {value}")
         return 0
     run_dir = Path(args.run_dir or f"runs/bench-faults-{time.strftime('%Y%m%dT%H%M%S')}").resolve()

@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from swlab.analysis.robustness import by_fault_type, outcome_counts, outcomes, terminal_pct
+from swlab.bench.faults import count_tracebacks
 from swlab.localcloud.faults import FaultInjector, FaultRuleError, request_service
 from swlab.run.paths import LabError
 from swlab.run.profiles import load_profile, plan_parameters
@@ -141,3 +142,15 @@ def test_the_robustness_page_shows_faults_against_outcomes(tmp_path):
     assert "| succeeded after retries | 1 |" in page and "| FAILED: ModelFailure | 1 |" in page
     assert "100.0 % of the executions are in a terminal state." in page
     assert "2 of 2 accounted for" in page
+
+
+def test_bench_counts_tracebacks_in_what_users_see():
+    tables = {
+        "jtl": pd.DataFrame(
+            {"responseMessage": ["OK", "Traceback (most recent call last):\n x"], "failureMessage": [None, ""]}
+        ),
+        "executions": pd.DataFrame({"error": [None, "ModelFailure"]}),
+        "items": pd.DataFrame({"error": ["Traceback (most recent call last): y"]}),
+    }
+    assert count_tracebacks(["ok\nTraceback (most recent call last):\n", "fine"], tables) == 3
+    assert count_tracebacks(["one clear line"], {}) == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -154,3 +155,22 @@ def test_bench_counts_tracebacks_in_what_users_see():
     }
     assert count_tracebacks(["ok\nTraceback (most recent call last):\n", "fine"], tables) == 3
     assert count_tracebacks(["one clear line"], {}) == 0
+
+
+def test_a_model_that_is_down_degrades_the_request_within_api_gateways_29_s():
+    """bench-faults: with the service-error retries under the 10-attempt throttling retrier (~56 s), 13 of 20
+    /classify answered 504 while a model was down; its service errors now give up after a few seconds."""
+    definition = json.loads((ROOT / "asl" / "classify.asl.json").read_text())
+    for branch in definition["States"]["Classify"]["Branches"]:
+        for name, state in branch["States"].items():
+            if state["Type"] != "Task":
+                continue
+            retrier = next(r for r in state["Retry"] if "Lambda.ServiceException" in r["ErrorEquals"])
+            waits = [
+                min(
+                    retrier["IntervalSeconds"] * retrier.get("BackoffRate", 2.0) ** i,
+                    retrier.get("MaxDelaySeconds", 1e9),
+                )
+                for i in range(retrier["MaxAttempts"])
+            ]
+            assert sum(waits) <= 10, (name, waits)

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Protocol
 
+from swlab.localcloud.faults import FaultInjector
+
 WSGIApp = Callable[[dict, Callable], Iterable[bytes]]
 
 
@@ -30,6 +32,7 @@ class Host(Protocol):
     account_id: str
     region: str
     routes: list[Route]
+    faults: FaultInjector  # the fault rules in force (the Lambda data plane asks it per invoke)
     components: list[Any]  # objects with a shutdown() method, stopped in reverse order
 
     @property

@@ -2,7 +2,9 @@
 
 One threaded WSGI server dispatches each request, in order, to
 
-1. ``/_localcloud/health`` (our health endpoint, JSON);
+1. ``/_localcloud/health`` (our health endpoint, JSON) and ``/_localcloud/faults`` (the
+   fault rules, :mod:`swlab.localcloud.faults`); then, when a fault rule fires for an S3 or
+   DynamoDB request, the error AWS would answer;
 2. the *routes* registered by our data planes (Lambda invoke and the Lambda
    Runtime API, the API Gateway data plane), each a :class:`Route`;
 3. moto's WSGI application, mounted in-process, for every other AWS API.
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -37,6 +40,7 @@ from typing import Any, Callable, Iterable
 from werkzeug.serving import BaseWSGIServer, make_server
 
 from swlab.localcloud import apigw, moto_patches
+from swlab.localcloud.faults import FAULTS_PATH, FaultInjector, aws_error_response
 from swlab.localcloud.lambda_runtime import invoke_api
 from swlab.localcloud.routes import Route, WSGIApp
 
@@ -72,6 +76,7 @@ class LocalCloud:
         self.account_id = DEFAULT_ACCOUNT_ID
         self.work_dir = Path(work_dir or Path.cwd() / ".localcloud").resolve()
         self.options = dict(options or {})
+        self.faults = FaultInjector(self.options.get("faults") or ())
         self.routes: list[Route] = []
         self.components: list[Any] = []  # data planes with a shutdown() method
         self._server: BaseWSGIServer | None = None
@@ -133,6 +138,11 @@ class LocalCloud:
     def _dispatch(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH:
             return _json_response(start_response, "200 OK", self.health())
+        if environ.get("PATH_INFO") == FAULTS_PATH:
+            return self.faults.admin_app(environ, start_response)
+        injection = self.faults.aws_fault(environ)
+        if injection is not None:
+            return aws_error_response(injection, environ, start_response)
         for route in self.routes:
             if route.matches(environ):
                 return route.app(environ, start_response)
@@ -147,6 +157,7 @@ class LocalCloud:
             "region": self.region,
             "uptime_s": round(time.time() - (self.started_at or time.time()), 3),
             "routes": [r.name for r in self.routes],
+            "faults_injected": self.faults.report()["total"],
             **{k: v for c in self.components if hasattr(c, "health") for k, v in c.health().items()},
         }
 
@@ -288,6 +299,28 @@ def health_of(endpoint_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
             return dict(json.loads(resp.read()))
     except (OSError, ValueError):
         return {}
+
+
+def faults_of(endpoint_url: str, timeout_s: float = 5.0) -> dict[str, Any]:
+    """The fault report of the local cloud at ``endpoint_url`` (rules, counts per type; empty when it does not answer)."""
+    try:
+        with urllib.request.urlopen(endpoint_url + FAULTS_PATH, timeout=timeout_s) as resp:
+            return dict(json.loads(resp.read()))
+    except (OSError, ValueError):
+        return {}
+
+
+def add_faults(endpoint_url: str, rules: list[Any], timeout_s: float = 10.0) -> dict[str, Any]:
+    """POST fault rules to a running local cloud; ``LocalCloudError`` with its reason when refused."""
+    req = urllib.request.Request(endpoint_url + FAULTS_PATH, data=json.dumps(rules).encode(), method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=timeout_s) as resp:
+            return dict(json.loads(resp.read()))
+    except urllib.error.HTTPError as exc:
+        reason = json.loads(exc.read() or b"{}").get("error", exc.reason)
+        raise LocalCloudError(f"the local cloud refused the fault rules: {reason}") from None
+    except OSError as exc:
+        raise LocalCloudError(f"the local cloud at {endpoint_url} did not answer: {exc}") from None
 
 
 def wait_healthy(endpoint_url: str, timeout_s: float = 30.0) -> bool:

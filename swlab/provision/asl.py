@@ -9,7 +9,7 @@ without a placeholder (a typo on either side) and anything left over.
 ``Default``, ``Choices[].Next`` and ``Catch[].Next`` names a state of its own
 scope (a Parallel branch is its own scope), every state is reachable, and
 every Task has ``TimeoutSeconds`` and a ``Retry`` that, for Lambda tasks,
-covers Lambda's service errors and throttling.
+covers Lambda's service errors and throttling and an environment's transient failures.
 """
 
 from __future__ import annotations
@@ -30,6 +30,11 @@ LAMBDA_SERVICE_ERRORS = frozenset(
         "Lambda.SdkClientException",
         "Lambda.TooManyRequestsException",
     }
+)
+# What a Lambda environment's failure is named (killed, timed out, out of memory, a runtime error, an
+# AWS SDK error the function let through): transient under faults, so every Lambda task retries them.
+LAMBDA_TRANSIENT_ERRORS = frozenset(
+    {"Lambda.Unknown", "Sandbox.Timedout", "Runtime.ExitError", "Runtime.OutOfMemory", "Runtime.Unknown", "ClientError"}
 )
 TERMINAL = {"Succeed", "Fail"}
 
@@ -152,6 +157,8 @@ def _task_problems(name: str, state: Mapping[str, Any]) -> list[str]:
         covered = {e for r in retry for e in r.get("ErrorEquals", [])}
         if "States.ALL" not in covered and not LAMBDA_SERVICE_ERRORS <= covered:
             problems.append(f"Task {name} does not retry {sorted(LAMBDA_SERVICE_ERRORS - covered)}")
+        if "States.ALL" not in covered and not LAMBDA_TRANSIENT_ERRORS <= covered:
+            problems.append(f"Task {name} does not retry {sorted(LAMBDA_TRANSIENT_ERRORS - covered)}")
     return problems
 
 

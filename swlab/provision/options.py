@@ -30,7 +30,8 @@ WORKFLOW_TYPES = ("EXPRESS", "STANDARD")
 #   tree reached 30 GB of summed RSS (3.3 GB of memory left available) and all 60 requests answered 504
 #   after 29 s; with 2 each, at most 6 torch environments, 6.7 GB peak, 60/60 answered 200 (p50 0.47 s,
 #   the first 25 s); with 1 each, 3.7 GB, 60/60 (p50 0.56 s). The excess invocations get
-#   Lambda.TooManyRequestsException and the model tasks' Retry (10 attempts, up to ~64 s) absorbs them.
+#   Lambda.TooManyRequestsException and the model tasks' Retry (10 attempts, up to ~64 s) absorbs them;
+#   their other service errors (a model down) have a short retrier of their own (3 attempts, <= 7 s).
 # On AWS (the defaults): TLS-only bucket, nothing reserved (the account's limit applies).
 LOCAL_CLOUD_OPTIONS: Mapping[str, Any] = {"tls_only": False, "model_reserved_concurrency": 2}
 # What a deploy gets, per target, before the caller's own options (the run layer and the CLI apply it):

@@ -8,7 +8,8 @@ with ``execute_notebooks: "off"`` and warnings as errors. The HTML lands in
 ``<run>/book/_build/html``.
 
 Build-time additions, all from the run's ``manifest.json``: ``book/run.md``
-(profile, parameters, stage times, commit, tool versions) and, when the models
+(profile, parameters, stage times, commit, tool versions), the robustness page's tables (faults injected
+against outcomes, :mod:`swlab.run.robustness_page`) and, when the models
 ran with untrained weights, a warning at the top of every results page.
 
 :func:`check_page` opens a built page in headless Chromium (``--dump-dom``) and
@@ -34,6 +35,7 @@ import yaml
 
 from swlab.run.paths import project_root
 from swlab.run.records import ModelsRecord
+from swlab.run.robustness_page import robustness_section
 from swlab.run.rundir import RunDir
 
 INCLUDED_DIRS = ("book", "asl", "lambdas")  # what the chapters show or include (literalinclude)
@@ -77,6 +79,7 @@ def assemble(run: RunDir, root: Path | None = None) -> Path:
     (src / "book" / "run.md").write_text(run_page(manifest, missing))
     _banner_after_title(src / "book" / "results.md", _weights_banner(weights_status(manifest)))
     _append(src / "book" / "method.md", weights_section(manifest))
+    _append(src / "book" / "robustness.md", robustness_section(run))
     return src
 
 

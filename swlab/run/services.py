@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from swlab.localcloud.server import LocalCloudError, LocalCloudProcess, health_of, wait_healthy
+from swlab.localcloud.faults import FaultInjector, FaultRuleError
+from swlab.localcloud.server import LocalCloudError, LocalCloudProcess, add_faults, faults_of, health_of, wait_healthy
 from swlab.run.paths import LabError
 from swlab.run.records import ImageServerRecord, LocalCloudRecord
 from swlab.run.rundir import RunDir, now_iso, record_settings
@@ -83,10 +84,22 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
     Returns the settings with the endpoint; recorded in the manifest so that
     later notebooks find it. Target ``aws``: nothing to start.
     """
+    rules = list((options or {}).get("faults") or [])
     if settings.target != "local":
+        if rules:
+            raise LabError("faults are injected by the local cloud only (target local), not on AWS")
         run.record(LocalCloudRecord.KEY, None)
         return settings
+    try:
+        FaultInjector(rules)  # refuse a bad rule before anything starts
+    except FaultRuleError as exc:
+        raise LabError(f"faults: {exc}") from None
     if settings.endpoint_url and wait_healthy(settings.endpoint_url, timeout_s=2):
+        if rules:
+            try:
+                add_faults(settings.endpoint_url, rules)
+            except LocalCloudError as exc:
+                raise LabError(str(exc)) from None
         health = health_of(settings.endpoint_url)
         run.save(
             LocalCloudRecord(
@@ -119,6 +132,16 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
     settings = settings.with_(endpoint_url=cloud.endpoint_url)
     record_settings(run, settings)
     return settings
+
+
+def record_faults(run: RunDir) -> dict[str, Any] | None:
+    """The local cloud's fault report (rules, injections per type) into the manifest (``faults``), while it runs."""
+    cloud = run.load(LocalCloudRecord)
+    report = faults_of(cloud.endpoint) if cloud is not None and cloud.endpoint else {}
+    if not report:
+        return None
+    run.record("faults", report)
+    return report
 
 
 def stop_local_cloud(run: RunDir, grace_s: float = 15.0) -> bool:

@@ -15,6 +15,7 @@ from swlab.run.measure import client_samples
 from swlab.run.progress import ProgressFile
 from swlab.run.records import CollectRecord
 from swlab.run.rundir import RunDir
+from swlab.run.services import record_faults
 from swlab.settings import Settings, client
 
 _REQUEST = re.compile(r"^(START|REPORT) RequestId: (\S+)")
@@ -31,6 +32,10 @@ def collect_telemetry(run: RunDir, settle_s: float = 5.0, metric_period_s: int =
     settings, (start, end) = run.settings(), run.window()
     waited = wait_for_logs(settings, start, end, settle_s)
     print(f"waited {waited:.1f} s for the window's logs (at most {settle_s:g} s)")
+    faults = record_faults(run)
+    if faults and faults.get("total"):
+        injected = ", ".join(f"{k} {v}" for k, v in faults["counts"].items() if v)
+        print(f"faults injected: {faults['total']} ({injected})")
     data = collect_run(
         settings,
         start,

@@ -144,6 +144,10 @@ def mutate(change):
             "Task Update does not retry ['Lambda.TooManyRequestsException']",
         ),
         (
+            lambda d: d["States"]["Resize"]["Retry"][1]["ErrorEquals"].remove("Sandbox.Timedout"),
+            "Task Resize does not retry ['Sandbox.Timedout']",
+        ),
+        (
             lambda d: d["States"]["Classify"]["Branches"][2]["States"]["MobileNet"].pop("TimeoutSeconds"),
             "Classify.Branches[2].Task MobileNet has no TimeoutSeconds",
         ),

@@ -27,6 +27,7 @@ import math
 import sys
 import threading
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -34,6 +35,7 @@ from typing import Any, Callable
 
 from swlab.localcloud import report_lines
 from swlab.localcloud.cpu_share import choose_limiter
+from swlab.localcloud.faults import LAMBDA_KILLS, FaultInjector, Injection
 from swlab.localcloud.lambda_runtime.catalog import FunctionCatalog
 from swlab.localcloud.lambda_runtime.execution_environment import ExecutionEnvironment
 from swlab.localcloud.lambda_runtime.invocation import Invocation, error_body
@@ -86,8 +88,17 @@ def json_error(status: int, error_type: str, message: str, extra: dict | None = 
 class LambdaDataPlane:
     """Runs Lambda functions as local execution environments; ``shutdown()`` ends every process group."""
 
-    def __init__(self, options: LambdaOptions, work_dir: Path, endpoint_url: str, account_id: str, region: str) -> None:
+    def __init__(
+        self,
+        options: LambdaOptions,
+        work_dir: Path,
+        endpoint_url: str,
+        account_id: str,
+        region: str,
+        faults: FaultInjector | None = None,
+    ) -> None:
         self.options = options
+        self.faults = faults or FaultInjector()
         self.endpoint_url = endpoint_url
         self.account_id = account_id
         self.region = region
@@ -133,7 +144,10 @@ class LambdaDataPlane:
             return json_error(429, "TooManyRequestsException", "Rate Exceeded.", {"Reason": reason})
         try:
             self.telemetry.metric(spec, "ConcurrentExecutions", in_flight)
-            return self._invoke_in_slot(spec, payload, client_context, tail, invoked_arn, request_id)
+            fault = self.faults.lambda_fault(spec.name)
+            if fault is not None and fault.rule.type not in LAMBDA_KILLS:
+                return self._injected_failure(spec, fault)
+            return self._invoke_in_slot(spec, payload, client_context, tail, invoked_arn, request_id, fault)
         finally:
             self.concurrency.release(key, reserved is not None)
             if self.provisioned is not None:
@@ -148,6 +162,25 @@ class LambdaDataPlane:
         """Whether the plane is shutting down (after waiting up to ``wait_s`` for it)."""
         return self._stop.wait(wait_s) if wait_s > 0 else self._stop.is_set()
 
+    def _injected_failure(self, spec: RuntimeSpec, fault: Injection) -> Outcome:
+        """A fault before any environment runs: the service is down (500), or the function raised."""
+        self._metrics(spec, True, 0.0)
+        if fault.rule.type == "function_down":
+            return Outcome(
+                500,
+                [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ServiceException")],
+                json.dumps({"Type": "Service", "Message": f"{spec.name} is down (injected fault)"}).encode(),
+            )
+        error_type = fault.rule.error_type
+        body = error_body(error_type, f"Injected fault: {error_type} before the handler ran")
+        headers = [
+            ("Content-Type", "application/json"),
+            ("X-Amz-Executed-Version", spec.version),
+            ("x-amzn-RequestId", str(uuid.uuid4())),
+            ("X-Amz-Function-Error", "Unhandled"),
+        ]
+        return Outcome(200, headers, body)
+
     def _invoke_in_slot(
         self,
         spec: RuntimeSpec,
@@ -156,6 +189,7 @@ class LambdaDataPlane:
         tail: bool,
         invoked_arn: str | None,
         request_id: str | None,
+        fault: Injection | None = None,
     ) -> Outcome:
         inv = Invocation(payload, spec.timeout_s, client_context, invoked_arn, request_id)
         env = self.pool.take_idle(spec)
@@ -174,6 +208,8 @@ class LambdaDataPlane:
             if inv.started is None:  # else START was written before the init ran again
                 self._log(env, report_lines.start_line(inv.request_id, spec.version) + "\n", inv)
             env.dispatch(inv, self._remaining_s(inv))
+            if fault is not None and not inv.done.wait(min(fault.rule.after_s, self._remaining_s(inv))):
+                env.kill(LAMBDA_KILLS[fault.rule.type])  # lambda_kill / lambda_timeout / lambda_oom
             if not inv.done.wait(self._remaining_s(inv)):
                 env.kill("timeout")
         return self._finish(env, inv, cold, tail)

@@ -45,6 +45,7 @@ _STATUS_TEXT = {
     204: "No Content",
     400: "Bad Request",
     404: "Not Found",
+    500: "Internal Server Error",
     429: "Too Many Requests",
 }
 
@@ -172,7 +173,7 @@ def mount(cloud: Host) -> LambdaDataPlane:
     """Build the data plane from ``cloud.options`` and register its routes and itself on ``cloud``."""
     options = LambdaOptions.from_options(cloud.options)
     plane = LambdaDataPlane(
-        options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id, cloud.region
+        options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id, cloud.region, cloud.faults
     )
     plane.async_invoker = AsyncInvoker(plane)
     api = InvokeApi(plane, plane.async_invoker)

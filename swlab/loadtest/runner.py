@@ -385,14 +385,15 @@ def run_workflow(
     """Load-test one workflow ("wf1" ingest, "wf2" classify) with its plan; checks the data file first."""
     spec = WORKFLOWS[workflow]
     read_data_file(data_file, spec.field)  # fail here, clearly, rather than in every sample
-    props = plan_properties(endpoint, profile, data_file)
+    props = plan_properties(endpoint, profile, data_file, workflow)
+    mode = f" ({profile.mode})" if "mode" in props else ""
     return run_jmeter(
         plan_path(workflow, plans_dir),
         props,
         run_dir,
         install=install,
         progress=progress,
-        label=f"{workflow} {spec.label}",
+        label=f"{workflow} {spec.label}{mode}",
     )
 
 

@@ -28,6 +28,11 @@ PLAN_PROPERTIES = (
     "timeout_ms",
     "data_file",
 )
+# Properties only one workflow's plan reads (on top of PLAN_PROPERTIES).
+WORKFLOW_PROPERTIES: dict[str, tuple[str, ...]] = {"wf1": (), "wf2": ("mode", "poll_ms")}
+# Workflow 2's request modes: ``sync`` posts /classify (StartSyncExecution, one answer); ``async`` posts
+# /classifications (202) and polls GET /images/{id} until this submission's terminal status.
+MODES = ("sync", "async")
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,14 @@ class LoadProfile:
     duration_s: int = 180
     timeout_ms: int = 35_000  # API Gateway answers within 29 s; the plans wait this long after the last arrival
     warmup_s: float = 1.0  # arrival-free pause before the first arrival (after the plans' setUp)
+    mode: str = "sync"  # Workflow 2 only: sync (POST /classify) or async (POST /classifications, then polling)
+    poll_ms: int = 500  # Workflow 2 async: pause between two GET /images/{id}
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.poll_ms <= 0:
+            raise ValueError(f"poll_ms must be positive, got {self.poll_ms!r}")
 
     @property
     def samples_planned(self) -> int:
@@ -92,10 +105,13 @@ def plan_path(workflow: str, plans_dir: Path | None = None) -> Path:
     return (plans_dir or PLANS_DIR) / WORKFLOWS[workflow].plan
 
 
-def plan_properties(endpoint: ApiEndpoint, profile: LoadProfile, data_file: Path) -> dict[str, str]:
-    """The JMeter properties (``-Jname=value``) every plan reads; keys are exactly PLAN_PROPERTIES."""
+def plan_properties(
+    endpoint: ApiEndpoint, profile: LoadProfile, data_file: Path, workflow: str | None = None
+) -> dict[str, str]:
+    """The JMeter properties (``-Jname=value``) a plan reads: PLAN_PROPERTIES, plus ``workflow``'s own ones."""
     base = endpoint.base_path.strip("/")
-    return {
+    extra = {"mode": profile.mode, "poll_ms": str(int(profile.poll_ms))}
+    common = {
         "protocol": endpoint.protocol,
         "host": endpoint.host,
         "port": str(endpoint.port),
@@ -107,6 +123,7 @@ def plan_properties(endpoint: ApiEndpoint, profile: LoadProfile, data_file: Path
         "data_file": str(Path(data_file).resolve()),
         "timeout_ms": str(int(profile.timeout_ms)),
     }
+    return common | {name: extra[name] for name in WORKFLOW_PROPERTIES.get(workflow or "", ())}
 
 
 def write_data_file(path: Path, values: Iterable[str], column: str) -> Path:

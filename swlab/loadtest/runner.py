@@ -447,7 +447,8 @@ def run_workflow(
     With ``remote`` engines, the profile's rate is split between them (each runs the whole plan)."""
     spec = WORKFLOWS[workflow]
     read_data_file(data_file, spec.field)  # fail here, clearly, rather than in every sample
-    props = plan_properties(endpoint, profile, data_file)
+    props = plan_properties(endpoint, profile, data_file, workflow)
+    mode = f" ({profile.mode})" if "mode" in props else ""
     if remote:
         props["rate"] = f"{remote_mod.split_rate(profile.rate_per_s, len(remote)):g}"
     return run_jmeter(
@@ -456,7 +457,7 @@ def run_workflow(
         run_dir,
         install=install,
         progress=progress,
-        label=f"{workflow} {spec.label}",
+        label=f"{workflow} {spec.label}{mode}",
         remote=remote,
     )
 

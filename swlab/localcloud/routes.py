@@ -37,3 +37,7 @@ class Host(Protocol):
 
     @property
     def endpoint_url(self) -> str: ...
+
+    def moto_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Moto's WSGI app: a route may hand a request on to the control plane."""
+        ...

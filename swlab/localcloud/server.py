@@ -135,6 +135,10 @@ class LocalCloud:
         return f"http://{self.host}:{self.port}"
 
     # -- request dispatch ----------------------------------------------------------
+    def moto_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        assert self._moto_app is not None, "call start() first"
+        return self._moto_app(environ, start_response)
+
     def _dispatch(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == HEALTH_PATH:
             return _json_response(start_response, "200 OK", self.health())
@@ -146,8 +150,7 @@ class LocalCloud:
         for route in self.routes:
             if route.matches(environ):
                 return route.app(environ, start_response)
-        assert self._moto_app is not None
-        return self._moto_app(environ, start_response)
+        return self.moto_app(environ, start_response)
 
     def health(self) -> dict[str, Any]:
         return {

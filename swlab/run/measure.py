@@ -113,10 +113,17 @@ class LoadTest:
 
     def describe(self) -> str:
         what = "URLs" if self.workflow == "wf1" else "ingested images"
-        path = f"{self.endpoint.base_path}/{WORKFLOWS[self.workflow].label}"
+        asynchronous = self.workflow == "wf2" and self.profile.mode == "async"
+        path = f"{self.endpoint.base_path}/{'classifications' if asynchronous else WORKFLOWS[self.workflow].label}"
+        polling = (
+            f", each polling {self.endpoint.base_path}/images/{{image_id}} every {self.profile.poll_ms} ms until its "
+            "terminal status (a sample is submit -> terminal)"
+            if asynchronous
+            else ""
+        )
         return (
             f"{self.profile.samples_planned} requests to {self.endpoint.protocol}://{self.endpoint.host}:"
-            f"{self.endpoint.port}{path} over {self.profile.duration_s} s, from {self.rows} {what}"
+            f"{self.endpoint.port}{path} over {self.profile.duration_s} s, from {self.rows} {what}{polling}"
         )
 
     def execute(self, progress: Callable[[Progress], None] | None = None) -> JMeterRun:
@@ -162,14 +169,23 @@ class LoadTest:
 
 
 def prepare_load_test(
-    run: RunDir, workflow: str, rate_per_s: float, duration_s: int, given_urls: list[str] | None = None
+    run: RunDir,
+    workflow: str,
+    rate_per_s: float,
+    duration_s: int,
+    given_urls: list[str] | None = None,
+    mode: str = "sync",
+    poll_ms: int = 500,
 ) -> LoadTest:
-    """The endpoint, the load profile and the data file of one workflow's load test."""
+    """The endpoint, the load profile and the data file of one workflow's load test.
+
+    ``mode`` (Workflow 2): ``sync`` posts /classify; ``async`` posts /classifications and polls
+    /images/{id} every ``poll_ms`` until the submission's terminal status.
+    """
+    profile = LoadProfile(rate_per_s=rate_per_s, duration_s=duration_s, mode=mode, poll_ms=poll_ms)
     rows = workflow_rows(run, workflow, given_urls)
     write_data_file(run.data_file(workflow), rows, WORKFLOWS[workflow].field)
-    return LoadTest(
-        run, workflow, LoadProfile(rate_per_s=rate_per_s, duration_s=duration_s), api_endpoint(run), len(rows)
-    )
+    return LoadTest(run, workflow, profile, api_endpoint(run), len(rows))
 
 
 def client_samples(run: RunDir) -> pd.DataFrame:

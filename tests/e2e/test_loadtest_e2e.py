@@ -81,3 +81,20 @@ def test_each_classified_image_is_recorded_as_classified(aws, stack, wf1, wf2):
     assert ids and ids <= set(wf1[1]["sample_id"])
     statuses = {image_id: item(aws, stack, image_id).get("status", {}).get("S") for image_id in ids}
     assert set(statuses.values()) == {"CLASSIFIED"}, statuses
+
+
+def test_async_mode_one_sample_per_submission_from_submit_to_classified(aws, stack, install, target, wf1, wf2, runs):
+    """mode=async against the lab's API: POST /classifications, then polling GET /images/{id}."""
+    ids = wf1[1].loc[wf1[1]["success"], "sample_id"].tolist()
+    data = write_data_file(runs / "async_ids.csv", ids, "image_id")
+    profile = LoadProfile(rate_per_s=1.0, duration_s=5, timeout_ms=60_000, mode="async", poll_ms=250)
+    run = run_workflow("wf2", target, data, runs / "wf2-async", profile, install=install, progress=lambda p: None)
+    df = parse_jtl(run.jtl)
+    assert len(df) == 5, df[["timeStamp", "responseCode"]]
+    failed = df.loc[~df["success"], ["responseCode", "failureMessage"]]
+    assert failed.empty, failed.to_dict("records")
+    assert df["sample_id"].str.startswith("arn:aws:states:").all() and df["sample_id"].is_unique
+    assert (df["elapsed"] > df["Latency"]).all()  # the polling is in the sample, after the 202
+    assert df["responseMessage"].str.match(r"^CLASSIFIED after \d+ polls$").all()
+    for image_id in df["row_value"]:
+        assert item(aws, stack, image_id)["status"]["S"] == "CLASSIFIED"

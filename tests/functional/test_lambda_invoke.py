@@ -257,3 +257,40 @@ def test_sys_exit_0_in_a_handler_is_runtime_exited_without_providing_a_reason(aw
     }
     tail = base64.b64decode(resp["LogResult"]).decode()
     assert f"RequestId: {rid} Error: Runtime exited without providing a reason\nRuntime.ExitError" in tail
+
+
+def _unique_package(probe: str) -> bytes:
+    """The probe's package plus a file that makes its hash (the unzipped folder's name) new."""
+    import io
+    import uuid
+    import zipfile
+
+    from conftest import zip_probe
+
+    buf = io.BytesIO(zip_probe(probe))
+    with zipfile.ZipFile(buf, "a") as zf:
+        zf.writestr("unique.txt", uuid.uuid4().hex)
+    return buf.getvalue()
+
+
+def test_create_and_update_function_unzip_the_package_before_the_first_invoke(aws, local_cloud):
+    """AWS prepares a package while the function is Pending: the first invoke does not unzip it."""
+    import hashlib
+    import uuid
+
+    from conftest import probe_role_arn, wait_for
+
+    code_root, lam = local_cloud.work_dir / "lambda" / "code", aws("lambda")
+    package, name = _unique_package("echo"), f"probe-unzip-{uuid.uuid4().hex[:8]}"
+    role = probe_role_arn(aws("iam"))
+    lam.create_function(
+        FunctionName=name, Runtime="python3.11", Role=role, Handler="handler.handler", Code={"ZipFile": package}
+    )
+    folder = code_root / hashlib.sha256(package).hexdigest()
+    assert wait_for(lambda: (folder / ".complete").exists(), timeout_s=10), "not unzipped after CreateFunction"
+    assert (folder / "handler.py").is_file() and (folder / "unique.txt").is_file()
+    assert environments(local_cloud.endpoint_url, name) == []  # nothing invoked it
+    package = _unique_package("importfail")
+    lam.update_function_code(FunctionName=name, ZipFile=package)
+    folder = code_root / hashlib.sha256(package).hexdigest()
+    assert wait_for(lambda: (folder / ".complete").exists(), timeout_s=10), "not unzipped after UpdateFunctionCode"

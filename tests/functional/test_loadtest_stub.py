@@ -106,15 +106,61 @@ def test_classify_cycles_rows_and_records_failure_reasons(install, tmp_path):
     assert sorted(df["row_index"]) == list(range(20))
     assert (df["row_value"] == [ids[i % 3] for i in df["row_index"]]).all()  # row k mod N
     assert Counter(body["image_id"] for _, _, body in stub.requests) == Counter(ids[k % 3] for k in range(20))
-    assert df["sample_id"].str.startswith("arn:aws:states:us-east-1:000000000000:execution:").all()
     failed = df[~df["success"]]
-    assert len(failed) == 5
+    assert len(failed) == 5 and (failed["responseCode"] == "500").all()
+    assert (
+        failed["failureMessage"]
+        .str.match(r'^HTTP 500: States\.TaskFailed: stub failure, request \d+\n"on purpose"$')
+        .all()
+    )
+    # the error body names the execution; the success body (the output object) does not
+    assert failed["sample_id"].str.startswith("arn:aws:states:us-east-1:000000000000:execution:").all()
+    assert (df.loc[df["success"], "sample_id"] == "").all()
+    _check_arrivals(df, 0.5)
+
+
+def test_classify_async_one_sample_per_submission_from_submit_to_terminal(install, tmp_path):
+    """mode=async: POST /classifications then polling GET /images/{id}: one JTL line per submission,
+    whose elapsed time covers the polling up to this submission's terminal status."""
+    ids = ["img-a", "img-b", "img-c", "img/d e"]  # one quoted in the status URL
+    data = write_data_file(tmp_path / "ids.csv", ids, "image_id")
+    profile = LoadProfile(rate_per_s=2, duration_s=10, timeout_ms=4000, mode="async", poll_ms=200)
+    # Each execution takes 1.2 s; an image comes back every 2 s, so submissions of one image do not overlap.
+    with StubApi(fail_every=4, async_s=1.2) as stub:
+        run = run_workflow("wf2", stub.endpoint(), data, tmp_path / "run", profile, install=install)
+    df = parse_jtl(run.jtl)
+    posts = [(t, b) for t, p, b in stub.requests if p.endswith("/classifications")]
+    polls = [p for _, p, _ in stub.requests if "/images/" in p]
+    assert len(df) == 20 and len(posts) == 20 and not any(p.endswith("/classify") for _, p, _ in stub.requests)
+    assert Counter(b["image_id"] for _, b in posts) == Counter(ids[k % 4] for k in range(20))
+    assert set(polls) == {f"{stub.base_path}/images/{i}" for i in ("img-a", "img-b", "img-c", "img%2Fd%20e")}
+    assert len(polls) >= 20 * 5  # 1.2 s of polling every 0.2 s per submission
+    assert (df["label"] == "classify").all() and df["sample_id"].is_unique
+    assert df["sample_id"].str.match(r"^arn:aws:states:us-east-1:000000000000:execution:swlab-classify:exec-").all()
+    # elapsed = submit -> terminal, at least the execution's 1.2 s; Latency = submit -> 202
+    assert (df["elapsed"] >= 1200).all() and (df["elapsed"] < 4000).all(), df["elapsed"].tolist()
+    assert (df["Latency"] < df["elapsed"] - 1000).all()
+    failed = df[~df["success"]]
+    assert len(failed) == 5, df[["success", "failureMessage"]]  # every 4th submission
     assert (
         failed["failureMessage"]
         .str.match(r'^execution FAILED: States\.TaskFailed: stub failure, request \d+\n"on purpose"$')
         .all()
     )
+    assert df.loc[df["success"], "responseMessage"].str.match(r"^CLASSIFIED after \d+ polls$").all()
     _check_arrivals(df, 0.5)
+
+
+def test_classify_async_times_out_with_the_last_status(install, tmp_path):
+    data = write_data_file(tmp_path / "ids.csv", ["img-a"], "image_id")
+    profile = LoadProfile(rate_per_s=1, duration_s=1, timeout_ms=1500, mode="async", poll_ms=300)
+    with StubApi(async_s=30) as stub:
+        run = run_workflow("wf2", stub.endpoint(), data, tmp_path / "run", profile, install=install)
+    df = parse_jtl(run.jtl)
+    assert len(df) == 1 and not df["success"].any()
+    assert df["failureMessage"].iloc[0].startswith("no terminal status for execution exec-000001 within 1500 ms (")
+    assert df["failureMessage"].iloc[0].endswith("polls, last: CLASSIFYING by exec-000001)")
+    assert 1500 <= df["elapsed"].iloc[0] < 3000
 
 
 def test_wrong_api_key_fails_every_sample_with_the_status(install, tmp_path):

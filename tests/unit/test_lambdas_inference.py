@@ -110,3 +110,21 @@ def test_weights_file_resolution(tmp_path, s3):
     assert path.read_bytes() == b"from-s3" and path.parent == tmp_path / "cache"
     with pytest.raises(swl_errors.ModelFailure, match="cannot download"):
         swl_infer._weights_file(spec, replace(from_s3, weights_key="models/absent.pth"), s3, none)
+
+
+def test_model_downloads_use_few_large_ranges(tmp_path):
+    """64 MB parts, 4 at a time: each ranged GET costs the local cloud a read of the whole object."""
+    calls = []
+
+    class RecordingS3:
+        def download_file(self, bucket, key, filename, Config=None):  # noqa: N803 - boto3's name
+            calls.append(Config)
+            with open(filename, "wb") as fh:
+                fh.write(b"model")
+
+    cfg = swl_infer.InferenceConfig(cache_dir=str(tmp_path), weights_bucket=BUCKET, weights_key="models/alexnet.onnx")
+    path = swl_infer._weights_file(swl_infer.MODELS["alexnet"], cfg, RecordingS3(), lambda: None)
+    assert path.read_bytes() == b"model" and len(calls) == 1
+    config = calls[0]
+    assert config.multipart_chunksize == config.multipart_threshold == 64 * 1024 * 1024
+    assert config.max_concurrency == 4

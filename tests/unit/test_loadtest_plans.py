@@ -9,6 +9,7 @@ import pytest
 from swlab.loadtest.install import JMeterInstall
 from swlab.loadtest.plans import (
     PLAN_PROPERTIES,
+    WORKFLOW_PROPERTIES,
     WORKFLOWS,
     ApiEndpoint,
     LoadProfile,
@@ -49,8 +50,46 @@ def test_plan_is_valid_jmeter_xml(workflow):
 def test_plan_reads_exactly_the_properties_the_launcher_passes(workflow):
     values = " ".join(e.text or "" for e in _tree(workflow).iter("stringProp"))  # not the comments
     read = set(re.findall(r"__P\((\w+)", values))
-    passed = plan_properties(ApiEndpoint("h", 1), LoadProfile(), Path("d.csv"))
-    assert read == set(PLAN_PROPERTIES) == set(passed)
+    passed = plan_properties(ApiEndpoint("h", 1), LoadProfile(), Path("d.csv"), workflow)
+    assert read == set(PLAN_PROPERTIES) | set(WORKFLOW_PROPERTIES[workflow]) == set(passed)
+
+
+def test_workflow_2_mode_and_polling_are_plan_properties():
+    props = plan_properties(ApiEndpoint("h", 1), LoadProfile(mode="async", poll_ms=250), Path("d.csv"), "wf2")
+    assert (props["mode"], props["poll_ms"]) == ("async", "250")
+    assert plan_properties(ApiEndpoint("h", 1), LoadProfile(), Path("d.csv"), "wf2")["mode"] == "sync"  # default
+    assert "mode" not in plan_properties(ApiEndpoint("h", 1), LoadProfile(mode="async"), Path("d.csv"), "wf1")
+    with pytest.raises(ValueError, match="mode must be one of sync, async"):
+        LoadProfile(mode="polling")
+    with pytest.raises(ValueError, match="poll_ms"):
+        LoadProfile(poll_ms=0)
+
+
+def test_classify_plan_switches_on_the_mode_between_one_post_and_submit_plus_polling():
+    root = _tree("wf2")
+    switch = root.find(".//SwitchController")
+    assert _prop(switch, "SwitchController.value") == "${__P(mode,sync)}"
+    branches = _children(root, switch)
+    assert [b.get("testname") for b in branches] == ["sync", "async"]  # a Switch Controller picks by name
+    sync, async_ = (_children(root, b) for b in branches)
+    assert [(e.tag, e.get("testname")) for e in sync] == [("HTTPSamplerProxy", "classify")]
+    assert [(e.tag, e.get("testname")) for e in async_] == [("JSR223Sampler", "classify")]  # one sample, same label
+    script = _prop(async_[0], "script")
+    for needle in ("/classifications", "doc.status_url", "item.execution_name != name", "'CLASSIFIED', 'FAILED'"):
+        assert needle in script
+    assert "SampleResult.latencyEnd()" in script  # Latency = submit -> 202; elapsed = submit -> terminal
+    assert _prop(async_[0], "parameters").split("|")[2:] == ["${__P(timeout_ms,35000)}", "${__P(poll_ms,500)}"]
+    # compiled during setUp, not on the first arrival: the same text (the compiled-script cache key)
+    assert _prop(_element(root, "compile async classify"), "script") == script
+    setup = _children(root, root.find(".//SetupThreadGroup"))
+    assert [e.get("testname") for e in setup] == ["compile async classify", "load data file"]
+
+
+def _children(root, element):
+    """The elements a JMeter element contains: those of the hashTree that follows it."""
+    parents = {child: parent for parent in root.iter() for child in parent}
+    siblings = list(parents[element])
+    return [e for e in siblings[siblings.index(element) + 1] if e.tag != "hashTree"]
 
 
 def test_launcher_passes_each_property_once_with_the_engine_flags(tmp_path):
@@ -110,8 +149,10 @@ def test_assertions_check_the_expected_fields():
     ingest = _prop(_tree("wf1").find(".//JSR223Assertion"), "script")
     classify = _prop(_tree("wf2").find(".//JSR223Assertion"), "script")
     assert "doc.image_id" in ingest and "vars.put('sample_id'" in ingest
-    for needle in ("doc.executionArn", "doc.status", "doc.output", "vars.put('sample_id'"):
+    for needle in ("doc.executionArn", "doc.execution_arn", "doc.image_id", "doc.status", "doc.output"):
         assert needle in classify
+    assert "vars.put('sample_id'" in classify
+    assert "HTTPSampleResult)) { return }" in classify  # the async sampler judges its own samples
 
 
 def test_data_file_round_trip_with_commas_and_quotes(tmp_path):
@@ -169,4 +210,5 @@ def test_target_from_url_and_endpoint_file(tmp_path):
 def test_load_profile_defaults_are_the_lab_default_profile():
     profile = LoadProfile()
     assert (profile.rate_per_s, profile.duration_s, profile.samples_planned) == (1.0, 180, 180)
+    assert profile.mode == "sync"
     assert LoadProfile(2, 10).samples_planned == 20

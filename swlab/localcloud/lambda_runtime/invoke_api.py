@@ -5,6 +5,11 @@
   JSON checks as AWS; ``X-Amz-Log-Type: Tail``, ``X-Amz-Client-Context``);
   by ``Qualifier`` (query) or a qualified name/ARN: a version, an alias or ``$LATEST``;
 * ``/2019-09-30/functions/{name}/provisioned-concurrency`` — :mod:`.provisioned`;
+* ``POST /2015-03-31/functions`` (CreateFunction) and ``PUT .../functions/{name}/code``
+  (UpdateFunctionCode) — handed on to moto; once it answers 2xx, the package is unzipped
+  in the background (AWS prepares a package while the function is ``Pending``), so the
+  first invoke does not unzip it (~1 s per 140 MB ONNX package, more when a Parallel
+  state's branches start cold together);
 * ``/_localcloud/lambda`` — GET lists the environments; DELETE (optionally
   ``?FunctionName=x``) ends idle environments, forcing cold starts.
 
@@ -16,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 from pathlib import Path
 from typing import Any, Callable, Iterable
@@ -53,9 +59,48 @@ _STATUS_TEXT = {
 class InvokeApi:
     """The WSGI apps of the routes; the work is done by ``plane``."""
 
-    def __init__(self, plane: LambdaDataPlane, invoker: AsyncInvoker) -> None:
+    def __init__(
+        self,
+        plane: LambdaDataPlane,
+        invoker: AsyncInvoker,
+        control_plane: Callable[[dict, Callable], Iterable[bytes]],
+    ) -> None:
         self.plane = plane
         self.invoker = invoker
+        self.control_plane = control_plane
+
+    @staticmethod
+    def matches_code_change(environ: dict) -> bool:
+        path, method = environ.get("PATH_INFO", "").rstrip("/"), environ["REQUEST_METHOD"]
+        return (method == "POST" and path == INVOKE_PREFIX.rstrip("/")) or (
+            method == "PUT" and path.startswith(INVOKE_PREFIX) and path.endswith("/code")
+        )
+
+    def code_change_app(self, environ: dict, start_response: Callable) -> Iterable[bytes]:
+        """Moto creates or updates the function; then its package is unzipped in the background."""
+        answered: list[str] = []
+
+        def start(status: str, headers: list, exc_info: Any = None) -> Any:
+            answered.append(status)
+            return start_response(status, headers, exc_info) if exc_info else start_response(status, headers)
+
+        body = b"".join(self.control_plane(environ, start))
+        if answered and answered[0].startswith("2"):
+            try:
+                arn = str(json.loads(body).get("FunctionArn") or "")
+            except ValueError:
+                arn = ""
+            parts = arn.split(":")
+            if len(parts) >= 7 and parts[5] == "function":
+                args = (parts[4], parts[3], parts[6])  # account, region, name
+                threading.Thread(target=self._prepare, args=args, name="lambda-unzip", daemon=True).start()
+        return [body]
+
+    def _prepare(self, account: str, region: str, name: str) -> None:
+        try:
+            self.plane.catalog.lookup(account, region, name)
+        except Exception:  # noqa: BLE001 - the first invoke prepares it again and reports what fails
+            pass
 
     @staticmethod
     def matches_invoke(environ: dict) -> bool:
@@ -176,10 +221,11 @@ def mount(cloud: Host) -> LambdaDataPlane:
         options, Path(cloud.work_dir) / "lambda", cloud.endpoint_url, cloud.account_id, cloud.region, cloud.faults
     )
     plane.async_invoker = AsyncInvoker(plane)
-    api = InvokeApi(plane, plane.async_invoker)
+    api = InvokeApi(plane, plane.async_invoker, cloud.moto_app)
     provisioned = ProvisionedConcurrency(plane)
     plane.provisioned = provisioned
     cloud.routes.append(Route("lambda-invoke", api.matches_invoke, api.invoke_app))
+    cloud.routes.append(Route("lambda-code", api.matches_code_change, api.code_change_app))
     cloud.routes.append(Route("lambda-provisioned-concurrency", provisioned.matches, provisioned.app))
     cloud.routes.append(Route("lambda-admin", api.matches_admin, api.admin_app))
     cloud.components.append(plane)

@@ -9,7 +9,8 @@ from typing import Callable
 from swlab.loadtest.install import JMeterInstall, ensure_jmeter
 from swlab.loadtest.jtl import parse_jtl, returned_ids, summarize_jtl
 from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data_file
-from swlab.loadtest.runner import JMeterRunError, Progress, run_workflow
+from swlab.loadtest.progress import Progress
+from swlab.loadtest.runner import JMeterRunError, run_workflow
 
 
 def bench_loadtest(

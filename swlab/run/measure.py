@@ -15,7 +15,8 @@ from matplotlib.figure import Figure
 
 from swlab.loadtest.jtl import parse_jtl, returned_ids, summarize_jtl
 from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data_file
-from swlab.loadtest.runner import JMeterRun, Progress, default_progress, run_workflow
+from swlab.loadtest.progress import Progress, default_progress
+from swlab.loadtest.runner import JMeterRun, run_workflow
 from swlab.run import smoke
 from swlab.run.paths import LabError
 from swlab.run.progress import ProgressFile

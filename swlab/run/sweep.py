@@ -37,7 +37,7 @@ from typing import Any, Callable
 from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import save_run
 from swlab.loadtest.plans import WORKFLOWS, LoadProfile, write_data_file
-from swlab.loadtest.runner import Progress
+from swlab.loadtest.progress import Progress
 from swlab.provision.cold import force_cold
 from swlab.provision.model_weights import weights_substitutions
 from swlab.run import smoke

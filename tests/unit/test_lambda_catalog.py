@@ -36,6 +36,7 @@ def _function(name: str) -> SimpleNamespace:
         environment_vars={},
         tags={},
         ephemeral_storage={"Size": 512},
+        version="$LATEST",
     )
 
 

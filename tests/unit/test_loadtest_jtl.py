@@ -7,15 +7,15 @@ import pandas as pd
 import pytest
 
 from swlab.loadtest.jtl import arrival_gaps_s, parse_jtl, returned_ids, summarize_jtl
-from swlab.loadtest.runner import (
+from swlab.loadtest.progress import (
     NotebookProgress,
     Progress,
     SummaryTracker,
     TerminalProgress,
-    _late_warning,
     arrivals_due,
     default_progress,
 )
+from swlab.loadtest.runner import _late_warning
 
 pytestmark = pytest.mark.unit
 

@@ -122,7 +122,7 @@ def test_requests_without_the_key_are_forbidden(stack, images):
 def test_unknown_image_id_fails_clearly(stack):
     unknown = "0" * 32  # well formed (a malformed id is refused with 400: tests/functional/test_http_bad_inputs.py)
     status, body = post(stack.api["endpoints"]["classify"], {"image_id": unknown}, stack.api["api_key"])
-    assert status == 200 and body["status"] == "FAILED" and body.get("error") == "ImageNotFound", body
+    assert status == 404 and body["status"] == "FAILED" and body.get("error") == "ImageNotFound", body
 
 
 def test_a_failing_model_leaves_the_image_classified_by_the_other_two(aws, settings, options, stack, ingested, warm):

@@ -91,7 +91,7 @@ def test_one_image_through_every_variant(variant_stack, images, aws):
     api = outputs.api
     status, body = post(api["endpoints"]["classify"], {"image_id": image_id}, api["api_key"])
     assert status == 200 and body["status"] == "CLASSIFIED" and body["image_id"] == image_id
-    status, body = post(api["endpoints"]["classify"], {"image_id": "no-such-image"}, api["api_key"])
+    status, body = post(api["endpoints"]["classify"], {"image_id": "0" * 32}, api["api_key"])  # well formed, unknown
     assert status == 404 and body["error"] == "ImageNotFound" and body["status"] == "FAILED"
     status, submitted = post(api["endpoints"]["classifications"], {"image_id": image_id}, api["api_key"])
     assert status == 202 and submitted["status"] == "CLASSIFYING", submitted

@@ -18,14 +18,16 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import json
 import re
 import statistics
 import tempfile
 import urllib.request
 import uuid
+import zipfile
 
-from swlab.bench.localcloud_lambda import Invoker
+from swlab.bench.localcloud_lambda import Invoker, deploy_zip
 from swlab.localcloud.cpu_share import FULL_VCPU_MB, host_cpu_share
 from swlab.localcloud.server import LocalCloudProcess
 
@@ -42,36 +44,11 @@ _DURATION = re.compile(r"\tDuration: ([\d.]+) ms")
 
 
 def deploy_cpu(endpoint_url: str, memory_mb: int) -> str:
-    import io
-    import zipfile
-
-    import boto3
-
-    kw = dict(
-        endpoint_url=endpoint_url, region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing"
-    )
-    iam, lam = boto3.client("iam", **kw), boto3.client("lambda", **kw)
-    trust = {
-        "Version": "2012-10-17",
-        "Statement": [
-            {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": "lambda.amazonaws.com"}}
-        ],
-    }
-    role = iam.create_role(RoleName=f"bench-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust))
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
         zf.writestr("handler.py", CPU_HANDLER)
     name = f"bench-cpu-{memory_mb}-{uuid.uuid4().hex[:6]}"
-    lam.create_function(
-        FunctionName=name,
-        Runtime="python3.11",
-        Role=role["Role"]["Arn"],
-        Handler="handler.handler",
-        Code={"ZipFile": buf.getvalue()},
-        MemorySize=memory_mb,
-        Timeout=120,
-    )
-    return name
+    return deploy_zip(endpoint_url, name, buf.getvalue(), memory_mb=memory_mb, timeout_s=120)
 
 
 def warm_duration_ms(endpoint_url: str, name: str, n: int, repeats: int) -> float:

@@ -45,7 +45,8 @@ def trivial_zip() -> bytes:
     return buf.getvalue()
 
 
-def deploy_trivial(endpoint_url: str) -> str:
+def deploy_zip(endpoint_url: str, name: str, zip_bytes: bytes, memory_mb: int = 128, timeout_s: int = 10) -> str:
+    """Create function ``name`` from ``zip_bytes`` on the local cloud (with a role of its own); returns ``name``."""
     import boto3
 
     kw = dict(
@@ -59,17 +60,20 @@ def deploy_trivial(endpoint_url: str) -> str:
         ],
     }
     role = iam.create_role(RoleName=f"bench-{uuid.uuid4().hex[:8]}", AssumeRolePolicyDocument=json.dumps(trust))
-    name = f"bench-trivial-{uuid.uuid4().hex[:8]}"
     lam.create_function(
         FunctionName=name,
         Runtime="python3.11",
         Role=role["Role"]["Arn"],
         Handler="handler.handler",
-        Code={"ZipFile": trivial_zip()},
-        MemorySize=128,
-        Timeout=10,
+        Code={"ZipFile": zip_bytes},
+        MemorySize=memory_mb,
+        Timeout=timeout_s,
     )
     return name
+
+
+def deploy_trivial(endpoint_url: str) -> str:
+    return deploy_zip(endpoint_url, f"bench-trivial-{uuid.uuid4().hex[:8]}", trivial_zip())
 
 
 class Invoker:

@@ -85,7 +85,7 @@ class LoadProfile:
 
     rate_per_s: float = 1.0
     duration_s: int = 180
-    timeout_ms: int = 35_000  # API Gateway answers within 29 s; the plans wait this long after the last arrival
+    timeout_ms: int = 35_000  # API Gateway answers within 29 s; the plans wait at most this long after the last arrival
     warmup_s: float = 1.0  # arrival-free pause before the first arrival (after the plans' setUp)
     mode: str = "sync"  # Workflow 2 only: sync (POST /classify) or async (POST /classifications, then polling)
     poll_ms: int = 500  # Workflow 2 async: pause between two GET /images/{id}

@@ -44,7 +44,7 @@ POINT_DEFAULTS: dict[str, Any] = {
     "workflows": ["wf1", "wf2"],  # which workflows the point loads, in order
     "rate_per_s": 1.0,  # mode load: JMeter arrivals per second (open model)
     "duration_s": 10,  # mode load: seconds of arrivals per workflow
-    "timeout_s": 35,  # mode load: JMeter's response timeout, and how long it waits after the last arrival
+    "timeout_s": 35,  # mode load: JMeter's response timeout, and the longest it waits after the last arrival
     "warmup_requests": 1,  # mode load: requests sent one by one before the measured load (cold starts out)
     "cold_requests": 1,  # mode cold: requests per workflow after every function was forced cold
     "warm_requests": 2,  # mode cold: requests per workflow after those, on the now-warm environments

@@ -189,3 +189,18 @@ def test_bench_feeds_workflow_1_ids_to_workflow_2(install, tmp_path):
         assert figures[f"{wf}_error_pct"] == 0.0
         assert 0 < figures[f"{wf}_p50_ms"] <= figures[f"{wf}_p95_ms"] <= figures[f"{wf}_p99_ms"]
     assert figures["jmeter_startup_s"] > profile.warmup_s
+
+
+def test_the_test_ends_once_every_arrival_is_answered_not_after_the_timeout_pause(install, tmp_path):
+    # The answers outlast the arrivals (2.5 s each, arrivals over after 2 s): the run waits for them,
+    # records every one, and then ends instead of sitting out the schedule's 60 s pause.
+    data = write_data_file(tmp_path / "urls.csv", ["http://127.0.0.1/x.jpg"], "image_url")
+    profile = LoadProfile(rate_per_s=2, duration_s=2, timeout_ms=60_000)
+    with StubApi(delay_s=2.5) as stub:
+        run = run_workflow("wf1", stub.endpoint(), data, tmp_path / "run", profile, install=install)
+    df = parse_jtl(run.jtl)
+    assert len(df) == 4 and df["success"].all() and (df["elapsed"] >= 2500).all()
+    assert "swlab: every arrival answered (4); ending the test" in run.stdout.read_text()
+    assert run.dashboard.is_file()
+    schedule_s = profile.warmup_s + profile.duration_s + profile.timeout_ms / 1000
+    assert run.wall_s < schedule_s - 20, f"JMeter ran {run.wall_s:.0f} s of a {schedule_s:.0f} s schedule"

@@ -36,7 +36,7 @@ EXPECTED_NOTEBOOKS = [
     "08_teardown",
 ]
 # Figures each results page must show (at least): smoke test steps; analysis plots; cost breakdown.
-MIN_FIGURES = {"02_smoke_test.html": 1, "06_analysis.html": 8, "07_cost.html": 1, "architecture.html": 1}
+MIN_FIGURES = {"02_smoke_test.html": 1, "06_analysis.html": 9, "07_cost.html": 1, "architecture.html": 1}
 
 
 def _alive(pid: int | None) -> bool:

@@ -190,3 +190,43 @@ def test_two_runs_at_once_with_different_stacks_do_not_interfere(tmp_path):
         assert [s["status"] for s in m["stages"]] == ["ok", "ok", "ok"]
         assert m["teardown"]["clean"] is True and m["teardown"]["stack"] == m["settings"]["stack"]
     assert not run_processes(a.run_dir) and not run_processes(b.run_dir)
+
+
+@pytest.mark.jmeter
+def test_two_load_tests_at_once_each_reach_their_own_api_and_write_their_own_results(tmp_path):
+    """The part of two runs that the deploy-only runs above leave out: two JMeter runs at once."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from swlab.loadtest.install import JMeterSetupError, ensure_jmeter
+    from swlab.loadtest.jtl import parse_jtl
+    from swlab.loadtest.plans import LoadProfile, write_data_file
+    from swlab.loadtest.runner import run_workflow
+    from swlab.loadtest.stub import StubApi
+    from swlab.run.rundir import RunDir
+
+    try:
+        install = ensure_jmeter()
+    except JMeterSetupError as exc:
+        pytest.skip(str(exc))
+    profile = LoadProfile(rate_per_s=2, duration_s=3, timeout_ms=3000, warmup_s=0.5)
+    runs = {name: RunDir(tmp_path / name) for name in ("a", "b")}
+    with StubApi(api_key="key-a") as api_a, StubApi(api_key="key-b") as api_b:
+        apis = {"a": api_a, "b": api_b}
+        for name, run in runs.items():
+            write_data_file(run.data_file("wf1"), [f"http://images.invalid/{name}.png"], "image_url")
+
+        def load(name: str):
+            run = runs[name]
+            return run_workflow(
+                "wf1", apis[name].endpoint(), run.data_file("wf1"), run.jmeter_dir("wf1"), profile, install=install
+            )
+
+        with ThreadPoolExecutor(2) as pool:
+            results = dict(zip(runs, pool.map(load, runs)))
+    for name, run in runs.items():
+        samples = parse_jtl(results[name].jtl)
+        assert results[name].jtl == run.jtl("wf1") and len(samples) == profile.samples_planned
+        assert samples["success"].all(), samples
+        urls = {body["image_url"] for _, path, body in apis[name].requests if path.endswith("/ingest")}
+        assert urls == {f"http://images.invalid/{name}.png"}  # each API got only its own run's requests
+        assert (run.jmeter_dir("wf1") / "jmeter.log").is_file() and results[name].dashboard.is_file()

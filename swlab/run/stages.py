@@ -5,6 +5,13 @@ prints each stage's time, names the notebook and cell that failed, always runs
 the teardown stage, stops whatever process the run left running, then builds
 the book (:mod:`swlab.run.book`). :func:`prepare_notebooks` writes
 parameterized, unexecuted copies for other executors (nbval).
+
+Robustness (:mod:`swlab.run.cleanup`, :mod:`swlab.run.reaper`): a run marks every process it starts
+with its directory and holds ``runner.json`` while it runs; Ctrl-C stops JMeter and the kernels,
+tears the stack down, stops the services and raises :class:`~swlab.run.cleanup.RunInterrupted`
+(one line, exit 130); a run starting cleans up after earlier runs in the same runs directory whose
+runner was killed (one line each); when the local cloud died, the summary's ``teardown:`` line says so.
+Two runs at once get their own directory, local cloud, ports and JMeter folders.
 """
 
 from __future__ import annotations

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 from swlab.run import book
+from swlab.run.cleanup import RunInterrupted
 from swlab.run.experiments import estimate_seconds, plan_points
 from swlab.run.paths import LabError, notebooks, profiles_dir
 from swlab.run.profiles import declared_parameters, load_profile, parse_assignments
@@ -22,6 +23,8 @@ from swlab.run.rundir import open_run
 from swlab.run.services import serve_images
 from swlab.run.stages import prepare_notebooks, run_lab
 from swlab.run.sweep import describe_plan, reanalyse, run_experiments
+
+INTERRUPTED = 130  # a shell's exit status after SIGINT (128 + 2)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,6 +37,12 @@ def main(argv: list[str] | None = None) -> int:
     except LabError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except RunInterrupted as exc:  # Ctrl-C during a run: cleaned up (swlab.run.cleanup); one line
+        print(exc.line, file=sys.stderr)
+        return INTERRUPTED
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -10,16 +10,19 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+from botocore.exceptions import ConnectionError as BotoConnectionError
+from botocore.exceptions import HTTPClientError
+
 from swlab.loadtest.plans import ApiEndpoint
 from swlab.provision.deploy import PLANNED, DeployResult, deploy
 from swlab.provision.model_weights import onnx_substitutions, prepare_models, prepare_onnx, weights_substitutions
 from swlab.provision.options import target_defaults
 from swlab.provision.outputs import DeployOutputs, load_outputs
-from swlab.provision.teardown import teardown
+from swlab.provision.teardown import TeardownReport, teardown
 from swlab.run.progress import ProgressFile
 from swlab.run.records import DeployRecord, ModelsRecord
 from swlab.run.rundir import RunDir
-from swlab.run.services import allowed_hosts, plan_teardown
+from swlab.run.services import allowed_hosts, local_cloud_gone, plan_teardown
 from swlab.settings import Settings, client
 
 
@@ -153,11 +156,62 @@ class Deployment:
         }
 
 
-def delete_stack(run: RunDir, keep_local_cloud: bool = False, progress: Callable[[str], None] | None = print):
-    """``08_teardown``: delete the stack unless :func:`plan_teardown` keeps it; the report (None when kept)."""
+def delete_stack(
+    run: RunDir, keep_local_cloud: bool = False, progress: Callable[[str], None] | None = print
+) -> TeardownReport | None:
+    """``08_teardown``: delete the stack unless :func:`plan_teardown` keeps it; the report (None when kept).
+
+    When the cloud is gone nothing can be deleted: the manifest's ``teardown`` then carries
+    ``cloud_gone`` and a one-line ``summary`` of what is left (the runner prints it): nothing on the
+    local target (the local cloud's state died with it), the deployed resources on AWS.
+    """
     settings = run.settings()
     if not plan_teardown(settings.target, keep_local_cloud).delete_stack:
         return None
-    report = teardown(settings, progress=ChangeCounter(run, progress, teardown=True), outputs_path=run.deploy_outputs)
+    if local_cloud_gone(run):
+        return _cloud_gone(run, TeardownReport(settings.stack), LOCAL_CLOUD_GONE, progress)
+    try:
+        report = teardown(
+            settings, progress=ChangeCounter(run, progress, teardown=True), outputs_path=run.deploy_outputs
+        )
+    except (BotoConnectionError, HTTPClientError) as exc:
+        where = "the local cloud" if settings.target == "local" else f"AWS ({settings.region})"
+        left = deployed_resources(run) or [f"whatever stack {settings.stack} had created"]
+        line = (
+            f"{where} did not answer the teardown ({type(exc).__name__}), nothing was deleted; left: "
+            f"{', '.join(left)}; delete them with scripts/teardown --stack {settings.stack} "
+            f"--target {settings.target} once it answers"
+        )
+        return _cloud_gone(run, TeardownReport(settings.stack, remaining=left), line, progress)
     run.record("teardown", report.as_dict())
     return report
+
+
+LOCAL_CLOUD_GONE = (
+    "the local cloud is gone (it died during the run): its state died with it, so nothing is left on the local target"
+)
+
+
+def _cloud_gone(
+    run: RunDir, report: TeardownReport, line: str, progress: Callable[[str], None] | None
+) -> TeardownReport:
+    run.record("teardown", {**report.as_dict(), "cloud_gone": True, "summary": line})
+    if progress is not None:
+        progress(line)
+    return report
+
+
+def deployed_resources(run: RunDir) -> list[str]:
+    """The resources the run's deploy outputs name (what is left when nothing could be deleted)."""
+    try:
+        o = deployed_outputs(run)
+    except (OSError, ValueError, LookupError):
+        return []
+    return [
+        f"bucket {o.bucket}",
+        f"table {o.table}",
+        *(f"function {f.get('function_name', name)}" for name, f in o.functions.items()),
+        *([f"state machine {o.state_machine['arn']}"] if o.state_machine.get("arn") else []),
+        *([f"API {o.api['id']}"] if o.api.get("id") else []),
+        f"the IAM roles of stack {o.stack}",
+    ]

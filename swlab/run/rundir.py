@@ -211,8 +211,11 @@ def start_run(
     """
     root = root or project_root()
     base = runs_dir(settings, root)
-    run = RunDir(Path(run_dir).resolve() if run_dir else base / new_run_id(profile))
-    run.dir.mkdir(parents=True, exist_ok=True)
+    if run_dir:
+        run = RunDir(Path(run_dir).resolve())
+        run.dir.mkdir(parents=True, exist_ok=True)
+    else:
+        run = RunDir(_new_run_dir(base, new_run_id(profile)))
     if "run_id" not in run.manifest():
         run.record("run_id", run.id)
         run.record("created_at", now_iso())
@@ -224,6 +227,19 @@ def start_run(
         record_settings(run, settings)
     _point_latest(base, run.dir)
     return run
+
+
+def _new_run_dir(base: Path, run_id: str) -> Path:
+    """A directory no other run has: ``run_id``, else ``run_id-2``, ``-3``... (two runs started in the same second)."""
+    base.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 1000):
+        path = base / (run_id if n == 1 else f"{run_id}-{n}")
+        try:
+            path.mkdir()  # atomic: of two runs, one gets it
+            return path
+        except FileExistsError:
+            continue
+    raise LabError(f"{base}: no free run directory for {run_id}")
 
 
 def record_settings(run: RunDir, settings: Settings) -> None:

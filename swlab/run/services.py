@@ -50,7 +50,10 @@ def _gone(pid: int) -> bool:
         os.kill(pid, 0)
     except ProcessLookupError:
         return True
-    return False
+    try:  # a zombie (exited, not yet reaped by its new parent) is gone too
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return False
 
 
 def terminate_group(pid: int, grace_s: float) -> None:
@@ -152,10 +155,19 @@ def stop_local_cloud(run: RunDir, grace_s: float = 15.0) -> bool:
     state = Path(info.work_dir or run.localcloud_dir) / "state.json"
     if not state.exists():
         return False
-    terminate_group(int(info.pid), grace_s)
+    was_running = not _gone(int(info.pid))
+    terminate_group(int(info.pid), grace_s)  # also when it died: its group may hold Lambda environments
     state.unlink(missing_ok=True)
     run.save(replace(info, stopped_at=now_iso()))
-    return True
+    return was_running
+
+
+def local_cloud_gone(run: RunDir) -> bool:
+    """True when the run started its own local cloud and that process is no longer running (it died)."""
+    info = run.load(LocalCloudRecord)
+    if info is None or not info.started_by_lab or not info.pid or info.stopped_at:
+        return False
+    return _gone(int(info.pid))
 
 
 def check_target(settings: Settings) -> dict[str, Any]:

@@ -5,6 +5,13 @@ prints each stage's time, names the notebook and cell that failed, always runs
 the teardown stage, stops whatever process the run left running, then builds
 the book (:mod:`swlab.run.book`). :func:`prepare_notebooks` writes
 parameterized, unexecuted copies for other executors (nbval).
+
+Robustness (:mod:`swlab.run.cleanup`, :mod:`swlab.run.reaper`): a run marks every process it starts
+with its directory and holds ``runner.json`` while it runs; Ctrl-C stops JMeter and the kernels,
+tears the stack down, stops the services and raises :class:`~swlab.run.cleanup.RunInterrupted`
+(one line, exit 130); a run starting cleans up after earlier runs in the same runs directory whose
+runner was killed (one line each); when the local cloud died, the summary's ``teardown:`` line says so.
+Two runs at once get their own directory, local cloud, ports and JMeter folders.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,9 +28,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, TextIO
 
 from swlab.run import book
+from swlab.run.cleanup import RunInterrupted, clean_after_interrupt, clean_stale_runs
 from swlab.run.paths import LabError, notebooks, project_root
 from swlab.run.profiles import LabProfile, declared_parameters, plan_parameters
 from swlab.run.progress import LiveLine
+from swlab.run.reaper import RunnerMark, count_kinds, run_processes, stop
 from swlab.run.records import BookRecord, CollectRecord, ProfileRecord
 from swlab.run.rundir import RunDir, start_run
 from swlab.run.services import stop_image_server, stop_local_cloud
@@ -98,8 +108,42 @@ def _source_cell_number(executed: Path, cell_index: int) -> int:
     return cell_index + (0 if injected and injected[0] < cell_index else 1)
 
 
-def execute_stage(notebook: Path, run: RunDir, parameters: dict[str, Any], verbose: bool = False) -> Stage:
-    """Execute one notebook with papermill into ``<run>/notebooks/``; never raises for a notebook error."""
+class StageInterrupted(KeyboardInterrupt):
+    """Ctrl-C while a stage ran; ``worker`` is the thread still executing its notebook (its kernel runs on)."""
+
+    def __init__(self, worker: threading.Thread) -> None:
+        super().__init__()
+        self.worker = worker
+
+
+def execute_stage(
+    notebook: Path, run: RunDir, parameters: dict[str, Any], verbose: bool = False, interruptible: bool = False
+) -> Stage:
+    """Execute one notebook with papermill into ``<run>/notebooks/``; never raises for a notebook error.
+
+    ``interruptible``: papermill runs in a worker thread, so that Ctrl-C reaches this (main) thread as
+    :class:`StageInterrupted` instead of papermill's own SIGINT handler (which only shuts the kernel
+    down, leaving what the kernel started running); the caller cleans up (:mod:`swlab.run.cleanup`).
+    Without it a Ctrl-C fails the stage ("interrupted by the user") and the caller goes on.
+    """
+    if not interruptible:
+        return _execute_stage(notebook, run, parameters, verbose)
+    done: list[Stage] = []
+    worker = threading.Thread(
+        target=lambda: done.append(_execute_stage(notebook, run, parameters, verbose)),
+        name=f"stage-{notebook.stem}",
+        daemon=True,
+    )
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.2)
+    except KeyboardInterrupt:
+        raise StageInterrupted(worker) from None
+    return done[0]
+
+
+def _execute_stage(notebook: Path, run: RunDir, parameters: dict[str, Any], verbose: bool = False) -> Stage:
     import papermill as pm
 
     stage = Stage(name=notebook.stem, notebook=notebook.name)
@@ -171,11 +215,13 @@ def run_stages(
     say: Callable[[str], None],
     verbose: bool = False,
     live_to: TextIO | None = None,
+    interruptible: bool = False,
 ) -> list[Stage]:
     """Execute the notebooks in order; after a failure skip the rest but still run teardown stages.
 
     One line per stage (its status, time and last progress line); with ``live_to`` (a terminal) a live
     line of the stage's progress (:mod:`swlab.run.progress`) is redrawn there while it runs.
+    ``interruptible``: Ctrl-C raises :class:`StageInterrupted` (see :func:`execute_stage`).
     """
     stages: list[Stage] = []
     failed = False
@@ -188,7 +234,7 @@ def run_stages(
             say(f"[{nb.stem}] running ...")
         params = {**plan.get(nb.name, {}), "run_dir": str(run.dir)}
         with LiveLine(run.dir, nb.stem, None if verbose else live_to) as live:
-            stage = execute_stage(nb, run, params, verbose=verbose)
+            stage = execute_stage(nb, run, params, verbose=verbose, interruptible=interruptible)
         stages.append(stage)
         say(f"[{nb.stem}] {stage.status} in {stage.seconds:.1f} s{live.suffix()}")
         if stage.status == "failed":
@@ -225,15 +271,25 @@ def run_lab(
     plan = plan_parameters(parameters, notebooks(root))
     run = start_run(run_dir, profile=profile.name, parameters=parameters, root=root)
     run.save(ProfileRecord(name=profile.name, description=profile.description, source=profile.source))
-    say(f"run {run.id} ({profile.name}) in {run.dir}")
-    started = time.monotonic()
+    runner = RunnerMark(run.dir)
+    runner.claim()  # every process of the run carries its directory (swlab.run.reaper)
     try:
-        result = LabResult(run=run, stages=run_stages(run, books, plan, say, verbose, live_to))
+        say(f"run {run.id} ({profile.name}) in {run.dir}")
+        for line in clean_stale_runs(run.dir.parent, exclude=run.dir):
+            say(line)
+        started = time.monotonic()
+        try:
+            stages = run_stages(run, books, plan, say, verbose, live_to, interruptible=True)
+        except KeyboardInterrupt as exc:  # Ctrl-C: clean up, one line, exit 130 (swlab.run.cleanup)
+            raise RunInterrupted(clean_after_interrupt(run, getattr(exc, "worker", None))) from None
+        finally:
+            _safety_stop(run, say)
+        result = LabResult(run=run, stages=stages)
         _record_overhead(run, result.stages, books, plan)
         collected = run.load(CollectRecord)
         result.lost = (collected.lost or 0) if collected else 0
     finally:
-        _safety_stop(run, say)
+        runner.release()
     if build_book and all(s.status == "ok" for s in result.stages):  # a loss is still reported in the book
         result.book_html = _build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))
@@ -295,6 +351,9 @@ def _safety_stop(run: RunDir, say: Callable[[str], None]) -> None:
             say("stopped the run's local cloud (the teardown notebook did not)")
     except LabError as exc:
         say(f"WARNING: {exc}")
+    rest = stop(run_processes(run.dir))  # e.g. Lambda environments of a local cloud that died
+    if rest:
+        say(f"ended {count_kinds(rest)} the run left behind")
 
 
 def _build_book_stage(run: RunDir, root: Path, say: Callable[[str], None]) -> Path | None:
@@ -328,6 +387,9 @@ def _summary(result: LabResult, say: Callable[[str], None]) -> None:
         )
     if result.book_html:
         say(f"\nreport: {result.book_html}")
+    teardown = manifest.get("teardown") or {}
+    if isinstance(teardown, dict) and teardown.get("summary"):
+        say(f"\nteardown: {teardown['summary']}")
     collected = result.run.load(CollectRecord)
     if collected is not None and collected.accounted:
         say("\n" + "\n".join(collected.accounted))

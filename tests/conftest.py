@@ -5,6 +5,7 @@ pytest process without disturbing it)."""
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -68,3 +69,22 @@ def chromium() -> str:
         if os.environ.get("CI") == "true":
             pytest.fail(f"CI must run the rendered-page checks: headless Chromium not found; {INSTALL_HINT}")
         pytest.skip(f"rendered-page check skipped: headless Chromium not found; {INSTALL_HINT}")
+
+
+# ---- parallel runs (pytest-xdist, ``scripts/test`` runs ``-n 2 --dist loadgroup``) ------------------------
+# Tests travel to a worker by file (a module's fixtures run once), except where a file says otherwise:
+# the e2e files that share the session's deployed stack travel together (one deploy, and the stack's
+# teardown test last), and a file may split its tests with its own ``xdist_group`` marks (the notebooks'
+# papermill run and nbval's run are two independent lab runs).
+SHARED_STACK_GROUP = "e2e-shared-stack"
+E2E_SELF_CONTAINED = {"test_notebooks.py", "test_experiments_e2e.py", "test_run_robustness.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    e2e = Path(__file__).parent / "e2e"
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        path = Path(str(item.fspath))
+        shared = path.parent == e2e and path.name not in E2E_SELF_CONTAINED
+        item.add_marker(pytest.mark.xdist_group(SHARED_STACK_GROUP if shared else str(path.relative_to(e2e.parent))))

@@ -89,6 +89,7 @@ def test_ci_run_books_rendered_pages_show_every_figure(ci_run, chromium):
 
 
 @pytest.mark.timeout(1800)
+@pytest.mark.xdist_group("nbval")  # a lab run of its own: may run beside the papermill run's tests
 def test_nbval_runs_every_notebook(tmp_path):
     run = prepare_notebooks(load_profile("ci", ROOT), run_dir=tmp_path / "nbval", root=ROOT)
     done = subprocess.run(

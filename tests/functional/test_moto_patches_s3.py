@@ -151,3 +151,14 @@ def test_a_range_s3_ignores_answers_the_whole_object(stored):
     resp = s3.get_object(Bucket=bucket, Key="model.onnx", Range="bytes=0-1,5-6")
     assert resp["ResponseMetadata"]["HTTPStatusCode"] == 200
     assert resp["Body"].read() == body
+
+
+def test_a_multipart_download_reassembles_the_object(stored, tmp_path):
+    """What the model functions do (s3transfer: HeadObject, then concurrent ranged GETs)."""
+    from boto3.s3.transfer import TransferConfig
+
+    s3, bucket, body = stored
+    target = tmp_path / "model.onnx"
+    config = TransferConfig(multipart_threshold=2**20, multipart_chunksize=2**20, max_concurrency=4)
+    s3.download_file(bucket, "model.onnx", str(target), Config=config)
+    assert target.read_bytes() == body

@@ -16,7 +16,8 @@ The probe is a 1,769 MB function (``PROBE_MEMORY_MB``), on a local cloud with th
 API, spawning an environment), and their targets (issue 2: warm p50 <= 3 ms, p99 <= 15 ms,
 throughput >= 300/s, cold init <= 150 ms) were set when every environment had the host's cores.
 Since CPU follows memory, a 128 MB probe gets 0.07 of a core, so its cold init and tail measure
-the CPU share AWS gives 128 MB (320 ms and 18.7 ms measured), not the platform. At 1,769 MB the
+the CPU share AWS gives 128 MB, not the platform (2026-11-29, ``--quick``: cold init 320 ms at
+load 0.5; 411 ms at 128 MB against 90 ms at 1,769 MB back to back at load 8.4). At 1,769 MB the
 environment's share is one full core, which a single-threaded handler and its runtime client
 never exceed, so the limiter does not slow the probe — yet it stays in the measured path (the
 per-environment cgroup or ``sigstop`` bookkeeping is part of what a cold start costs here), which

@@ -14,6 +14,11 @@ Prints ``name: value`` lines:
   ``rss_executions``, ``rss_failed_executions``, ``rss_elapsed_s`` and
   ``executions_per_s``; ``load_avg_1m_at_end`` says how busy the machine was.
 
+The chain's function is the Lambda benchmark's probe at 1,769 MB (one full core, see
+:mod:`swlab.bench.localcloud_lambda`): the figure is what Step Functions adds, and at 128 MB the
+runtime client's own work between invocations (0.07 of a core) would be counted as overhead.
+``probe_memory_mb``, ``cpu_model`` and ``cpu_share_mechanism`` are printed with the figures.
+
 It starts its own local cloud (``--endpoint`` + ``--pid`` use a running one).
 Sequential executions keep one warm Lambda environment, so the REPORT lines
 arrive in invocation order and are grouped ten by ten (the count is checked).
@@ -34,7 +39,7 @@ from typing import Any
 import psutil
 
 from swlab.analysis.logs import parse_report_line
-from swlab.bench.localcloud_lambda import deploy_trivial, percentile
+from swlab.bench.localcloud_lambda import deploy_trivial, percentile, probe_conditions
 from swlab.localcloud.server import LocalCloudProcess
 from swlab.settings import client, load_settings
 
@@ -150,11 +155,12 @@ def bench_rss(endpoint_url: str, pid: int, arn: str, executions: int, threads: i
     }
 
 
-def run(endpoint_url: str, pid: int, sample: int, warmup: int, executions: int, threads: int) -> dict[str, float]:
+def run(endpoint_url: str, pid: int, sample: int, warmup: int, executions: int, threads: int) -> dict[str, float | str]:
     function_name = deploy_trivial(endpoint_url)
     sfn, _ = _clients(endpoint_url)
     arn = create_chain(sfn, function_name)
-    results = bench_overhead(endpoint_url, function_name, arn, sample, warmup)
+    results: dict[str, float | str] = dict(probe_conditions(endpoint_url))
+    results.update(bench_overhead(endpoint_url, function_name, arn, sample, warmup))
     if executions:
         results.update(bench_rss(endpoint_url, pid, arn, executions, threads))
     return results

@@ -74,7 +74,7 @@ The Step Functions patches that make Task results and errors read as AWS's (nest
 executions, bracket paths in intrinsic functions, ``States.`` names in ErrorEquals, Lambda
 and DynamoDB error names and causes) are in :mod:`swlab.localcloud.moto_patches_sfn`,
 applied from :func:`apply` below; their originals are kept in ``ORIGINALS`` as well. The
-request-path speed-ups (S3's PutObject/GetObject and every request moto routes) are in
+request-path speed-ups (every request moto routes; S3's ranged GetObject reading only its range) are in
 :mod:`swlab.localcloud.moto_patches_s3`, applied and recorded the same way, as are the API
 Gateway control-plane fixes (binary media types) in :mod:`swlab.localcloud.moto_patches_apigw`.
 

@@ -18,10 +18,7 @@ from lambda_modules import LAMBDAS
 
 pytestmark = pytest.mark.unit
 
-PROBE = (
-    "import sys, json; import handler; "
-    "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
-)
+PROBE = "import sys, json; import handler; print(json.dumps(sorted({m.split('.')[0] for m in sys.modules})))"
 
 
 def init_modules(function: str, env: dict[str, str] | None = None) -> set[str]:

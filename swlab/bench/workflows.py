@@ -179,7 +179,8 @@ def measure(
     first = first_execution(sfn, outputs.state_machine["arn"], wait_s=5.0)
     if first is not None and took is not None:
         definition = json.loads(sfn.describe_state_machine(stateMachineArn=outputs.state_machine["arn"])["definition"])
-        steps = cold_breakdown.critical_path(fetch_history(sfn, first["executionArn"]), definition, colds)
+        deployed = {fn["function_name"]: colds[name] for name, fn in outputs.functions.items() if name in colds}
+        steps = cold_breakdown.critical_path(fetch_history(sfn, first["executionArn"]), definition, deployed)
         parts = cold_breakdown.summary(steps, took)
         for key in ("init_ms", "invoke_ms", "other_ms", "cold_starts"):
             figures.add(f"wf2_cold_{key}{suffix}", parts[key])

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
@@ -44,15 +43,3 @@ def update_existing(ddb: Any, table: str, image_id: str, fields: Mapping[str, An
         ExpressionAttributeValues=values,
         ReturnConsumedCapacity="TOTAL",  # the units it cost, for the lab's cost model (swl_log)
     )
-
-
-def error_message(cause: Any, limit: int = 1000) -> str:
-    """The readable part of a Step Functions error cause (a Lambda error payload is JSON)."""
-    text = cause if isinstance(cause, str) else json.dumps(cause, default=str)
-    try:
-        parsed = json.loads(text)
-    except (TypeError, ValueError):
-        parsed = None
-    if isinstance(parsed, Mapping) and "errorMessage" in parsed:
-        text = str(parsed["errorMessage"])
-    return text[:limit]

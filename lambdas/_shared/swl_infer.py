@@ -12,7 +12,10 @@ step; the ``*_onnx`` functions); the handlers are the same for both.
 
 Weights, in this order: ``MODEL_WEIGHTS_PATH`` (a state_dict file),
 ``MODEL_WEIGHTS_BUCKET`` + ``MODEL_WEIGHTS_KEY`` (an S3 object written by the
-"prepare models" step, downloaded to /tmp once), torchvision's own cache file
+"prepare models" step, downloaded once per execution environment into its own temporary directory:
+``tempfile.gettempdir()``, which is /tmp on AWS and the environment's private ``TMPDIR`` on the local
+cloud; a fixed ``/tmp/swlab-models`` was shared by every environment on the host, so only the
+first cold start ever downloaded, and a later stack could load another stack's model of that name), torchvision's own cache file
 under ``TORCH_HOME``; all of these are pretrained ImageNet weights
 (``"weights": "imagenet"``). If none exists the model is built with
 ``torch.manual_seed(MODEL_SEED)`` and every result says ``"weights": "untrained"``.
@@ -26,8 +29,9 @@ state's error records.
 from __future__ import annotations
 
 import os
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -67,7 +71,7 @@ class InferenceConfig:
     threads: int = 0  # 0 = the runtime's default
     top_k: int = 5
     fail: bool = False
-    cache_dir: str = "/tmp/swlab-models"
+    cache_dir: str = field(default_factory=lambda: os.path.join(tempfile.gettempdir(), "swlab-models"))
 
 
 def config_from_env(env: Mapping[str, str] | None = None) -> InferenceConfig:

@@ -10,8 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any, Mapping, Sequence
 
-from swl_ddb import error_message
-from swl_errors import InvalidInput, NoModelSucceeded
+from swl_errors import InvalidInput, NoModelSucceeded, error_message
 from swl_event import image_id_of
 
 

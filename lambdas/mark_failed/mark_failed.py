@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any, Mapping
 
 import swl_env
-from swl_ddb import error_message, now_iso, update_existing
+from swl_ddb import now_iso, update_existing
+from swl_errors import error_message
 from swl_event import image_id_of
 
 

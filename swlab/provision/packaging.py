@@ -36,6 +36,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Mapping
 
+from swlab.provision import bytecode
+
 FUNCTION_FILE = "function.json"
 SHARED_DIR = "_shared"
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -45,6 +47,7 @@ PACKAGING_KINDS = ("zip", "image")
 OVERRIDABLE = ("memory_mb", "timeout_s", "architecture")
 _EXCLUDED_PARTS = {"__pycache__"}
 _CACHE_FORMAT = "swlab-deps-v1"
+_ZIP_FORMAT = "swlab-zip-pyc-v2"  # zips with bytecode (the dependency folders' key stays _CACHE_FORMAT)
 
 
 class PackagingError(RuntimeError):
@@ -248,17 +251,20 @@ def package_files(spec: FunctionConfig, shared_dir: Path | None, deps_dir: Path 
     return dict(sorted(files.items()))
 
 
-def deterministic_zip(files: Mapping[str, Path]) -> bytes:
-    """A zip of ``files`` with sorted entries, a fixed timestamp and fixed permissions."""
+def deterministic_zip(files: Mapping[str, Path], generated: Mapping[str, bytes] | None = None) -> bytes:
+    """A zip of ``files`` (and ``generated`` entries: name → bytes, mode 644) with sorted entries, a fixed
+    timestamp and fixed permissions."""
+    entries: dict[str, Path | bytes] = {**files, **(generated or {})}
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:
-        for arcname in sorted(files):
+        for arcname in sorted(entries):
+            source = entries[arcname]
             info = zipfile.ZipInfo(arcname, date_time=ZIP_EPOCH)
             info.compress_type = zipfile.ZIP_DEFLATED
             info.create_system = 3  # unix, so external_attr carries the mode
-            mode = 0o755 if files[arcname].stat().st_mode & 0o111 else 0o644
+            mode = 0o755 if isinstance(source, Path) and source.stat().st_mode & 0o111 else 0o644
             info.external_attr = (0o100000 | mode) << 16
-            zf.writestr(info, files[arcname].read_bytes(), compresslevel=6)
+            zf.writestr(info, source.read_bytes() if isinstance(source, Path) else source, compresslevel=6)
     return buf.getvalue()
 
 
@@ -299,15 +305,18 @@ def build_zip_package(
 
     Zips are cached under ``cache_dir/zips`` by the hash of their inputs (the
     dependency folder's key and every source file's bytes), so a redeploy of
-    unchanged functions does not compress their dependencies again.
+    unchanged functions does not compress their dependencies again. They carry the
+    bytecode of what the function imports itself (:mod:`swlab.provision.bytecode`).
     """
     deps = install_dependencies(spec, cache_dir) if with_dependencies else None
     files = package_files(spec, shared_dir, deps)
-    cached = Path(cache_dir) / "zips" / f"{_inputs_key(files, deps)}.zip"
+    pyc = bytecode.matches_runtime(spec.python_version)
+    cached = Path(cache_dir) / "zips" / f"{_inputs_key(files, deps, spec.requirements if pyc else None)}.zip"
     if cached.is_file():
         data = cached.read_bytes()
     else:
-        data = deterministic_zip(files)
+        lines = requirement_lines(spec.requirements) if with_dependencies else []
+        data = deterministic_zip(files, bytecode.compiled_entries(files, deps, lines, spec.python_version))
         cached.parent.mkdir(parents=True, exist_ok=True)
         tmp = cached.with_suffix(f".tmp{os.getpid()}")
         tmp.write_bytes(data)
@@ -315,9 +324,13 @@ def build_zip_package(
     return Package(spec.name, data, code_sha256(data), tuple(files), deps)
 
 
-def _inputs_key(files: Mapping[str, Path], deps: Path | None) -> str:
-    """Hash of a zip's inputs; files of the (immutable, content-keyed) dependency folder count by that key."""
-    digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{deps.name if deps else ''}\n".encode())
+def _inputs_key(files: Mapping[str, Path], deps: Path | None, requirements: Path | None = None) -> str:
+    """Hash of a zip's inputs; files of the (immutable, content-keyed) dependency folder count by that key.
+
+    With ``requirements`` the zip carries bytecode: the interpreter's cache tag and the requirement
+    lines (which packages are compiled) count too."""
+    pyc = f"{_ZIP_FORMAT}\n{sys.implementation.cache_tag}\n{requirement_lines(requirements)}" if requirements else ""
+    digest = hashlib.sha256(f"{_CACHE_FORMAT}\n{deps.name if deps else ''}\n{pyc}\n".encode())
     for arcname, path in sorted(files.items()):
         if deps is not None and path.is_relative_to(deps):
             continue

@@ -31,6 +31,13 @@ def test_no_local_cloud_variable_and_runtime_api_as_aws_formats_it(aws, deploy_p
     assert re.fullmatch(r"127\.0\.0\.1:\d+", out["runtime_api"])
 
 
+def test_the_code_is_left_as_deployed_no_bytecode_written_next_to_it(aws, deploy_probe):
+    """AWS's /var/task is read-only: Python compiles the zip's sources at every cold start and writes no
+    __pycache__. Before, the first environment wrote one and later cold starts skipped the compiling."""
+    _, out = invoke_json(aws("lambda"), deploy_probe("tmp"))
+    assert out["dont_write_bytecode"] == 1 and out["task_root_pycache"] is False
+
+
 def test_writing_past_the_ephemeral_storage_size_ends_the_environment(aws, deploy_probe, local_cloud):
     lam = aws("lambda")
     name = deploy_probe("tmp", Timeout=30, EphemeralStorage={"Size": 512})

@@ -38,3 +38,41 @@ def test_figures_print_as_name_value_lines_in_order():
     figures.add("wf1_cold_ms", 558.4321)
     figures.add("wf2_cold_status", 504)
     assert figures.lines() == ["wf1_cold_ms: 558.4", "wf2_cold_status: 504"]
+
+
+def test_variants_parse_and_default_to_torch_onnx_and_fused_onnx():
+    from swlab.bench.workflows import VARIANTS, parse_variant
+
+    assert parse_variant("fused:onnx") == {"preprocessing": "fused", "inference": "onnx"}
+    assert [parse_variant(v) for v in VARIANTS][1:] == [
+        {"preprocessing": "steps", "inference": "onnx"},
+        {"preprocessing": "fused", "inference": "onnx"},
+    ]
+    with pytest.raises(Exception, match="expected PREPROCESSING:INFERENCE"):
+        parse_variant("onnx")
+
+
+def test_each_variant_measured_prints_its_own_block(monkeypatch, capsys):
+    from swlab.bench import workflows
+
+    seen = []
+
+    def fake_run(n_warm, work_dir, progress, cpu_models, **variant):
+        seen.append((variant, cpu_models))
+        figures = Figures()
+        suffix = "".join(
+            f"_{v}" for v in (variant["preprocessing"], variant["inference"]) if v not in ("steps", "torch")
+        )
+        figures.add(f"wf2_cold_ms{suffix}", 1000.0)
+        return figures
+
+    monkeypatch.setattr(workflows, "run", fake_run)
+    assert workflows.main(["--warm", "1", "--cpu-model", "aws"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert [v for v, _ in seen] == [workflows.parse_variant(v) for v in workflows.VARIANTS]
+    assert (
+        "variant: fused:onnx" in out and "wf2_cold_ms_fused_onnx: 1000.0" in out and "wf2_cold_ms_onnx: 1000.0" in out
+    )
+    seen.clear()
+    workflows.main(["--inference", "onnx"])
+    assert seen == [({"preprocessing": "steps", "inference": "onnx"}, ("aws", "off"))]

@@ -128,3 +128,14 @@ def test_model_downloads_use_few_large_ranges(tmp_path):
     config = calls[0]
     assert config.multipart_chunksize == config.multipart_threshold == 64 * 1024 * 1024
     assert config.max_concurrency == 4
+
+
+def test_downloaded_models_go_to_the_environments_own_temporary_directory(tmp_path, monkeypatch):
+    """On AWS /tmp is per execution environment, so each cold start downloads its model; the local cloud
+    gives each environment its own TMPDIR. A fixed /tmp/swlab-models was shared by every environment on
+    the host: only the first cold start ever downloaded, and another stack's model.onnx was reused."""
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "env-tmp"))
+    assert swl_infer.InferenceConfig().cache_dir == str(tmp_path / "env-tmp" / "swlab-models")
+    assert swl_infer.config_from_env({}).cache_dir == str(tmp_path / "env-tmp" / "swlab-models")

@@ -14,7 +14,7 @@ add_paths("aggregate", "update", "mark_failed")
 import swl_errors  # noqa: E402
 from aggregate import aggregate, consensus  # noqa: E402
 from mark_failed import mark_failed  # noqa: E402
-from swl_ddb import error_message  # noqa: E402
+from swl_errors import error_message  # noqa: E402
 from update import update  # noqa: E402
 
 pytestmark = pytest.mark.unit

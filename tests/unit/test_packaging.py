@@ -6,12 +6,13 @@ import io
 import json
 import os
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from swlab.provision import packaging
+from swlab.provision import bytecode, packaging
 from swlab.provision.functions import DEFAULT_PLACEHOLDERS
 from swlab.provision.packaging import PackagingError
 
@@ -62,6 +63,13 @@ def names_in(data: bytes) -> list[str]:
     return zipfile.ZipFile(io.BytesIO(data)).namelist()
 
 
+def pyc(*modules: str) -> list[str]:
+    """The bytecode entries a python3.11 zip carries for top-level ``modules`` (none on another interpreter)."""
+    if not bytecode.matches_runtime("3.11"):
+        return []
+    return [f"__pycache__/{m}.{sys.implementation.cache_tag}.pyc" for m in modules]
+
+
 def test_discovery_by_convention_skips_underscore_folders_and_folders_without_config(lambdas):
     specs = packaging.discover_functions(lambdas)
     assert [s.name for s in specs] == ["alpha", "beta"]
@@ -85,7 +93,7 @@ def test_bad_configuration_is_refused(tmp_path):
 def test_zip_holds_function_modules_and_shared_modules_at_top_level(lambdas, tmp_path):
     spec = packaging.load_function_config(lambdas / "alpha")
     pkg = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
-    assert names_in(pkg.zip_bytes) == ["common.py", "domain.py", "handler.py"]
+    assert names_in(pkg.zip_bytes) == [*pyc("common", "domain", "handler"), "common.py", "domain.py", "handler.py"]
     assert pkg.dependencies is None  # empty requirements.txt: pip is not run
 
 
@@ -168,7 +176,9 @@ def test_requirements_installed_for_the_lambda_platform_once_then_cached(lambdas
         assert cmd[cmd.index(flag) + 1] == value
     assert "--only-binary=:all:" in cmd
     assert Path(cmd[cmd.index("-r") + 1]).name == "requirements.txt"
-    assert names_in(first.zip_bytes) == ["common.py", "domain.py", "handler.py", "pkg/__init__.py"]
+    # pkg has no dist-info naming it as somepkg's: not one of the function's direct imports, no bytecode
+    expected = [*pyc("common", "domain", "handler"), "common.py", "domain.py", "handler.py", "pkg/__init__.py"]
+    assert names_in(first.zip_bytes) == expected
     assert first.zip_bytes == second.zip_bytes
 
 
@@ -193,7 +203,7 @@ def test_image_function_without_dependencies_is_code_only(tmp_path, monkeypatch)
     assert spec.packaging == "image" and packaging.requirement_lines(spec.requirements) == ["torch==2.14.1"]
     monkeypatch.setattr(packaging.subprocess, "run", lambda *a, **k: pytest.fail("pip must not run"))
     pkg = packaging.build_zip_package(spec, FIXTURES / "_shared", tmp_path / "cache", with_dependencies=False)
-    assert names_in(pkg.zip_bytes) == ["fx_common.py", "handler.py"]
+    assert names_in(pkg.zip_bytes) == [*pyc("fx_common", "handler"), "fx_common.py", "handler.py"]
 
 
 @pytest.mark.skipif(not REPO_LAMBDAS.is_dir(), reason="no lambdas/ folder")
@@ -217,7 +227,9 @@ def test_the_labs_functions_all_load_and_their_placeholders_are_known():
 def test_built_zips_are_cached_by_their_inputs(lambdas, tmp_path, monkeypatch):
     spec = packaging.load_function_config(lambdas / "alpha")
     first = packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache")
-    monkeypatch.setattr(packaging, "deterministic_zip", lambda files: pytest.fail("unchanged inputs: no rebuild"))
+    monkeypatch.setattr(
+        packaging, "deterministic_zip", lambda files, generated=None: pytest.fail("unchanged inputs: no rebuild")
+    )
     assert packaging.build_zip_package(spec, lambdas / "_shared", tmp_path / "cache").zip_bytes == first.zip_bytes
     (lambdas / "alpha" / "domain.py").write_text("def run(event):\n    return None\n")
     with pytest.raises(pytest.fail.Exception, match="no rebuild"):

@@ -114,7 +114,9 @@ class ExecutionEnvironment:
         )
         if self.provisioned:
             env["AWS_LAMBDA_INITIALIZATION_TYPE"] = "provisioned-concurrency"
-        cmd = [self.python, *(["-S"] if self.spec.isolated else []), "-m", "awslambdaric", self.spec.handler]
+        # -B: nothing is written next to the code, as on AWS where it is read-only (/var/task): every cold
+        # start compiles what the package does not ship as bytecode (swlab.provision.bytecode ships it).
+        cmd = [self.python, "-B", *(["-S"] if self.spec.isolated else []), "-m", "awslambdaric", self.spec.handler]
         frames_r, frames_w = os.pipe()  # the runtime's log records, framed (as AWS's runtimes write them)
         env["_LAMBDA_TELEMETRY_LOG_FD"] = str(frames_w)
         self.spawned_at = time.perf_counter()

@@ -1,6 +1,7 @@
 """Look at /tmp as the function sees it: the temp directory, what is in it, and write event["write_mb"] MB there."""
 
 import os
+import sys
 import tempfile
 import time
 
@@ -23,4 +24,6 @@ def handler(event, context):
         "written": written,
         "own_vars": sorted(k for k in os.environ if k.startswith("SWLAB")),
         "runtime_api": os.environ["AWS_LAMBDA_RUNTIME_API"],
+        "task_root_pycache": os.path.exists(os.path.join(os.environ["LAMBDA_TASK_ROOT"], "__pycache__")),
+        "dont_write_bytecode": sys.flags.dont_write_bytecode,
     }

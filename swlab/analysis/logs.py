@@ -283,23 +283,42 @@ def _text_reports(df: pd.DataFrame, msgs: pa.ChunkedArray, mask: pa.ChunkedArray
     with a value that does not convert go through the regex one by one.
     """
     sel = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-    parts: list[dict] = []
+    # Each piece's values go straight into columns sized for every REPORT line (no second copy to join).
+    cols: dict[str, np.ndarray] = {
+        name: np.empty(len(sel), typ.to_pandas_dtype()) for _, name, _, typ in _FIXED_FIELDS[1:]
+    }
+    cols["init_duration_ms"] = np.full(len(sel), np.nan)
+    cols["status"], cols["error_type"] = np.empty(len(sel), object), np.full(len(sel), None, object)
+    cols["status"].fill("success")  # one shared str (np.full would make a million)
+    ids: list[pa.Array] = []
     good: list[np.ndarray] = []
     bad: list[np.ndarray] = []
-    base = 0
+    seen: set[str] = set()
+    n = base = 0
     for piece in _pieces(msgs):
         lo, hi = np.searchsorted(sel, [base, base + len(piece)])
         if hi > lo:
-            cols, read, left = _report_piece(piece, sel[lo:hi] - base)
-            if len(read):
-                parts.append(cols)
-                good.append(read + base)
+            part, read, left = _report_piece(piece, sel[lo:hi] - base)
+            for name, values in part.items():
+                if name == "request_id":
+                    ids.append(values)
+                elif isinstance(values, tuple):  # (lines, values) of a field on few lines
+                    if values[1] is not None:
+                        cols[name][values[0] + n] = values[1]
+                        seen.add(name)
+                else:
+                    cols[name][n : n + len(read)] = values
+            good.append(read + base)
             bad.append(left + base)
+            n += len(read)
         base += len(piece)
-    out = _report_frame(df, parts, np.concatenate(good)) if good else pd.DataFrame()
-    if not bad or sum(map(len, bad)) == 0:
+    out = (
+        _report_frame(df, np.concatenate(good), ids, {k: v[:n] for k, v in cols.items()}, seen) if n else pd.DataFrame()
+    )
+    left_rows = np.concatenate(bad) if bad else np.zeros(0, np.int64)
+    if len(left_rows) == 0:
         return out
-    return pd.concat([f for f in (out, _regex_reports(df, msgs, np.concatenate(bad))) if len(f)], ignore_index=True)
+    return pd.concat([f for f in (out, _regex_reports(df, msgs, left_rows)) if len(f)], ignore_index=True)
 
 
 def _pieces(msgs: pa.ChunkedArray | pa.Array) -> Iterable[pa.Array]:
@@ -308,28 +327,29 @@ def _pieces(msgs: pa.ChunkedArray | pa.Array) -> Iterable[pa.Array]:
             yield chunk.slice(lo, _PIECE_ROWS)
 
 
-def _report_frame(df: pd.DataFrame, parts: list[dict], good: np.ndarray) -> pd.DataFrame:
+def _report_frame(df: pd.DataFrame, good: np.ndarray, ids: list[pa.Array], cols: dict, seen: set) -> pd.DataFrame:
     """The read lines' columns; function and log stream are the input's own when every line was read."""
     every = len(good) == len(df)  # good is sorted and unique: then it is every row, in order
-    cols: dict[str, Any] = {
-        "function": (df["function"] if every else _take(df["function"], good)).array,
-        "log_stream": (df["log_stream"] if every else _take(df["log_stream"], good)).array,
-        "end_time": df["timestamp"].to_numpy() if every else df["timestamp"].to_numpy()[good],
-        "request_id": pd.array(pa.chunked_array([p["request_id"] for p in parts]), dtype="str"),
-    }
-    for name in parts[0]:
-        if name != "request_id" and not isinstance(parts[0][name], tuple):
-            cols[name] = np.concatenate([p[name] for p in parts])
-    base = np.cumsum([0] + [len(p["duration_ms"]) for p in parts])
-    for name, default in (("status", "success"), ("error_type", None)):
-        col, seen = np.full(len(good), default, object), False
-        for p, b in zip(parts, base):
-            lines, vals = p[name]
-            if vals is not None:
-                col[lines + b], seen = vals, True
-        # str once a line has the field, else object (what pandas infers from these values)
-        cols[name] = pd.Series(col, dtype="str" if seen else object, copy=False)
-    return pd.DataFrame({**cols, "log_format": "text"}, copy=False)
+    for k in ("status", "error_type"):  # str once a line has the field, else object (as pandas infers)
+        cols[k] = pd.Series(cols[k], dtype="str" if k in seen else object, copy=False)
+    return pd.DataFrame(
+        {
+            "function": (df["function"] if every else _take(df["function"], good)).array,
+            "log_stream": (df["log_stream"] if every else _take(df["log_stream"], good)).array,
+            "end_time": df["timestamp"].to_numpy() if every else df["timestamp"].to_numpy()[good],
+            "request_id": pd.array(pa.chunked_array(ids, pa.large_string()), dtype="str"),
+            **cols,
+            "log_format": _repeated("text", len(good)),
+        },
+        copy=False,
+    )
+
+
+def _repeated(value: str, n: int) -> pd.Series:
+    """A ``str`` column of one value, built in Arrow (from a scalar pandas goes through n Python objects)."""
+    raw = value.encode()
+    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int64) * len(raw))
+    return pd.Series(pd.array(pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(raw * n)), dtype="str"))
 
 
 def _report_piece(piece: pa.Array, rows: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -450,7 +470,16 @@ def _view(text: pa.Buffer, begin: np.ndarray, end: np.ndarray) -> pa.Array:
 
 
 def _take(col: pd.Series, sel: np.ndarray) -> pd.Series:
-    return col.iloc[sel].reset_index(drop=True)
+    """``col.iloc[sel]`` for ascending ``sel``; a ``str`` column chunk by chunk (Arrow's take would first
+    join the chunks: a transient copy of the whole column)."""
+    if col.dtype != "str":
+        return col.iloc[sel].reset_index(drop=True)
+    whole = pa.array(col, type=pa.large_string())
+    chunks = whole.chunks if isinstance(whole, pa.ChunkedArray) else [whole]
+    bounds = np.cumsum([0] + [len(c) for c in chunks])
+    cut = np.searchsorted(sel, bounds)
+    parts = [c.take(pa.array(sel[cut[i] : cut[i + 1]] - bounds[i])) for i, c in enumerate(chunks)]
+    return pd.Series(pd.array(pa.chunked_array(parts, pa.large_string()), dtype=col.dtype), copy=False)
 
 
 def _regex_reports(df: pd.DataFrame, msgs: pa.Array, sel: np.ndarray) -> pd.DataFrame:
@@ -550,7 +579,7 @@ def _finish(out: pd.DataFrame, starts: pd.DataFrame, failures: dict) -> pd.DataF
     out["end_time"] = _utc(out["end_time"])
     out["init_duration_ms"] = out["init_duration_ms"].astype(float)
     out["cold"] = out["init_duration_ms"].notna()
-    fallback = out["end_time"] - pd.to_timedelta(out["duration_ms"], unit="ms")
+    fallback = _minus_ms(out["end_time"], out["duration_ms"])
     if len(starts):
         starts = starts.drop_duplicates(["function", "request_id"], keep="last")
         starts = starts.assign(start_time=_utc(starts["start_time"]))
@@ -561,11 +590,24 @@ def _finish(out: pd.DataFrame, starts: pd.DataFrame, failures: dict) -> pd.DataF
     if failures:
         _apply_failures(out, failures)
     timed_out = (out["status"] == "timeout") & out["error_type"].isna()
-    out.loc[timed_out, "error_type"] = TIMEOUT_ERROR_TYPE
+    if timed_out.any():
+        out.loc[timed_out, "error_type"] = TIMEOUT_ERROR_TYPE
     out = out[INVOCATION_COLUMNS]
     if not _in_order(out["function"], out["end_time"]):  # a stable sort of sorted rows changes nothing
         out = out.sort_values(["function", "end_time"], kind="stable")
     return out.reset_index(drop=True)
+
+
+def _minus_ms(end: pd.Series, ms: pd.Series, rows: int = _PIECE_ROWS) -> pd.Series:
+    """``end - to_timedelta(ms, unit="ms")`` a piece at a time (at once it held five temporaries of the whole)."""
+    if len(end) <= rows:
+        return end - pd.to_timedelta(ms, unit="ms")
+    values = np.empty(len(end), np.int64)
+    for i in range(0, len(end), rows):
+        part = end.iloc[i : i + rows] - pd.to_timedelta(ms.iloc[i : i + rows], unit="ms")
+        values[i : i + rows] = part.array.asi8
+    naive = pd.Series(values.view(f"M8[{part.dtype.unit}]"), index=end.index, copy=False)
+    return naive.dt.tz_localize(part.dtype.tz)
 
 
 def _in_order(function: pd.Series, end_time: pd.Series) -> bool:

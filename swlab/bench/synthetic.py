@@ -6,6 +6,7 @@ Everything is seeded; nothing here is a measurement.
 
 from __future__ import annotations
 
+import mmap
 import uuid
 
 import numpy as np
@@ -88,17 +89,23 @@ def _report_chunk(
 
 
 def _strings(values: list[str]) -> pd.Series:
-    """A ``str`` column (Arrow ``large_string``) whose buffers are exactly its size.
+    """A ``str`` column (Arrow ``large_string``) whose text and offsets are anonymous memory maps of exactly
+    their size, outside the heap and Arrow's pool.
 
-    The text is one ``bytes`` object wrapped without a copy: building it through Arrow's builder left
-    the pool holding about 100 MB per million lines after the chunks were done (grown buffers freed
-    into mimalloc, not to the system), which the benchmark's peak counted as if parsing had used it.
+    Through Arrow's builder the pool kept about 100 MB per million lines once the chunks were done (grown
+    buffers freed into mimalloc), and buffers on the heap left it fragmented by the chunks' transient
+    Python strings: the benchmark's peak counted both as if parsing had used them.
     """
     raw = [v.encode() for v in values]
-    offsets = np.zeros(len(raw) + 1, np.int64)
+    offsets_map = mmap.mmap(-1, 8 * (len(raw) + 1))
+    offsets = np.frombuffer(offsets_map, np.int64)
+    offsets[0] = 0
     np.cumsum(np.fromiter(map(len, raw), np.int64, len(raw)), out=offsets[1:])
-    text = pa.py_buffer(b"".join(raw))
-    arr = pa.LargeStringArray.from_buffers(len(raw), pa.py_buffer(offsets), text)
+    text_map = mmap.mmap(-1, max(int(offsets[-1]), 1))
+    for r in raw:
+        text_map.write(r)
+    del offsets  # a view of the map: pyarrow holds the map itself
+    arr = pa.LargeStringArray.from_buffers(len(raw), pa.py_buffer(offsets_map), pa.py_buffer(text_map))
     return pd.Series(pd.array(arr, dtype="str"), copy=False)
 
 

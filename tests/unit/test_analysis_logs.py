@@ -5,9 +5,12 @@ import json
 from pathlib import Path
 
 import pandas as pd
+import pyarrow as pa
 import pytest
 
+from swlab.analysis import logs
 from swlab.analysis.logs import INVOCATION_COLUMNS, TIMEOUT_ERROR_TYPE, parse_log_events, parse_report_line
+from swlab.bench.synthetic import report_events
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
@@ -198,3 +201,30 @@ def test_report_lines_read_the_same_whatever_whitespace_ends_them(ending):
     assert df["duration_ms"].tolist() == [12.5, 12.5] and df["max_memory_used_mb"].tolist() == [80, 80]
     assert df["init_duration_ms"].isna().tolist() == [True, False] and df["init_duration_ms"].iloc[1] == 101.25
     assert df["status"].tolist() == ["success", "success"]
+
+
+def _text_buffer(col: pd.Series) -> int:
+    """Address of the text of a str column's first Arrow chunk."""
+    arr = pa.array(col, type=pa.large_string())
+    return (arr.chunks[0] if isinstance(arr, pa.ChunkedArray) else arr).buffers()[2].address
+
+
+def test_report_only_logs_keep_the_inputs_function_and_stream_text():
+    ev = report_events(2_000)
+    inv = parse_log_events(ev)
+    assert len(inv) == 2_000 and inv["log_stream"].tolist() == ev["log_stream"].tolist()
+    # every line was a REPORT, in order: the columns are the input's own, not a copy of every string (a guard:
+    # the previous reader kept them too, through pandas)
+    assert _text_buffer(inv["log_stream"]) == _text_buffer(ev["log_stream"])
+    assert _text_buffer(inv["function"]) == _text_buffer(ev["function"])
+
+
+def test_lines_read_a_piece_at_a_time_give_what_one_piece_gives(monkeypatch):
+    fixture = logs._events_frame(events("text_format.json"))[["function", "log_stream", "timestamp", "message"]]
+    ev = pd.concat([report_events(300, with_start_end=True, cold_every=7), fixture], ignore_index=True)
+    ev["message"] = ev["message"].str.replace("RequestId: 0000", "RequestId: ü000", regex=False)  # non-ASCII
+    ev.loc[5, "message"] = ev.loc[5, "message"] + "\u00a0"  # Unicode whitespace ends a line
+    whole = parse_log_events(ev)
+    monkeypatch.setattr(logs, "_PIECE_ROWS", 7)
+    pd.testing.assert_frame_equal(parse_log_events(ev), whole, check_exact=True)
+    assert len(whole) == 300 + 5 and whole["request_id"].str.startswith("ü000").sum() > 0

@@ -233,11 +233,11 @@ def run_lab(
         collected = run.load(CollectRecord)
         result.lost = (collected.lost or 0) if collected else 0
     finally:
-        _safety_stop(run, say)
+        safety_stop(run, say)
     if build_book and all(s.status == "ok" for s in result.stages):  # a loss is still reported in the book
-        result.book_html = _build_book_stage(run, root, say)
+        result.book_html = build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))
-    _summary(result, say)
+    print_summary(result, say)
     return result
 
 
@@ -286,7 +286,7 @@ def prepare_notebooks(
     return run
 
 
-def _safety_stop(run: RunDir, say: Callable[[str], None]) -> None:
+def safety_stop(run: RunDir, say: Callable[[str], None]) -> None:
     """Whatever happened in the notebooks, no process this run started outlives it."""
     try:
         if stop_image_server(run):
@@ -297,7 +297,8 @@ def _safety_stop(run: RunDir, say: Callable[[str], None]) -> None:
         say(f"WARNING: {exc}")
 
 
-def _build_book_stage(run: RunDir, root: Path, say: Callable[[str], None]) -> Path | None:
+def build_book_stage(run: RunDir, root: Path, say: Callable[[str], None]) -> Path | None:
+    """Build the book from ``run`` (its status and time recorded in the manifest); None if it failed."""
     say("[book] building ...")
     started = time.monotonic()
     try:
@@ -312,7 +313,8 @@ def _build_book_stage(run: RunDir, root: Path, say: Callable[[str], None]) -> Pa
     return html
 
 
-def _summary(result: LabResult, say: Callable[[str], None]) -> None:
+def print_summary(result: LabResult, say: Callable[[str], None]) -> None:
+    """The run's closing table: each stage's status and time, the book, the total, losses and failures."""
     say("\nstage                        status     seconds")
     for s in result.stages:
         say(f"{s.name:<28} {s.status:<8} {'' if s.seconds is None else f'{s.seconds:9.1f}'}")

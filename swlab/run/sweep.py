@@ -32,7 +32,7 @@ import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Unpack
 
 from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import save_run
@@ -43,13 +43,14 @@ from swlab.provision.model_weights import weights_substitutions
 from swlab.run import smoke
 from swlab.run.experiments import DEPLOY_KEYS, POINT_DEFAULTS, Point, base_config, estimate_seconds, plan_points
 from swlab.run.measure import LoadTest, client_samples
+from swlab.run.options import RunOptions
 from swlab.run.paths import LabError, notebooks, project_root
 from swlab.run.profiles import LabProfile, plan_parameters
 from swlab.run.provisioning import Deployment, api_endpoint, deployed_outputs
 from swlab.run.records import CollectRecord, ModelsRecord, PointRecord, ProbeRecord, ProfileRecord
 from swlab.run.rundir import RunDir, now, now_iso, start_run
 from swlab.run.services import image_urls
-from swlab.run.stages import LabResult, Stage, _build_book_stage, _safety_stop, _summary, execute_stage
+from swlab.run.stages import LabResult, Stage, build_book_stage, execute_stage, print_summary, safety_stop
 
 SETUP_NOTEBOOKS = ("00_", "01_", "02_")
 TEARDOWN_NOTEBOOK = "08_"
@@ -324,17 +325,15 @@ def describe_plan(points: list[Point], estimates: list[float]) -> list[str]:
 
 
 def run_experiments(
-    profile: LabProfile,
-    overrides: dict[str, Any] | None = None,
-    *,
-    run_dir: str | Path = "",
-    only: list[str] | None = None,
-    build_book: bool = True,
-    verbose: bool = False,
-    root: Path | None = None,
-    say: Callable[[str], None] = print,
+    profile: LabProfile, overrides: dict[str, Any] | None = None, **options: Unpack[RunOptions]
 ) -> LabResult:
-    """Run every point of ``profile.experiments`` (those named in ``only``), their analyses and the book."""
+    """Run every point of ``profile.experiments`` (those named in ``options["only"]``), their analyses and the book.
+
+    ``options``: :class:`~swlab.run.options.RunOptions`, as for ``run_lab`` (``live_to`` is not used: the
+    points print one line per stage).
+    """
+    only, build_book, verbose = options.get("only"), options.get("build_book", True), options.get("verbose", False)
+    run_dir, root, say = options.get("run_dir", ""), options.get("root"), options.get("say", print)
     root = root or project_root()
     parameters = {**profile.parameters, **(overrides or {})}
     points = plan_points(profile.experiments, parameters, only, overrides)
@@ -381,13 +380,13 @@ def run_experiments(
                 execute([pages["discussion"]], {})
         execute([b for b in books if b.name.startswith(TEARDOWN_NOTEBOOK)], plan)
     finally:
-        _safety_stop(run, say)
+        safety_stop(run, say)
     result = LabResult(run=run, stages=stages)
     run.record("stages", [vars(s) for s in stages])
     if build_book and result.ok:
-        result.book_html = _build_book_stage(run, root, say)
+        result.book_html = build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))
-    _summary(result, say)
+    print_summary(result, say)
     return result
 
 
@@ -411,7 +410,7 @@ def reanalyse(
         _notebooks(run, [pages["discussion"]], {}, stages, say, False)
     result = LabResult(run=run, stages=stages)
     if build_book and result.ok:
-        result.book_html = _build_book_stage(run, root, say)
+        result.book_html = build_book_stage(run, root, say)
     return result
 
 

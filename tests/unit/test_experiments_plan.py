@@ -132,3 +132,29 @@ def test_command_line_overrides_win_over_set_but_not_over_axes():
     points = plan_points(exps, {"settle_s": 5}, overrides={"settle_s": 60, "rate_per_s": 1, "stack": "s"})
     assert [p.config["settle_s"] for p in points] == [60, 60]
     assert [p.config["rate_per_s"] for p in points] == [2, 4]
+
+
+def test_no_module_imports_another_modules_private_names():
+    """The review's leftover: sweep.py imported stages.py's ``_build_book_stage``, ``_safety_stop``, ``_summary``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "swlab"
+    private = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("swlab"):
+                private += [f"{path.relative_to(root)}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []
+
+
+def test_run_experiments_takes_the_run_options_not_a_copy_of_run_lab_signature():
+    import inspect
+
+    from swlab.run.options import RunOptions
+    from swlab.run.sweep import run_experiments
+
+    params = inspect.signature(run_experiments).parameters
+    assert list(params) == ["profile", "overrides", "options"]
+    assert params["options"].kind is inspect.Parameter.VAR_KEYWORD
+    assert {"run_dir", "only", "build_book", "verbose", "root", "say"} <= set(RunOptions.__annotations__)

@@ -438,6 +438,8 @@ def load_table(points: list[PointData], confidence: float = 0.95) -> pd.DataFram
                     "throughput_per_s": int(c["success"].sum()) / max(span, duration * 0.5),
                     "executions": len(ex),
                     "executions_unfinished": int(ex["stop_date"].isna().sum()) if len(ex) else 0,
+                    "drain_s": float((p.record.get("drained") or {}).get("waited_s", math.nan)),
+                    "running_at_collect": int((p.record.get("drained") or {}).get("running", 0)),
                     "lambda_throttles": _lambda_throttles(p),
                 }
             )
@@ -484,6 +486,19 @@ def load_conclusions(table: pd.DataFrame) -> list[str]:
         f"Requests planned {int(table['planned'].sum())}, recorded {int(table['recorded'].fillna(0).sum())} "
         f"({lost} missing); executions still unfinished at collection: {int(table['executions_unfinished'].sum())}."
     )
+    if "drain_s" in table and table["drain_s"].notna().any():
+        worst = table.loc[table["drain_s"].idxmax()]
+        running = int(table["running_at_collect"].sum())
+        out.append(
+            f"Before each collection the runner waited for the executions the load started to end: longest at "
+            f"{worst['rate_per_s']:g} requests/s, {worst['drain_s']:.0f} s after JMeter stopped (the cloud lags the "
+            "offered rate); "
+            + (
+                f"{running} were still running when the wait's bound ran out (recorded as such)."
+                if running
+                else "every execution had ended, so the latencies above are of complete data."
+            )
+        )
     return out
 
 

@@ -49,6 +49,7 @@ POINT_DEFAULTS: dict[str, Any] = {
     "cold_requests": 1,  # mode cold: requests per workflow after every function was forced cold
     "warm_requests": 2,  # mode cold: requests per workflow after those, on the now-warm environments
     "settle_s": 2.0,  # wait for logs before collecting (AWS: 60 or more)
+    "drain_timeout_s": 120.0,  # mode load: at most this long for Workflow 2's executions to end before collecting
 }
 DEPLOY_KEYS = ("workflow_type", "memory_mb", "deploy_options")  # what a deploy depends on
 EXPERIMENT_KEYS = {"name", "title", "analysis", "mode", "repetitions", "axes", "set", "description"}

@@ -1,18 +1,22 @@
 """The measured stages of a run: the smoke test (``02``) and the load tests (``03``, ``04``).
 
 Each records a measured period (``started_at``/``ended_at``) in the manifest;
-the collect stage takes the telemetry of the window they span.
+the collect stage takes the telemetry of the window they span. After a load,
+:func:`wait_executions_done` lets the executions it started finish before that.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
 import pandas as pd
+from botocore.exceptions import ClientError
 from matplotlib.figure import Figure
 
+from swlab.analysis.collect import fetch_executions
 from swlab.loadtest.jtl import parse_jtl, returned_ids, summarize_jtl
 from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data_file
 from swlab.loadtest.progress import Progress, default_progress
@@ -195,3 +199,65 @@ def client_samples(run: RunDir) -> pd.DataFrame:
     if not frames:
         raise LabError(f"{run.dir}: no JMeter results (jmeter/<workflow>/results.jtl): run a load test first")
     return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- after a load: let it finish
+
+
+@dataclass
+class Drained:
+    """What :func:`wait_executions_done` saw: executions started since the load began, and those still running."""
+
+    listed: bool  # False: the state machine's executions cannot be listed (AWS Express): nothing waited for
+    started: int = 0
+    running: list[str] = field(default_factory=list)  # execution ARNs still RUNNING when the wait ended
+    waited_s: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "listed": self.listed,
+            "started": self.started,
+            "running": len(self.running),
+            "running_arns": list(self.running),
+            "waited_s": round(self.waited_s, 2),
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+def wait_executions_done(
+    sfn: Any,
+    state_machine_arn: str,
+    since: datetime,
+    timeout_s: float,
+    progress: Callable[[str], None] | None = None,
+    poll_s: float = 1.0,
+    every_s: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Drained:
+    """Poll until every execution of ``state_machine_arn`` started since ``since`` is terminal, at most ``timeout_s``.
+
+    At a high arrival rate the cloud lags the offered load: when JMeter stops, executions it started are
+    still RUNNING, and collecting then would miss their ends (and their latency). This waits for them;
+    those still running after ``timeout_s`` are returned (the caller records them as such). A line goes to
+    ``progress`` every ``every_s`` while some run. An Express state machine on AWS cannot be listed: then
+    nothing is waited for (``listed`` False, the error kept).
+    """
+    started_at = clock()
+    last_said = -every_s
+    while True:
+        try:
+            executions = fetch_executions(sfn, state_machine_arn, since, now())
+        except ClientError as err:
+            return Drained(listed=False, waited_s=clock() - started_at, error=" ".join(str(err).split())[:300])
+        running = [e["executionArn"] for e in executions if e.get("status") == "RUNNING"]
+        waited = clock() - started_at
+        if not running or waited >= timeout_s:
+            return Drained(listed=True, started=len(executions), running=running, waited_s=waited)
+        if progress is not None and waited - last_said >= every_s:
+            last_said = waited
+            progress(
+                f"{len(running)} of {len(executions)} executions still running ({waited:.0f}/{timeout_s:.0f} s waited)"
+            )
+        sleep(min(poll_s, max(timeout_s - waited, 0.0)))

@@ -171,6 +171,9 @@ class PointRecord(Record):
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     measured_from: str | None = None
+    # mode load with Workflow 2: the wait for its executions to end before collecting
+    # (swlab.run.measure.Drained.as_dict: listed, started, running, running_arns, waited_s)
+    drained: dict[str, Any] = field(default_factory=dict)
     began: str | None = None
     finished: str | None = None
 

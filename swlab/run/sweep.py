@@ -31,6 +31,7 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Unpack
 
@@ -42,7 +43,7 @@ from swlab.provision.cold import force_cold
 from swlab.provision.model_weights import weights_substitutions
 from swlab.run import smoke
 from swlab.run.experiments import DEPLOY_KEYS, POINT_DEFAULTS, Point, base_config, estimate_seconds, plan_points
-from swlab.run.measure import LoadTest, client_samples
+from swlab.run.measure import Drained, LoadTest, client_samples, wait_executions_done
 from swlab.run.options import RunOptions
 from swlab.run.paths import LabError, notebooks, project_root
 from swlab.run.profiles import LabProfile, plan_parameters
@@ -51,6 +52,7 @@ from swlab.run.records import CollectRecord, ModelsRecord, PointRecord, ProbeRec
 from swlab.run.rundir import RunDir, now, now_iso, start_run
 from swlab.run.services import image_urls
 from swlab.run.stages import LabResult, Stage, build_book_stage, execute_stage, print_summary, safety_stop
+from swlab.settings import client
 
 SETUP_NOTEBOOKS = ("00_", "01_", "02_")
 TEARDOWN_NOTEBOOK = "08_"
@@ -188,6 +190,7 @@ class LabPoints:
 
     def __call__(self, prun: RunDir, point: Point, stage: Callable[[str], None]) -> dict[str, Any]:
         cfg = point.config
+        drained: Drained | None = None
         if point.deploy_key != self.deployed_key:
             stage("deploy")
             self.deployed_key = None  # unknown until this deploy succeeds
@@ -218,9 +221,23 @@ class LabPoints:
             for wf in cfg["workflows"]:
                 stage(f"load {wf}")
                 self.load(prun, wf, cfg, stage)
+            if "wf2" in cfg["workflows"]:
+                stage("drain")
+                drained = self.drain(prun, measured_from, float(cfg["drain_timeout_s"]), stage)
         stage("collect")
-        collect_point(prun, float(cfg["settle_s"]), jmeter=point.mode == "load")
-        return {"measured_from": measured_from}
+        collect_point(prun, float(cfg["settle_s"]), jmeter=point.mode == "load", until=now())
+        return {"measured_from": measured_from, **({"drained": drained.as_dict()} if drained else {})}
+
+    def drain(self, prun: RunDir, since: str, timeout_s: float, stage: Callable[[str], None]) -> Drained:
+        """Wait (bounded) until Workflow 2's executions started since ``since`` are terminal; say those that are not."""
+        arn = deployed_outputs(prun).state_machine["arn"]
+        sfn = client(prun.settings(), "stepfunctions")
+        drained = wait_executions_done(
+            sfn, arn, datetime.fromisoformat(since), timeout_s, progress=lambda line: stage(f"drain: {line}")
+        )
+        if drained.running:
+            stage(f"drain: {len(drained.running)} executions still running after {timeout_s:.0f} s (recorded)")
+        return drained
 
     def request(self, prun: RunDir, workflow: str, i: int) -> smoke.Answer:
         api = deployed_outputs(prun).api
@@ -279,9 +296,15 @@ class LabPoints:
         test.execute(progress=progress)
 
 
-def collect_point(prun: RunDir, settle_s: float, jmeter: bool) -> None:
-    """The point's telemetry (its measured window) into ``points/<k>/data``, as ``05_collect`` does."""
+def collect_point(prun: RunDir, settle_s: float, jmeter: bool, until: datetime | None = None) -> None:
+    """The point's telemetry (its measured window) into ``points/<k>/data``, as ``05_collect`` does.
+
+    ``until``: the window reaches at least this far (plus the margin): executions that ended after the
+    load, while the runner waited for them, have their end in the data (an Express machine's log events).
+    """
     settings, (start, end) = prun.settings(), prun.window()
+    if until is not None:
+        end = max(end, until + timedelta(seconds=5))
     time.sleep(settle_s)
     data = collect_run(settings, start, end, jtl=client_samples(prun) if jmeter else None, extra={"run_id": prun.id})
     save_run(data, prun.data_dir)

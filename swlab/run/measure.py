@@ -116,9 +116,30 @@ class LoadTest:
     result: JMeterRun | None = None
     samples: pd.DataFrame | None = None
 
+    @property
+    def mode(self) -> str:
+        """``sync`` or ``async``: Workflow 2's request mode (Workflow 1 is always ``sync``)."""
+        return self.profile.mode if self.workflow == "wf2" else "sync"
+
+    def mode_text(self) -> str:
+        """One sentence for the load-test page: the mode, and what a sample's latency then measures."""
+        base = self.endpoint.base_path
+        if self.workflow == "wf1":
+            return f"Mode **sync**: `POST {base}/ingest` answers when the image is stored; a sample is that request."
+        if self.mode == "async":
+            return (
+                f"Mode **async**: `POST {base}/classifications` answers `202` with the execution's id at once, then "
+                f"`GET {base}/images/{{image_id}}` every {self.profile.poll_ms} ms until a terminal status; a "
+                "sample's latency is submit → terminal, so it does not depend on API Gateway's 29 s limit."
+            )
+        return (
+            f"Mode **sync**: `POST {base}/classify` answers when the execution ends (`StartSyncExecution` with "
+            "Express); a sample's latency is that request's, and an execution past API Gateway's 29 s is a 504."
+        )
+
     def describe(self) -> str:
         what = "URLs" if self.workflow == "wf1" else "ingested images"
-        asynchronous = self.workflow == "wf2" and self.profile.mode == "async"
+        asynchronous = self.mode == "async"
         path = f"{self.endpoint.base_path}/{'classifications' if asynchronous else WORKFLOWS[self.workflow].label}"
         polling = (
             f", each polling {self.endpoint.base_path}/images/{{image_id}} every {self.profile.poll_ms} ms until its "
@@ -153,6 +174,8 @@ class LoadTest:
         self.run.save(
             LoadTestRecord(
                 workflow=self.workflow,
+                mode=self.mode,
+                poll_ms=self.profile.poll_ms if self.mode == "async" else None,
                 started_at=started_at.isoformat(),
                 ended_at=ended_at.isoformat(),
                 summary=self.summary(),

@@ -189,3 +189,15 @@ def test_bench_feeds_workflow_1_ids_to_workflow_2(install, tmp_path):
         assert figures[f"{wf}_error_pct"] == 0.0
         assert 0 < figures[f"{wf}_p50_ms"] <= figures[f"{wf}_p95_ms"] <= figures[f"{wf}_p99_ms"]
     assert figures["jmeter_startup_s"] > profile.warmup_s
+
+
+def test_bench_loadtest_mode_async_polls_and_says_its_mode(install, tmp_path, capsys):
+    """scripts/bench-loadtest --mode async: Workflow 2 submits to /classifications and polls /images/{id}."""
+    from swlab.bench.loadtest import main
+
+    assert main(["--against-stub", "--rate", "2", "--duration", "2", "--mode", "async", "--poll-ms", "200",
+                 "--runs-dir", str(tmp_path / "b")]) == 0  # fmt: skip
+    out = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)
+    assert out["wf2_mode"] == "async" and out["wf2_samples"] == "4" and float(out["wf2_error_pct"]) == 0.0
+    plan = (tmp_path / "b" / "wf2").rglob("*")
+    assert any(p.name == "results.jtl" for p in plan)

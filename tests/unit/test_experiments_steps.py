@@ -2,6 +2,7 @@
 
 from datetime import datetime, timedelta, timezone
 
+import pandas as pd
 from botocore.exceptions import ClientError
 
 from swlab.run.measure import wait_executions_done
@@ -65,3 +66,49 @@ def test_an_unlistable_state_machine_is_not_waited_for():
 
     out = wait_executions_done(Express(), "arn:sm", T0, 60)
     assert not out.listed and out.running == [] and "Express" in (out.error or "")
+
+
+# ---- issue 12: the load test's mode in its record and on the book's pages
+
+
+def _load_test(tmp_path, monkeypatch, workflow, mode):
+    from types import SimpleNamespace
+
+    from swlab.loadtest.plans import ApiEndpoint, LoadProfile
+    from swlab.run import measure
+    from swlab.run.rundir import RunDir
+
+    run = RunDir(tmp_path / "run")
+    run.dir.mkdir(parents=True)
+    fake = SimpleNamespace(jtl=tmp_path / "r.jtl", warnings=[], samples_planned=2)
+    monkeypatch.setattr(measure, "run_workflow", lambda *a, **k: fake)
+    monkeypatch.setattr(measure, "parse_jtl", lambda path: pd.DataFrame())
+    monkeypatch.setattr(measure, "summarize_jtl", lambda df, n: {"samples": n, "p50_ms": 10.0})
+    profile = LoadProfile(rate_per_s=1, duration_s=2, mode=mode, poll_ms=250)
+    test = measure.LoadTest(run, workflow, profile, ApiEndpoint("127.0.0.1", 1, base_path="/v1"), 2)
+    test.execute(progress=lambda p: None)
+    return run, test
+
+
+def test_the_load_test_record_holds_workflow_2s_mode(tmp_path, monkeypatch):
+    from swlab.run.records import LoadTestRecord
+
+    run, test = _load_test(tmp_path, monkeypatch, "wf2", "async")
+    rec = run.load(LoadTestRecord, LoadTestRecord.key_of("wf2"))
+    assert (rec.mode, rec.poll_ms) == ("async", 250)
+    assert "Mode **async**" in test.mode_text() and "/v1/classifications" in test.mode_text()
+    run, test = _load_test(tmp_path / "b", monkeypatch, "wf1", "async")  # Workflow 1 has one mode
+    rec = run.load(LoadTestRecord, LoadTestRecord.key_of("wf1"))
+    assert (rec.mode, rec.poll_ms) == ("sync", None)
+
+
+def test_the_run_page_lists_the_load_tests_with_their_mode():
+    from swlab.run import book
+
+    manifest = {
+        "load_wf1": {"workflow": "wf1", "mode": "sync", "summary": {"samples": 5, "p50_ms": 20}},
+        "load_wf2": {"workflow": "wf2", "mode": "async", "poll_ms": 500, "summary": {"samples": 5, "p50_ms": 900}},
+    }
+    page = book.run_page(manifest, [])
+    assert "## Load tests" in page
+    assert "| wf2 | async (poll 500 ms) | 5 |" in page and "| wf1 | sync | 5 |" in page

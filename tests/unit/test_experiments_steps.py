@@ -112,3 +112,105 @@ def test_the_run_page_lists_the_load_tests_with_their_mode():
     page = book.run_page(manifest, [])
     assert "## Load tests" in page
     assert "| wf2 | async (poll 500 ms) | 5 |" in page and "| wf1 | sync | 5 |" in page
+
+
+# ---- issue 11: provisioned concurrency as a deploy option (the cold-start experiment's comparison)
+
+
+class FakeLambda:
+    """Versions, the alias and provisioned concurrency configurations, as the Lambda API answers them."""
+
+    def __init__(self, status_sequence=("IN_PROGRESS", "READY")) -> None:
+        self.calls: list[str] = []
+        self.versions, self.alias, self.config = 0, None, None
+        self.statuses = list(status_sequence)
+
+    def _missing(self, code):
+        return ClientError({"Error": {"Code": code, "Message": "no"}}, "op")
+
+    def get_alias(self, FunctionName, Name):
+        self.calls.append("get_alias")
+        if self.alias is None:
+            raise self._missing("ResourceNotFoundException")
+        return {"FunctionVersion": self.alias}
+
+    def get_provisioned_concurrency_config(self, FunctionName, Qualifier):
+        self.calls.append("get_pc")
+        if self.config is None:
+            raise self._missing("ProvisionedConcurrencyConfigNotFoundException")
+        status = self.statuses.pop(0) if len(self.statuses) > 1 else self.statuses[0]
+        return {"RequestedProvisionedConcurrentExecutions": self.config, "Status": status}
+
+    def publish_version(self, FunctionName):
+        self.calls.append("publish")
+        self.versions = self.versions or 1
+        return {"Version": str(self.versions)}
+
+    def create_alias(self, FunctionName, Name, FunctionVersion):
+        self.calls.append("create_alias")
+        self.alias = FunctionVersion
+
+    def update_alias(self, FunctionName, Name, FunctionVersion):
+        self.calls.append("update_alias")
+        self.alias = FunctionVersion
+
+    def put_provisioned_concurrency_config(self, FunctionName, Qualifier, ProvisionedConcurrentExecutions):
+        assert Qualifier == "live"
+        self.calls.append(f"put_pc {ProvisionedConcurrentExecutions}")
+        self.config = ProvisionedConcurrentExecutions
+
+    def delete_provisioned_concurrency_config(self, FunctionName, Qualifier):
+        self.calls.append("delete_pc")
+        self.config = None
+
+
+def test_provisioned_concurrency_publishes_a_version_aliases_it_and_the_state_machine_invokes_the_alias():
+    from swlab.provision.changes import ChangeReport
+    from swlab.provision.naming import Names
+    from swlab.provision.provisioned import ensure_provisioned, wait_ready
+    from swlab.provision.state_machine import state_machine_values
+
+    lam, report, arn = FakeLambda(), ChangeReport(), "arn:aws:lambda:us-east-1:1:function:s-resnet"
+    out = ensure_provisioned(lam, "s-resnet", arn, 1, report)
+    assert out == {"invoke_arn": arn + ":live", "provisioned_concurrency": 1, "version": "1"}
+    assert lam.calls == ["get_alias", "publish", "create_alias", "put_pc 1"]
+    lam.calls.clear()
+    assert ensure_provisioned(lam, "s-resnet", arn, 1, report)["invoke_arn"] == arn + ":live"
+    assert "put_pc 1" not in lam.calls  # unchanged: nothing put again
+    clock, lam.statuses = Clock(), ["IN_PROGRESS", "READY"]
+    wait_ready(lam, ["s-resnet"], clock=clock, sleep=clock.sleep)
+    assert clock.t > 0  # waited for IN_PROGRESS -> READY
+    names = Names(stack="s", region="us-east-1", account_id="1")
+    functions = {"resnet": {"arn": arn, **out}, "alexnet": {"arn": arn.replace("resnet", "alexnet")}}
+    values = state_machine_values(names, functions)
+    assert values["ResnetArn"] == arn + ":live" and values["AlexnetArn"].endswith(":function:s-alexnet")
+    lam.calls.clear()
+    assert ensure_provisioned(lam, "s-resnet", arn, None, report)["invoke_arn"] == arn  # the option dropped
+    assert lam.calls == ["get_alias", "get_pc", "delete_pc"]
+
+
+def test_a_function_without_the_alias_makes_no_provisioned_concurrency_call():
+    from swlab.provision.changes import ChangeReport
+    from swlab.provision.provisioned import ensure_provisioned
+
+    lam = FakeLambda()
+    ensure_provisioned(lam, "f", "arn:f", None, ChangeReport())
+    assert lam.calls == ["get_alias"]  # moto (the AWS rehearsal) has no provisioned concurrency API
+
+
+def test_a_failed_or_slow_provisioned_concurrency_is_one_clear_error():
+    import pytest
+
+    from swlab.provision.options import DeployOptions
+    from swlab.provision.provisioned import ProvisionedConcurrencyError, wait_ready
+
+    lam = FakeLambda(status_sequence=("FAILED",))
+    lam.config = 1
+    with pytest.raises(ProvisionedConcurrencyError, match="s-resnet:live failed"):
+        wait_ready(lam, ["s-resnet"])
+    lam, clock = FakeLambda(status_sequence=("IN_PROGRESS",)), Clock()
+    lam.config = 1
+    with pytest.raises(ProvisionedConcurrencyError, match="not READY after 30 s"):
+        wait_ready(lam, ["s-resnet"], timeout_s=30, clock=clock, sleep=clock.sleep)
+    with pytest.raises(ValueError, match="provisioned concurrency of 'resnet'"):
+        DeployOptions(provisioned_concurrency={"resnet": 0})

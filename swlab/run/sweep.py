@@ -35,14 +35,25 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Unpack
 
+from swlab.analysis import experiments as ex
 from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import save_run
+from swlab.analysis.points import load_points
+from swlab.analysis.prices import load_prices
 from swlab.loadtest.plans import WORKFLOWS, LoadProfile, write_data_file
 from swlab.loadtest.progress import Progress
 from swlab.provision.cold import force_cold
 from swlab.provision.model_weights import weights_substitutions
 from swlab.run import smoke
-from swlab.run.experiments import DEPLOY_KEYS, POINT_DEFAULTS, Point, base_config, estimate_seconds, plan_points
+from swlab.run.experiments import (
+    DEPLOY_KEYS,
+    MEMORY_CHOICES,
+    POINT_DEFAULTS,
+    Point,
+    base_config,
+    estimate_seconds,
+    plan_points,
+)
 from swlab.run.measure import Drained, LoadTest, client_samples, wait_executions_done
 from swlab.run.options import RunOptions
 from swlab.run.paths import LabError, notebooks, project_root
@@ -187,10 +198,15 @@ class LabPoints:
     given_urls: list[str] = field(default_factory=list)  # the profile's image_urls (target aws); empty: local server
     deployed_key: str | None = None
     progress: Callable[[str], None] = print
+    default_memory: dict[str, Any] = field(default_factory=dict)  # memory_mb before any point (the profile's)
 
     def __call__(self, prun: RunDir, point: Point, stage: Callable[[str], None]) -> dict[str, Any]:
         cfg = point.config
         drained: Drained | None = None
+        if cfg.get("memory_choice"):  # a sweep's check: its sizes come from the sweep's points, now
+            stage(f"choose {cfg['memory_choice']} sizes")
+            cfg["memory_mb"] = chosen_memory(self.run, point.experiment, str(cfg["memory_choice"]), self.default_memory)
+            prun.record("parameters", cfg)
         if point.deploy_key != self.deployed_key:
             stage("deploy")
             self.deployed_key = None  # unknown until this deploy succeeds
@@ -294,6 +310,21 @@ class LabPoints:
                 stage(f"load {workflow}: {p.elapsed_s:.0f}/{p.planned_s:.0f} s, {p.samples} samples, {p.errors} errors")
 
         test.execute(progress=progress)
+
+
+def chosen_memory(run: RunDir, experiment: str, choice: str, default: dict[str, Any]) -> dict[str, Any]:
+    """The ``memory_mb`` a memory sweep's check point deploys: per function, the size the sweep's points
+    (``experiment``'s, collected so far) make the ``choice`` (``balanced``, ``cheapest``, ``fastest``:
+    :func:`swlab.analysis.experiments.memory_choices`), or ``default`` (the profile's sizes)."""
+    if choice == "default":
+        return dict(default)
+    if choice not in MEMORY_CHOICES:
+        raise LabError(f"memory_choice must be one of {MEMORY_CHOICES}, got {choice!r}")
+    swept = [p for p in load_points(run.dir, experiment) if p.ok and not p.config.get("memory_choice")]
+    choices = ex.memory_choices(ex.memory_table(swept, load_prices()))
+    if not len(choices):
+        raise LabError(f"no function ran without error at any size of {experiment!r}: no {choice} size to deploy")
+    return {str(fn): int(mb) for fn, mb in choices[f"{choice}_mb"].items()}
 
 
 def collect_point(prun: RunDir, settle_s: float, jmeter: bool, until: datetime | None = None) -> None:
@@ -474,6 +505,7 @@ def _points_stage(run: RunDir, points: list[Point], parameters: dict[str, Any], 
                 sort_keys=True,
                 default=str,
             ),
+            default_memory=dict(base_config(parameters)["memory_mb"] or {}),
         )
         records = run_points(run, points, body, say)
         failed = [r for r in records if r.status != "ok"]

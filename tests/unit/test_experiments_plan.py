@@ -123,8 +123,58 @@ def test_shipped_profiles_plan_what_the_issue_asks():
     assert {p.config["workflow_type"] for p in points if p.experiment == "workflow_type"} == {"EXPRESS", "STANDARD"}
     assert max(p.config["rate_per_s"] for p in points if p.experiment == "load") >= 8
     assert sum(estimate_seconds(points)) <= 27 * 60  # with set-up, analysis and book: about 30 minutes
+    provisioned = [p for p in points if p.config["deploy_options"].get("provisioned_concurrency")]
+    assert provisioned and all(p.mode == "cold" and p.analysis == "cold_starts" for p in provisioned)
+    assert set(provisioned[0].config["deploy_options"]["provisioned_concurrency"]) == {"alexnet", "resnet", "mobilenet"}
+    checks = [p.config["memory_choice"] for p in points if p.experiment == "memory" and p.config["memory_choice"]]
+    assert checks == ["balanced", "default"]
     ci = load_profile("experiments-ci")
-    assert sum(estimate_seconds(plan_points(ci.experiments, ci.parameters))) <= 6 * 60
+    ci_points = plan_points(ci.experiments, ci.parameters)
+    assert sum(estimate_seconds(ci_points)) <= 7.5 * 60  # the provisioned point and the memory checks: ~1:40 more
+    assert {p.experiment for p in ci_points} >= {"cold_provisioned", "memory"}
+    assert [p.config["memory_choice"] for p in ci_points if p.config["memory_choice"]] == ["balanced", "default"]
+
+
+def test_a_memory_sweeps_verify_appends_the_chosen_sizes_then_the_defaults():
+    points = _plan(
+        [
+            {
+                "name": "m",
+                "axes": {"memory_mb.*": [128, 1024]},
+                "set": {"workflows": ["wf1", "wf2"], "duration_s": 8},
+                "verify": {"workflows": ["wf2"], "warmup_requests": 3},
+            }
+        ]
+    )
+    assert [p.axes for p in points] == [
+        {"memory_mb.*": 128},
+        {"memory_mb.*": 1024},
+        {"memory_choice": "balanced"},
+        {"memory_choice": "default"},
+    ]
+    check = points[2].config
+    assert check["memory_mb"] == {} and check["workflows"] == ["wf2"] and check["warmup_requests"] == 3
+    assert check["duration_s"] == 8  # the experiment's set, then verify's settings
+    est = estimate_seconds(points)
+    assert est[3] >= est[2] > 0  # each check deploys (its sizes are chosen when it runs)
+    with pytest.raises(LabError, match="verify is a mapping of settings, for a sweep with the axis memory_mb"):
+        _plan([{"name": "x", "axes": {"rate_per_s": [1]}, "verify": {"duration_s": 4}}])
+
+
+def test_a_provisioned_cold_point_is_estimated_with_its_init_in_the_deploy_and_a_fast_first_request():
+    plain, provisioned = _plan(
+        [
+            {"name": "a", "mode": "cold", "set": {"workflows": ["wf2"]}},
+            {
+                "name": "b",
+                "mode": "cold",
+                "set": {"workflows": ["wf2"], "deploy_options.provisioned_concurrency": {"resnet": 1}},
+            },
+        ]
+    )
+    assert provisioned.deploy_key != plain.deploy_key
+    a, b = estimate_seconds([plain, provisioned])
+    assert b < a + 30  # the first request no longer waits for the models' inits
 
 
 def test_command_line_overrides_win_over_set_but_not_over_axes():

@@ -214,3 +214,29 @@ def test_a_failed_or_slow_provisioned_concurrency_is_one_clear_error():
         wait_ready(lam, ["s-resnet"], timeout_s=30, clock=clock, sleep=clock.sleep)
     with pytest.raises(ValueError, match="provisioned concurrency of 'resnet'"):
         DeployOptions(provisioned_concurrency={"resnet": 0})
+
+
+# ---- issue 11: the memory sweep's check points deploy the sizes the sweep chose
+
+
+def test_the_check_points_sizes_are_the_sweeps_balanced_choice_or_the_defaults(tmp_path):
+    import pytest
+
+    from swlab.run.paths import LabError
+    from swlab.run.sweep import chosen_memory
+    from tests.unit.test_sweep_points import _invocations, _run, _write_point
+
+    run = _run(tmp_path)
+    with pytest.raises(LabError, match="no balanced size to deploy"):
+        chosen_memory(run, "memory", "balanced", {})
+    # resnet: 4x faster at 2048 than at 512 (worth it); flip: as fast at 128 as at 2048 (not worth it)
+    for k, mb, resnet_ms, flip_ms in ((1, 128, 4000.0, 10.0), (2, 512, 1000.0, 10.0), (3, 2048, 250.0, 10.0)):
+        inv = _invocations({"resnet": (4000.0, 300.0, resnet_ms, mb), "flip": (50.0, 20.0, flip_ms, mb)})
+        _write_point(run, k, "memory", {"memory_mb.*": mb}, {"memory_mb": {"*": mb}}, inv)
+    check = {"memory_choice": "balanced", "memory_mb": {"resnet": 64}}  # an earlier check is not a sweep point
+    _write_point(run, 4, "memory", {"memory_choice": "balanced"}, check, _invocations({"resnet": (1, 1, 1, 64)}))
+    assert chosen_memory(run, "memory", "balanced", {}) == {"flip": 128, "resnet": 2048}
+    assert chosen_memory(run, "memory", "fastest", {})["resnet"] == 2048
+    assert chosen_memory(run, "memory", "default", {"*": 1024}) == {"*": 1024}
+    with pytest.raises(LabError, match="memory_choice must be one of"):
+        chosen_memory(run, "memory", "largest", {})

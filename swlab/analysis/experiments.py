@@ -1,7 +1,9 @@
 """The experiments' tables and conclusions, from their points (:class:`swlab.analysis.points.PointData`).
 
 Pure: no files, no cloud. One section per experiment of ``profiles/experiments.yaml``:
-cold starts as a distribution, the memory sweep (Power Tuning's view for every function),
+cold starts as a distribution (and Workflow 2's first request with provisioned concurrency on the
+models against without), the memory sweep (Power Tuning's view for every function, and Workflow 2
+measured at the chosen sizes against the defaults beside the estimate),
 Standard vs Express, the load steps, and x86_64 vs arm64 pricing. Every conclusion
 sentence is computed from the tables (:func:`conclusions` of each section), never written
 by hand; medians come with distribution-free confidence intervals (:mod:`swlab.analysis.stats`).
@@ -103,9 +105,10 @@ def cold_start_table(points: list[PointData], confidence: float = 0.95) -> pd.Da
     """Per function: cold starts, Init Duration, the cold request's whole time (Init + Duration) vs warm.
 
     Medians with distribution-free CIs. ``suppressed_n``: cold starts whose init outlasted the 10 s
-    limit (no Init Duration; the init is inside their Duration, so in ``cold_total_ms`` too).
+    limit (no Init Duration; the init is inside their Duration, so in ``cold_total_ms`` too). Points
+    with provisioned concurrency are left out (:func:`provisioned_table` compares them).
     """
-    inv = invocations_of([p for p in points if p.ok], since_measured=True)
+    inv = invocations_of([p for p in points if p.ok and not has_provisioned(p)], since_measured=True)
     rows = []
     for fn, g in inv.groupby("fn", sort=True) if len(inv) else []:
         cold, warm = g[g["cold_start"]], g[~g["cold_start"]]
@@ -196,6 +199,55 @@ def cold_conclusions(table: pd.DataFrame, e2e: pd.DataFrame) -> list[str]:
     return out
 
 
+def has_provisioned(p: PointData) -> bool:
+    """The point's stack had provisioned concurrency on some function (``deploy_options``)."""
+    return bool((p.config.get("deploy_options") or {}).get("provisioned_concurrency"))
+
+
+def provisioned_table(without: list[PointData], provisioned: list[PointData], confidence: float = 0.95) -> pd.DataFrame:
+    """Workflow 2's first request after every function was forced cold, with and without provisioned
+    concurrency on the model functions (whose provisioned environments a forced cold start does not end):
+    client (through API Gateway) and execution medians with CIs, and the warm requests' for reference."""
+    rows = []
+    for label, group in (("without", without), ("with provisioned concurrency", provisioned)):
+        e2e = cold_e2e_table([p for p in group if p.ok], confidence)
+        row: dict[str, Any] = {"models": label, "points": sum(p.ok for p in group)}
+        for wf, name in (("wf2", "client"), ("wf2 execution", "execution")):
+            for kind in ("cold", "warm"):
+                if (wf, kind) in e2e.index:
+                    r = e2e.loc[(wf, kind)]
+                    row[f"{name}_{kind}_n"] = int(r["n"])
+                    row[f"{name}_{kind}_ms"] = float(r["median_ms"])
+                    if kind == "cold":
+                        row[f"{name}_{kind}_lo"], row[f"{name}_{kind}_hi"] = float(r["ci_lo"]), float(r["ci_hi"])
+        levels = {
+            str(k): v
+            for p in group
+            for k, v in ((p.config.get("deploy_options") or {}).get("provisioned_concurrency") or {}).items()
+        }
+        row["provisioned"] = ", ".join(f"{k} {v}" for k, v in sorted(levels.items())) or "—"
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("models")
+
+
+def provisioned_conclusions(table: pd.DataFrame) -> list[str]:
+    """How much provisioned concurrency on the models shortens Workflow 2's first request after a cold start."""
+    label = "with provisioned concurrency"
+    for name, what in (("client", "through API Gateway"), ("execution", "execution")):
+        col = f"{name}_cold_ms"
+        if col in table and label in table.index and "without" in table.index:
+            w, p = float(table.loc["without", col]), float(table.loc[label, col])
+            if math.isnan(w) or math.isnan(p):
+                continue
+            return [
+                f"Workflow 2's first request after every function was forced cold ({what}, median): "
+                f"{w / 1000:.2f} s without provisioned concurrency, {p / 1000:.2f} s with it on the model functions "
+                f"({table.loc[label, 'provisioned']}): {w / p:.1f}× faster, {(w - p) / 1000:.2f} s less. "
+                "What remains is the cold start of the functions without it (the preprocessing steps)."
+            ]
+    return ["No point with provisioned concurrency on the models was measured in this run."]
+
+
 # ---- 2. memory sweep -------------------------------------------------------------------------
 
 
@@ -204,7 +256,7 @@ def memory_table(points: list[PointData], prices: dict[str, Any], confidence: fl
     p_gb_s = prices["prices"]["lambda_x86_64_usd_per_gb_s"]
     p_req = prices["prices"]["lambda_usd_per_million_requests"] / 1e6
     rows = []
-    for p in points:
+    for p in [p for p in points if not is_memory_check(p)]:
         size = _memory_of(p)
         inv = invocations_of([p], since_measured=True) if p.data is not None else pd.DataFrame()
         for fn, g in inv.groupby("fn", sort=True) if len(inv) else []:
@@ -233,6 +285,11 @@ def memory_table(points: list[PointData], prices: dict[str, Any], confidence: fl
         if not p.ok:
             rows.append({"function": "(point failed)", "memory_mb": size, "point": p.record.get("index")})
     return pd.DataFrame(rows)
+
+
+def is_memory_check(p: PointData) -> bool:
+    """A sweep's check point (``memory_choice``: the chosen sizes or the defaults, deployed and measured)."""
+    return bool(p.config.get("memory_choice"))
 
 
 def _memory_of(p: PointData) -> int | None:
@@ -296,6 +353,81 @@ def workflow_at_sizes(table: pd.DataFrame, sizes: dict[str, dict[str, int]]) -> 
             usd += sum(u for _, u in found)
         rows.append({"sizes": choice, "wf2_lambda_ms": ms, "wf2_lambda_usd_per_run": usd, "usd_per_million": usd * 1e6})
     return pd.DataFrame(rows).set_index("sizes")
+
+
+def memory_measured(points: list[PointData], prices: dict[str, Any], at_sizes: pd.DataFrame) -> pd.DataFrame:
+    """Per size choice the sweep's check points deployed and loaded (``balanced``, ``default``): Workflow 2
+    measured (executions' end-to-end p50, the client's p50, Lambda cost per million runs from the
+    measured usage) beside what :func:`workflow_at_sizes` estimated for the same choice."""
+    rows = []
+    for p in [p for p in points if is_memory_check(p)]:
+        choice = str(p.config["memory_choice"])
+        row: dict[str, Any] = {"sizes": choice, "status": p.record.get("status")}
+        if p.ok:
+            since = p.record.get("measured_from")
+            ex = _since(p.table("executions"), "start_date", since)
+            server = stats.server_latency(ex)
+            jtl = p.table("jtl")
+            client = stats.client_latency(jtl, "classify") if len(jtl) else pd.DataFrame({"latency_ms": []})
+            row.update(
+                {
+                    "runs": len(ex),
+                    "measured_e2e_p50_ms": stats.summarize(server["latency_ms"])["p50"],
+                    "measured_client_p50_ms": stats.summarize(client["latency_ms"])["p50"],
+                    "measured_lambda_usd_per_million": _lambda_usd_per_million(p, prices, since),
+                    "memory_mb": sizes_text(p.config.get("memory_mb") or {}),
+                }
+            )
+        if choice in at_sizes.index:
+            row["estimated_lambda_ms"] = float(at_sizes.loc[choice, "wf2_lambda_ms"])
+            row["estimated_usd_per_million"] = float(at_sizes.loc[choice, "usd_per_million"])
+        rows.append(row)
+    return pd.DataFrame(rows).set_index("sizes") if rows else pd.DataFrame()
+
+
+def sizes_text(sizes: dict[str, Any]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in sorted(sizes.items())) or "the functions' own"
+
+
+def _lambda_usd_per_million(p: PointData, prices: dict[str, Any], since: str | None) -> float:
+    """Workflow 2's Lambda cost per million runs, priced from the point's usage after its warm-up."""
+    tables = dict(p.data.tables) if p.data is not None else {}
+    if any(not len(tables.get(name, [])) for name in ("invocations", "executions", "states")):
+        return math.nan  # not a whole workflow's telemetry: nothing to price
+    tables["invocations"] = _since(tables["invocations"], "start_time", since)
+    tables["executions"] = _since(tables["executions"], "start_date", since)
+    pm = cost.per_million_runs(cost.cost_table(cost.usage_lines(tables, p.stack), prices))
+    sel = pm[(pm["workflow"] == "classify") & (pm["service"] == "Lambda")]
+    return float(sel["usd_per_million_runs"].sum()) if len(sel) else math.nan
+
+
+def memory_measured_conclusions(measured: pd.DataFrame) -> list[str]:
+    """One sentence: Workflow 2 measured at the balanced sizes against the defaults, and the estimate's error."""
+    need = {"balanced", "default"}
+    if not len(measured) or not need <= set(measured.index) or "measured_e2e_p50_ms" not in measured:
+        return ["The chosen sizes were not measured as a whole workflow in this run (no check points, or one failed)."]
+    b, d = measured.loc["balanced"], measured.loc["default"]
+    if any(math.isnan(float(v)) for v in (b["measured_e2e_p50_ms"], d["measured_e2e_p50_ms"])):
+        return ["The check points at the balanced and the default sizes recorded no finished execution."]
+    bu, du = float(b["measured_lambda_usd_per_million"]), float(d["measured_lambda_usd_per_million"])
+    priced = not (math.isnan(bu) or math.isnan(du)) and du > 0
+    out = [
+        f"Measured: Workflow 2 at the balanced sizes took {b['measured_e2e_p50_ms']:.0f} ms end to end (median "
+        "execution)"
+        + (f" and {bu:.2f} USD of Lambda per million runs" if priced else "")
+        + f", against {d['measured_e2e_p50_ms']:.0f} ms"
+        + (f" and {du:.2f} USD" if priced else "")
+        + f" at the defaults ({(b['measured_e2e_p50_ms'] / d['measured_e2e_p50_ms'] - 1) * 100:+.0f} % time"
+        + (f", {(bu / du - 1) * 100:+.0f} % cost)." if priced else "; the usage could not be priced).")
+    ]
+    if "estimated_lambda_ms" in measured and not math.isnan(float(b.get("estimated_lambda_ms", math.nan))):
+        out.append(
+            f"The estimate from the per-function medians said {b['estimated_lambda_ms']:.0f} ms and "
+            f"{b['estimated_usd_per_million']:.2f} USD at the balanced sizes, {d['estimated_lambda_ms']:.0f} ms and "
+            f"{d['estimated_usd_per_million']:.2f} USD at the defaults: it counts Lambda time on the critical path "
+            "only (not the orchestration between states) and warm invocations only."
+        )
+    return out
 
 
 def memory_conclusions(choices: pd.DataFrame, at_sizes: pd.DataFrame) -> list[str]:
@@ -438,6 +570,8 @@ def load_table(points: list[PointData], confidence: float = 0.95) -> pd.DataFram
                     "throughput_per_s": int(c["success"].sum()) / max(span, duration * 0.5),
                     "executions": len(ex),
                     "executions_unfinished": int(ex["stop_date"].isna().sum()) if len(ex) else 0,
+                    "drain_s": float((p.record.get("drained") or {}).get("waited_s", math.nan)),
+                    "running_at_collect": int((p.record.get("drained") or {}).get("running", 0)),
                     "lambda_throttles": _lambda_throttles(p),
                 }
             )
@@ -484,6 +618,19 @@ def load_conclusions(table: pd.DataFrame) -> list[str]:
         f"Requests planned {int(table['planned'].sum())}, recorded {int(table['recorded'].fillna(0).sum())} "
         f"({lost} missing); executions still unfinished at collection: {int(table['executions_unfinished'].sum())}."
     )
+    if "drain_s" in table and table["drain_s"].notna().any():
+        worst = table.loc[table["drain_s"].idxmax()]
+        running = int(table["running_at_collect"].sum())
+        out.append(
+            f"Before each collection the runner waited for the executions the load started to end: longest at "
+            f"{worst['rate_per_s']:g} requests/s, {worst['drain_s']:.0f} s after JMeter stopped (the cloud lags the "
+            "offered rate); "
+            + (
+                f"{running} were still running when the wait's bound ran out (recorded as such)."
+                if running
+                else "every execution had ended, so the latencies above are of complete data."
+            )
+        )
     return out
 
 

@@ -99,6 +99,12 @@ def preflight(settings: Settings, names: Names, options: DeployOptions) -> list[
     ]
     for config in configs:
         function_environment(names, options, config)
+    unknown = sorted(set(options.provisioned_concurrency) - {c.name for c in configs})
+    if unknown:
+        raise packaging.PackagingError(
+            f"provisioned_concurrency names {unknown}, which this deploy does not include "
+            f"(its functions: {', '.join(sorted(c.name for c in configs))})"
+        )
     arns = {c.name: {"arn": names.arn("lambda", f"function:{names.function(c.name)}")} for c in configs}
     load_definition(options.asl_path, state_machine_values(names, arns, options), options.preprocessing)
     if settings.target == "aws" and any(c.packaging == "image" for c in configs) and not images.docker_available():

@@ -27,6 +27,7 @@ from swlab.provision.iam import function_policy
 from swlab.provision.naming import Names, is_ours
 from swlab.provision.options import DeployOptions, reserved_concurrency_for
 from swlab.provision.packaging import CodeSource, FunctionConfig
+from swlab.provision.provisioned import ensure_provisioned, wait_ready
 from swlab.provision.roles import delete_role, ensure_role, stack_resources
 from swlab.provision.storage import delete_log_group, ensure_log_group
 from swlab.settings import Settings
@@ -83,6 +84,13 @@ def deploy_functions(ctx: DeployContext, configs: list[FunctionConfig]) -> dict[
             ctx, names.lambda_role(config.name), "lambda", policy, f"{names.stack}: function {config.name}"
         )
         out[config.name] = deploy_function(ctx, config, role_arn, env, reserved_concurrency_for(ctx.options, config))
+        fname, count = out[config.name]["function_name"], ctx.options.provisioned_concurrency.get(config.name)
+        out[config.name].update(
+            ensure_provisioned(ctx.clients("lambda"), fname, out[config.name]["arn"], count, ctx.report)
+        )
+    provisioned = [f["function_name"] for f in out.values() if f.get("provisioned_concurrency")]
+    if provisioned:
+        wait_ready(ctx.clients("lambda"), provisioned, say=ctx.report.say)
     return out
 
 

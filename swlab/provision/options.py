@@ -89,6 +89,10 @@ class DeployOptions:
     reserved_concurrency: Mapping[str, int] = field(default_factory=dict)
     # Reserved concurrency of each torch function (packaging "image"); None: none (2 on the local cloud).
     model_reserved_concurrency: int | None = None
+    # Provisioned concurrency per function folder ({"alexnet": 1, "resnet": 1, "mobilenet": 1}): a published
+    # version, the alias "live" on it with that many initialised environments, and the state machine invoking
+    # the alias (swlab.provision.provisioned). A function it does not name has none and is invoked unqualified.
+    provisioned_concurrency: Mapping[str, int] = field(default_factory=dict)
     # Workflow 2's variants (VARIANT_FUNCTIONS): four preprocessing functions or one fused ``preprocess``;
     # the models on torch (container images on AWS) or on ONNX Runtime (zip packages).
     preprocessing: str = "steps"
@@ -117,6 +121,9 @@ class DeployOptions:
                 continue
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ValueError(f"reserved concurrency of {name!r} must be an integer >= 1, got {value!r}")
+        for name, value in self.provisioned_concurrency.items():
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"provisioned concurrency of {name!r} must be an integer >= 1, got {value!r}")
 
 
 def reserved_concurrency_for(options: DeployOptions, config: FunctionConfig) -> int | None:

@@ -6,7 +6,8 @@ Layout ``OUTPUTS_SCHEMA`` (one field of :class:`DeployOutputs` per key)::
     bucket, bucket_tls_only, table, changes {created|updated|unchanged|deleted: n},
     functions {<name>: {function_name, arn, role_arn, code_sha256, packaging,
                         code_bytes, memory_mb, timeout_s, architecture, log_group,
-                        reserved_concurrency (int or null)}},
+                        reserved_concurrency (int or null), invoke_arn (the alias ARN where
+                        provisioned_concurrency (int or null) is set, else arn), version}},
     state_machine {name, arn, type, role_arn, log_group},
     api {id, name, stage, role_arn, base_url, endpoints {ingest, classify},
          api_key_id, api_key, usage_plan_id, throttle {rate, burst}}

@@ -32,14 +32,15 @@ def state_machine_values(
     """Every value a definition may use: ``${FetchImageArn}`` for function ``fetch_image`` (and so on),
     ``${TableName}``, ``${BucketName}`` and the environment placeholders (``${Table}``, ``${Bucket}``, ...).
     A model's placeholder (``${AlexnetArn}``) names the function of the chosen inference variant
-    (``alexnet_onnx`` for ``inference="onnx"``)."""
+    (``alexnet_onnx`` for ``inference="onnx"``). A function with provisioned concurrency is invoked through
+    its alias (``invoke_arn``, :mod:`swlab.provision.provisioned`), where its initialised environments are."""
     options = options or DeployOptions()
     values = {**placeholder_values(names), "TableName": names.table, "BucketName": names.bucket}
-    values.update({asl.function_placeholder(name): fn["arn"] for name, fn in functions.items()})
+    values.update({asl.function_placeholder(name): fn.get("invoke_arn") or fn["arn"] for name, fn in functions.items()})
     for model in MODEL_NAMES:
         chosen = functions.get(model_function(options, model))
         if chosen is not None:
-            values[asl.function_placeholder(model)] = chosen["arn"]
+            values[asl.function_placeholder(model)] = chosen.get("invoke_arn") or chosen["arn"]
     return {k: v for k, v in values.items() if v}
 
 

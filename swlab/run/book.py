@@ -192,6 +192,27 @@ def run_page(manifest: dict, missing: list[str]) -> str:
             [(s["name"], s["status"], s.get("seconds") or "") for s in manifest.get("stages") or []],
         ),
     ]
+    loads = [manifest[k] for k in sorted(manifest) if k.startswith("load_") and isinstance(manifest[k], dict)]
+    if loads:
+        lines += [
+            "",
+            "## Load tests",
+            "",
+            *_table(
+                ["workflow", "mode", "samples", "errors %", "p50 ms", "p99 ms"],
+                [
+                    (
+                        r.get("workflow"),
+                        r.get("mode", "sync") + (f" (poll {r['poll_ms']} ms)" if r.get("poll_ms") else ""),
+                        (r.get("summary") or {}).get("samples"),
+                        (r.get("summary") or {}).get("error_pct"),
+                        (r.get("summary") or {}).get("p50_ms"),
+                        (r.get("summary") or {}).get("p99_ms"),
+                    )
+                    for r in loads
+                ],
+            ),
+        ]
     if missing:
         lines += ["", "Not executed in this run (so not in this book): " + ", ".join(f"`{m}`" for m in missing) + "."]
     lines += ["", "## Tool versions", "", *_table(["tool", "version"], (prov.get("tools") or {}).items())]

@@ -14,6 +14,13 @@ An experiment in a profile::
         axes:                             # dotted paths into the point's configuration → values
           memory_mb.*: [128, 256, 512, 1024, 1769, 3008]
         set: {workflows: [wf1, wf2], duration_s: 12}   # fixed for every point of this experiment
+        verify: {workflows: [wf2], duration_s: 10}     # a memory sweep only: then measure the chosen sizes
+
+``verify`` (an experiment with the axis ``memory_mb.*``) appends two points after the sweep's:
+``memory_choice`` ``balanced`` (each function at the size the sweep's points make the balanced
+choice, resolved when the point runs: :func:`swlab.run.sweep.chosen_memory`) and ``default``
+(the sizes the stack had before the sweep), with the experiment's ``set`` and then these settings:
+the whole workflow measured at the chosen sizes against the defaults, not only estimated.
 
 A point's configuration starts from :data:`POINT_DEFAULTS`, then the profile's
 parameters of the same names, then the experiment's ``set``, then the command
@@ -49,13 +56,19 @@ POINT_DEFAULTS: dict[str, Any] = {
     "cold_requests": 1,  # mode cold: requests per workflow after every function was forced cold
     "warm_requests": 2,  # mode cold: requests per workflow after those, on the now-warm environments
     "settle_s": 2.0,  # wait for logs before collecting (AWS: 60 or more)
+    "memory_choice": None,  # a sweep's check: deploy the sizes chosen from its points (balanced...) or "default"
+    "drain_timeout_s": 120.0,  # mode load: at most this long for Workflow 2's executions to end before collecting
 }
 DEPLOY_KEYS = ("workflow_type", "memory_mb", "deploy_options")  # what a deploy depends on
-EXPERIMENT_KEYS = {"name", "title", "analysis", "mode", "repetitions", "axes", "set", "description"}
+EXPERIMENT_KEYS = {"name", "title", "analysis", "mode", "repetitions", "axes", "set", "description", "verify"}
+# A memory sweep's ``verify:`` adds these points after its own: the sizes chosen from the sweep, then the defaults.
+VERIFY_CHOICES = ("balanced", "default")
+MEMORY_CHOICES = ("balanced", "cheapest", "fastest", "default")
 # Rough costs (seconds) on this project's 2-core machine, for the estimate printed before a run.
-ESTIMATE_S = {"deploy": 6.0, "jmeter_start": 4.0, "collect": 3.0}
+ESTIMATE_S = {"deploy": 6.0, "jmeter_start": 4.0, "collect": 3.0, "provisioned_init": 30.0}
 ESTIMATE_REQUEST_S = {"wf1": 0.3, "wf2": 1.0}
 ESTIMATE_COLD_REQUEST_S = {"wf1": 1.0, "wf2": 15.0}  # torch inits in parallel on 2 cores: 10-30 s
+ESTIMATE_COLD_PROVISIONED_S = {"wf1": 1.0, "wf2": 4.0}  # the models provisioned: only preprocessing starts cold
 
 
 @dataclass(frozen=True)
@@ -68,6 +81,8 @@ class Experiment:
     axes: dict[str, list[Any]]
     set: dict[str, Any]
     description: str = ""
+    # settings of the check points after a memory sweep (VERIFY_CHOICES): None, no check
+    verify: dict[str, Any] | None = None
 
     @property
     def combinations(self) -> int:
@@ -146,6 +161,14 @@ def parse_experiments(declared: Any) -> list[Experiment]:
             raise LabError(f"experiment {name!r}: set is a mapping of path → value")
         for path in fixed:
             _check_path(name, str(path))
+        verify = item.get("verify")
+        if verify is not None:
+            if not isinstance(verify, dict) or "memory_mb.*" not in axes:
+                raise LabError(
+                    f"experiment {name!r}: verify is a mapping of settings, for a sweep with the axis memory_mb.*"
+                )
+            for path in verify:
+                _check_path(name, str(path))
         out.append(
             Experiment(
                 name=name,
@@ -156,6 +179,7 @@ def parse_experiments(declared: Any) -> list[Experiment]:
                 axes={str(k): list(v) for k, v in axes.items()},
                 set=dict(fixed),
                 description=str(item.get("description", "")),
+                verify=dict(verify) if verify is not None else None,
             )
         )
     names = [e.name for e in out]
@@ -234,16 +258,35 @@ def plan_points(
                         config=config,
                     )
                 )
+        for choice in VERIFY_CHOICES if exp.verify is not None else ():
+            config = copy.deepcopy(start)
+            for path, value in (exp.verify or {}).items():
+                set_path(config, path, value)
+            config.update(memory_mb={}, memory_choice=choice)  # the sizes are chosen when the point runs
+            points.append(
+                Point(
+                    index=len(points) + 1,
+                    experiment=exp.name,
+                    analysis=exp.analysis,
+                    mode=exp.mode,
+                    repetition=1,
+                    axes={"memory_choice": choice},
+                    config=config,
+                )
+            )
     return points
 
 
 def estimate_point_seconds(point: Point, deploys: bool) -> float:
     """A rough duration of one point on this project's 2-core machine (local cloud)."""
     c = point.config
-    seconds = ESTIMATE_S["deploy"] if deploys else 0.0
+    provisioned = bool((c.get("deploy_options") or {}).get("provisioned_concurrency"))
+    seconds = ESTIMATE_S["deploy"] + (ESTIMATE_S["provisioned_init"] if provisioned else 0.0) if deploys else 0.0
     for wf in c["workflows"]:
         per = ESTIMATE_REQUEST_S.get(wf, 1.0)
-        cold = ESTIMATE_COLD_REQUEST_S.get(wf, 5.0)
+        cold = (ESTIMATE_COLD_PROVISIONED_S if provisioned and point.mode == "cold" else ESTIMATE_COLD_REQUEST_S).get(
+            wf, 5.0
+        )
         if point.mode == "cold":
             seconds += c["cold_requests"] * cold + c["warm_requests"] * per
         else:
@@ -256,6 +299,7 @@ def estimate_seconds(points: list[Point]) -> list[float]:
     """Each point's estimate, counting a deploy wherever the stack must change."""
     out, last = [], None
     for p in points:
-        out.append(estimate_point_seconds(p, deploys=p.deploy_key != last))
+        # a memory check's sizes are chosen when it runs: count a deploy
+        out.append(estimate_point_seconds(p, deploys=p.deploy_key != last or bool(p.config.get("memory_choice"))))
         last = p.deploy_key
     return out

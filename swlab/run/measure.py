@@ -1,18 +1,22 @@
 """The measured stages of a run: the smoke test (``02``) and the load tests (``03``, ``04``).
 
 Each records a measured period (``started_at``/``ended_at``) in the manifest;
-the collect stage takes the telemetry of the window they span.
+the collect stage takes the telemetry of the window they span. After a load,
+:func:`wait_executions_done` lets the executions it started finish before that.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Callable
 
 import pandas as pd
+from botocore.exceptions import ClientError
 from matplotlib.figure import Figure
 
+from swlab.analysis.collect import fetch_executions
 from swlab.loadtest.jtl import parse_jtl, returned_ids, summarize_jtl
 from swlab.loadtest.plans import WORKFLOWS, ApiEndpoint, LoadProfile, write_data_file
 from swlab.loadtest.progress import Progress, default_progress
@@ -112,9 +116,30 @@ class LoadTest:
     result: JMeterRun | None = None
     samples: pd.DataFrame | None = None
 
+    @property
+    def mode(self) -> str:
+        """``sync`` or ``async``: Workflow 2's request mode (Workflow 1 is always ``sync``)."""
+        return self.profile.mode if self.workflow == "wf2" else "sync"
+
+    def mode_text(self) -> str:
+        """One sentence for the load-test page: the mode, and what a sample's latency then measures."""
+        base = self.endpoint.base_path
+        if self.workflow == "wf1":
+            return f"Mode **sync**: `POST {base}/ingest` answers when the image is stored; a sample is that request."
+        if self.mode == "async":
+            return (
+                f"Mode **async**: `POST {base}/classifications` answers `202` with the execution's id at once, then "
+                f"`GET {base}/images/{{image_id}}` every {self.profile.poll_ms} ms until a terminal status; a "
+                "sample's latency is submit → terminal, so it does not depend on API Gateway's 29 s limit."
+            )
+        return (
+            f"Mode **sync**: `POST {base}/classify` answers when the execution ends (`StartSyncExecution` with "
+            "Express); a sample's latency is that request's, and an execution past API Gateway's 29 s is a 504."
+        )
+
     def describe(self) -> str:
         what = "URLs" if self.workflow == "wf1" else "ingested images"
-        asynchronous = self.workflow == "wf2" and self.profile.mode == "async"
+        asynchronous = self.mode == "async"
         path = f"{self.endpoint.base_path}/{'classifications' if asynchronous else WORKFLOWS[self.workflow].label}"
         polling = (
             f", each polling {self.endpoint.base_path}/images/{{image_id}} every {self.profile.poll_ms} ms until its "
@@ -149,6 +174,8 @@ class LoadTest:
         self.run.save(
             LoadTestRecord(
                 workflow=self.workflow,
+                mode=self.mode,
+                poll_ms=self.profile.poll_ms if self.mode == "async" else None,
                 started_at=started_at.isoformat(),
                 ended_at=ended_at.isoformat(),
                 summary=self.summary(),
@@ -195,3 +222,65 @@ def client_samples(run: RunDir) -> pd.DataFrame:
     if not frames:
         raise LabError(f"{run.dir}: no JMeter results (jmeter/<workflow>/results.jtl): run a load test first")
     return pd.concat(frames, ignore_index=True)
+
+
+# ----------------------------------------------------------------------------- after a load: let it finish
+
+
+@dataclass
+class Drained:
+    """What :func:`wait_executions_done` saw: executions started since the load began, and those still running."""
+
+    listed: bool  # False: the state machine's executions cannot be listed (AWS Express): nothing waited for
+    started: int = 0
+    running: list[str] = field(default_factory=list)  # execution ARNs still RUNNING when the wait ended
+    waited_s: float = 0.0
+    error: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "listed": self.listed,
+            "started": self.started,
+            "running": len(self.running),
+            "running_arns": list(self.running),
+            "waited_s": round(self.waited_s, 2),
+            **({"error": self.error} if self.error else {}),
+        }
+
+
+def wait_executions_done(
+    sfn: Any,
+    state_machine_arn: str,
+    since: datetime,
+    timeout_s: float,
+    progress: Callable[[str], None] | None = None,
+    poll_s: float = 1.0,
+    every_s: float = 5.0,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Drained:
+    """Poll until every execution of ``state_machine_arn`` started since ``since`` is terminal, at most ``timeout_s``.
+
+    At a high arrival rate the cloud lags the offered load: when JMeter stops, executions it started are
+    still RUNNING, and collecting then would miss their ends (and their latency). This waits for them;
+    those still running after ``timeout_s`` are returned (the caller records them as such). A line goes to
+    ``progress`` every ``every_s`` while some run. An Express state machine on AWS cannot be listed: then
+    nothing is waited for (``listed`` False, the error kept).
+    """
+    started_at = clock()
+    last_said = -every_s
+    while True:
+        try:
+            executions = fetch_executions(sfn, state_machine_arn, since, now())
+        except ClientError as err:
+            return Drained(listed=False, waited_s=clock() - started_at, error=" ".join(str(err).split())[:300])
+        running = [e["executionArn"] for e in executions if e.get("status") == "RUNNING"]
+        waited = clock() - started_at
+        if not running or waited >= timeout_s:
+            return Drained(listed=True, started=len(executions), running=running, waited_s=waited)
+        if progress is not None and waited - last_said >= every_s:
+            last_said = waited
+            progress(
+                f"{len(running)} of {len(executions)} executions still running ({waited:.0f}/{timeout_s:.0f} s waited)"
+            )
+        sleep(min(poll_s, max(timeout_s - waited, 0.0)))

@@ -107,10 +107,17 @@ class SmokeTestRecord(Record):
 
 @dataclass(frozen=True)
 class LoadTestRecord(Record):
-    """One workflow's load test (a measured period): the client's summary, its JTL and JMeter's warnings."""
+    """One workflow's load test (a measured period): the client's summary, its JTL and JMeter's warnings.
+
+    ``mode``: how Workflow 2's requests were made (``sync``: POST /classify, one answer; ``async``: POST
+    /classifications, then GET /images/{id} every ``poll_ms`` until the terminal status, a sample being
+    submit -> terminal); Workflow 1 is always ``sync`` (``poll_ms`` None).
+    """
 
     KEY: ClassVar[str] = "load_{workflow}"
     workflow: str = ""
+    mode: str = "sync"
+    poll_ms: int | None = None
     started_at: str = ""
     ended_at: str = ""
     summary: dict[str, Any] = field(default_factory=dict)
@@ -171,6 +178,9 @@ class PointRecord(Record):
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
     measured_from: str | None = None
+    # mode load with Workflow 2: the wait for its executions to end before collecting
+    # (swlab.run.measure.Drained.as_dict: listed, started, running, running_arns, waited_s)
+    drained: dict[str, Any] = field(default_factory=dict)
     began: str | None = None
     finished: str | None = None
 

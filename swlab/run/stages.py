@@ -283,7 +283,7 @@ def run_lab(
         except KeyboardInterrupt as exc:  # Ctrl-C: clean up, one line, exit 130 (swlab.run.cleanup)
             raise RunInterrupted(clean_after_interrupt(run, getattr(exc, "worker", None))) from None
         finally:
-            _safety_stop(run, say)
+            safety_stop(run, say)
         result = LabResult(run=run, stages=stages)
         _record_overhead(run, result.stages, books, plan)
         collected = run.load(CollectRecord)
@@ -291,9 +291,9 @@ def run_lab(
     finally:
         runner.release()
     if build_book and all(s.status == "ok" for s in result.stages):  # a loss is still reported in the book
-        result.book_html = _build_book_stage(run, root, say)
+        result.book_html = build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))
-    _summary(result, say)
+    print_summary(result, say)
     return result
 
 
@@ -342,7 +342,7 @@ def prepare_notebooks(
     return run
 
 
-def _safety_stop(run: RunDir, say: Callable[[str], None]) -> None:
+def safety_stop(run: RunDir, say: Callable[[str], None]) -> None:
     """Whatever happened in the notebooks, no process this run started outlives it."""
     try:
         if stop_image_server(run):
@@ -356,7 +356,8 @@ def _safety_stop(run: RunDir, say: Callable[[str], None]) -> None:
         say(f"ended {count_kinds(rest)} the run left behind")
 
 
-def _build_book_stage(run: RunDir, root: Path, say: Callable[[str], None]) -> Path | None:
+def build_book_stage(run: RunDir, root: Path, say: Callable[[str], None]) -> Path | None:
+    """Build the book from ``run`` (its status and time recorded in the manifest); None if it failed."""
     say("[book] building ...")
     started = time.monotonic()
     try:
@@ -371,7 +372,8 @@ def _build_book_stage(run: RunDir, root: Path, say: Callable[[str], None]) -> Pa
     return html
 
 
-def _summary(result: LabResult, say: Callable[[str], None]) -> None:
+def print_summary(result: LabResult, say: Callable[[str], None]) -> None:
+    """The run's closing table: each stage's status and time, the book, the total, losses and failures."""
     say("\nstage                        status     seconds")
     for s in result.stages:
         say(f"{s.name:<28} {s.status:<8} {'' if s.seconds is None else f'{s.seconds:9.1f}'}")

@@ -31,25 +31,39 @@ import json
 import shutil
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Unpack
 
+from swlab.analysis import experiments as ex
 from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import save_run
+from swlab.analysis.points import load_points
+from swlab.analysis.prices import load_prices
 from swlab.loadtest.plans import WORKFLOWS, LoadProfile, write_data_file
 from swlab.loadtest.progress import Progress
 from swlab.provision.cold import force_cold
 from swlab.provision.model_weights import weights_substitutions
 from swlab.run import smoke
-from swlab.run.experiments import DEPLOY_KEYS, POINT_DEFAULTS, Point, base_config, estimate_seconds, plan_points
-from swlab.run.measure import LoadTest, client_samples
+from swlab.run.experiments import (
+    DEPLOY_KEYS,
+    MEMORY_CHOICES,
+    POINT_DEFAULTS,
+    Point,
+    base_config,
+    estimate_seconds,
+    plan_points,
+)
+from swlab.run.measure import Drained, LoadTest, client_samples, wait_executions_done
+from swlab.run.options import RunOptions
 from swlab.run.paths import LabError, notebooks, project_root
 from swlab.run.profiles import LabProfile, plan_parameters
 from swlab.run.provisioning import Deployment, api_endpoint, deployed_outputs
 from swlab.run.records import CollectRecord, ModelsRecord, PointRecord, ProbeRecord, ProfileRecord
 from swlab.run.rundir import RunDir, now, now_iso, start_run
 from swlab.run.services import image_urls
-from swlab.run.stages import LabResult, Stage, _build_book_stage, _safety_stop, _summary, execute_stage
+from swlab.run.stages import LabResult, Stage, build_book_stage, execute_stage, print_summary, safety_stop
+from swlab.settings import client
 
 SETUP_NOTEBOOKS = ("00_", "01_", "02_")
 TEARDOWN_NOTEBOOK = "08_"
@@ -184,9 +198,15 @@ class LabPoints:
     given_urls: list[str] = field(default_factory=list)  # the profile's image_urls (target aws); empty: local server
     deployed_key: str | None = None
     progress: Callable[[str], None] = print
+    default_memory: dict[str, Any] = field(default_factory=dict)  # memory_mb before any point (the profile's)
 
     def __call__(self, prun: RunDir, point: Point, stage: Callable[[str], None]) -> dict[str, Any]:
         cfg = point.config
+        drained: Drained | None = None
+        if cfg.get("memory_choice"):  # a sweep's check: its sizes come from the sweep's points, now
+            stage(f"choose {cfg['memory_choice']} sizes")
+            cfg["memory_mb"] = chosen_memory(self.run, point.experiment, str(cfg["memory_choice"]), self.default_memory)
+            prun.record("parameters", cfg)
         if point.deploy_key != self.deployed_key:
             stage("deploy")
             self.deployed_key = None  # unknown until this deploy succeeds
@@ -217,9 +237,23 @@ class LabPoints:
             for wf in cfg["workflows"]:
                 stage(f"load {wf}")
                 self.load(prun, wf, cfg, stage)
+            if "wf2" in cfg["workflows"]:
+                stage("drain")
+                drained = self.drain(prun, measured_from, float(cfg["drain_timeout_s"]), stage)
         stage("collect")
-        collect_point(prun, float(cfg["settle_s"]), jmeter=point.mode == "load")
-        return {"measured_from": measured_from}
+        collect_point(prun, float(cfg["settle_s"]), jmeter=point.mode == "load", until=now())
+        return {"measured_from": measured_from, **({"drained": drained.as_dict()} if drained else {})}
+
+    def drain(self, prun: RunDir, since: str, timeout_s: float, stage: Callable[[str], None]) -> Drained:
+        """Wait (bounded) until Workflow 2's executions started since ``since`` are terminal; say those that are not."""
+        arn = deployed_outputs(prun).state_machine["arn"]
+        sfn = client(prun.settings(), "stepfunctions")
+        drained = wait_executions_done(
+            sfn, arn, datetime.fromisoformat(since), timeout_s, progress=lambda line: stage(f"drain: {line}")
+        )
+        if drained.running:
+            stage(f"drain: {len(drained.running)} executions still running after {timeout_s:.0f} s (recorded)")
+        return drained
 
     def request(self, prun: RunDir, workflow: str, i: int) -> smoke.Answer:
         api = deployed_outputs(prun).api
@@ -278,9 +312,30 @@ class LabPoints:
         test.execute(progress=progress)
 
 
-def collect_point(prun: RunDir, settle_s: float, jmeter: bool) -> None:
-    """The point's telemetry (its measured window) into ``points/<k>/data``, as ``05_collect`` does."""
+def chosen_memory(run: RunDir, experiment: str, choice: str, default: dict[str, Any]) -> dict[str, Any]:
+    """The ``memory_mb`` a memory sweep's check point deploys: per function, the size the sweep's points
+    (``experiment``'s, collected so far) make the ``choice`` (``balanced``, ``cheapest``, ``fastest``:
+    :func:`swlab.analysis.experiments.memory_choices`), or ``default`` (the profile's sizes)."""
+    if choice == "default":
+        return dict(default)
+    if choice not in MEMORY_CHOICES:
+        raise LabError(f"memory_choice must be one of {MEMORY_CHOICES}, got {choice!r}")
+    swept = [p for p in load_points(run.dir, experiment) if p.ok and not p.config.get("memory_choice")]
+    choices = ex.memory_choices(ex.memory_table(swept, load_prices()))
+    if not len(choices):
+        raise LabError(f"no function ran without error at any size of {experiment!r}: no {choice} size to deploy")
+    return {str(fn): int(mb) for fn, mb in choices[f"{choice}_mb"].items()}
+
+
+def collect_point(prun: RunDir, settle_s: float, jmeter: bool, until: datetime | None = None) -> None:
+    """The point's telemetry (its measured window) into ``points/<k>/data``, as ``05_collect`` does.
+
+    ``until``: the window reaches at least this far (plus the margin): executions that ended after the
+    load, while the runner waited for them, have their end in the data (an Express machine's log events).
+    """
     settings, (start, end) = prun.settings(), prun.window()
+    if until is not None:
+        end = max(end, until + timedelta(seconds=5))
     time.sleep(settle_s)
     data = collect_run(settings, start, end, jtl=client_samples(prun) if jmeter else None, extra={"run_id": prun.id})
     save_run(data, prun.data_dir)
@@ -324,17 +379,15 @@ def describe_plan(points: list[Point], estimates: list[float]) -> list[str]:
 
 
 def run_experiments(
-    profile: LabProfile,
-    overrides: dict[str, Any] | None = None,
-    *,
-    run_dir: str | Path = "",
-    only: list[str] | None = None,
-    build_book: bool = True,
-    verbose: bool = False,
-    root: Path | None = None,
-    say: Callable[[str], None] = print,
+    profile: LabProfile, overrides: dict[str, Any] | None = None, **options: Unpack[RunOptions]
 ) -> LabResult:
-    """Run every point of ``profile.experiments`` (those named in ``only``), their analyses and the book."""
+    """Run every point of ``profile.experiments`` (those named in ``options["only"]``), their analyses and the book.
+
+    ``options``: :class:`~swlab.run.options.RunOptions`, as for ``run_lab`` (``live_to`` is not used: the
+    points print one line per stage).
+    """
+    only, build_book, verbose = options.get("only"), options.get("build_book", True), options.get("verbose", False)
+    run_dir, root, say = options.get("run_dir", ""), options.get("root"), options.get("say", print)
     root = root or project_root()
     parameters = {**profile.parameters, **(overrides or {})}
     points = plan_points(profile.experiments, parameters, only, overrides)
@@ -381,13 +434,13 @@ def run_experiments(
                 execute([pages["discussion"]], {})
         execute([b for b in books if b.name.startswith(TEARDOWN_NOTEBOOK)], plan)
     finally:
-        _safety_stop(run, say)
+        safety_stop(run, say)
     result = LabResult(run=run, stages=stages)
     run.record("stages", [vars(s) for s in stages])
     if build_book and result.ok:
-        result.book_html = _build_book_stage(run, root, say)
+        result.book_html = build_book_stage(run, root, say)
     run.record("total_seconds", round(time.monotonic() - started, 2))
-    _summary(result, say)
+    print_summary(result, say)
     return result
 
 
@@ -411,7 +464,7 @@ def reanalyse(
         _notebooks(run, [pages["discussion"]], {}, stages, say, False)
     result = LabResult(run=run, stages=stages)
     if build_book and result.ok:
-        result.book_html = _build_book_stage(run, root, say)
+        result.book_html = build_book_stage(run, root, say)
     return result
 
 
@@ -452,6 +505,7 @@ def _points_stage(run: RunDir, points: list[Point], parameters: dict[str, Any], 
                 sort_keys=True,
                 default=str,
             ),
+            default_memory=dict(base_config(parameters)["memory_mb"] or {}),
         )
         records = run_points(run, points, body, say)
         failed = [r for r in records if r.status != "ok"]

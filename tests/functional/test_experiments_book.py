@@ -13,7 +13,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from swlab.analysis.dataset import RunData, save_run
 from swlab.run import book
+from swlab.run.records import PointRecord
 from swlab.run.sweep import reanalyse
 from tests.unit.test_sweep_points import _invocations, _run, _write_point
 
@@ -52,6 +54,34 @@ def test_experiments_part_builds_with_its_figures(tmp_path):
             _invocations({"resnet": (4000.0, 300.0, 100.0 * 1024 / mb, mb), "flip": (50.0, 20.0, 10.0, mb)}),
         )
     _write_point(run, 6, "memory", {"memory_mb.*": 128}, {"memory_mb": {"*": 128}}, None, status="failed")
+    # the sweep's check points: Workflow 2 deployed at the balanced sizes, then at the defaults, measured
+    for k, choice, ms in ((7, "balanced", 700.0), (8, "default", 1400.0)):
+        config = {"memory_choice": choice, "memory_mb": {"resnet": 2048} if choice == "balanced" else {}}
+        _write_point(run, k, "memory", {"memory_choice": choice}, config, inv)
+        executions = pd.DataFrame(
+            {
+                "execution_arn": [f"arn:x:{choice}:{i}" for i in range(4)],
+                "state_machine": ["st-classify"] * 4,
+                "start_date": pd.date_range("2026-01-01T00:00:10Z", periods=4, freq="s"),
+                "stop_date": pd.date_range("2026-01-01T00:00:11Z", periods=4, freq="s"),
+                "status": ["SUCCEEDED"] * 4,
+                "duration_ms": [ms, ms + 10, ms + 20, ms + 30],
+            }
+        )
+        save_run(RunData(manifest={}, tables={"invocations": inv, "executions": executions}), run.point(k).data_dir)
+    # a cold point with provisioned concurrency on the models (experiment cold_provisioned, page cold_starts)
+    fast = probes.assign(ms=[2500.0, 440.0, 460.0])
+    _write_point(run, 9, "cold_provisioned", {}, {"workflows": ["wf2"]}, inv, fast)
+    prun = run.point(9)
+    prun.save(
+        PointRecord(
+            index=9,
+            experiment="cold_provisioned",
+            analysis="cold_starts",
+            config={"workflows": ["wf2"], "deploy_options": {"provisioned_concurrency": {"resnet": 1}}},
+            status="ok",
+        )
+    )
     said: list[str] = []
     result = reanalyse(run, root=ROOT, say=said.append)  # scripts/run-lab analyse RUN_DIR
     assert result.ok, "\n".join(said)
@@ -68,8 +98,11 @@ def test_experiments_part_builds_with_its_figures(tmp_path):
     assert book.expected_figures(run.executed_notebook("e2_memory.ipynb")) == 1
     cold = (run.book_html / "notebooks" / "e1_cold_starts.html").read_text()
     assert "The costliest cold start is resnet" in cold and "What you should see" in cold and "Exercise" in cold
+    assert "9.00 s without provisioned concurrency, 2.50 s with it on the model functions (resnet 1)" in cold
     memory = (run.book_html / "notebooks" / "e2_memory.html").read_text()
     assert "(point failed)" in memory  # a failing point is a row of the results, not a crash
+    assert "Measured: Workflow 2 at the balanced sizes took 715 ms end to end" in memory
+    assert "against 1415 ms" in memory and "The estimate from the per-function medians said" in memory
     toc = (run.book_src / "_toc.yml").read_text()
     assert "notebooks/e1_cold_starts" in toc and "notebooks/e3_workflow_type" not in toc
     assert (run.book_html / "book" / "glossary.html").is_file()

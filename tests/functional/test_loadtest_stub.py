@@ -11,7 +11,7 @@ from collections import Counter
 import psutil
 import pytest
 
-from swlab.bench.loadtest import bench_loadtest
+from swlab.bench.loadtest import bench_loadtest, main
 from swlab.loadtest.install import JMeterSetupError, ensure_jmeter
 from swlab.loadtest.jtl import arrival_gaps_s, parse_jtl
 from swlab.loadtest.plans import ApiEndpoint, LoadProfile, write_data_file
@@ -204,3 +204,13 @@ def test_the_test_ends_once_every_arrival_is_answered_not_after_the_timeout_paus
     assert run.dashboard.is_file()
     schedule_s = profile.warmup_s + profile.duration_s + profile.timeout_ms / 1000
     assert run.wall_s < schedule_s - 20, f"JMeter ran {run.wall_s:.0f} s of a {schedule_s:.0f} s schedule"
+
+
+def test_bench_loadtest_mode_async_polls_and_says_its_mode(install, tmp_path, capsys):
+    """scripts/bench-loadtest --mode async: Workflow 2 submits to /classifications and polls /images/{id}."""
+    assert main(["--against-stub", "--rate", "2", "--duration", "2", "--mode", "async", "--poll-ms", "200",
+                 "--runs-dir", str(tmp_path / "b")]) == 0  # fmt: skip
+    out = dict(line.split(": ", 1) for line in capsys.readouterr().out.splitlines() if ": " in line)
+    assert out["wf2_mode"] == "async" and out["wf2_samples"] == "4" and float(out["wf2_error_pct"]) == 0.0
+    plan = (tmp_path / "b" / "wf2").rglob("*")
+    assert any(p.name == "results.jtl" for p in plan)

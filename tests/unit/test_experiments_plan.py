@@ -123,8 +123,58 @@ def test_shipped_profiles_plan_what_the_issue_asks():
     assert {p.config["workflow_type"] for p in points if p.experiment == "workflow_type"} == {"EXPRESS", "STANDARD"}
     assert max(p.config["rate_per_s"] for p in points if p.experiment == "load") >= 8
     assert sum(estimate_seconds(points)) <= 27 * 60  # with set-up, analysis and book: about 30 minutes
+    provisioned = [p for p in points if p.config["deploy_options"].get("provisioned_concurrency")]
+    assert provisioned and all(p.mode == "cold" and p.analysis == "cold_starts" for p in provisioned)
+    assert set(provisioned[0].config["deploy_options"]["provisioned_concurrency"]) == {"alexnet", "resnet", "mobilenet"}
+    checks = [p.config["memory_choice"] for p in points if p.experiment == "memory" and p.config["memory_choice"]]
+    assert checks == ["balanced", "default"]
     ci = load_profile("experiments-ci")
-    assert sum(estimate_seconds(plan_points(ci.experiments, ci.parameters))) <= 6 * 60
+    ci_points = plan_points(ci.experiments, ci.parameters)
+    assert sum(estimate_seconds(ci_points)) <= 7.5 * 60  # the provisioned point and the memory checks: ~1:40 more
+    assert {p.experiment for p in ci_points} >= {"cold_provisioned", "memory"}
+    assert [p.config["memory_choice"] for p in ci_points if p.config["memory_choice"]] == ["balanced", "default"]
+
+
+def test_a_memory_sweeps_verify_appends_the_chosen_sizes_then_the_defaults():
+    points = _plan(
+        [
+            {
+                "name": "m",
+                "axes": {"memory_mb.*": [128, 1024]},
+                "set": {"workflows": ["wf1", "wf2"], "duration_s": 8},
+                "verify": {"workflows": ["wf2"], "warmup_requests": 3},
+            }
+        ]
+    )
+    assert [p.axes for p in points] == [
+        {"memory_mb.*": 128},
+        {"memory_mb.*": 1024},
+        {"memory_choice": "balanced"},
+        {"memory_choice": "default"},
+    ]
+    check = points[2].config
+    assert check["memory_mb"] == {} and check["workflows"] == ["wf2"] and check["warmup_requests"] == 3
+    assert check["duration_s"] == 8  # the experiment's set, then verify's settings
+    est = estimate_seconds(points)
+    assert est[3] >= est[2] > 0  # each check deploys (its sizes are chosen when it runs)
+    with pytest.raises(LabError, match="verify is a mapping of settings, for a sweep with the axis memory_mb"):
+        _plan([{"name": "x", "axes": {"rate_per_s": [1]}, "verify": {"duration_s": 4}}])
+
+
+def test_a_provisioned_cold_point_is_estimated_with_its_init_in_the_deploy_and_a_fast_first_request():
+    plain, provisioned = _plan(
+        [
+            {"name": "a", "mode": "cold", "set": {"workflows": ["wf2"]}},
+            {
+                "name": "b",
+                "mode": "cold",
+                "set": {"workflows": ["wf2"], "deploy_options.provisioned_concurrency": {"resnet": 1}},
+            },
+        ]
+    )
+    assert provisioned.deploy_key != plain.deploy_key
+    a, b = estimate_seconds([plain, provisioned])
+    assert b < a + 30  # the first request no longer waits for the models' inits
 
 
 def test_command_line_overrides_win_over_set_but_not_over_axes():
@@ -132,3 +182,29 @@ def test_command_line_overrides_win_over_set_but_not_over_axes():
     points = plan_points(exps, {"settle_s": 5}, overrides={"settle_s": 60, "rate_per_s": 1, "stack": "s"})
     assert [p.config["settle_s"] for p in points] == [60, 60]
     assert [p.config["rate_per_s"] for p in points] == [2, 4]
+
+
+def test_no_module_imports_another_modules_private_names():
+    """The review's leftover: sweep.py imported stages.py's ``_build_book_stage``, ``_safety_stop``, ``_summary``."""
+    import ast
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2] / "swlab"
+    private = []
+    for path in sorted(root.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("swlab"):
+                private += [f"{path.relative_to(root)}: {a.name}" for a in node.names if a.name.startswith("_")]
+    assert private == []
+
+
+def test_run_experiments_takes_the_run_options_not_a_copy_of_run_lab_signature():
+    import inspect
+
+    from swlab.run.options import RunOptions
+    from swlab.run.sweep import run_experiments
+
+    params = inspect.signature(run_experiments).parameters
+    assert list(params) == ["profile", "overrides", "options"]
+    assert params["options"].kind is inspect.Parameter.VAR_KEYWORD
+    assert {"run_dir", "only", "build_book", "verbose", "root", "say"} <= set(RunOptions.__annotations__)

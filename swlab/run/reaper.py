@@ -115,7 +115,8 @@ def _zombie(pid: int) -> bool:
     return not stat or stat.rsplit(")", 1)[-1].split()[:1] == ["Z"]
 
 
-def _alive(pid: int) -> bool:
+def running(pid: int) -> bool:
+    """True while ``pid`` runs: a zombie (exited, not yet reaped) has ended; our own exited child is reaped here."""
     try:
         os.waitpid(pid, os.WNOHANG)  # reap it when it is our own child
     except ChildProcessError:
@@ -141,12 +142,12 @@ def stop(procs: list[Proc], grace_s: float = 5.0) -> list[Proc]:
 
     signal_all(signal.SIGTERM)
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and any(_alive(p.pid) for p in procs):
+    while time.monotonic() < deadline and any(running(p.pid) for p in procs):
         time.sleep(0.05)
-    if any(_alive(p.pid) for p in procs):
+    if any(running(p.pid) for p in procs):
         signal_all(signal.SIGKILL)
         deadline = time.monotonic() + 5.0
-        while time.monotonic() < deadline and any(_alive(p.pid) for p in procs):
+        while time.monotonic() < deadline and any(running(p.pid) for p in procs):
             time.sleep(0.05)
     return procs
 
@@ -198,7 +199,7 @@ class RunnerMark:
             pid, ticks = int(data["pid"]), data.get("start_ticks")
         except (OSError, ValueError, KeyError, TypeError):
             return False
-        return _alive(pid) and (ticks is None or _start_ticks(pid) == ticks)
+        return running(pid) and (ticks is None or _start_ticks(pid) == ticks)
 
 
 def stale_runs(base: Path, exclude: Path | None = None) -> list[Path]:

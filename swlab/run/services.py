@@ -30,30 +30,13 @@ from typing import Any
 from swlab.localcloud.faults import FaultInjector, FaultRuleError
 from swlab.localcloud.server import LocalCloudError, LocalCloudProcess, add_faults, faults_of, health_of, wait_healthy
 from swlab.run.paths import LabError
+from swlab.run.reaper import running
 from swlab.run.records import ImageServerRecord, LocalCloudRecord
 from swlab.run.rundir import RunDir, now_iso, record_settings
 from swlab.samples import ImageServer
 from swlab.settings import Settings, client
 
 # ----------------------------------------------------------------------------- stopping a detached process
-
-
-def _gone(pid: int) -> bool:
-    """True once ``pid`` has exited (reaped here when it is our own child, e.g. started in this kernel)."""
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return True
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return True
-    try:  # a zombie (exited, not yet reaped by its new parent) is gone too
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
-    except (OSError, IndexError):
-        return False
 
 
 def terminate_group(pid: int, grace_s: float) -> None:
@@ -67,13 +50,15 @@ def terminate_group(pid: int, grace_s: float) -> None:
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s
-    while time.monotonic() < deadline and not _gone(pid):
+    while time.monotonic() < deadline and running(pid):
         time.sleep(0.05)
     try:
         os.killpg(pid, signal.SIGKILL)
     except (ProcessLookupError, PermissionError):
         pass
-    _gone(pid)
+    deadline = time.monotonic() + 5.0  # a killed process is not gone at once: wait (and reap our own child)
+    while running(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
 
 
 # ----------------------------------------------------------------------------- the local cloud of a run
@@ -155,7 +140,7 @@ def stop_local_cloud(run: RunDir, grace_s: float = 15.0) -> bool:
     state = Path(info.work_dir or run.localcloud_dir) / "state.json"
     if not state.exists():
         return False
-    was_running = not _gone(int(info.pid))
+    was_running = running(int(info.pid))
     terminate_group(int(info.pid), grace_s)  # also when it died: its group may hold Lambda environments
     state.unlink(missing_ok=True)
     run.save(replace(info, stopped_at=now_iso()))
@@ -167,7 +152,7 @@ def local_cloud_gone(run: RunDir) -> bool:
     info = run.load(LocalCloudRecord)
     if info is None or not info.started_by_lab or not info.pid or info.stopped_at:
         return False
-    return _gone(int(info.pid))
+    return not running(int(info.pid))
 
 
 def check_target(settings: Settings) -> dict[str, Any]:

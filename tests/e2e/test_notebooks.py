@@ -9,7 +9,6 @@ notebook runs without error, top to bottom, in a plain Jupyter kernel.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 from swlab.run import book
 from swlab.run.paths import notebooks
 from swlab.run.profiles import load_profile
+from swlab.run.reaper import running
 from swlab.run.stages import prepare_notebooks, run_lab
 
 pytestmark = pytest.mark.e2e
@@ -40,13 +40,7 @@ MIN_FIGURES = {"02_smoke_test.html": 1, "06_analysis.html": 9, "07_cost.html": 1
 
 
 def _alive(pid: int | None) -> bool:
-    if not pid:
-        return False
-    try:
-        os.kill(int(pid), 0)
-    except ProcessLookupError:
-        return False
-    return True
+    return bool(pid) and running(int(pid))  # a zombie waiting for its reaper has ended
 
 
 def test_the_lab_has_its_notebooks():

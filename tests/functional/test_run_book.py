@@ -8,7 +8,6 @@ the analysis so the figure check has something to find — and to miss.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +18,7 @@ import pytest
 
 from swlab.run import book
 from swlab.run.profiles import load_profile
+from swlab.run.reaper import running
 from swlab.run.rundir import RunDir
 from swlab.run.stages import run_lab
 from tests.unit.test_run import write_notebook
@@ -28,12 +28,8 @@ pytestmark = pytest.mark.functional
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _alive(pid: int | None) -> bool:
+    return bool(pid) and running(int(pid))  # a zombie waiting for its reaper has ended
 
 
 @pytest.fixture(scope="module")

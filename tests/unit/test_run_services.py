@@ -4,13 +4,13 @@ server as a detached process recorded in the run, the typed manifest records and
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
 from pathlib import Path
 
 import nbformat
 import pytest
 
+from swlab.run.reaper import running
 from swlab.run.records import ImageServerRecord, LoadTestRecord, LocalCloudRecord, ModelsRecord
 from swlab.run.rundir import start_run
 from swlab.run.services import plan_teardown, start_image_server, stop_image_server, stop_local_cloud, stop_processes
@@ -62,12 +62,8 @@ def test_stop_processes_keeps_them_only_on_local_when_asked(tmp_path):
 # ----------------------------------------------------------------------------- the image server
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
+def _alive(pid: int | None) -> bool:
+    return bool(pid) and running(int(pid))  # a zombie waiting for its reaper has ended
 
 
 def test_image_server_outlives_its_starter_and_stops_from_the_record(tmp_path):

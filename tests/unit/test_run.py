@@ -140,6 +140,8 @@ def test_mission_profile_is_the_missions_load():
 
 @pytest.mark.parametrize("path", REPO_NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_is_thin_cleared_and_parameterized(path):
+    raw = json.loads(path.read_text())
+    assert all("id" in c for c in raw["cells"]), "every cell has an id (nbformat 4.5 warns on stderr otherwise)"
     nb = nbformat.read(path, as_version=4)
     assert nb.cells[0].cell_type == "markdown" and nb.cells[0].source.startswith(f"# {path.stem[:2]} ·")
     tagged = [c for c in nb.cells if "parameters" in c.metadata.get("tags", [])]

@@ -30,6 +30,12 @@ LOAD = ["--only", "00", "--only", "01", "--only", "03", "--only", "08", "-p", "d
 DEPLOY = ["--only", "00", "--only", "01", "--only", "08"]
 
 
+def _terminal_signals() -> None:
+    """In the child: Ctrl-C's SIGINT as a terminal's foreground job has it. A pytest-xdist worker ignores
+    SIGINT, and an ignored signal stays ignored across exec (Python then installs no handler for it)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Lab:
     """One ``run-lab --profile ci`` subprocess in its own process group, as a terminal would start it."""
 
@@ -47,6 +53,7 @@ class Lab:
                 stderr=err,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True,
+                preexec_fn=_terminal_signals,
             )
         self._dir: Path | None = None
 

@@ -247,34 +247,26 @@ def plan_points(
                 config = copy.deepcopy(start)
                 for path, value in zip(paths, values):
                     set_path(config, path, value)
-                points.append(
-                    Point(
-                        index=len(points) + 1,
-                        experiment=exp.name,
-                        analysis=exp.analysis,
-                        mode=exp.mode,
-                        repetition=rep,
-                        axes=dict(zip(paths, copy.deepcopy(list(values)))),
-                        config=config,
-                    )
-                )
+                points.append(_point(exp, len(points) + 1, rep, dict(zip(paths, copy.deepcopy(list(values)))), config))
         for choice in VERIFY_CHOICES if exp.verify is not None else ():
             config = copy.deepcopy(start)
             for path, value in (exp.verify or {}).items():
                 set_path(config, path, value)
             config.update(memory_mb={}, memory_choice=choice)  # the sizes are chosen when the point runs
-            points.append(
-                Point(
-                    index=len(points) + 1,
-                    experiment=exp.name,
-                    analysis=exp.analysis,
-                    mode=exp.mode,
-                    repetition=1,
-                    axes={"memory_choice": choice},
-                    config=config,
-                )
-            )
+            points.append(_point(exp, len(points) + 1, 1, {"memory_choice": choice}, config))
     return points
+
+
+def _point(exp: Experiment, index: int, repetition: int, axes: dict[str, Any], config: dict[str, Any]) -> Point:
+    return Point(
+        index=index,
+        experiment=exp.name,
+        analysis=exp.analysis,
+        mode=exp.mode,
+        repetition=repetition,
+        axes=axes,
+        config=config,
+    )
 
 
 def estimate_point_seconds(point: Point, deploys: bool) -> float:

@@ -45,6 +45,7 @@ from swlab.loadtest.progress import Progress
 from swlab.provision.cold import force_cold
 from swlab.provision.model_weights import weights_substitutions
 from swlab.run import smoke
+from swlab.run.cleanup import RunInterrupted, clean_after_interrupt, clean_stale_runs
 from swlab.run.experiments import (
     DEPLOY_KEYS,
     MEMORY_CHOICES,
@@ -59,6 +60,7 @@ from swlab.run.options import RunOptions
 from swlab.run.paths import LabError, notebooks, project_root
 from swlab.run.profiles import LabProfile, plan_parameters
 from swlab.run.provisioning import Deployment, api_endpoint, deployed_outputs
+from swlab.run.reaper import RunnerMark
 from swlab.run.records import CollectRecord, ModelsRecord, PointRecord, ProbeRecord, ProfileRecord
 from swlab.run.rundir import RunDir, now, now_iso, start_run
 from swlab.run.services import image_urls
@@ -171,8 +173,8 @@ def run_points(
         verdict = "ok" if status == "ok" else f"FAILED in {record.stage}: {error}"
         say(f"[point {k}/{n}] {verdict} ({sum(seconds.values()):.0f} s)")
         run.record("points", [_point_summary(r) for r in records])
-        if error == "interrupted by the user":
-            break
+        if error == "interrupted by the user":  # recorded; the run cleans up and ends (run_experiments)
+            raise KeyboardInterrupt
     return records
 
 
@@ -413,7 +415,11 @@ def run_experiments(
             "plan": [p.as_dict() for p in points],
         },
     )
+    runner = RunnerMark(run.dir)
+    runner.claim()  # every process of the run carries its directory (swlab.run.reaper)
     say(f"run {run.id} ({profile.name}) in {run.dir}\nplan: {len(points)} points")
+    for line in clean_stale_runs(run.dir.parent, exclude=run.dir):
+        say(line)
     for line in describe_plan(points, estimates):
         say(line)
     started = time.monotonic()
@@ -423,18 +429,23 @@ def run_experiments(
         _notebooks(run, nbs, params, stages, say, verbose)
 
     try:
-        execute([b for b in books if b.name.startswith(SETUP_NOTEBOOKS)], plan)
-        if all(s.status == "ok" for s in stages):
-            stages.append(_points_stage(run, points, parameters, say))
-            run.record("stages", [vars(s) for s in stages])
-            for analysis in analyses:
-                first = next(p.experiment for p in points if p.analysis == analysis)
-                execute([pages[analysis]], {pages[analysis].name: {"experiment": first}})
-            if "discussion" in pages:
-                execute([pages["discussion"]], {})
-        execute([b for b in books if b.name.startswith(TEARDOWN_NOTEBOOK)], plan)
+        try:
+            execute([b for b in books if b.name.startswith(SETUP_NOTEBOOKS)], plan)
+            if all(s.status == "ok" for s in stages):
+                stages.append(_points_stage(run, points, parameters, say))
+                run.record("stages", [vars(s) for s in stages])
+                for analysis in analyses:
+                    first = next(p.experiment for p in points if p.analysis == analysis)
+                    execute([pages[analysis]], {pages[analysis].name: {"experiment": first}})
+                if "discussion" in pages:
+                    execute([pages["discussion"]], {})
+            execute([b for b in books if b.name.startswith(TEARDOWN_NOTEBOOK)], plan)
+        except KeyboardInterrupt as exc:  # Ctrl-C, in a notebook or in a point: as run_lab (swlab.run.cleanup)
+            raise RunInterrupted(clean_after_interrupt(run, getattr(exc, "worker", None))) from None
+        finally:
+            safety_stop(run, say)
     finally:
-        safety_stop(run, say)
+        runner.release()
     result = LabResult(run=run, stages=stages)
     run.record("stages", [vars(s) for s in stages])
     if build_book and result.ok:
@@ -478,7 +489,8 @@ def _notebooks(
 ) -> None:
     for nb in books:
         say(f"[{nb.stem}] running ...")
-        stage = execute_stage(nb, run, {**plan.get(nb.name, {}), "run_dir": str(run.dir)}, verbose=verbose)
+        params = {**plan.get(nb.name, {}), "run_dir": str(run.dir)}
+        stage = execute_stage(nb, run, params, verbose=verbose, interruptible=True)
         say(
             f"[{nb.stem}] {stage.status} in {stage.seconds:.1f} s" + (f"\nFAILED: {stage.error}" if stage.error else "")
         )

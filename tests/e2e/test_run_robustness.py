@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 from swlab.run.progress import read_progress
-from swlab.run.reaper import run_processes
+from swlab.run.reaper import run_processes, stop
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -79,6 +79,8 @@ class Lab:
             return self.proc.wait(timeout_s)
         except subprocess.TimeoutExpired:
             os.killpg(self.proc.pid, signal.SIGKILL)
+            if self._dir is not None:  # its local cloud and image server lead their own sessions
+                stop(run_processes(self._dir))
             raise AssertionError(f"run-lab did not end within {timeout_s} s:\n{self.stdout()}\n{self.stderr()}")
 
 

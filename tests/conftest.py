@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from _pytest.nodeid import NodeId  # pytest 9.2's test ids: see pytest_collection_modifyitems
 
 from swlab.localcloud.server import LocalCloudProcess
 from swlab.settings import Settings, client, load_settings
@@ -80,11 +81,23 @@ SHARED_STACK_GROUP = "e2e-shared-stack"
 E2E_SELF_CONTAINED = {"test_notebooks.py", "test_experiments_e2e.py", "test_run_robustness.py"}
 
 
+# xdist's worker names each test's group in its id (``tests/x.py::test_a@group``, what ``--dist loadgroup``
+# schedules by) by setting ``item._nodeid``; pytest 9.2 keeps ids in ``item._id`` and no longer reads
+# ``_nodeid``, so with the pinned pytest 9.2 / xdist 3.8 the marks alone left every test travelling alone
+# (a file's module fixtures ran on both workers and its order-dependent tests could be split between them).
+# Here the group goes into the id itself, in the worker only (ids stay plain in a run without workers).
+# tests/functional/test_suite_workers.py checks that a file's tests run on one worker.
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     e2e = Path(__file__).parent / "e2e"
     for item in items:
-        if item.get_closest_marker("xdist_group"):
-            continue
-        path = Path(str(item.fspath))
-        shared = path.parent == e2e and path.name not in E2E_SELF_CONTAINED
-        item.add_marker(pytest.mark.xdist_group(SHARED_STACK_GROUP if shared else str(path.relative_to(e2e.parent))))
+        mark = item.get_closest_marker("xdist_group")
+        if mark:
+            group = mark.args[0]
+        else:
+            path = Path(str(item.fspath))
+            shared = path.parent == e2e and path.name not in E2E_SELF_CONTAINED
+            group = SHARED_STACK_GROUP if shared else str(path.relative_to(e2e.parent))
+            item.add_marker(pytest.mark.xdist_group(group))
+        if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
+            item._id = NodeId.parse(f"{item.nodeid}@{group}")

@@ -146,7 +146,8 @@ def test_shutdown_leaves_no_process_behind(tmp_path):
         from concurrent.futures import ThreadPoolExecutor
 
         busy = ThreadPoolExecutor(1).submit(invoke_json, lam, names[2], {"seconds": 30})
-        assert wait_for(lambda: len(environments(cloud.endpoint_url)) == 3, 10)
+        # an environment is listed as soon as it is being created; its pid once its process has started
+        assert wait_for(lambda: len([e for e in environments(cloud.endpoint_url) if e["pid"]]) == 3, 30)
         pids = [e["pid"] for e in environments(cloud.endpoint_url)]
         server = psutil.Process(cloud.pid)
         tree = {p.pid for p in server.children(recursive=True)}

@@ -17,7 +17,8 @@ import argparse
 import sys
 import time
 
-from swlab.analysis import experiments as ex
+from swlab.analysis.experiment_cold import cold_start_table
+from swlab.analysis.experiment_memory import memory_table
 from swlab.analysis.points import load_points
 from swlab.run.experiments import estimate_seconds, plan_points
 from swlab.run.profiles import load_profile
@@ -38,11 +39,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     wall = time.monotonic() - started
     points = load_points(result.run.dir)
-    cold = ex.cold_start_table([p for p in points if p.record.get("analysis") == "cold_starts"])
+    cold = cold_start_table([p for p in points if p.record.get("analysis") == "cold_starts"])
     memory = [p for p in points if p.record.get("analysis") == "memory" and p.ok]
-    table = ex.memory_table(
-        memory, {"prices": {"lambda_x86_64_usd_per_gb_s": 0.0, "lambda_usd_per_million_requests": 0}}
-    )
+    table = memory_table(memory, {"prices": {"lambda_x86_64_usd_per_gb_s": 0.0, "lambda_usd_per_million_requests": 0}})
     sizes = sorted(set(table.loc[table.get("warm_ok", 0) > 0, "memory_mb"])) if len(table) else []
     print(f"run_dir: {result.run.dir}")
     print(f"experiments_points: {len(points)}")

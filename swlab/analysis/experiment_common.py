@@ -25,13 +25,16 @@ from swlab.analysis.points import PointData
 WF2_CHAIN = ("fetch_image", "grayscale", "flip", "rotate", "resize", ("alexnet", "resnet", "mobilenet"), "aggregate")
 WF2_TAIL = ("update",)
 MODELS = ("alexnet", "resnet", "mobilenet")
+POINT_COLUMNS = ("point", "repetition", "status", "failed_stage", "error", "seconds")  # and the axes
 
 
 def short(function: str, stack: str) -> str:
+    """A function's name without its stack's prefix (``swlabx-resnet`` → ``resnet``)."""
     return function.removeprefix(f"{stack}-")
 
 
 def measured_since(df: pd.DataFrame, column: str, iso: str | None) -> pd.DataFrame:
+    """The rows of ``df`` whose ``column`` (a time) is at or after ``iso`` (a point's ``measured_from``)."""
     if not iso or column not in df or not len(df):
         return df
     t = pd.Timestamp(iso)
@@ -60,7 +63,38 @@ def points_table(points: list[PointData]) -> pd.DataFrame:
                 "seconds": round(sum((r.get("seconds") or {}).values()), 1),
             }
         )
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows) if rows else pd.DataFrame(columns=list(POINT_COLUMNS))
+
+
+def missing_points(points: list[PointData], what: str, experiment: str) -> str:
+    """``""`` when one of ``points`` was measured; else the one sentence a page shows instead of its figures.
+
+    ``what`` names the points on the page ("memory-sweep"): the run has none of ``experiment``'s
+    (its profile did not declare it, ``--experiment`` left it out, or the run stopped before it), or
+    every one failed (the sentence quotes the first failure's stage and error, as the points table has it).
+    """
+    if any(p.ok for p in points):
+        return ""
+    head = f"No {what} points in this run: "
+    if not points:
+        return (
+            head + f"the run has no point of the experiment '{experiment}' "
+            "(not declared by its profile, or left out by --experiment, or not reached)."
+        )
+    failed = [p.record for p in points if p.record.get("status") == "failed"]
+    if len(failed) == len(points):
+        r = failed[0]
+        return head + f"all {len(points)} failed (point {r.get('index')} in {r.get('stage')}: {r.get('error')})."
+    r = next(p.record for p in points if p.record.get("status") != "failed")
+    return (
+        head + f"none of its {len(points)} points has collected data "
+        f"(point {r.get('index')} is {r.get('status') or 'without a status'})."
+    )
+
+
+def conclusion_markdown(missing: str, lines: list[str]) -> str:
+    """A page's conclusion: the sentence of :func:`missing_points` when it has no data, else one bullet per line."""
+    return missing or "\n".join(f"- {line}" for line in lines)
 
 
 def _fmt(v: Any) -> Any:

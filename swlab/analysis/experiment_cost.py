@@ -30,7 +30,7 @@ def workflow_type_table(points: list[PointData], prices: dict[str, Any], confide
     for p in [p for p in points if p.ok]:
         wtype = str(p.config.get("workflow_type"))
         ex = measured_since(p.table("executions"), "start_date", p.record.get("measured_from"))
-        server = stats.server_latency(ex)
+        server = stats.server_latency(ex) if len(ex) else pd.DataFrame({"latency_ms": []})
         jtl = p.table("jtl")
         client = stats.client_latency(jtl, "classify") if len(jtl) else pd.DataFrame({"latency_ms": []})
         s, c = stats.summarize(server["latency_ms"], confidence=confidence), stats.summarize(client["latency_ms"])

@@ -14,8 +14,48 @@ from typing import Any
 import pandas as pd
 
 from swlab.analysis import cost, stats
-from swlab.analysis.experiment_common import MODELS, WF2_CHAIN, WF2_TAIL, invocations_of, measured_since, median_ci
+from swlab.analysis.experiment_common import (
+    MODELS,
+    WF2_CHAIN,
+    WF2_TAIL,
+    invocations_of,
+    measured_since,
+    median_ci,
+    missing_points,
+)
 from swlab.analysis.points import PointData
+
+# memory_table's columns, and memory_choices' (a run without sweep points has them too, empty)
+MEMORY_COLUMNS = (
+    "function",
+    "memory_mb",
+    "invocations",
+    "warm_ok",
+    "errors",
+    "oom",
+    "duration_ms",
+    "duration_lo",
+    "duration_hi",
+    "usd_per_invocation",
+    "point",
+)
+CHOICE_COLUMNS = (
+    "function",
+    "cheapest_mb",
+    "cheapest_usd",
+    "fastest_mb",
+    "fastest_ms",
+    "balanced_mb",
+    "balanced_ms",
+    "balanced_usd",
+    "oom_at_mb",
+)
+
+
+def missing_sweep_points(points: list[PointData], experiment: str) -> str:
+    """The memory page's sentence when no sweep point measured (its check points do not count: they need the sweep's
+    choices), else ``""`` (:func:`swlab.analysis.experiment_common.missing_points`)."""
+    return missing_points([p for p in points if not is_memory_check(p)], "memory-sweep", experiment)
 
 
 def memory_table(points: list[PointData], prices: dict[str, Any], confidence: float = 0.95) -> pd.DataFrame:
@@ -51,7 +91,7 @@ def memory_table(points: list[PointData], prices: dict[str, Any], confidence: fl
             )
         if not p.ok:
             rows.append({"function": "(point failed)", "memory_mb": size, "point": p.record.get("index")})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=list(MEMORY_COLUMNS))
 
 
 def is_memory_check(p: PointData) -> bool:
@@ -90,7 +130,7 @@ def memory_choices(table: pd.DataFrame) -> pd.DataFrame:
                 "oom_at_mb": ", ".join(map(str, failed)) or "—",
             }
         )
-    return pd.DataFrame(rows).set_index("function") if rows else pd.DataFrame()
+    return pd.DataFrame(rows, columns=list(CHOICE_COLUMNS)).set_index("function")
 
 
 def _lookup(table: pd.DataFrame, fn: str, mb: int) -> tuple[float, float, int]:
@@ -106,11 +146,13 @@ def workflow_at_sizes(table: pd.DataFrame, sizes: dict[str, dict[str, int]]) -> 
     """Workflow 2's Lambda time on its critical path (the slowest model) and Lambda cost per run, per size choice.
 
     ``sizes``: {"default": {fn: mb}, "cheapest": {...}, ...}. Built from the per-function medians
-    (at the nearest measured size when a size was not swept): an estimate, not a measured run.
+    (at the nearest measured size when a size was not swept): an estimate, not a measured run. A choice
+    that names no function of Workflow 2 (the sweep measured none) is not estimated (NaN, not 0).
     """
     rows = []
     for choice, mb in sizes.items():
         ms = usd = 0.0
+        steps = 0
         for step in (*WF2_CHAIN, *WF2_TAIL):
             fns = step if isinstance(step, tuple) else (step,)
             found = [_lookup(table, fn, mb.get(fn, 0))[:2] for fn in fns if fn in mb]
@@ -118,6 +160,9 @@ def workflow_at_sizes(table: pd.DataFrame, sizes: dict[str, dict[str, int]]) -> 
                 continue
             ms += max(d for d, _ in found)
             usd += sum(u for _, u in found)
+            steps += 1
+        if not steps:
+            ms = usd = math.nan
         rows.append({"sizes": choice, "wf2_lambda_ms": ms, "wf2_lambda_usd_per_run": usd, "usd_per_million": usd * 1e6})
     return pd.DataFrame(rows).set_index("sizes")
 
@@ -133,7 +178,7 @@ def memory_measured(points: list[PointData], prices: dict[str, Any], at_sizes: p
         if p.ok:
             since = p.record.get("measured_from")
             ex = measured_since(p.table("executions"), "start_date", since)
-            server = stats.server_latency(ex)
+            server = stats.server_latency(ex) if len(ex) else pd.DataFrame({"latency_ms": []})
             jtl = p.table("jtl")
             client = stats.client_latency(jtl, "classify") if len(jtl) else pd.DataFrame({"latency_ms": []})
             row.update(
@@ -206,7 +251,7 @@ def memory_conclusions(choices: pd.DataFrame, at_sizes: pd.DataFrame) -> list[st
             f"fastest at {c['fastest_mb']} MB ({c['fastest_ms']:.0f} ms), balanced {c['balanced_mb']} MB"
             + (f"; out of memory at {c['oom_at_mb']} MB." if c["oom_at_mb"] != "—" else ".")
         )
-    if {"default", "balanced"} <= set(at_sizes.index):
+    if {"default", "balanced"} <= set(at_sizes.index) and at_sizes.loc[["default", "balanced"]].notna().all(axis=None):
         d, b = at_sizes.loc["default"], at_sizes.loc["balanced"]
         out.append(
             f"Workflow 2 at the balanced sizes: {b['wf2_lambda_ms']:.0f} ms of Lambda time on its critical path "

@@ -133,6 +133,11 @@ def memory_choices(table: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=list(CHOICE_COLUMNS)).set_index("function")
 
 
+def sizes_by_choice(choices: pd.DataFrame, defaults: dict[str, int]) -> dict[str, dict[str, int]]:
+    """What :func:`workflow_at_sizes` estimates: the default sizes, then each choice's (cheapest, balanced, fastest)."""
+    return {"default": defaults, **{c: choices[f"{c}_mb"].to_dict() for c in ("cheapest", "balanced", "fastest")}}
+
+
 def _lookup(table: pd.DataFrame, fn: str, mb: int) -> tuple[float, float, int]:
     """(duration, usd) of ``fn`` at ``mb``, or at the nearest measured size (and which size that was)."""
     g = table[(table["function"] == fn) & table["duration_ms"].notna()]

@@ -108,18 +108,24 @@ def memory_figures(points: list[PointData], manifest: dict[str, Any]) -> list[tu
 
 
 def drain_figures(points: list[PointData]) -> list[tuple[str, str]]:
-    loads = load_table([p for p in points if p.ok and p.record.get("mode", "load") == "load"])
-    if "drain_s" not in loads or not loads["drain_s"].notna().any():
+    """The drain wait of every load point (:func:`~swlab.analysis.experiment_load.load_table`'s ``drain_s``)."""
+    loads = [p for p in points if p.ok and p.record.get("mode", "load") == "load"]
+    waits: list[tuple[float, int, PointData]] = []
+    for p in loads:
+        row = load_table([p])
+        if "drain_s" in row and row["drain_s"].notna().any():
+            waits.append((float(row["drain_s"].iloc[0]), int(row["running_at_collect"].fillna(0).iloc[0]), p))
+    if not waits:
         return [("drain_wait_s", "n/a (no load point recorded a drain)")]
-    longest = loads.loc[loads["drain_s"].idxmax()]
-    running = int(loads["running_at_collect"].fillna(0).sum())
+    seconds, _, worst = max(waits, key=lambda w: w[0])
+    axes = " ".join(f"{k}={v}" for k, v in worst.axes.items())
+    where = f"point {worst.record.get('index')}, {worst.record.get('experiment')}" + (f" {axes}" if axes else "")
     return [
         (
             "drain_wait_s",
-            f"{float(loads['drain_s'].sum()):.1f} over {int(loads['drain_s'].notna().sum())} load points "
-            f"(longest {float(longest['drain_s']):.1f} s at {float(longest['rate_per_s']):g} requests/s)",
+            f"{sum(w[0] for w in waits):.1f} over {len(waits)} load points (longest {seconds:.1f} s: {where})",
         ),
-        ("running_at_collect", str(running)),
+        ("running_at_collect", str(sum(w[1] for w in waits))),
     ]
 
 

@@ -86,7 +86,16 @@ def _fake_run(tmp_path):
         )
         save_run(RunData(manifest={}, tables={"invocations": inv, "jtl": jtl}), run.point(k).data_dir)
         config = {"workflows": ["wf2"], "rate_per_s": rate, "duration_s": 4}
-        _record(run, k, "load", "load", "load", config, drained={"waited_s": waited, "running": running})
+        _record(
+            run,
+            k,
+            "load",
+            "load",
+            "load",
+            config,
+            axes={"rate_per_s": rate},
+            drained={"waited_s": waited, "running": running},
+        )
     return run
 
 
@@ -108,7 +117,7 @@ def test_the_bench_prints_cold_provisioned_memory_check_drain_and_estimate_figur
     assert "(-84 %)" in lines["memory_verify_balanced"] and lines["memory_verify_balanced"].endswith("[ok]")
     assert lines["memory_verify_default"].startswith("measured 1415 ms end to end (median execution), estimated 116 ms")
     assert lines["memory_verify_error_pct_max"] == "-92"
-    assert lines["drain_wait_s"] == "15.5 over 2 load points (longest 12.5 s at 2 requests/s)"
+    assert lines["drain_wait_s"] == "15.5 over 2 load points (longest 12.5 s: point 10, load rate_per_s=2.0)"
     assert lines["running_at_collect"] == "1"
     assert lines["experiments_estimate_s"] == "200" and lines["experiments_points_s"] == "250"
     assert lines["estimate_ratio"] == "1.25" and lines["experiments_wall_s"] == "400"

@@ -1,4 +1,9 @@
-"""The figure a reader looks at first on each experiment's page (pure: tables in, matplotlib figures out)."""
+"""The figure a reader looks at first on each experiment's page (pure: tables in, matplotlib figures out).
+
+Each returns ``None`` when its table has nothing to draw (no point of the experiment, or none that
+measured): the page then shows no empty plot, only the sentence of
+:func:`swlab.analysis.experiment_common.missing_points`.
+"""
 
 from __future__ import annotations
 
@@ -19,12 +24,11 @@ def _err(df: pd.DataFrame, name: str) -> list[list[float]]:
     return [(mid - lo).clip(lower=0).fillna(0).tolist(), (hi - mid).clip(lower=0).fillna(0).tolist()]
 
 
-def cold_start_plot(table: pd.DataFrame) -> Figure:
+def cold_start_plot(table: pd.DataFrame) -> Figure | None:
     """Per function: Init Duration, first (cold) Duration and warm Duration, medians with 95 % CIs (log scale)."""
-    fig, (ax,) = _figure(10, 4.5)
     if not len(table):
-        ax.text(0.5, 0.5, "no cold start measured", ha="center", transform=ax.transAxes)
-        return fig
+        return None
+    fig, (ax,) = _figure(10, 4.5)
     x = range(len(table))
     for i, (name, label) in enumerate(
         (
@@ -44,10 +48,12 @@ def cold_start_plot(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def power_tuning_plot(table: pd.DataFrame) -> Figure:
+def power_tuning_plot(table: pd.DataFrame) -> Figure | None:
     """Power Tuning's view per function: warm duration (line) and cost per invocation (dashed) against memory."""
-    data = table.dropna(subset=["duration_ms"]) if len(table) else table
     fns = sorted(set(table["function"]) - {"(point failed)"}) if len(table) else []
+    if not fns:
+        return None
+    data = table.dropna(subset=["duration_ms"])
     ncols = 4
     nrows = max(1, math.ceil(len(fns) / ncols))
     fig = Figure(figsize=(12, 2.6 * nrows), layout="constrained")
@@ -74,73 +80,74 @@ def power_tuning_plot(table: pd.DataFrame) -> Figure:
     return fig
 
 
-def workflow_type_plot(table: pd.DataFrame) -> Figure:
+def workflow_type_plot(table: pd.DataFrame) -> Figure | None:
+    if not len(table):
+        return None
     fig, (a, b) = _figure(10, 4, 2)
-    if len(table):
-        x = list(table.index)
-        a.bar(
-            x,
-            table["e2e_p50_ms"],
-            yerr=_err(
-                table.rename(columns={"e2e_p50_ms": "e2e_ms", "e2e_p50_lo": "e2e_lo", "e2e_p50_hi": "e2e_hi"}), "e2e"
-            ),
-            capsize=3,
-            label="p50",
-        )
-        a.scatter(x, table["e2e_p99_ms"], color="black", zorder=3, label="p99")
-        a.set_ylabel("Workflow 2 execution, ms")
-        a.legend()
-        b.bar(x, table["usd_per_million"], color="tab:orange")
-        b.set_ylabel("USD per million runs (measured usage)")
+    x = list(table.index)
+    a.bar(
+        x,
+        table["e2e_p50_ms"],
+        yerr=_err(
+            table.rename(columns={"e2e_p50_ms": "e2e_ms", "e2e_p50_lo": "e2e_lo", "e2e_p50_hi": "e2e_hi"}), "e2e"
+        ),
+        capsize=3,
+        label="p50",
+    )
+    a.scatter(x, table["e2e_p99_ms"], color="black", zorder=3, label="p99")
+    a.set_ylabel("Workflow 2 execution, ms")
+    a.legend()
+    b.bar(x, table["usd_per_million"], color="tab:orange")
+    b.set_ylabel("USD per million runs (measured usage)")
     a.set_title("End to end")
     b.set_title("Cost")
     return fig
 
 
-def load_curve_plot(table: pd.DataFrame) -> Figure:
+def load_curve_plot(table: pd.DataFrame) -> Figure | None:
     """p50 and p99 (with CIs) against the arrival rate; throttled and failed requests on a second axis."""
+    if not len(table) or "p50_ms" not in table:
+        return None
     fig, (ax,) = _figure(9, 4.5)
-    if len(table) and "p50_ms" in table:
-        for name, marker in (("p50", "o-"), ("p99", "s-")):
-            ax.errorbar(
-                table["rate_per_s"], table[f"{name}_ms"], yerr=_err(table, name), fmt=marker, capsize=3, label=name
-            )
-        ax.set_xscale("log", base=2)
-        ax.set_yscale("log")
-        ax.set_xlabel("arrival rate, requests/s (open model)")
-        ax.set_ylabel("client latency, ms")
-        ax2 = ax.twinx()
-        ax2.bar(
-            table["rate_per_s"],
-            table["throttled"],
-            width=table["rate_per_s"] * 0.15,
-            color="tab:red",
-            alpha=0.4,
-            label="throttled (429)",
-        )
-        ax2.bar(
-            table["rate_per_s"] * 1.18,
-            table["errors"],
-            width=table["rate_per_s"] * 0.15,
-            color="black",
-            alpha=0.4,
-            label="errors",
-        )
-        ax2.set_ylabel("requests")
-        ax.legend(loc="upper left")
-        ax2.legend(loc="upper right")
+    for name, marker in (("p50", "o-"), ("p99", "s-")):
+        ax.errorbar(table["rate_per_s"], table[f"{name}_ms"], yerr=_err(table, name), fmt=marker, capsize=3, label=name)
+    ax.set_xscale("log", base=2)
+    ax.set_yscale("log")
+    ax.set_xlabel("arrival rate, requests/s (open model)")
+    ax.set_ylabel("client latency, ms")
+    ax2 = ax.twinx()
+    ax2.bar(
+        table["rate_per_s"],
+        table["throttled"],
+        width=table["rate_per_s"] * 0.15,
+        color="tab:red",
+        alpha=0.4,
+        label="throttled (429)",
+    )
+    ax2.bar(
+        table["rate_per_s"] * 1.18,
+        table["errors"],
+        width=table["rate_per_s"] * 0.15,
+        color="black",
+        alpha=0.4,
+        label="errors",
+    )
+    ax2.set_ylabel("requests")
+    ax.legend(loc="upper left")
+    ax2.legend(loc="upper right")
     ax.set_title("Where latency bends")
     return fig
 
 
-def architecture_plot(table: pd.DataFrame) -> Figure:
+def architecture_plot(table: pd.DataFrame) -> Figure | None:
+    if not len(table):
+        return None
     fig, (ax,) = _figure(9, 4)
-    if len(table):
-        x = range(len(table))
-        ax.bar([v - 0.2 for v in x], table["x86_64"], 0.4, label="x86_64")
-        ax.bar([v + 0.2 for v in x], table["arm64"], 0.4, label="arm64")
-        ax.set_xticks(list(x), table.index)
-        ax.set_ylabel("USD per million runs")
-        ax.legend()
+    x = range(len(table))
+    ax.bar([v - 0.2 for v in x], table["x86_64"], 0.4, label="x86_64")
+    ax.bar([v + 0.2 for v in x], table["arm64"], 0.4, label="arm64")
+    ax.set_xticks(list(x), table.index)
+    ax.set_ylabel("USD per million runs")
+    ax.legend()
     ax.set_title("The same measured usage priced on each architecture")
     return fig

@@ -3,7 +3,7 @@
 I/O only: each point's ``manifest.json`` (its record: experiment, axes, resolved
 configuration, status, stage times), its ``probes.csv`` (mode cold) and its
 collected telemetry (``data/``, :func:`swlab.analysis.dataset.load_run`). The
-tables built from them are :mod:`swlab.analysis.experiments`'s.
+tables built from them are the ``swlab.analysis.experiment_*`` modules' (:mod:`swlab.analysis.experiment_common`).
 """
 
 from __future__ import annotations

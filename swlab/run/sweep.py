@@ -35,9 +35,9 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable, Unpack
 
-from swlab.analysis import experiments as ex
 from swlab.analysis.collect import collect_run
 from swlab.analysis.dataset import save_run
+from swlab.analysis.experiment_memory import memory_choices, memory_table
 from swlab.analysis.points import load_points
 from swlab.analysis.prices import load_prices
 from swlab.loadtest.plans import WORKFLOWS, LoadProfile, write_data_file
@@ -317,13 +317,13 @@ class LabPoints:
 def chosen_memory(run: RunDir, experiment: str, choice: str, default: dict[str, Any]) -> dict[str, Any]:
     """The ``memory_mb`` a memory sweep's check point deploys: per function, the size the sweep's points
     (``experiment``'s, collected so far) make the ``choice`` (``balanced``, ``cheapest``, ``fastest``:
-    :func:`swlab.analysis.experiments.memory_choices`), or ``default`` (the profile's sizes)."""
+    :func:`swlab.analysis.experiment_memory.memory_choices`), or ``default`` (the profile's sizes)."""
     if choice == "default":
         return dict(default)
     if choice not in MEMORY_CHOICES:
         raise LabError(f"memory_choice must be one of {MEMORY_CHOICES}, got {choice!r}")
     swept = [p for p in load_points(run.dir, experiment) if p.ok and not p.config.get("memory_choice")]
-    choices = ex.memory_choices(ex.memory_table(swept, load_prices()))
+    choices = memory_choices(memory_table(swept, load_prices()))
     if not len(choices):
         raise LabError(f"no function ran without error at any size of {experiment!r}: no {choice} size to deploy")
     return {str(fn): int(mb) for fn, mb in choices[f"{choice}_mb"].items()}

@@ -15,7 +15,10 @@ from pathlib import Path
 
 import pytest
 
-from swlab.analysis import experiments as ex
+from swlab.analysis import experiment_cold as cold_ex
+from swlab.analysis import experiment_cost as cost_ex
+from swlab.analysis import experiment_load as load_ex
+from swlab.analysis import experiment_memory as memory_ex
 from swlab.analysis.points import load_points
 from swlab.analysis.prices import load_prices
 from swlab.run import book
@@ -42,15 +45,15 @@ def test_experiments_ci_profile_runs_every_point_and_builds_its_book(tmp_path):
         assert prun.load(PointRecord).status == "ok"
         assert (prun.data_dir / "invocations.parquet").is_file()
         assert prun.manifest()["parameters"] == prun.load(PointRecord).config
-    cold = ex.cold_start_table([p for p in points if p.record["analysis"] == "cold_starts"])
+    cold = cold_ex.cold_start_table([p for p in points if p.record["analysis"] == "cold_starts"])
     assert cold["cold_n"].min() >= 2
     assert set(
-        ex.workflow_type_table([p for p in points if p.record["analysis"] == "workflow_type"], load_prices()).index
+        cost_ex.workflow_type_table([p for p in points if p.record["analysis"] == "workflow_type"], load_prices()).index
     ) == {
         "EXPRESS",
         "STANDARD",
     }
-    load = ex.load_table([p for p in points if p.record["analysis"] == "load"])
+    load = load_ex.load_table([p for p in points if p.record["analysis"] == "load"])
     assert list(load["recorded"]) == list(load["planned"])  # nothing lost
     assert (load["running_at_collect"] == 0).all() and (load["executions_unfinished"] == 0).all()  # waited for
     for p in [p for p in points if "wf2" in p.config["workflows"] and p.record["mode"] == "load"]:
@@ -63,12 +66,13 @@ def test_experiments_ci_profile_runs_every_point_and_builds_its_book(tmp_path):
     }
     prices = load_prices()
     sweep = [p for p in points if p.record["analysis"] == "memory"]
-    at_sizes = ex.workflow_at_sizes(ex.memory_table(sweep, prices), {"balanced": {}, "default": {}})
-    measured = ex.memory_measured(sweep, prices, at_sizes)
+    at_sizes = memory_ex.workflow_at_sizes(memory_ex.memory_table(sweep, prices), {"balanced": {}, "default": {}})
+    measured = memory_ex.memory_measured(sweep, prices, at_sizes)
     assert (measured["measured_e2e_p50_ms"] > 0).all() and (measured["measured_lambda_usd_per_million"] > 0).all()
     cold_points = [p for p in points if p.record["analysis"] == "cold_starts"]
-    pc = ex.provisioned_table(
-        [p for p in cold_points if not ex.has_provisioned(p)], [p for p in cold_points if ex.has_provisioned(p)]
+    pc = cold_ex.provisioned_table(
+        [p for p in cold_points if not cold_ex.has_provisioned(p)],
+        [p for p in cold_points if cold_ex.has_provisioned(p)],
     )
     without, with_pc = pc["execution_cold_ms"]
     assert with_pc < without  # the models' provisioned environments take their inits out of the first request

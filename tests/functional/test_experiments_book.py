@@ -106,3 +106,33 @@ def test_experiments_part_builds_with_its_figures(tmp_path):
     toc = (run.book_src / "_toc.yml").read_text()
     assert "notebooks/e1_cold_starts" in toc and "notebooks/e3_workflow_type" not in toc
     assert (run.book_html / "book" / "glossary.html").is_file()
+
+
+def test_the_part_builds_when_experiments_have_no_point_or_only_failed_ones(tmp_path):
+    """Memory's points all failed, the other pages' experiments have no point: one sentence each, no plot."""
+    run = _run(tmp_path)
+    analyses = ("cold_starts", "memory", "workflow_type", "load", "architecture")
+    plan = [{"analysis": a, "experiment": a} for a in analyses]
+    run.record("experiments", {"declared": [{"name": a} for a in analyses], "plan": plan})
+    run.record("default_memory_mb", {"resnet": 1280, "flip": 512})
+    _write_point(run, 1, "memory", {"memory_mb.*": 128}, {"memory_mb": {"*": 128}}, None, status="failed")
+    prun = run.point(1)
+    prun.save(PointRecord(index=1, experiment="memory", analysis="memory", status="failed", stage="deploy", error="E"))
+    said: list[str] = []
+    result = reanalyse(run, root=ROOT, say=said.append)
+    assert result.ok, "\n".join(said)
+    assert result.book_html is not None and result.book_html.is_file()
+    memory = (run.book_html / "notebooks" / "e2_memory.html").read_text()
+    assert "No memory-sweep points in this run: all 1 failed (point 1 in deploy: E)." in memory
+    for name, what in (
+        ("e1_cold_starts", "cold-start"),
+        ("e3_workflow_type", "Standard vs Express"),
+        ("e4_load", "load-step"),
+        ("e5_architecture", "architecture"),
+    ):
+        text = (run.book_html / "notebooks" / f"{name}.html").read_text()
+        assert f"No {what} points in this run: the run has no point of the experiment" in text, name
+    for name in ("e1_cold_starts", "e2_memory", "e3_workflow_type", "e4_load", "e5_architecture"):
+        assert book.expected_figures(run.executed_notebook(f"{name}.ipynb")) == 0, name
+        page = (run.book_html / "notebooks" / f"{name}.html").read_text()
+        assert not re.findall(r'<img[^>]+src="([^"]+\.png)"', page), name

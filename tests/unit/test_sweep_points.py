@@ -4,7 +4,9 @@ import json
 
 import pandas as pd
 
-from swlab.analysis import experiments as ex
+from swlab.analysis import experiment_cold as cold_ex
+from swlab.analysis import experiment_common as common_ex
+from swlab.analysis import experiment_memory as memory_ex
 from swlab.analysis.dataset import RunData, save_run
 from swlab.analysis.points import load_points
 from swlab.run.experiments import parse_experiments, plan_points
@@ -123,20 +125,20 @@ def test_re_analysis_from_the_run_directory_alone(tmp_path):
 
     points = load_points(run.dir, "cold_starts")
     assert [p.ok for p in points] == [True, True, False]
-    table = ex.cold_start_table(points)
+    table = cold_ex.cold_start_table(points)
     assert table.loc["resnet", "cold_n"] == 4 and table.loc["resnet", "init_ms"] == 4000.0
     assert table.loc["resnet", "warm_duration_ms"] > 100 and table.loc["resnet", "cold_penalty_ms"] > 4000
-    e2e = ex.cold_e2e_table(points)
+    e2e = cold_ex.cold_e2e_table(points)
     assert e2e.loc[("wf2", "cold"), "median_ms"] == 9000.0
-    assert any("20.0×" in line or "×" in line for line in ex.cold_conclusions(table, e2e))
-    assert list(ex.points_table(points)["status"]) == ["ok", "ok", "failed"]
+    assert any("20.0×" in line or "×" in line for line in cold_ex.cold_conclusions(table, e2e))
+    assert list(common_ex.points_table(points)["status"]) == ["ok", "ok", "failed"]
 
     prices = {"prices": {"lambda_x86_64_usd_per_gb_s": 1.66667e-05, "lambda_usd_per_million_requests": 0.2}}
-    mem = ex.memory_table(load_points(run.dir, "memory"), prices)
-    choices = ex.memory_choices(mem)
+    mem = memory_ex.memory_table(load_points(run.dir, "memory"), prices)
+    choices = memory_ex.memory_choices(mem)
     assert choices.loc["resnet", "fastest_mb"] == 1024
     assert choices.loc["flip", "cheapest_mb"] == 512  # same time, half the memory
-    at = ex.workflow_at_sizes(
+    at = memory_ex.workflow_at_sizes(
         mem, {"default": {"resnet": 1280, "flip": 512}, "cheapest": choices["cheapest_mb"].to_dict()}
     )
     assert at.loc["default", "wf2_lambda_ms"] > 0
@@ -189,10 +191,12 @@ def test_an_init_past_the_10_s_limit_is_still_a_cold_start(tmp_path):
         ]
     )
     _write_point(run, 1, "cold_starts", {}, {}, inv)
-    table = ex.cold_start_table(load_points(run.dir))
+    table = cold_ex.cold_start_table(load_points(run.dir))
     r = table.loc["resnet"]
     assert (r["cold_n"], r["suppressed_n"], r["warm_n"]) == (2, 1, 2)
     assert r["init_ms"] == 6000.0  # only the reported one
     assert r["cold_total_ms"] == (25000.0 + 6300.0) / 2
     assert r["warm_duration_ms"] == 205.0
-    assert any("10 s limit" in line and "resnet 1 of 2" in line for line in ex.cold_conclusions(table, pd.DataFrame()))
+    assert any(
+        "10 s limit" in line and "resnet 1 of 2" in line for line in cold_ex.cold_conclusions(table, pd.DataFrame())
+    )

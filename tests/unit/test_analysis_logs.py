@@ -8,8 +8,9 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from swlab.analysis import logs
-from swlab.analysis.logs import INVOCATION_COLUMNS, TIMEOUT_ERROR_TYPE, parse_log_events, parse_report_line
+from swlab.analysis import log_columns, logs
+from swlab.analysis.log_lines import TIMEOUT_ERROR_TYPE, parse_report_line
+from swlab.analysis.logs import INVOCATION_COLUMNS, parse_log_events
 from swlab.bench.synthetic import report_events
 
 pytestmark = pytest.mark.unit
@@ -225,6 +226,6 @@ def test_lines_read_a_piece_at_a_time_give_what_one_piece_gives(monkeypatch):
     ev["message"] = ev["message"].str.replace("RequestId: 0000", "RequestId: ü000", regex=False)  # non-ASCII
     ev.loc[5, "message"] = ev.loc[5, "message"] + "\u00a0"  # Unicode whitespace ends a line
     whole = parse_log_events(ev)
-    monkeypatch.setattr(logs, "_PIECE_ROWS", 7)
+    monkeypatch.setattr(log_columns, "_PIECE_ROWS", 7)
     pd.testing.assert_frame_equal(parse_log_events(ev), whole, check_exact=True)
     assert len(whole) == 300 + 5 and whole["request_id"].str.startswith("ü000").sum() > 0

@@ -10,7 +10,7 @@ Public API: :func:`text_reports`, :func:`text_starts`.
 
 from __future__ import annotations
 
-from typing import Any, Iterable
+from typing import Any, Iterable, Sequence
 
 import numpy as np
 import pandas as pd
@@ -45,39 +45,36 @@ def text_reports(df: pd.DataFrame, msgs: pa.ChunkedArray, mask: pa.ChunkedArray)
     five tab-separated fields, a field without its prefix, non-ASCII text) and the lines of a piece
     with a value that does not convert go through the regex one by one.
     """
-    sel = np.flatnonzero(mask.to_numpy(zero_copy_only=False))
-    # Each piece's values go straight into columns sized for every REPORT line (no second copy to join).
+    # Each piece's values go straight into columns sized for every REPORT line (no second copy to join);
+    # the lines read are kept per piece, and only when not all of the piece's (no list of a million rows).
+    count = int(pc.sum(mask).as_py() or 0)
     cols: dict[str, np.ndarray] = {
-        name: np.empty(len(sel), typ.to_pandas_dtype()) for _, name, _, typ in _FIXED_FIELDS[1:]
+        name: np.empty(count, typ.to_pandas_dtype()) for _, name, _, typ in _FIXED_FIELDS[1:]
     }
-    cols["init_duration_ms"] = np.full(len(sel), np.nan)
-    cols["status"], cols["error_type"] = np.empty(len(sel), object), np.full(len(sel), None, object)
-    cols["status"].fill("success")  # one shared str (np.full would make a million)
+    cols["init_duration_ms"] = np.full(count, np.nan)
+    few: dict[str, tuple[list, list]] = {"status": ([], []), "error_type": ([], [])}  # fields on few lines
     ids: list[pa.Array] = []
-    good: list[np.ndarray] = []
+    good: list[tuple[int, int, np.ndarray | None]] = []  # (first row, rows, the rows read or None for all)
     bad: list[np.ndarray] = []
-    seen: set[str] = set()
     n = base = 0
     for piece in _pieces(msgs):
-        lo, hi = np.searchsorted(sel, [base, base + len(piece)])
-        if hi > lo:
-            part, read, left = _report_piece(piece, sel[lo:hi] - base)
+        sel = np.flatnonzero(mask.slice(base, len(piece)).to_numpy(zero_copy_only=False))
+        if len(sel):
+            part, read, left = _report_piece(piece, sel)
             for name, values in part.items():
                 if name == "request_id":
                     ids.append(values)
                 elif isinstance(values, tuple):  # (lines, values) of a field on few lines
                     if values[1] is not None:
-                        cols[name][values[0] + n] = values[1]
-                        seen.add(name)
+                        few[name][0].append(values[0] + n)
+                        few[name][1].append(values[1])
                 else:
                     cols[name][n : n + len(read)] = values
-            good.append(read + base)
+            good.append((base, len(piece), None if len(read) == len(piece) else read))
             bad.append(left + base)
             n += len(read)
         base += len(piece)
-    out = (
-        _report_frame(df, np.concatenate(good), ids, {k: v[:n] for k, v in cols.items()}, seen) if n else pd.DataFrame()
-    )
+    out = _report_frame(df, good, ids, {k: v[:n] for k, v in cols.items()}, few) if n else pd.DataFrame()
     left_rows = np.concatenate(bad) if bad else np.zeros(0, np.int64)
     if len(left_rows) == 0:
         return out
@@ -90,29 +87,49 @@ def _pieces(msgs: pa.ChunkedArray | pa.Array) -> Iterable[pa.Array]:
             yield chunk.slice(lo, _PIECE_ROWS)
 
 
-def _report_frame(df: pd.DataFrame, good: np.ndarray, ids: list[pa.Array], cols: dict, seen: set) -> pd.DataFrame:
-    """The read lines' columns; function and log stream are the input's own when every line was read."""
-    every = len(good) == len(df)  # good is sorted and unique: then it is every row, in order
-    for k in ("status", "error_type"):  # str once a line has the field, else object (as pandas infers)
-        cols[k] = pd.Series(cols[k], dtype="str" if k in seen else object, copy=False)
+def _report_frame(df: pd.DataFrame, good: list, ids: list[pa.Array], cols: dict, few: dict) -> pd.DataFrame:
+    """The read lines' columns; function and log stream are the input's own when every line was read.
+
+    ``few`` holds, per field on few lines, the lines that have it and its values: status becomes a
+    categorical column ("success" where absent), error_type ``str`` once a line has it, else object None
+    (as pandas infers). log_format is a categorical of one value.
+    """
+    n = len(cols["duration_ms"])
+    every = n == len(df)  # the lines read are unique rows: then every row, in order (no row list needed)
+    rows = np.zeros(0, np.int64)
+    if not every:
+        rows = np.concatenate([base + (np.arange(size) if read is None else read) for base, size, read in good])
+    error_type = np.full(n, None, object)
+    lines, values = few["error_type"]
+    for at, v in zip(lines, values):
+        error_type[at] = v
     return pd.DataFrame(
         {
-            "function": (df["function"] if every else _take(df["function"], good)).array,
-            "log_stream": (df["log_stream"] if every else _take(df["log_stream"], good)).array,
-            "end_time": df["timestamp"].to_numpy() if every else df["timestamp"].to_numpy()[good],
+            "function": (df["function"] if every else _take(df["function"], rows)).array,
+            "log_stream": (df["log_stream"] if every else _take(df["log_stream"], rows)).array,
+            "end_time": df["timestamp"] if every else df["timestamp"].to_numpy()[rows],  # the input's own
             "request_id": pd.array(pa.chunked_array(ids, pa.large_string()), dtype="str"),
             **cols,
-            "log_format": _repeated("text", len(good)),
+            "status": categorical(n, "success", *few["status"]),
+            "error_type": pd.Series(error_type, dtype="str" if lines else object, copy=False),
+            "log_format": categorical(n, "text"),
         },
         copy=False,
     )
 
 
-def _repeated(value: str, n: int) -> pd.Series:
-    """A ``str`` column of one value, built in Arrow (from a scalar pandas goes through n Python objects)."""
-    raw = value.encode()
-    offsets = pa.py_buffer(np.arange(n + 1, dtype=np.int64) * len(raw))
-    return pd.Series(pd.array(pa.LargeStringArray.from_buffers(n, offsets, pa.py_buffer(raw * n)), dtype="str"))
+def categorical(
+    n: int, default: str, lines: Sequence[np.ndarray] = (), values: Sequence[np.ndarray] = ()
+) -> pd.Categorical:
+    """``n`` values ``default`` except ``values[k]`` at ``lines[k]``, as a categorical (1 byte a row, not 8 or 12).
+
+    Categories sorted, whatever the lines' order: two parses of the same lines give equal columns.
+    """
+    cats = sorted({default, *(v for part in values for v in part)})
+    codes = np.full(n, cats.index(default), np.int8 if len(cats) < 128 else np.int32)
+    for at, part in zip(lines, values):
+        codes[at] = pd.Index(cats).get_indexer(part)
+    return pd.Categorical.from_codes(codes, pd.Index(cats, dtype="str"))
 
 
 def _report_piece(piece: pa.Array, rows: np.ndarray) -> tuple[dict, np.ndarray, np.ndarray]:
@@ -121,7 +138,7 @@ def _report_piece(piece: pa.Array, rows: np.ndarray) -> tuple[dict, np.ndarray, 
     off = np.frombuffer(offsets, np.int64)[piece.offset : piece.offset + len(piece) + 1]
     data = np.frombuffer(text, np.uint8)
     lo, hi = int(off[0]), int(off[-1])
-    tabs = np.append(np.flatnonzero(data[lo:hi] == 9) + lo, hi)  # with a sentinel after the last tab
+    tabs = _tabs(data, lo, hi)
     s, e = off[rows], off[rows + 1]
     first = np.searchsorted(tabs[:-1], s)
     ntabs = np.searchsorted(tabs[:-1], e) - first
@@ -148,6 +165,13 @@ def _report_piece(piece: pa.Array, rows: np.ndarray) -> tuple[dict, np.ndarray, 
     except pa.ArrowInvalid:  # a value that does not convert: the regex judges every line of the piece
         return {}, rows[:0], rows
     return cols, read, left
+
+
+def _tabs(data: np.ndarray, lo: int, hi: int, block: int = 1 << 20) -> np.ndarray:
+    """Where the tabs of ``data[lo:hi]`` are, then ``hi`` (a sentinel after the last tab); found a block at
+    a time (a bool per byte of the whole piece was the piece's biggest scratch: ~9 MB in 64k lines)."""
+    parts = [np.flatnonzero(data[a : min(a + block, hi)] == 9) + a for a in range(lo, hi, block)]
+    return np.concatenate([*parts, np.array([hi], np.int64)])
 
 
 def _optional_fields(trim: _Trim, words: np.ndarray, tabs, first, ntabs, e) -> dict:

@@ -61,6 +61,8 @@ def _empty_invocations() -> pd.DataFrame:
     df = pd.DataFrame({c: pd.Series(dtype=object) for c in INVOCATION_COLUMNS})
     for c in ("start_time", "end_time"):
         df[c] = pd.Series(dtype="datetime64[ns, UTC]")
+    for c in _CATEGORICAL:
+        df[c] = pd.Series(dtype="category")
     return df
 
 
@@ -162,7 +164,7 @@ def _attribute_orphans(df, orphans, is_start, msgs, failures) -> None:
 
 
 def _finish(out: pd.DataFrame, starts: pd.DataFrame, failures: dict) -> pd.DataFrame:
-    out["end_time"] = _utc(out["end_time"])
+    out["end_time"] = _end_times(out["end_time"])
     out["init_duration_ms"] = out["init_duration_ms"].astype(float)
     out["cold"] = out["init_duration_ms"].notna()
     fallback = _minus_ms(out["end_time"], out["duration_ms"])
@@ -178,10 +180,28 @@ def _finish(out: pd.DataFrame, starts: pd.DataFrame, failures: dict) -> pd.DataF
     timed_out = (out["status"] == "timeout") & out["error_type"].isna()
     if timed_out.any():
         out.loc[timed_out, "error_type"] = TIMEOUT_ERROR_TYPE
+    for col in _CATEGORICAL:
+        out[col] = _sorted_categories(out[col])
     out = out[INVOCATION_COLUMNS]
     if not _in_order(out["function"], out["end_time"]):  # a stable sort of sorted rows changes nothing
         out = out.sort_values(["function", "end_time"], kind="stable")
     return out.reset_index(drop=True)
+
+
+_CATEGORICAL = ("status", "log_format")  # few values on many rows: 1 byte a row (as object 8, as str 12)
+
+
+def _sorted_categories(col: pd.Series) -> pd.Series:
+    """``col`` as a categorical of the values it holds, sorted (the same however the rows were read)."""
+    if not isinstance(col.dtype, pd.CategoricalDtype):
+        return col.astype("category")
+    codes, used = col.array.codes, np.zeros(len(col.cat.categories) + 1, np.int64)
+    for i in range(0, len(codes), 1 << 16):  # a piece at a time: bincount would widen all codes to int64
+        used += np.bincount(codes[i : i + (1 << 16)] + 1, minlength=len(used))
+    if not used[1:].all():
+        col = col.cat.remove_unused_categories()
+    cats = col.cat.categories
+    return col if cats.is_monotonic_increasing else col.cat.reorder_categories(sorted(cats))
 
 
 def _minus_ms(end: pd.Series, ms: pd.Series, rows: int = 1 << 16) -> pd.Series:
@@ -209,6 +229,12 @@ def _in_order(function: pd.Series, end_time: pd.Series) -> bool:
     return not pc.any(pc.less(f[1:], f[:-1])).as_py() and not (same & (t[1:] < t[:-1])).any()
 
 
+def _end_times(ms: pd.Series) -> pd.Series:
+    """Epoch milliseconds → UTC times in ms: a view of the input's timestamps when every line was a REPORT
+    (pandas tracks the view: writing to either copies first)."""
+    return ms.astype("datetime64[ms, UTC]") if pd.api.types.is_integer_dtype(ms) else _utc(ms)
+
+
 def _utc(s: pd.Series) -> pd.Series:
     s = pd.to_datetime(s, unit="ms") if pd.api.types.is_integer_dtype(s) else pd.to_datetime(s)
     return s.dt.tz_localize("UTC") if s.dt.tz is None else s.dt.tz_convert("UTC")
@@ -219,5 +245,8 @@ def _apply_failures(out: pd.DataFrame, failures: dict) -> None:
     fail = pd.DataFrame(list(failures.values()), index=keys, columns=["f_status", "f_error_type"])
     joined = out[["function", "request_id"]].join(fail, on=["function", "request_id"])
     mask = joined["f_status"].notna() & (out["status"] == "success")
+    if isinstance(out["status"].dtype, pd.CategoricalDtype):
+        new = set(joined.loc[mask, "f_status"]) - set(out["status"].cat.categories)
+        out["status"] = out["status"].cat.add_categories(sorted(new))
     out.loc[mask, "status"] = joined.loc[mask, "f_status"]
     out.loc[mask, "error_type"] = joined.loc[mask, "f_error_type"]

@@ -4,6 +4,7 @@ test_report_lines.py."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
@@ -229,3 +230,28 @@ def test_lines_read_a_piece_at_a_time_give_what_one_piece_gives(monkeypatch):
     monkeypatch.setattr(log_columns, "_PIECE_ROWS", 7)
     pd.testing.assert_frame_equal(parse_log_events(ev), whole, check_exact=True)
     assert len(whole) == 300 + 5 and whole["request_id"].str.startswith("ü000").sum() > 0
+
+
+def test_few_valued_columns_take_a_byte_a_row_and_compare_as_strings():
+    ev = report_events(3_000)
+    ev.loc[7, "message"] = ev.loc[7, "message"] + "Status: timeout\t"
+    inv = parse_log_events(ev)
+    for col in ("status", "log_format"):
+        assert isinstance(inv[col].dtype, pd.CategoricalDtype), col
+        assert inv[col].memory_usage(index=False, deep=True) < 2 * len(inv)  # object or str: 8-12 bytes a row
+    assert list(inv["status"].cat.categories) == ["success", "timeout"]  # sorted, only the values held
+    assert (inv["status"] == "timeout").sum() == 1 and inv.loc[7, "error_type"] == TIMEOUT_ERROR_TYPE
+    # what the analysis does with these columns works as with strings
+    assert inv["status"].fillna("").isin(["success"]).sum() == len(inv) - 1
+    assert set(inv["log_format"]) == {"text"} and (inv["status"] != "success").sum() == 1
+
+
+def test_end_times_are_a_view_of_the_input_timestamps_that_neither_side_can_change():
+    ev = report_events(1_000)
+    inv = parse_log_events(ev)
+    assert inv["end_time"].iloc[3] == pd.Timestamp(int(ev["timestamp"].iloc[3]), unit="ms", tz="UTC")
+    assert np.shares_memory(inv["end_time"].array.asi8, ev["timestamp"].to_numpy())  # no copy of a million
+    before, stamps = inv["end_time"].copy(), ev["timestamp"].copy()
+    ev["timestamp"] += 5  # copy-on-write: the invocations keep their times
+    inv.loc[0, "end_time"] = pd.Timestamp("2000-01-01", tz="UTC")
+    assert inv["end_time"].iloc[1:].equals(before.iloc[1:]) and ev["timestamp"].equals(stamps + 5)

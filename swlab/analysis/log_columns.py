@@ -10,6 +10,7 @@ Public API: :func:`text_reports`, :func:`text_starts`.
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Iterable, Sequence
 
 import numpy as np
@@ -91,18 +92,19 @@ def _report_frame(df: pd.DataFrame, good: list, ids: list[pa.Array], cols: dict,
     """The read lines' columns; function and log stream are the input's own when every line was read.
 
     ``few`` holds, per field on few lines, the lines that have it and its values: status becomes a
-    categorical column ("success" where absent), error_type ``str`` once a line has it, else object None
-    (as pandas infers). log_format is a categorical of one value.
+    categorical column ("success" where absent), error_type a ``str`` column (missing where absent).
+    log_format is a categorical of one value.
     """
     n = len(cols["duration_ms"])
     every = n == len(df)  # the lines read are unique rows: then every row, in order (no row list needed)
     rows = np.zeros(0, np.int64)
     if not every:
         rows = np.concatenate([base + (np.arange(size) if read is None else read) for base, size, read in good])
-    error_type = np.full(n, None, object)
     lines, values = few["error_type"]
-    for at, v in zip(lines, values):
-        error_type[at] = v
+    if lines:
+        error_type = np.full(n, None, object)
+        for at, v in zip(lines, values):
+            error_type[at] = v
     return pd.DataFrame(
         {
             "function": (df["function"] if every else _take(df["function"], rows)).array,
@@ -111,11 +113,23 @@ def _report_frame(df: pd.DataFrame, good: list, ids: list[pa.Array], cols: dict,
             "request_id": pd.array(pa.chunked_array(ids, pa.large_string()), dtype="str"),
             **cols,
             "status": categorical(n, "success", *few["status"]),
-            "error_type": pd.Series(error_type, dtype="str" if lines else object, copy=False),
+            "error_type": pd.array(error_type, dtype="str") if lines else _missing_strings(n),
             "log_format": categorical(n, "text"),
         },
         copy=False,
     )
+
+
+def _missing_strings(n: int, rows: int = 1 << 16) -> pd.api.extensions.ExtensionArray:
+    """A ``str`` column of ``n`` missing values whose Arrow chunks are one all-null block repeated.
+
+    Arrow arrays are immutable, so the chunks can share their buffers: half a MB whatever ``n`` (a column
+    of ``None`` was 8 bytes a row, a null ``large_string`` array its 8-byte offsets a row); pandas writes
+    to it by building a new array, as to any ``str`` column.
+    """
+    block = pa.nulls(min(n, rows), pa.large_string())
+    chunks = [block] * (n // rows) + ([block.slice(0, n % rows)] if n % rows else [])
+    return pd.array(pa.chunked_array(chunks, pa.large_string()), dtype="str")
 
 
 def categorical(
@@ -241,9 +255,23 @@ def _values(trim: _Trim, start: np.ndarray, end: np.ndarray, prefix: str, unit: 
     begin = start + len(prefix)
     view = _view(trim.text, begin, trim.cut(begin, end, unit))
     if typ is None:
-        return view.drop_null()
+        return pc.drop_null(view, memory_pool=_kept_pool())
     got = pc.cast(view, typ)  # null slots (the text between the values) are not parsed
     return np.frombuffer(got.buffers()[1], typ.to_pandas_dtype(), len(got), got.offset * 8)[::2].copy()
+
+
+@functools.cache
+def _kept_pool() -> pa.MemoryPool | None:
+    """Where the strings a parse keeps (the request ids) are allocated: jemalloc when pyarrow has it.
+
+    Arrow's default pool (mimalloc) kept about 14 MB a million lines of the pieces' freed scratch around
+    the ids it held (``scripts/bench-analysis``: ``parse_1m_peak_mb``); with the ids in a pool of their
+    own, the scratch is given back. None (the default pool) where pyarrow is built without jemalloc.
+    """
+    try:
+        return pa.jemalloc_memory_pool()
+    except NotImplementedError:
+        return None
 
 
 def _view(text: pa.Buffer, begin: np.ndarray, end: np.ndarray) -> pa.Array:

@@ -212,8 +212,8 @@ def _minus_ms(end: pd.Series, ms: pd.Series, rows: int = 1 << 16) -> pd.Series:
     for i in range(0, len(end), rows):
         part = end.iloc[i : i + rows] - pd.to_timedelta(ms.iloc[i : i + rows], unit="ms")
         values[i : i + rows] = part.array.asi8
-    naive = pd.Series(values.view(f"M8[{part.dtype.unit}]"), index=end.index, copy=False)
-    return naive.dt.tz_localize(part.dtype.tz)
+    # epoch values as the tz-aware dtype: a view (tz_localize would copy them)
+    return pd.Series(values, index=end.index, copy=False).astype(part.dtype)
 
 
 def _in_order(function: pd.Series, end_time: pd.Series) -> bool:

@@ -13,6 +13,7 @@ from swlab.analysis import log_columns, logs
 from swlab.analysis.log_lines import TIMEOUT_ERROR_TYPE, parse_report_line
 from swlab.analysis.logs import INVOCATION_COLUMNS, parse_log_events
 from swlab.bench.synthetic import report_events
+from swlab.localcloud.report_lines import timeout_line
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
@@ -255,3 +256,27 @@ def test_end_times_are_a_view_of_the_input_timestamps_that_neither_side_can_chan
     ev["timestamp"] += 5  # copy-on-write: the invocations keep their times
     inv.loc[0, "end_time"] = pd.Timestamp("2000-01-01", tz="UTC")
     assert inv["end_time"].iloc[1:].equals(before.iloc[1:]) and ev["timestamp"].equals(stamps + 5)
+
+
+def test_error_type_is_missing_at_almost_no_cost_and_still_takes_a_failure():
+    ev = report_events(200_000)
+    inv = parse_log_events(ev)
+    assert inv["error_type"].dtype == "str" and inv["error_type"].isna().all()
+    arrow = pa.array(inv["error_type"], type=pa.large_string())
+    held = {b.address: b.size for c in arrow.chunks for b in c.buffers() if b is not None}  # buffers, not views
+    assert sum(held.values()) < 2**20  # half a MB whatever the rows (a column of None: 1.6 MB here)
+    # a timeout line for one request: that row gets its error type, the others stay missing
+    rid = inv["request_id"].iloc[5]
+    more = pd.DataFrame(
+        {
+            "function": [ev["function"].iloc[5]],
+            "log_stream": [ev["log_stream"].iloc[5]],
+            "timestamp": [1],
+            "message": [timeout_line(rid, 3.0, pd.Timestamp("2026-11-27T04:00:00Z"))],
+        }
+    )
+    failed = parse_log_events(pd.concat([ev, more], ignore_index=True))
+    assert failed["error_type"].notna().sum() == 1 and failed.loc[failed["request_id"] == rid, "error_type"].item() == (
+        TIMEOUT_ERROR_TYPE
+    )
+    assert (failed["status"] == "timeout").sum() == 1 and inv["error_type"].isna().all()

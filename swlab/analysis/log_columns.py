@@ -112,9 +112,9 @@ def _report_frame(df: pd.DataFrame, good: list, ids: list[pa.Array], cols: dict,
             "end_time": df["timestamp"] if every else df["timestamp"].to_numpy()[rows],  # the input's own
             "request_id": pd.array(pa.chunked_array(ids, pa.large_string()), dtype="str"),
             **cols,
-            "status": categorical(n, "success", *few["status"]),
+            "status": _categorical(n, "success", *few["status"]),
             "error_type": pd.array(error_type, dtype="str") if lines else _missing_strings(n),
-            "log_format": categorical(n, "text"),
+            "log_format": _categorical(n, "text"),
         },
         copy=False,
     )
@@ -132,7 +132,7 @@ def _missing_strings(n: int, rows: int = 1 << 16) -> pd.api.extensions.Extension
     return pd.array(pa.chunked_array(chunks, pa.large_string()), dtype="str")
 
 
-def categorical(
+def _categorical(
     n: int, default: str, lines: Sequence[np.ndarray] = (), values: Sequence[np.ndarray] = ()
 ) -> pd.Categorical:
     """``n`` values ``default`` except ``values[k]`` at ``lines[k]``, as a categorical (1 byte a row, not 8 or 12).
@@ -262,12 +262,15 @@ def _values(trim: _Trim, start: np.ndarray, end: np.ndarray, prefix: str, unit: 
 
 @functools.cache
 def _kept_pool() -> pa.MemoryPool | None:
-    """Where the strings a parse keeps (the request ids) are allocated: jemalloc when pyarrow has it.
+    """Where the strings a parse keeps (the request ids) are allocated: jemalloc, if the default is mimalloc.
 
     Arrow's default pool (mimalloc) kept about 14 MB a million lines of the pieces' freed scratch around
     the ids it held (``scripts/bench-analysis``: ``parse_1m_peak_mb``); with the ids in a pool of their
-    own, the scratch is given back. None (the default pool) where pyarrow is built without jemalloc.
+    own, the scratch is given back. None (the default pool) where pyarrow is built without jemalloc or
+    another default was chosen (``ARROW_DEFAULT_MEMORY_POOL``).
     """
+    if pa.default_memory_pool().backend_name != "mimalloc":
+        return None
     try:
         return pa.jemalloc_memory_pool()
     except NotImplementedError:

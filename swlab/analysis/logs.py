@@ -76,6 +76,9 @@ def parse_log_events(events: pd.DataFrame | Iterable[dict]) -> pd.DataFrame:
     the REPORT line's. ``status`` is success, error or timeout, taken from the
     REPORT line when it says so, else from timeout/error lines of the same
     request; ``error_type`` names the error (``Sandbox.Timedout`` for timeouts).
+    ``status`` and ``log_format`` are categoricals (sorted categories, the values held); ``end_time`` is
+    ``datetime64[ms, UTC]`` (the log's own resolution; for REPORT-only input a copy-on-write view of its
+    timestamps); the text columns are ``str`` for text-format logs (object where JSON lines are mixed in).
 
     Text START/END/REPORT lines are parsed column-wise (REPORT lines straight from
     the Arrow text buffer, a piece at a time: see :func:`swlab.analysis.log_columns.text_reports`); the few other
@@ -197,7 +200,7 @@ def _sorted_categories(col: pd.Series) -> pd.Series:
         return col.astype("category")
     codes, used = col.array.codes, np.zeros(len(col.cat.categories) + 1, np.int64)
     for i in range(0, len(codes), 1 << 16):  # a piece at a time: bincount would widen all codes to int64
-        used += np.bincount(codes[i : i + (1 << 16)] + 1, minlength=len(used))
+        used += np.bincount(codes[i : i + (1 << 16)].astype(np.int64) + 1, minlength=len(used))
     if not used[1:].all():
         col = col.cat.remove_unused_categories()
     cats = col.cat.categories

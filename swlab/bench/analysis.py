@@ -5,8 +5,8 @@ costs of pyarrow kernels are not per-line costs). Each size runs in a fresh chil
 includes the input events held in memory, i.e. what a notebook holding a run needs.
 Prints one ``name: value`` line per figure.
 
-What ``parse_1m_peak_mb`` is made of (1M REPORT lines, measured with mallinfo2/VmRSS in the child; a peak
-of 469 in the run this was measured beside, 529 before this breakdown's changes):
+What ``parse_1m_peak_mb`` is made of (1M REPORT lines, measured with mallinfo2/VmRSS in the child; the
+bench gave 469 and 473 after this breakdown's changes, 529 before; runs differ by about 5 MB):
 ~115 MB interpreter, pandas and pyarrow after the warm-up; ~247 MB input: 228 MB of Arrow data (message
 141 MB, log_stream 57 MB, function 22 MB as ``large_string``, timestamps 8 MB) and ~17 MB that building it
 leaves in Python's allocator (pymalloc pools freed but not returned); ~95 MB result of its own (request_id

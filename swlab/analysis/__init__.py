@@ -1,6 +1,7 @@
 """Telemetry of a run → tables, statistics, plots and cost.
 
-Pure modules (no boto3, no files): :mod:`.logs` (Lambda log lines), :mod:`.aws_calls` (the
+Pure modules (no boto3, no files): :mod:`.logs` (Lambda log events → invocations; the line grammar in
+:mod:`.log_lines`, the column-wise reader in :mod:`.log_columns`), :mod:`.aws_calls` (the
 functions' ``aws_calls`` lines), :mod:`.histories` (Step Functions histories → executions and
 state visits), :mod:`.stats` (percentiles with CIs, cold/warm, throughput, errors),
 :mod:`.workflow` (critical path, orchestration overhead), :mod:`.cost` (cost model),

@@ -20,7 +20,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from swlab.analysis.logs import json_object
+from swlab.analysis.log_lines import json_object
 
 AWS_CALLS_MESSAGE = "aws_calls"
 AWS_CALLS_COLUMNS = ["function", "timestamp", "call", "count", "capacity_units"]

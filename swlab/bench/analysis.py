@@ -5,12 +5,17 @@ costs of pyarrow kernels are not per-line costs). Each size runs in a fresh chil
 includes the input events held in memory, i.e. what a notebook holding a run needs.
 Prints one ``name: value`` line per figure.
 
-What ``parse_1m_peak_mb`` is made of (1M REPORT lines, measured with mallinfo2/VmRSS in the child):
-~115 MB interpreter, pandas and pyarrow after the warm-up; ~230 MB input (message 141 MB, log_stream
-57 MB, function 22 MB as Arrow ``large_string``, timestamps 8 MB); ~140 MB result (request_id 44 MB,
-seven 8-byte columns, two object columns, log_format 12 MB; function and log_stream are the input's
-own); the rest is allocator slack and cold_warm_table's scratch (~10 MB). About 485 MB is therefore
-the floor while input and result are both held, with these dtypes.
+What ``parse_1m_peak_mb`` is made of (1M REPORT lines, measured with mallinfo2/VmRSS in the child; the
+bench gave 469 and 473 after this breakdown's changes, 529 before; runs differ by about 5 MB):
+~115 MB interpreter, pandas and pyarrow after the warm-up; ~247 MB input: 228 MB of Arrow data (message
+141 MB, log_stream 57 MB, function 22 MB as ``large_string``, timestamps 8 MB) and ~17 MB that building it
+leaves in Python's allocator (pymalloc pools freed but not returned); ~95 MB result of its own (request_id
+42 MB in pyarrow's jemalloc pool, six 8-byte columns 46 MB, cold, status and log_format a byte a row each,
+error_type one shared all-null block of 0.5 MB; function, log_stream and end_time are views of the input);
+~8 MB the glibc heap keeps of the pieces' freed scratch, and ~5 MB more while cold_warm_table and summarize
+copy the durations (8 MB each, one after the other). The floor while input and result are both held is
+thus ~455 MB with these dtypes; int32 memory columns would save ~5 MB more (measured) at the price of
+silent overflow in e.g. ``memory_size_mb * 2**20``, so they stay int64.
 """
 
 from __future__ import annotations

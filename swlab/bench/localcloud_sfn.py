@@ -38,7 +38,7 @@ from typing import Any
 
 import psutil
 
-from swlab.analysis.logs import parse_report_line
+from swlab.analysis.log_lines import parse_report_line
 from swlab.bench.localcloud_lambda import deploy_trivial, percentile, probe_conditions
 from swlab.localcloud.server import LocalCloudProcess
 from swlab.settings import client, load_settings

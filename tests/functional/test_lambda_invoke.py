@@ -11,7 +11,7 @@ import pytest
 from botocore.exceptions import ClientError
 from conftest import environments, invoke_json
 
-from swlab.analysis.logs import parse_report_line
+from swlab.analysis.log_lines import parse_report_line
 from swlab.settings import client
 
 pytestmark = pytest.mark.functional

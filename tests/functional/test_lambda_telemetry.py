@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from conftest import invoke_json, log_messages, wait_for
 
-from swlab.analysis.logs import parse_report_line
+from swlab.analysis.log_lines import parse_report_line
 from swlab.settings import client
 
 pytestmark = pytest.mark.functional

@@ -4,13 +4,16 @@ test_report_lines.py."""
 import json
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
 
-from swlab.analysis import logs
-from swlab.analysis.logs import INVOCATION_COLUMNS, TIMEOUT_ERROR_TYPE, parse_log_events, parse_report_line
+from swlab.analysis import log_columns, logs
+from swlab.analysis.log_lines import TIMEOUT_ERROR_TYPE, parse_report_line
+from swlab.analysis.logs import INVOCATION_COLUMNS, parse_log_events
 from swlab.bench.synthetic import report_events
+from swlab.localcloud.report_lines import timeout_line
 
 pytestmark = pytest.mark.unit
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "logs"
@@ -225,6 +228,55 @@ def test_lines_read_a_piece_at_a_time_give_what_one_piece_gives(monkeypatch):
     ev["message"] = ev["message"].str.replace("RequestId: 0000", "RequestId: ü000", regex=False)  # non-ASCII
     ev.loc[5, "message"] = ev.loc[5, "message"] + "\u00a0"  # Unicode whitespace ends a line
     whole = parse_log_events(ev)
-    monkeypatch.setattr(logs, "_PIECE_ROWS", 7)
+    monkeypatch.setattr(log_columns, "_PIECE_ROWS", 7)
     pd.testing.assert_frame_equal(parse_log_events(ev), whole, check_exact=True)
     assert len(whole) == 300 + 5 and whole["request_id"].str.startswith("ü000").sum() > 0
+
+
+def test_few_valued_columns_take_a_byte_a_row_and_compare_as_strings():
+    ev = report_events(3_000)
+    ev.loc[7, "message"] = ev.loc[7, "message"] + "Status: timeout\t"
+    inv = parse_log_events(ev)
+    for col in ("status", "log_format"):
+        assert isinstance(inv[col].dtype, pd.CategoricalDtype), col
+        assert inv[col].memory_usage(index=False, deep=True) < 2 * len(inv)  # object or str: 8-12 bytes a row
+    assert list(inv["status"].cat.categories) == ["success", "timeout"]  # sorted, only the values held
+    assert (inv["status"] == "timeout").sum() == 1 and inv.loc[7, "error_type"] == TIMEOUT_ERROR_TYPE
+    # what the analysis does with these columns works as with strings
+    assert inv["status"].fillna("").isin(["success"]).sum() == len(inv) - 1
+    assert set(inv["log_format"]) == {"text"} and (inv["status"] != "success").sum() == 1
+
+
+def test_end_times_are_a_view_of_the_input_timestamps_that_neither_side_can_change():
+    ev = report_events(1_000)
+    inv = parse_log_events(ev)
+    assert inv["end_time"].iloc[3] == pd.Timestamp(int(ev["timestamp"].iloc[3]), unit="ms", tz="UTC")
+    assert np.shares_memory(inv["end_time"].array.asi8, ev["timestamp"].to_numpy())  # no copy of a million
+    before, stamps = inv["end_time"].copy(), ev["timestamp"].copy()
+    ev["timestamp"] += 5  # copy-on-write: the invocations keep their times
+    inv.loc[0, "end_time"] = pd.Timestamp("2000-01-01", tz="UTC")
+    assert inv["end_time"].iloc[1:].equals(before.iloc[1:]) and ev["timestamp"].equals(stamps + 5)
+
+
+def test_error_type_is_missing_at_almost_no_cost_and_still_takes_a_failure():
+    ev = report_events(200_000)
+    inv = parse_log_events(ev)
+    assert inv["error_type"].dtype == "str" and inv["error_type"].isna().all()
+    arrow = pa.array(inv["error_type"], type=pa.large_string())
+    held = {b.address: b.size for c in arrow.chunks for b in c.buffers() if b is not None}  # buffers, not views
+    assert sum(held.values()) < 2**20  # half a MB whatever the rows (a column of None: 1.6 MB here)
+    # a timeout line for one request: that row gets its error type, the others stay missing
+    rid = inv["request_id"].iloc[5]
+    more = pd.DataFrame(
+        {
+            "function": [ev["function"].iloc[5]],
+            "log_stream": [ev["log_stream"].iloc[5]],
+            "timestamp": [1],
+            "message": [timeout_line(rid, 3.0, pd.Timestamp("2026-11-27T04:00:00Z"))],
+        }
+    )
+    failed = parse_log_events(pd.concat([ev, more], ignore_index=True))
+    assert failed["error_type"].notna().sum() == 1 and failed.loc[failed["request_id"] == rid, "error_type"].item() == (
+        TIMEOUT_ERROR_TYPE
+    )
+    assert (failed["status"] == "timeout").sum() == 1 and inv["error_type"].isna().all()

@@ -10,7 +10,8 @@ from datetime import datetime, timezone
 import pandas as pd
 import pytest
 
-from swlab.analysis.logs import TIMEOUT_ERROR_TYPE, classify_line, parse_log_events, parse_report_line
+from swlab.analysis.log_lines import TIMEOUT_ERROR_TYPE, classify_line, parse_report_line
+from swlab.analysis.logs import parse_log_events
 from swlab.localcloud.report_lines import (
     billed_duration_ms,
     end_line,

@@ -68,8 +68,13 @@ def memory_table(points: list[PointData], prices: dict[str, Any], confidence: fl
         inv = invocations_of([p], since_measured=True) if p.data is not None else pd.DataFrame()
         for fn, g in inv.groupby("fn", sort=True) if len(inv) else []:
             warm = g[~g["cold_start"]]
-            good = warm[warm["status"].fillna("").isin(["", "success", "ok"]) & warm["error_type"].isna()]
-            oom = int((g["error_type"].fillna("") == "Runtime.OutOfMemory").sum() + (g["status"] == "oom").sum())
+            good = warm[
+                warm["status"].astype(object).fillna("").isin(["", "success", "ok"]) & warm["error_type"].isna()
+            ]
+            oom = int(
+                (g["error_type"].astype(object).fillna("") == "Runtime.OutOfMemory").sum()
+                + (g["status"] == "oom").sum()
+            )
             est, lo, hi = median_ci(good["duration_ms"], confidence)
             billed = float(good["billed_duration_ms"].median()) if len(good) else math.nan
             mem = float(g["memory_size_mb"].astype(float).median())

@@ -229,9 +229,12 @@ def run(
     work_dir: Path | None = None,
     progress: Callable[[str], None] = print,
     cpu_models: tuple[str, ...] = CPU_MODELS,
+    cloud_options: dict[str, Any] | None = None,
     **deploy_options: Any,
 ) -> Figures:
     """For each CPU model: fresh local cloud → deploy → measure → teardown → stop; returns the figures.
+
+    ``cloud_options`` go to every local cloud as well (``{"init_cpu": "memory"}``: inits at the memory share).
 
     ``deploy_options`` are DeployOptions fields: ``inference="onnx"`` suffixes the Workflow 2 figures
     with ``_onnx`` and measures the ONNX models; ``preprocessing="fused"`` adds ``_fused``."""
@@ -245,7 +248,8 @@ def run(
     for model in cpu_models:
         figures.suffix = SUFFIX.get(model, f"_cpu_{model}")
         progress(f"cpu_model={model}")
-        run_one(n_warm, work_dir, progress, figures, {"cpu_model": model}, suffix, **deploy_options)
+        options = {"cpu_model": model, **(cloud_options or {})}
+        run_one(n_warm, work_dir, progress, figures, options, suffix, **deploy_options)
     figures.suffix = ""
     model_figures(figures, inference, list_samples()[0].path, Path.home() / ".cache" / "swlab" / "onnx")
     return figures
@@ -322,6 +326,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=CPU_MODELS,
         help="measure only this CPU model of the local cloud (repeatable; default: aws then off)",
     )
+    ap.add_argument(
+        "--init-cpu",
+        choices=("boost", "memory"),
+        help="the local cloud's init_cpu (default boost: init phases on 2 vCPUs whatever the memory)",
+    )
     args = ap.parse_args(argv)
     if args.variant and (args.inference or args.preprocessing):
         ap.error("give --variant or --inference/--preprocessing, not both")
@@ -339,10 +348,12 @@ def main(argv: list[str] | None = None) -> int:
             args.work_dir / label.replace(":", "-") if args.work_dir else None,
             progress=lambda line: print(f"# {line}", file=sys.stderr, flush=True),
             cpu_models=tuple(args.cpu_model or CPU_MODELS),
+            **({"cloud_options": {"init_cpu": args.init_cpu}} if args.init_cpu else {}),
             **variant,
         )
         print(f"variant: {label}", flush=True)
         print("\n".join(figures.lines()), flush=True)
+        print(f"init_cpu: {args.init_cpu or 'boost'}", flush=True)
         print(f"load_avg_1m: {os.getloadavg()[0]:.2f}", flush=True)
     return 0
 

@@ -42,8 +42,13 @@ Measured 2026-11-29, one run each, ``--variant steps:onnx --variant fused:onnx -
   init_cpu memory, aws only (``--cpu-model aws --init-cpu memory``, 20:07-20:10, load 1.7 -> 3.6, with
   the prewarm): steps:onnx 10,637 ms (init 9,385: each step 0.92-1.03 s at 512 MB, Update 2.0 s at
   256 MB, AlexNet 2.4 s), fused:onnx 8,067 (init 7,313).
-So the 5,000 ms target holds under cpu_model=aws with the init boost (on a quiet machine; the
-Parallel state's AlexNet init, 1.9-2.7 s, is what remains); with ``init_cpu=memory`` it does not.
+  init_cpu boost again with the prewarm (20:13-20:18, load 1.8 at start, 4.1-5.2 at the ends: another
+  job started): steps:onnx aws 7,162 / off 7,094, fused:onnx aws 6,348 / off 8,384; the AlexNet init
+  (3.5-6.3 s under that load) is most of each; the small functions' inits 0.3-0.6 s; FetchImage's time
+  outside the function 7-11 ms (226-472 ms in the first run).
+So on a quiet machine the 5,000 ms target holds under cpu_model=aws with the init boost (the Parallel
+state's AlexNet init, 1.9-2.7 s quiet, is what remains and is load-sensitive); with
+``init_cpu=memory`` it does not.
 
 Earlier (init at the memory share), 2026-11-29, load 6.5-7.9, critical path of the cold execution:
   steps:onnx, aws, 16,574 ms: 8 cold starts, init 14,421 + first invokes 914 + the rest 1,232 ms.

@@ -13,9 +13,11 @@ its memory share for the invocations. AWS does not document this; it is a publis
 van Donkersgoed, "Lambda Cold Starts and Bootstrap Code" (2022-04-08,
 https://lucvandonkersgoed.com/2022/04/08/lambda-cold-starts-and-bootstrap-code/, also
 https://bitesizedserverless.com/bite/lambda-cold-start-bootstrap/) timed the same CPU-bound code at
-module level and in the handler across memory sizes and found init as fast at 128 MB as at ~3 GB,
-i.e. unthrottled on the 2 vCPUs every size up to 3,008 MB shows, while the handler scaled with memory.
-``init_cpu="memory"`` turns the boost off (init at the memory share, the model before this).
+module level and in the handler across memory sizes: the module-level code ran faster than the
+handler's for every size up to ~3 GB, as if the init had the 2 vCPUs every size up to 3,008 MB shows,
+unthrottled, while the handler got its memory's share. Modelled for on-demand and provisioned inits
+alike (the measurement is of on-demand cold starts). ``init_cpu="memory"`` turns the boost off (init
+at the memory share, the model before this).
 
 Three mechanisms, tried in this order by :func:`choose_limiter` (the first that works is used,
 and its name is shown by the health endpoint and the run manifest):

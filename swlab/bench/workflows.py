@@ -29,41 +29,43 @@ steps:onnx, fused:onnx), each block after a ``variant:`` line; a variant's Workf
 suffix: ``wf2_cold_ms_onnx`` / ``wf2_cold_ms_onnx_cpu_off`` and ``wf2_cold_ms_fused_onnx`` (issue 12's
 target for ONNX: <= 5,000 ms on the project's 2-core machine).
 
-**Why wf2_cold_ms_onnx is not <= 5,000 ms with cpu_model=aws on this 2-core machine (issue 12).**
+**wf2_cold_ms_onnx and the init phase's CPU (issue 12).** ``--init-cpu`` sets the local cloud's
+``init_cpu``: ``boost`` (the default) runs every init phase on 2 vCPUs whatever the memory, as
+measured on AWS (see swlab/localcloud/cpu_share.py), ``memory`` gives inits the memory share too
+(the model before 2026-11-29 20:00, under which the figures below the line were measured).
 
-Measured 2026-11-29 (python -m swlab.bench.workflows --variant steps:onnx --variant fused:onnx --warm 3,
-load average 6.5-7.9, other jobs on the machine), critical path of the cold execution (wf2_cold_states):
+Measured 2026-11-29, one run each, ``--variant steps:onnx --variant fused:onnx --warm 5``:
+  init_cpu boost (19:51-19:56, load 1.6 at start, 2.7-4.4 at the ends of the blocks; before the Task
+  client prewarm): steps:onnx aws 4,712 ms (8 cold starts, init 3,705 + invoke 543 + other 458),
+  off 4,410; fused:onnx aws 4,731, off 7,423 (AlexNet init 4.9 s under a load of 4.4). Small functions'
+  inits 230-310 ms under aws (they were 0.9-2.0 s): FetchImage 278, each step 263-272, Update 234.
+  init_cpu memory, aws only (``--cpu-model aws --init-cpu memory``, 20:07-20:10, load 1.7 -> 3.6, with
+  the prewarm): steps:onnx 10,637 ms (init 9,385: each step 0.92-1.03 s at 512 MB, Update 2.0 s at
+  256 MB, AlexNet 2.4 s), fused:onnx 8,067 (init 7,313).
+  init_cpu boost again with the prewarm (20:13-20:18, load 1.8 at start, 4.1-5.2 at the ends: another
+  job started): steps:onnx aws 7,162 / off 7,094, fused:onnx aws 6,348 / off 8,384; the AlexNet init
+  (3.5-6.3 s under that load) is most of each; the small functions' inits 0.3-0.6 s; FetchImage's time
+  outside the function 7-11 ms (226-472 ms in the first run).
+So on a quiet machine the 5,000 ms target holds under cpu_model=aws with the init boost (the Parallel
+state's AlexNet init, 1.9-2.7 s quiet, is what remains and is load-sensitive); with
+``init_cpu=memory`` it does not.
+
+Earlier (init at the memory share), 2026-11-29, load 6.5-7.9, critical path of the cold execution:
   steps:onnx, aws, 16,574 ms: 8 cold starts, init 14,421 + first invokes 914 + the rest 1,232 ms.
-    FetchImage 1,948 (init 1,043 + invoke 161), Grayscale 1,217 (1,071 + 136), Flip 1,199 (1,077 + 112),
-    Rotate 1,771 (1,552 + 214), Resize 1,505 (1,427 + 73), Classify 6,122 (AlexNet: init 5,972 + 139),
-    Aggregate 256 (238 + 8), Update 2,122 (2,042 + 69).
-  fused:onnx, aws, 13,548 ms: 5 cold starts, init 11,856 + 423 + 1,261 ms; FetchImage 1,938, Preprocess
-    1,100, Classify 7,852 (AlexNet init 7,743), Aggregate 223, Update 1,980.
   cpu_model=off: steps:onnx 10,947 ms, fused:onnx 8,419 ms (AlexNet init 4.7-5.0 s of it).
-What each part is, and why it stays:
+What each part is:
 - A function that calls AWS imports boto3 and builds one client at init: Python, the runtime client,
-  boto3 and the client take 0.30-0.37 s of CPU (python -S -B importing the handler as its zip lays it
-  out; boto3 import ~0.16 s, one client ~0.1 s, mostly JSON service models), i.e. ~1.0-1.1 s of Init
-  Duration at 512 MB (0.29 of a core) and ~1.9-2.0 s at 256 MB (Update). botocore without boto3 saves
-  nothing measurable (367 vs 362 ms). Aggregate, which calls no AWS service, no longer imports boto3
-  (init 1,513 -> 238 ms); the zips carry bytecode (~0.03 s of CPU on the small functions, ~0.2 s on the
-  ONNX ones).
+  boto3 and the client take 0.30-0.37 s of CPU; at the memory share that was ~1.0 s of Init Duration at
+  512 MB and ~1.9 s at 256 MB (Update), with the boost ~0.25-0.35 s. Aggregate imports no boto3; the
+  zips carry bytecode.
 - The Parallel state waits for the slowest model's init: AlexNet downloads its 244 MB model from S3 into
-  the environment's own /tmp at every cold start (as on AWS; until this change a host-wide
-  /tmp/swlab-models let every cold start after the first skip it), imports boto3, numpy and ONNX Runtime
-  (~0.5 s CPU with bytecode) and builds its session (~0.65 s CPU). The three model environments are
-  entitled to 0.87 + 0.72 + 0.58 = 2.17 cores at once, more than this host's 2 cores, which other jobs
-  share: 6.0-7.7 s measured (2.4 s in a run that still skipped the download).
-- The rest, ~1.2 s: 0.46-0.82 s of it sits in the first Task of a fresh local cloud (FetchImage's state
-  minus its init and invoke, under both CPU models; every later Task's is ~10-100 ms), then Step
-  Functions' transitions and GetMetadata. That first-Task cost is the local cloud's, not the function's;
-  probably its Step Functions integration's first Lambda client and lazy imports (not verified here).
-So even fused:onnx has, on its critical path at today's memory sizes, ~1.0 (FetchImage) + ~1.0
-(Preprocess) + >= 2.4 (AlexNet) + ~0.2 (Aggregate) + ~1.9 (Update) s of init alone. Reaching 5 s would
-need a different design, not a faster local cloud: larger memory for fetch_image/preprocess/update (a
-CPU-bound function costs about the same per invocation up to 1,769 MB, since its duration falls in
-proportion; a choice for the experiments' memory axis, not made here), a Step Functions DynamoDB
-updateItem task instead of the Update function (one cold start less), or a smaller AlexNet artefact.
+  the environment's own /tmp at every cold start (as on AWS), imports boto3, numpy and ONNX Runtime and
+  builds its session; the three model inits run at once on this host's 2 cores.
+- The rest: Step Functions' transitions, GetMetadata, the environments' spawn. The first Task of a fresh
+  local cloud used to wait 65-250 ms more for the Step Functions Lambda client (built at the first Task);
+  it is now built when the local cloud starts (moto_patches.prewarm_task_client). A fused:onnx
+  cpu_model=off figure of 9,001 ms with 6.3 s outside the functions (18:20, README) did not recur
+  (other 841 ms at 19:56; FetchImage's 472 ms of it was that client) and is not explained.
 """
 
 from __future__ import annotations
@@ -229,9 +231,12 @@ def run(
     work_dir: Path | None = None,
     progress: Callable[[str], None] = print,
     cpu_models: tuple[str, ...] = CPU_MODELS,
+    cloud_options: dict[str, Any] | None = None,
     **deploy_options: Any,
 ) -> Figures:
     """For each CPU model: fresh local cloud → deploy → measure → teardown → stop; returns the figures.
+
+    ``cloud_options`` go to every local cloud as well (``{"init_cpu": "memory"}``: inits at the memory share).
 
     ``deploy_options`` are DeployOptions fields: ``inference="onnx"`` suffixes the Workflow 2 figures
     with ``_onnx`` and measures the ONNX models; ``preprocessing="fused"`` adds ``_fused``."""
@@ -245,7 +250,8 @@ def run(
     for model in cpu_models:
         figures.suffix = SUFFIX.get(model, f"_cpu_{model}")
         progress(f"cpu_model={model}")
-        run_one(n_warm, work_dir, progress, figures, {"cpu_model": model}, suffix, **deploy_options)
+        options = {"cpu_model": model, **(cloud_options or {})}
+        run_one(n_warm, work_dir, progress, figures, options, suffix, **deploy_options)
     figures.suffix = ""
     model_figures(figures, inference, list_samples()[0].path, Path.home() / ".cache" / "swlab" / "onnx")
     return figures
@@ -322,6 +328,11 @@ def main(argv: list[str] | None = None) -> int:
         choices=CPU_MODELS,
         help="measure only this CPU model of the local cloud (repeatable; default: aws then off)",
     )
+    ap.add_argument(
+        "--init-cpu",
+        choices=("boost", "memory"),
+        help="the local cloud's init_cpu (default boost: init phases on 2 vCPUs whatever the memory)",
+    )
     args = ap.parse_args(argv)
     if args.variant and (args.inference or args.preprocessing):
         ap.error("give --variant or --inference/--preprocessing, not both")
@@ -339,10 +350,12 @@ def main(argv: list[str] | None = None) -> int:
             args.work_dir / label.replace(":", "-") if args.work_dir else None,
             progress=lambda line: print(f"# {line}", file=sys.stderr, flush=True),
             cpu_models=tuple(args.cpu_model or CPU_MODELS),
+            **({"cloud_options": {"init_cpu": args.init_cpu}} if args.init_cpu else {}),
             **variant,
         )
         print(f"variant: {label}", flush=True)
         print("\n".join(figures.lines()), flush=True)
+        print(f"init_cpu: {args.init_cpu or 'boost'}", flush=True)
         print(f"load_avg_1m: {os.getloadavg()[0]:.2f}", flush=True)
     return 0
 

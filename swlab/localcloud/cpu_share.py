@@ -6,6 +6,19 @@ AWS gives 1,769 MB one vCPU-second per second, linearly from 128 MB to 10,240 MB
 documentation on memory and computing power; public probes of ``/proc/cpuinfo``). Here the share
 is also capped by the host's cores: a 3,538 MB function on a 2-core machine gets both cores.
 
+Init boost (``init_cpu="boost"``, the default of ``cpu_model="aws"``): an environment's init phase
+(from its spawn until the runtime first asks for an invocation: what REPORT's Init Duration measures)
+gets :data:`INIT_VCPUS` whole vCPUs whatever its memory size, then :meth:`Limit.set_share` drops it to
+its memory share for the invocations. AWS does not document this; it is a published measurement: Luc
+van Donkersgoed, "Lambda Cold Starts and Bootstrap Code" (2022-04-08,
+https://lucvandonkersgoed.com/2022/04/08/lambda-cold-starts-and-bootstrap-code/, also
+https://bitesizedserverless.com/bite/lambda-cold-start-bootstrap/) timed the same CPU-bound code at
+module level and in the handler across memory sizes: the module-level code ran faster than the
+handler's for every size up to ~3 GB, as if the init had the 2 vCPUs every size up to 3,008 MB shows,
+unthrottled, while the handler got its memory's share. Modelled for on-demand and provisioned inits
+alike (the measurement is of on-demand cold starts). ``init_cpu="memory"`` turns the boost off (init
+at the memory share, the model before this).
+
 Three mechanisms, tried in this order by :func:`choose_limiter` (the first that works is used,
 and its name is shown by the health endpoint and the run manifest):
 
@@ -38,6 +51,8 @@ log = logging.getLogger("swlab.localcloud.cpu")
 
 FULL_VCPU_MB = 1769  # one vCPU-second per second
 CPU_MODELS = ("aws", "off")
+INIT_CPU_MODES = ("boost", "memory")  # init phase: INIT_VCPUS whole vCPUs, or the memory share as invokes
+INIT_VCPUS = 2  # vCPUs an init phase runs on unthrottled, any memory size (van Donkersgoed 2022, module docstring)
 PERIOD_US = 20_000  # CFS period: short enough that a 10 ms handler sees its share, not a 100 ms stall
 MIN_QUOTA_US = 1_000  # the kernel's minimum quota
 CGROUP_V1_CPU = Path("/sys/fs/cgroup/cpu")
@@ -61,11 +76,20 @@ def host_cpu_share(memory_mb: int, host_cores: int | None = None) -> float:
     return min(aws_cpu_share(memory_mb), aws_vcpus(memory_mb), cores)
 
 
+def init_cpu_share(memory_mb: int, host_cores: int | None = None) -> float:
+    """An init phase's share with the boost: :data:`INIT_VCPUS` (or the memory share if larger), capped by the host."""
+    cores = host_cores or os.cpu_count() or 1
+    return max(min(INIT_VCPUS, cores), host_cpu_share(memory_mb, cores))
+
+
 def cfs_quota_us(share: float, period_us: int = PERIOD_US) -> int:
     return max(MIN_QUOTA_US, round(share * period_us))
 
 
 class Limit(Protocol):
+    def set_share(self, share: float) -> None:
+        """From now on the environment gets ``share`` (vCPU-seconds per second); no credit carries over."""
+
     def release(self) -> None: ...
 
 
@@ -81,6 +105,9 @@ class Limiter(Protocol):
 
 
 class _NoLimit:
+    def set_share(self, share: float) -> None:
+        pass
+
     def release(self) -> None:
         pass
 
@@ -102,6 +129,10 @@ class NoLimiter:
 class _CgroupLimit:
     path: Path
     parent_procs: Path
+    version: int = 1
+
+    def set_share(self, share: float) -> None:
+        _write_quota(self.path, self.version, share)
 
     def release(self) -> None:
         """Move any process still inside back to the parent group, then remove the group."""
@@ -144,14 +175,11 @@ class CgroupLimiter:
             self._count += 1
             path = self.base / f"{_safe(label)}-{self._count}"
         path.mkdir()
-        quota = cfs_quota_us(share)
         if self.version == 1:
             (path / "cpu.cfs_period_us").write_text(str(PERIOD_US))
-            (path / "cpu.cfs_quota_us").write_text(str(quota))
-        else:
-            (path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
+        _write_quota(path, self.version, share)
         (path / "cgroup.procs").write_text(str(pid))
-        return _CgroupLimit(path, self.base.parent / "cgroup.procs")
+        return _CgroupLimit(path, self.base.parent / "cgroup.procs", self.version)
 
     def close(self) -> None:
         for child in sorted(self.base.glob("*/"), reverse=True):
@@ -160,6 +188,14 @@ class CgroupLimiter:
             self.base.rmdir()
         except OSError:
             pass
+
+
+def _write_quota(path: Path, version: int, share: float) -> None:
+    quota = cfs_quota_us(share)
+    if version == 1:
+        (path / "cpu.cfs_quota_us").write_text(str(quota))
+    else:
+        (path / "cpu.max").write_text(f"{quota} {PERIOD_US}")
 
 
 def _safe(label: str) -> str:
@@ -236,6 +272,10 @@ class _Budget:
     stopped_until: float = 0.0
     limiter: "StopContLimiter | None" = field(default=None, repr=False)
 
+    def set_share(self, share: float) -> None:
+        if self.limiter is not None:
+            self.limiter._reshare(self, share)
+
     def release(self) -> None:
         if self.limiter is not None:
             self.limiter._forget(self)
@@ -265,6 +305,14 @@ class StopContLimiter:
         with self._lock:
             self._budgets.append(budget)
         return budget
+
+    def _reshare(self, budget: _Budget, share: float) -> None:
+        """A new share from now on: the budget restarts from the group's CPU time now (a stop in course runs out)."""
+        used = _cpu_s_by_group({budget.pgid}).get(budget.pgid)
+        with self._lock:
+            budget.share, budget.since = share, time.monotonic()
+            if used is not None:
+                budget.used_s = used
 
     def _forget(self, budget: _Budget) -> None:
         with self._lock:  # never interleaved with a tick: a released group is never stopped again

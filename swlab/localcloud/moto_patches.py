@@ -36,6 +36,9 @@ Task client cache           a boto3 client is built for every Task (4-80 ms; bot
                             (region, service), built under a lock, endpoint 127.0.0.1;
                             for Lambda, ``invoke`` is sent as plain HTTP (same request,
                             same route) instead of through botocore (~4.5 ms per call).
+                            The local cloud's region's Lambda client is built at start, in the
+                            background (:func:`prewarm_task_client`): the first Task of a fresh
+                            local cloud waited 65-250 ms for it, which AWS does not show.
 bounded executions          every finished execution stays in memory forever (with its
                             history). Only the last ``keep`` finished executions per state
                             machine are kept (default 1000, ~11 MB for 10-task chains: more
@@ -374,6 +377,20 @@ def cached_boto_client_for(region: str, service: str, state_credentials: Any = N
             real = _new_client(region, service, endpoint)
             _clients[key] = LambdaInvokeClient(endpoint, real) if service == "lambda" and endpoint else real
         return _clients[key]
+
+
+def prewarm_task_client(region: str) -> threading.Thread:
+    """Build ``region``'s Lambda Task client now, in a daemon thread (after ``MOTO_PORT`` is set)."""
+
+    def build() -> None:
+        try:
+            cached_boto_client_for(region, "lambda")
+        except Exception:  # noqa: BLE001 — the first Task builds it then, as before
+            pass
+
+    thread = threading.Thread(target=build, name="sfn-task-client", daemon=True)
+    thread.start()
+    return thread
 
 
 class LambdaInvokeClient:

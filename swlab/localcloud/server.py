@@ -93,6 +93,7 @@ class LocalCloud:
         self._server.daemon_threads = True  # type: ignore[attr-defined]  # threaded=True: a ThreadingMixIn
         os.environ["MOTO_PORT"] = str(self.port)
         moto_patches.apply(self.options)
+        moto_patches.prewarm_task_client(self.region)  # not in the first Task's time (AWS has none)
         self._moto_app = _make_moto_app()
         self._mount_data_planes()
         self._thread = threading.Thread(target=self._server.serve_forever, name="localcloud-http", daemon=True)

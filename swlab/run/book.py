@@ -241,9 +241,13 @@ def _cpu_lines(manifest: dict) -> list[str]:
             f"{model!r}, mechanism {mechanism!r}): memory sizes changed nothing but the bill.",
             "",
         ]
+    init = {
+        "boost": " Init phases ran on 2 vCPUs whatever the memory (`init_cpu` `boost`), as measured on AWS.",
+        "memory": " Init phases got the memory share too (`init_cpu` `memory`), unlike AWS's measured init.",
+    }.get(str(cloud.get("init_cpu")), "")
     return [
         f"CPU followed memory as on AWS (`cpu_model` `{model}`: 1,769 MB = one vCPU, capped by this machine's "
-        f"cores), enforced by {CPU_MECHANISMS.get(str(mechanism), f'`{mechanism}`')}.",
+        f"cores), enforced by {CPU_MECHANISMS.get(str(mechanism), f'`{mechanism}`')}.{init}",
         "",
     ]
 

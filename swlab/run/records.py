@@ -53,6 +53,7 @@ class LocalCloudRecord(Record):
     # sigstop, or off), as the local cloud's health endpoint reports them
     cpu_model: str | None = None
     cpu_share_mechanism: str | None = None
+    init_cpu: str | None = None  # "boost" (init phases on 2 vCPUs whatever the memory, as measured on AWS) or "memory"
     started_at: str | None = None
     stopped_at: str | None = None
 

@@ -95,6 +95,7 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
                 started_by_lab=False,
                 cpu_model=health.get("cpu_model"),
                 cpu_share_mechanism=health.get("cpu_share_mechanism"),
+                init_cpu=health.get("init_cpu"),
             )
         )
         return settings
@@ -114,6 +115,7 @@ def ensure_local_cloud(run: RunDir, settings: Settings, options: dict[str, Any] 
             options=options or {},
             cpu_model=health.get("cpu_model"),
             cpu_share_mechanism=health.get("cpu_share_mechanism"),
+            init_cpu=health.get("init_cpu"),
             started_at=now_iso(),
         )
     )

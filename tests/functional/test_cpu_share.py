@@ -75,3 +75,24 @@ def test_off_limits_nothing():
     limiter = cpu_share.choose_limiter("off")
     assert limiter.name == "off"
     limiter.attach(os.getpid(), 0.1, "self").release()
+
+
+@pytest.mark.parametrize("mechanism", _mechanisms())
+def test_set_share_lowers_a_running_groups_share(mechanism):
+    """The init boost's switch: a group attached with 2 cores gets about its new share once set_share lowers it."""
+    limiter = cpu_share.choose_limiter("aws", owner=f"swlab-test-{os.getpid()}", prefer=mechanism)
+    proc = subprocess.Popen([sys.executable, "-c", BURN], start_new_session=True)
+    try:
+        limit = limiter.attach(proc.pid, 2.0, "burner")
+        time.sleep(0.5)  # runs as fast as the machine lets it
+        limit.set_share(0.25)
+        time.sleep(0.2)  # a stop in course (sigstop) runs out
+        c0, t0 = _cpu_s(proc.pid), time.monotonic()
+        time.sleep(2.0)
+        used, wall = _cpu_s(proc.pid) - c0, time.monotonic() - t0
+        assert 0.02 < used / wall < 0.25 * 1.5, f"{mechanism}: {used:.2f} CPU-s in {wall:.2f} s"
+        limit.release()
+    finally:
+        proc.kill()
+        proc.wait()
+        limiter.close()

@@ -63,6 +63,7 @@ def test_the_run_started_and_stopped_its_processes(short_run):
     # CPU follows memory by default, and the run records how this machine enforced it
     assert manifest["localcloud"]["cpu_model"] == "aws"
     assert manifest["localcloud"]["cpu_share_mechanism"] in ("cgroup-v1", "cgroup-v2", "sigstop", "off")
+    assert manifest["localcloud"]["init_cpu"] == "boost"  # init phases on 2 vCPUs, as measured on AWS
     assert "stopped_at" in manifest["localcloud"] and "stopped_at" in manifest["image_server"]
     assert not _alive(int(manifest["localcloud"]["pid"]))
     assert not _alive(int(manifest["image_server"]["pid"]))

@@ -76,3 +76,16 @@ def test_each_variant_measured_prints_its_own_block(monkeypatch, capsys):
     seen.clear()
     workflows.main(["--inference", "onnx"])
     assert seen == [({"preprocessing": "steps", "inference": "onnx"}, ("aws", "off"))]
+
+
+def test_init_cpu_goes_to_every_local_cloud_and_is_printed(monkeypatch, capsys):
+    from swlab.bench import workflows
+
+    seen = []
+    monkeypatch.setattr(workflows, "run", lambda *a, **kw: seen.append(kw) or Figures())
+    assert workflows.main(["--variant", "steps:onnx", "--cpu-model", "aws", "--init-cpu", "memory"]) == 0
+    assert seen[0]["cloud_options"] == {"init_cpu": "memory"}
+    assert "init_cpu: memory" in capsys.readouterr().out.splitlines()
+    seen.clear()
+    workflows.main(["--variant", "steps:onnx"])
+    assert "cloud_options" not in seen[0]  # the local cloud's default (boost)

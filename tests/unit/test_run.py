@@ -338,6 +338,8 @@ def test_run_page_shows_parameters_stages_and_commit():
         ({"cpu_model": "aws", "cpu_share_mechanism": "cgroup-v1"}, "CPU followed memory as on AWS"),
         ({"cpu_model": "aws", "cpu_share_mechanism": "sigstop"}, "stopping and continuing"),
         ({"cpu_model": "off", "cpu_share_mechanism": "off"}, "CPU did not follow memory"),
+        ({"cpu_model": "aws", "cpu_share_mechanism": "cgroup-v1", "init_cpu": "boost"}, "Init phases ran on 2 vCPUs"),
+        ({"cpu_model": "aws", "cpu_share_mechanism": "cgroup-v1", "init_cpu": "memory"}, "got the memory share too"),
         ({"endpoint": "http://127.0.0.1:1"}, "did not report its CPU model"),
         (None, None),
     ],

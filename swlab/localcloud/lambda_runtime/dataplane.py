@@ -10,12 +10,15 @@ metrics, and returns the environment to the pool or ends it. The HTTP side
 Options (``cloud.options``; defaults in :class:`LambdaOptions`): ``idle_ttl_s``,
 ``account_concurrency``, ``python``, ``init_timeout_s``, ``memory_poll_ms``,
 ``runtime_isolation``, ``async_workers``, ``async_retry_delays_s``, ``log_flush_s``, ``log_events_per_group``, ``cpu_model``,
-``cpu_mechanism``.
+``cpu_mechanism``, ``init_cpu``.
 
 CPU follows memory (``cpu_model="aws"``, the default): each environment is attached to the
-:mod:`swlab.localcloud.cpu_share` limiter right after it is spawned, so its init and its invokes
-get :func:`~swlab.localcloud.cpu_share.host_cpu_share` of its memory size; the limit is released
-when the environment ends and the limiter closed at shutdown.
+:mod:`swlab.localcloud.cpu_share` limiter right after it is spawned; its invokes get
+:func:`~swlab.localcloud.cpu_share.host_cpu_share` of its memory size, and its init phase
+(``init_cpu="boost"``, the default) :func:`~swlab.localcloud.cpu_share.init_cpu_share`, the 2 vCPUs AWS
+runs inits on whatever the memory (a published measurement, see that module), or the memory share with
+``init_cpu="memory"``. An init run again inside an invocation (after the 10 s init timeout) is part of
+the invocation: memory share. The limit is released with the environment, the limiter at shutdown.
 """
 
 from __future__ import annotations
@@ -34,7 +37,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from swlab.localcloud import report_lines
-from swlab.localcloud.cpu_share import choose_limiter
+from swlab.localcloud.cpu_share import INIT_CPU_MODES, choose_limiter
 from swlab.localcloud.faults import LAMBDA_KILLS, FaultInjector, Injection
 from swlab.localcloud.lambda_runtime.catalog import FunctionCatalog
 from swlab.localcloud.lambda_runtime.execution_environment import ExecutionEnvironment
@@ -65,6 +68,7 @@ class LambdaOptions:
     log_events_per_group: int = 20000  # oldest events beyond this are dropped (moto keeps logs in memory; 0 = all)
     cpu_model: str = "aws"  # "aws": CPU share follows memory size as on Lambda; "off": every environment unlimited
     cpu_mechanism: str | None = None  # force a limiter: cgroup-v1 | cgroup-v2 | sigstop | off (None: first that works)
+    init_cpu: str = "boost"  # "boost": init phases get INIT_VCPUS whatever the memory, as measured on AWS; "memory"
 
     @classmethod
     def from_options(cls, options: dict[str, Any]) -> "LambdaOptions":
@@ -107,8 +111,10 @@ class LambdaDataPlane:
         self.pool = Pool()
         self.telemetry = Telemetry(options.log_flush_s, options.log_events_per_group)
         self.pump = OutputPump()
+        if options.init_cpu not in INIT_CPU_MODES:
+            raise ValueError(f"init_cpu must be one of {', '.join(INIT_CPU_MODES)}, not {options.init_cpu!r}")
         self.cpu = choose_limiter(options.cpu_model, prefer=options.cpu_mechanism)
-        log.info("Lambda CPU model %s: CPU share follows memory through %s", options.cpu_model, self.cpu.name)
+        log.info("Lambda CPU model %s (init: %s) through %s", options.cpu_model, options.init_cpu, self.cpu.name)
         self.provisioned: Any = None  # the :class:`~.provisioned.ProvisionedConcurrency` mount() attaches
         self.async_invoker: Any = None  # the :class:`~.async_invoke.AsyncInvoker` mount() attaches
         self._async = ThreadPoolExecutor(max_workers=options.async_workers, thread_name_prefix="lambda-async")
@@ -233,7 +239,7 @@ class LambdaDataPlane:
         self._log(env, report_lines.init_report_line(env.init_ms, "timeout") + "\n")
         inv.started = time.perf_counter()
         self._log(env, report_lines.start_line(inv.request_id, spec.version) + "\n", inv)
-        fresh = self._spawn(spec, env.log_stream)
+        fresh = self._spawn(spec, env.log_stream, init_boost=False)
         if fresh.wait_ready(max(0.0, self._remaining_s(inv))):
             fresh.init_ms = None  # its init time is the invocation's Duration, not an Init Duration
             return fresh
@@ -260,10 +266,11 @@ class LambdaDataPlane:
         return f"Init {'timed out after ' + str(limit_s) + ' s' if timed_out else 'failed'} (see the function's logs)"
 
     def _spawn(
-        self, spec: RuntimeSpec, log_stream: str | None = None, provisioned: bool = False
+        self, spec: RuntimeSpec, log_stream: str | None = None, provisioned: bool = False, init_boost: bool = True
     ) -> ExecutionEnvironment:
+        boost = init_boost and self.options.init_cpu == "boost"
         env = ExecutionEnvironment(
-            spec, spec.python, self.catalog.runtime_dir, self.endpoint_url, self._on_output, self.cpu
+            spec, spec.python, self.catalog.runtime_dir, self.endpoint_url, self._on_output, self.cpu, boost
         )
         env.provisioned = provisioned
         env.log_stream = log_stream or env.log_stream
@@ -432,4 +439,8 @@ class LambdaDataPlane:
 
     def health(self) -> dict[str, Any]:
         """What the health endpoint shows of the Lambda data plane."""
-        return {"cpu_model": self.options.cpu_model, "cpu_share_mechanism": self.cpu.name}
+        return {
+            "cpu_model": self.options.cpu_model,
+            "cpu_share_mechanism": self.cpu.name,
+            "init_cpu": self.options.init_cpu,
+        }

@@ -11,9 +11,12 @@ States (:class:`EnvState`): ``INIT`` → ``IDLE`` ⇄ ``BUSY`` → ``DEAD``. ``k
 (any state) and the end of the process's output both lead to ``DEAD``; an
 invocation in flight then ends with the kill's reason (or ``exit``).
 
-CPU: right after the spawn the process group is attached to the data plane's CPU limiter with
-the share its memory size gives (:func:`~swlab.localcloud.cpu_share.host_cpu_share`), so init
-and invokes are both limited; the limit is released when the environment ends.
+CPU: right after the spawn the process group is attached to the data plane's CPU limiter. With
+``init_boost`` its init phase gets :func:`~swlab.localcloud.cpu_share.init_cpu_share` (the vCPUs AWS
+runs an init on, whatever the memory size) and the runtime's first ``/next`` — the end of the init,
+where Init Duration is measured — drops it to the share its memory size gives
+(:func:`~swlab.localcloud.cpu_share.host_cpu_share`) before any invocation is dispatched; without it
+init and invokes both get the memory share. The limit is released when the environment ends.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from enum import Enum
 from pathlib import Path
 from typing import Callable
 
-from swlab.localcloud.cpu_share import Limit, Limiter, NoLimiter, host_cpu_share
+from swlab.localcloud.cpu_share import Limit, Limiter, NoLimiter, host_cpu_share, init_cpu_share
 from swlab.localcloud.lambda_runtime.invocation import Invocation
 from swlab.localcloud.lambda_runtime.memory import TreeRss
 from swlab.localcloud.lambda_runtime.output_pump import LogFrames, OutputPump, PipeLines
@@ -76,6 +79,7 @@ class ExecutionEnvironment:
         endpoint_url: str,
         on_output: Callable[["ExecutionEnvironment", float, str], None],
         cpu: Limiter | None = None,
+        init_boost: bool = False,
     ) -> None:
         self.spec = spec
         self.id = uuid.uuid4().hex
@@ -104,6 +108,7 @@ class ExecutionEnvironment:
         self.tmp_dir = runtime_dir.parent / "tmp" / self.id  # the environment's private /tmp (TMPDIR)
         self._cpu = cpu or NoLimiter()
         self._cpu_limit: Limit | None = None
+        self._boosted = init_boost  # the init phase runs on init_cpu_share until the first /next
 
     # -- lifecycle -------------------------------------------------------------------
     def start(self, pump: OutputPump) -> "ExecutionEnvironment":
@@ -137,12 +142,19 @@ class ExecutionEnvironment:
             raise
         finally:
             os.close(frames_w)
+        mb = self.spec.memory_mb
         try:
-            self._cpu_limit = self._cpu.attach(
-                self.proc.pid, host_cpu_share(self.spec.memory_mb), f"{self.spec.name}-{self.id[:8]}"
+            limit = self._cpu.attach(
+                self.proc.pid,
+                init_cpu_share(mb) if self._boosted else host_cpu_share(mb),
+                f"{self.spec.name}-{self.id[:8]}",
             )
+            with self._lock:
+                self._cpu_limit = limit
         except OSError as exc:  # the process ended already, or the limiter failed: run unlimited, say so
             log.warning("CPU share of environment %s of %s not applied: %s", self.id, self.spec.name, exc)
+        if self.ready.is_set():  # the init ended before the limit was attached
+            self.end_init_boost()
         if self.state is EnvState.DEAD:  # killed while spawning (shutdown): end the process we just started
             os.killpg(self.proc.pid, signal.SIGKILL)
         self._rss = TreeRss(self.proc.pid)
@@ -215,6 +227,18 @@ class ExecutionEnvironment:
                     pass
         return total
 
+    def end_init_boost(self) -> None:
+        """The init phase is over: from now on the environment gets its memory's share (once; no-op unboosted)."""
+        with self._lock:
+            limit = self._cpu_limit if self._boosted else None
+            if limit is not None:
+                self._boosted = False
+        if limit is not None:
+            try:
+                limit.set_share(host_cpu_share(self.spec.memory_mb))
+            except OSError as exc:  # the group is gone (the process ended meanwhile)
+                log.warning("CPU share of environment %s of %s not lowered: %s", self.id, self.spec.name, exc)
+
     def release(self) -> None:
         """Once the process is reaped (``_exited``, shutdown): the CPU limit (its cgroup) and the /tmp go."""
         with self._lock:
@@ -263,6 +287,7 @@ class ExecutionEnvironment:
     def runtime_next(self) -> None:
         if not self.ready.is_set():
             self.init_ms = (time.perf_counter() - self.spawned_at) * 1000
+            self.end_init_boost()  # before the environment can be handed an invocation
             with self._lock:
                 if self.state is EnvState.INIT:
                     self.state = EnvState.IDLE

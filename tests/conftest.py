@@ -72,13 +72,25 @@ def chromium() -> str:
         pytest.skip(f"rendered-page check skipped: headless Chromium not found; {INSTALL_HINT}")
 
 
-# ---- parallel runs (pytest-xdist, ``scripts/test`` runs ``-n 2 --dist loadgroup``) ------------------------
+# ---- parallel runs (pytest-xdist, ``scripts/test`` runs ``-n 3 --dist loadgroup --no-loadscope-reorder``) ---
 # Tests travel to a worker by file (a module's fixtures run once), except where a file says otherwise:
 # the e2e files that share the session's deployed stack travel together (one deploy, and the stack's
 # teardown test last), and a file may split its tests with its own ``xdist_group`` marks (the notebooks'
 # papermill run and nbval's run are two independent lab runs).
 SHARED_STACK_GROUP = "e2e-shared-stack"
 E2E_SELF_CONTAINED = {"test_notebooks.py", "test_experiments_e2e.py", "test_run_robustness.py"}
+# Groups start in the order of their first test. The longest go first (measured on the quiet machine, seconds
+# of one worker: experiments e2e ~280, the robustness runs ~140, the notebooks' papermill run ~130, the shared
+# stack ~100, nbval ~80), so that the many short files fill the workers' time around them instead of one long
+# group starting last and running alone; ``--no-loadscope-reorder`` keeps xdist from re-sorting groups by
+# their number of tests (which put the one-test experiments e2e last).
+LONGEST_GROUPS = (
+    "e2e/test_experiments_e2e.py",
+    "e2e/test_run_robustness.py",
+    "e2e/test_notebooks.py",
+    SHARED_STACK_GROUP,
+    "nbval",
+)
 
 
 # xdist's worker names each test's group in its id (``tests/x.py::test_a@group``, what ``--dist loadgroup``
@@ -90,6 +102,7 @@ E2E_SELF_CONTAINED = {"test_notebooks.py", "test_experiments_e2e.py", "test_run_
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
     e2e = Path(__file__).parent / "e2e"
+    groups: dict[pytest.Item, str] = {}
     for item in items:
         mark = item.get_closest_marker("xdist_group")
         if mark:
@@ -99,5 +112,8 @@ def pytest_collection_modifyitems(config, items):
             shared = path.parent == e2e and path.name not in E2E_SELF_CONTAINED
             group = SHARED_STACK_GROUP if shared else str(path.relative_to(e2e.parent))
             item.add_marker(pytest.mark.xdist_group(group))
+        groups[item] = group
         if getattr(config.option, "loadgroup", False) and "@" not in item.nodeid:
             item._id = NodeId.parse(f"{item.nodeid}@{group}")
+    first = {group: rank for rank, group in enumerate(LONGEST_GROUPS)}
+    items.sort(key=lambda item: first.get(groups[item], len(first)))  # stable: a group's own order is kept

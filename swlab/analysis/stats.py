@@ -125,7 +125,10 @@ def cold_warm_table(invocations: pd.DataFrame, quantiles: Iterable[float] = (0.5
             ("duration_warm", duration, False),
             ("duration_cold", duration, True),
         ):
-            np.copyto(rows_of, cold) if of_cold else np.greater(in_fn, is_cold, out=rows_of)  # warm: in_fn, not cold
+            if of_cold:
+                np.copyto(rows_of, cold)
+            else:
+                np.greater(in_fn, is_cold, out=rows_of)  # warm: in the function and not cold
             rows_of &= np.logical_not(np.isnan(values, out=known), out=known)
             x = values[rows_of]  # a copy, which quantile may reorder in place
             for q in quantiles:

@@ -34,7 +34,6 @@ from typing import Any
 
 from swlab.analysis.experiment_cold import cold_start_table, has_provisioned, provisioned_table
 from swlab.analysis.experiment_common import MODELS
-from swlab.analysis.experiment_load import load_table
 from swlab.analysis.experiment_memory import (
     default_sizes,
     memory_choices,
@@ -108,13 +107,13 @@ def memory_figures(points: list[PointData], manifest: dict[str, Any]) -> list[tu
 
 
 def drain_figures(points: list[PointData]) -> list[tuple[str, str]]:
-    """The drain wait of every load point (:func:`~swlab.analysis.experiment_load.load_table`'s ``drain_s``)."""
-    loads = [p for p in points if p.ok and p.record.get("mode", "load") == "load"]
+    """The drain wait of every load point, from its record's ``drained`` (seconds waited, executions still
+    running when the runner gave up): what the load page's table shows as ``drain_s``, without its latencies."""
     waits: list[tuple[float, int, PointData]] = []
-    for p in loads:
-        row = load_table([p])
-        if "drain_s" in row and row["drain_s"].notna().any():
-            waits.append((float(row["drain_s"].iloc[0]), int(row["running_at_collect"].fillna(0).iloc[0]), p))
+    for p in points:
+        drained = p.record.get("drained") or {}
+        if p.ok and p.record.get("mode", "load") == "load" and drained.get("waited_s") is not None:
+            waits.append((float(drained["waited_s"]), int(drained.get("running", 0)), p))
     if not waits:
         return [("drain_wait_s", "n/a (no load point recorded a drain)")]
     seconds, _, worst = max(waits, key=lambda w: w[0])
